@@ -1,0 +1,1 @@
+"""Model backends: a small batch-first surface (generate, loglikelihood)."""

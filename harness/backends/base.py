@@ -1,0 +1,78 @@
+"""The backend contract. Capabilities a backend lacks raise BackendError; nothing falls back silently."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    """Decoding settings passed to generate()."""
+
+    max_new_tokens: int = 64
+    temperature: float = 0.0
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+    batch_size: int = 8
+    seed: int = 1234
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One generated output with its accounting."""
+
+    text: str
+    prompt_tokens: int
+    output_tokens: int
+    latency_s: float
+    """Wall time of the batch this output was generated in, divided by the batch size."""
+
+
+@dataclass(frozen=True)
+class Loglikelihood:
+    """log P(continuation | context) summed over the continuation's tokens (lm-eval's definition)."""
+
+    logprob: float
+    is_greedy: bool
+    """Whether greedy decoding would have produced exactly this continuation."""
+    n_tokens: int
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """What is recorded with each run about the serving side."""
+
+    name: str
+    device: str = "cpu"
+    dtype: str = "float32"
+    details: dict = field(default_factory=dict, hash=False)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What the evaluator needs from a model."""
+
+    info: BackendInfo
+
+    def generate(self, prompts: list[str], config: GenerationConfig) -> list[Generation]:
+        """Generate one output per prompt."""
+        ...
+
+    def loglikelihood(self, requests: list[tuple[str, str]]) -> list[Loglikelihood]:
+        """Score many (context, continuation) pairs at once."""
+        ...
+
+    def close(self) -> None:
+        """Release memory."""
+        ...
+
+
+def apply_stop(text: str, stop: tuple[str, ...]) -> str:
+    """Cut `text` at the earliest stop string."""
+    cut = len(text)
+    for s in stop:
+        i = text.find(s)
+        if i != -1:
+            cut = min(cut, i)
+    return text[:cut]

@@ -1,0 +1,80 @@
+"""A deterministic fake backend shipped in the library, so the real pipeline runs end to end
+in tests and dry runs without a model (in the spirit of inspect_ai's mockllm)."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+
+from harness.backends.base import BackendInfo, Generation, GenerationConfig, Loglikelihood, apply_stop
+
+
+def _unit(text: str) -> float:
+    """A stable pseudo-random number in [0, 1) derived from text."""
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") / 2**64
+
+
+@dataclass
+class FakeBackend:
+    """Options (all optional):
+
+    - outputs: list of strings returned in order, cycling (scripted generations);
+    - responses: mapping of substring -> output; the first substring found in the prompt wins;
+    - default_output: returned when nothing else matches (default: a hash-derived phrase);
+    - favour: continuations that get +10 log-likelihood (to script multiple-choice answers);
+    - delay_s: seconds slept per generated output (latency tests).
+    """
+
+    outputs: list[str] | None = None
+    responses: dict[str, str] | None = None
+    default_output: str | None = None
+    favour: list[str] | None = None
+    delay_s: float = 0.0
+    name: str = "fake"
+
+    def __post_init__(self):
+        self.info = BackendInfo(name="fake", device="none", dtype="none")
+        self._cursor = 0
+        self.calls: list[tuple[str, int]] = []
+
+    def generate(self, prompts: list[str], config: GenerationConfig) -> list[Generation]:
+        self.calls.append(("generate", len(prompts)))
+        results = []
+        for prompt in prompts:
+            start = time.perf_counter()
+            if self.delay_s:
+                time.sleep(self.delay_s)
+            text = apply_stop(self._output_for(prompt), config.stop)
+            words = text.split()
+            results.append(Generation(text, len(prompt.split()), len(words), time.perf_counter() - start))
+        return results
+
+    def _output_for(self, prompt: str) -> str:
+        if self.responses:
+            for needle, out in self.responses.items():
+                if needle in prompt:
+                    return out
+        if self.outputs:
+            out = self.outputs[self._cursor % len(self.outputs)]
+            self._cursor += 1
+            return out
+        if self.default_output is not None:
+            return self.default_output
+        words = ["bright", "coffee", "morning", "roast", "fresh", "cup", "team", "today", "new", "warm"]
+        h = hashlib.sha256((self.name + prompt).encode()).digest()
+        return " ".join(words[b % len(words)] for b in h[:8])
+
+    def loglikelihood(self, requests: list[tuple[str, str]]) -> list[Loglikelihood]:
+        self.calls.append(("loglikelihood", len(requests)))
+        favour = set(self.favour or [])
+        out = []
+        for context, continuation in requests:
+            lp = -1.0 - 5.0 * _unit(self.name + context + "\x00" + continuation)
+            if continuation.strip() in favour or continuation in favour:
+                lp += 10.0
+            out.append(Loglikelihood(lp, lp > -1.5, max(1, len(continuation.split()))))
+        return out
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,177 @@
+"""The transformers backend (CPU now, CUDA when present).
+
+Log-likelihoods follow lm-eval's HFLM exactly (tokenisation of the context/continuation
+pair, left truncation, summed log-softmax over continuation tokens, greedy check), so our
+acc/acc_norm are lm-eval's numbers; tests compare the two on a tiny model.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from harness.backends.base import BackendInfo, Generation, GenerationConfig, Loglikelihood, apply_stop
+from harness.progress import progress
+
+log = logging.getLogger(__name__)
+
+
+class HFBackend:
+    """A causal LM from a local directory, optionally with LoRA adapters applied in order."""
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        adapters: list[str | Path] | tuple = (),
+        dtype: str = "float32",
+        device: str | None = None,
+        max_length: int | None = None,
+        batch_size: int = 8,
+        model=None,
+        tokenizer=None,
+    ):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.batch_size = batch_size
+        if model is None:
+            start = time.perf_counter()
+            tokenizer = AutoTokenizer.from_pretrained(str(model_path))
+            model = AutoModelForCausalLM.from_pretrained(str(model_path), dtype=getattr(torch, dtype))
+            for adapter in adapters:
+                from harness.errors import require
+
+                peft = require("peft", "LoRA adapters", "train")
+                model = peft.PeftModel.from_pretrained(model, str(adapter))
+            log.info("loaded %s%s in %.1fs", model_path, f" + {len(adapters)} adapter(s)" if adapters else "", time.perf_counter() - start)
+        self.model = model.to(self.device).eval()
+        self.tokenizer = tokenizer
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.max_length = max_length or _model_max_length(model)
+        self.info = BackendInfo(name="hf", device=self.device, dtype=str(next(model.parameters()).dtype).replace("torch.", ""),
+                                details={"model_path": str(model_path), "adapters": [str(a) for a in adapters], "max_length": self.max_length})
+
+    # -- tokenisation, as lm-eval's HFLM does it -------------------------------------------
+    def _encode(self, text: str) -> list[int]:
+        bos = self.tokenizer.bos_token
+        if bos and text.startswith(bos):
+            # lm-eval: a string that already starts with BOS gets no second one.
+            return self.tokenizer.encode(text, add_special_tokens=False)
+        return self.tokenizer.encode(text)
+
+    def encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
+        """lm-eval's `_encode_pair`: trailing spaces move to the continuation; encode whole and split."""
+        if context == "":
+            cont = self.tokenizer.encode(continuation, add_special_tokens=False)
+            prefix = self.tokenizer.bos_token_id if self.tokenizer.bos_token_id is not None else self.tokenizer.eos_token_id
+            return ([prefix], cont) if prefix != cont[0] else (cont[:1], cont[1:])
+        n_spaces = len(context) - len(context.rstrip())
+        if n_spaces:
+            continuation = context[-n_spaces:] + continuation
+            context = context[:-n_spaces]
+        whole = self._encode(context + continuation)
+        ctx = self._encode(context)
+        return ctx, whole[len(ctx):]
+
+    # -- log-likelihood ----------------------------------------------------------------------
+    def loglikelihood(self, requests: list[tuple[str, str]]) -> list[Loglikelihood]:
+        """Batch-first scoring. Requests whose model input is identical (e.g. the four
+        one-token answer letters of an MMLU item) share one forward pass."""
+        import torch
+
+        encoded = [self.encode_pair(c, x) for c, x in requests]
+        # The model sees (context + continuation)[-(max_length+1):][:-1], as in lm-eval.
+        inputs: dict[tuple[int, ...], int] = {}
+        plan = []
+        for ctx, cont in encoded:
+            if not cont:
+                raise ValueError("empty continuation after tokenisation")
+            inp = tuple((ctx + cont)[-(self.max_length + 1):][:-1])
+            plan.append((inputs.setdefault(inp, len(inputs)), cont))
+        unique = list(inputs)
+        # For each unique input, how many trailing positions any of its requests needs.
+        need = [0] * len(unique)
+        for idx, cont in plan:
+            need[idx] = max(need[idx], len(cont))
+        order = sorted(range(len(unique)), key=lambda i: -len(unique[i]))
+        logprobs: dict[int, torch.Tensor] = {}
+        pad = self.tokenizer.pad_token_id
+        for start in progress(range(0, len(order), self.batch_size), desc="loglikelihood", unit="batch"):
+            batch = order[start:start + self.batch_size]
+            width = max(len(unique[i]) for i in batch)
+            keep = max(need[i] for i in batch)
+            ids = torch.full((len(batch), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for row, i in enumerate(batch):
+                seq = unique[i]
+                ids[row, width - len(seq):] = torch.tensor(seq)
+                mask[row, width - len(seq):] = 1
+            # Left padding keeps every row's continuation at the end, so only the last
+            # `keep` positions need the (vocabulary-sized) output projection.
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            with torch.no_grad():
+                out = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                                 position_ids=positions.to(self.device), logits_to_keep=keep)
+            lp = torch.log_softmax(out.logits.float(), dim=-1).cpu()
+            for row, i in enumerate(batch):
+                logprobs[i] = lp[row, -need[i]:]
+        results = []
+        for idx, cont in plan:
+            lp = logprobs[idx][-len(cont):]
+            target = torch.tensor(cont).unsqueeze(-1)
+            total = float(torch.gather(lp, 1, target).sum())
+            greedy = bool((lp.argmax(-1) == target.squeeze(-1)).all())
+            results.append(Loglikelihood(total, greedy, len(cont)))
+        return results
+
+    # -- generation ----------------------------------------------------------------------------
+    def generate(self, prompts: list[str], config: GenerationConfig) -> list[Generation]:
+        import torch
+
+        tok = self.tokenizer
+        tok.padding_side = "left"
+        order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+        results: dict[int, Generation] = {}
+        if config.temperature > 0:
+            torch.manual_seed(config.seed)
+        for start in progress(range(0, len(order), config.batch_size), desc="generate", unit="batch"):
+            batch = order[start:start + config.batch_size]
+            enc = tok([prompts[i] for i in batch], return_tensors="pt", padding=True)
+            enc = {k: v.to(self.device) for k, v in enc.items()}
+            kwargs = dict(max_new_tokens=config.max_new_tokens, pad_token_id=tok.pad_token_id)
+            if config.temperature > 0:
+                kwargs.update(do_sample=True, temperature=config.temperature, top_p=config.top_p)
+            else:
+                kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+            if config.stop:
+                kwargs.update(stop_strings=list(config.stop), tokenizer=tok)
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                out = self.model.generate(**enc, **kwargs)
+            elapsed = time.perf_counter() - t0
+            width = enc["input_ids"].shape[1]
+            for row, i in enumerate(batch):
+                text = apply_stop(tok.decode(out[row, width:], skip_special_tokens=True), config.stop)
+                n_prompt = int(enc["attention_mask"][row].sum())
+                n_out = len(tok.encode(text, add_special_tokens=False)) if text else 0
+                results[i] = Generation(text, n_prompt, n_out, elapsed / len(batch))
+        return [results[i] for i in range(len(prompts))]
+
+    def close(self) -> None:
+        import gc
+
+        self.model = None
+        gc.collect()
+
+
+def _model_max_length(model) -> int:
+    # lm-eval's default when the config names none is 2048; very long windows (Gemma: 32k)
+    # are capped there too, since nothing in a benchmark prompt needs more.
+    for attr in ("max_position_embeddings", "n_positions", "seq_length"):
+        value = getattr(model.config, attr, None)
+        if value:
+            return min(int(value), 2048)
+    return 2048

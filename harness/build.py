@@ -1,0 +1,95 @@
+"""`harness build`: produce variants from a models file, in lineage order, content-addressed.
+
+A variant's key hashes its recipe config, its training data, its parent's key and the versions
+of the libraries that train it; an unchanged variant is reused, never retrained."""
+
+from __future__ import annotations
+
+import json
+import logging
+import resource
+import shutil
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from harness.config.models import lineage, load_models
+from harness.errors import ConfigError, UnknownNameError
+from harness.recipes import BuildContext, ParentModel, recipe_for
+from harness.store.db import Store, VariantRow
+from harness.variants import child_model, hash_files, prepare_base, variant_key
+
+log = logging.getLogger(__name__)
+
+@dataclass(frozen=True)
+class BuildOutcome:
+    name: str
+    key: str
+    reused: bool
+    artifact_path: str
+    wall_s: float
+
+
+def artifacts_dir(store_path: Path) -> Path:
+    """Artifacts live beside the store, so one directory holds a workspace's state."""
+    return store_path.parent / "artifacts"
+
+
+def build_models(models_path: Path, store_path: Path, only: list[str] | None = None, force: bool = False) -> list[BuildOutcome]:
+    """Build the named variants (default: all) and every missing ancestor, parents first."""
+    spec = load_models(models_path)
+    by_name = {v.name: v for v in spec.variants}
+    wanted = only or list(by_name)
+    for name in wanted:
+        if name not in by_name and name != spec.base.name:
+            raise UnknownNameError("variant", name, [spec.base.name, *by_name], where=str(models_path))
+    needed = {n for name in wanted for n in lineage(spec, name)}
+    order = [v for v in spec.variants if v.name in needed]
+    # Validate every config and data file before anything is loaded or trained.
+    plans = []
+    for variant in order:
+        recipe = recipe_for(variant.method)
+        config = recipe.parse_config(variant.config, f"{models_path}: variants.{variant.name}.config")
+        plans.append((variant, recipe, config, hash_files(recipe.data_files(config, models_path))))
+    if plans and spec.base.source == "fake":
+        raise ConfigError(f"{models_path}: base.source is 'fake', which can't be trained; use embedded, hf_dir or gguf")
+
+    outcomes = []
+    with Store(store_path) as store:
+        parents: dict[str, ParentModel] = {spec.base.name: prepare_base(spec.base, models_path, store)}
+        for variant, recipe, config, data_hash in plans:
+            parent = parents[variant.parent]
+            recipe_hash, key = variant_key(variant.method, config, data_hash, parent.key)
+            out_dir = artifacts_dir(store_path) / f"{variant.name}-{key}"
+            row = store.variant_by_key(key)
+            start = time.perf_counter()
+            if row is not None and out_dir.is_dir() and not force:
+                log.info("%s: unchanged (key %s), reusing %s", variant.name, key, out_dir)
+                kind = row["artifact_kind"]
+                reused = True
+            else:
+                log.info("%s: building with %s on top of %s (key %s)", variant.name, variant.method, parent.name, key)
+                tmp = out_dir.with_name(out_dir.name + ".tmp")
+                shutil.rmtree(tmp, ignore_errors=True)
+                tmp.mkdir(parents=True)
+                result = recipe.build(BuildContext(variant.name, config, parent, tmp, models_path))
+                shutil.rmtree(tmp / "trainer", ignore_errors=True)  # trainer scratch, not part of the artifact
+                shutil.rmtree(out_dir, ignore_errors=True)
+                tmp.rename(out_dir)  # only a finished build appears under its key
+                wall = time.perf_counter() - start
+                kind = result.artifact
+                store.upsert_variant(VariantRow(
+                    variant_key=key, name=variant.name, parent_key=parent.key, parent_name=parent.name,
+                    method=variant.method, recipe_hash=recipe_hash, data_hash=data_hash, artifact_kind=kind,
+                    artifact_path=str(out_dir.resolve()), artifact_bytes=sum(p.stat().st_size for p in out_dir.rglob("*") if p.is_file()),
+                    trainable_params=result.trainable_params, total_params=result.total_params,
+                    train_curve=json.dumps(result.train_curve), metrics=json.dumps(result.metrics), wall_s=wall,
+                    peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, device=result.device,
+                    fallback=result.fallback, config=json.dumps(config.model_dump(), sort_keys=True),
+                    created_at=datetime.now(timezone.utc).replace(tzinfo=None)))
+                log.info("%s: built in %.0fs -> %s", variant.name, wall, out_dir)
+                reused = False
+            parents[variant.name] = child_model(parent, variant.name, key, kind, out_dir)
+            outcomes.append(BuildOutcome(variant.name, key, reused, str(out_dir), time.perf_counter() - start))
+    return outcomes

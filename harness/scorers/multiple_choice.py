@@ -1,0 +1,26 @@
+"""lm-eval's multiple-choice metrics over per-option log-likelihoods."""
+
+from __future__ import annotations
+
+from harness.backends.base import Loglikelihood
+from harness.scorers import scorer
+from harness.tasks import Sample
+
+
+def _argmax(values: list[float]) -> int:
+    # First maximum wins on ties, as numpy.argmax does in lm-eval.
+    return max(range(len(values)), key=lambda i: (values[i], -i))
+
+
+@scorer(task_types=("multiple_choice",), metrics=("acc",))
+def acc(sample: Sample, output: list[Loglikelihood]) -> dict[str, float]:
+    """1 when the option with the highest summed log-likelihood is the gold one."""
+    return {"acc": float(_argmax([o.logprob for o in output]) == sample.gold)}
+
+
+@scorer(task_types=("multiple_choice",), metrics=("acc_norm",))
+def acc_norm(sample: Sample, output: list[Loglikelihood]) -> dict[str, float]:
+    """Like acc, with each log-likelihood divided by its option's length in characters
+    (lm-eval's `len(choice)`, which is the byte length for ASCII options)."""
+    lengths = [max(1, len(c.lstrip())) for c in sample.continuations]
+    return {"acc_norm": float(_argmax([o.logprob / n for o, n in zip(output, lengths)]) == sample.gold)}

@@ -1,0 +1,13 @@
+"""Exact-match scoring for generation tasks."""
+
+from __future__ import annotations
+
+from harness.backends.base import Generation
+from harness.scorers import scorer
+from harness.tasks import Sample
+
+
+@scorer(task_types=("generation",), metrics=("exact_match",))
+def exact_match(sample: Sample, output: Generation) -> dict[str, float]:
+    """1 when the output equals the reference after stripping surrounding whitespace."""
+    return {"exact_match": float(output.text.strip() == (sample.reference or "").strip())}

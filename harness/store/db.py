@@ -1,0 +1,207 @@
+"""Open the store, apply migrations, write one task run per transaction, read with bound parameters."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from harness.errors import StoreError
+from harness.store.migrations import MIGRATIONS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One evaluation of one task on one variant."""
+
+    run_id: str
+    run_key: str
+    suite: str
+    suite_hash: str
+    task: str
+    task_type: str
+    variant: str
+    variant_key: str
+    backend: str
+    device: str
+    dtype: str
+    data_hash: str
+    prompt_hash: str
+    generation_config: str
+    seed: int
+    harness_version: str
+    git_commit: str | None
+    started_at: datetime
+    wall_s: float
+    n_samples: int
+
+
+@dataclass(frozen=True)
+class SampleRow:
+    run_id: str
+    sample_id: str
+    prompt: str
+    reference: str | None
+    output: str | None
+    details: str
+
+
+@dataclass(frozen=True)
+class ScoreRow:
+    run_id: str
+    sample_id: str
+    scorer: str
+    metric: str
+    value: float | None
+
+
+@dataclass(frozen=True)
+class VariantRow:
+    """A built (or base) model, with its lineage and build record."""
+
+    variant_key: str
+    name: str
+    parent_key: str | None
+    parent_name: str | None
+    method: str
+    recipe_hash: str | None
+    data_hash: str | None
+    artifact_kind: str
+    artifact_path: str | None
+    artifact_bytes: int | None
+    trainable_params: int | None
+    total_params: int | None
+    train_curve: str | None
+    metrics: str | None
+    wall_s: float | None
+    peak_rss_mb: float | None
+    device: str | None
+    fallback: str | None
+    config: str | None
+    created_at: datetime
+
+
+class Store:
+    """A DuckDB file. One process writes; readers open read_only=True."""
+
+    def __init__(self, path: Path, read_only: bool = False):
+        import duckdb
+
+        self.path = path
+        if read_only and not path.exists():
+            raise StoreError(f"{path}: no results store here yet", hint="run `harness run ...` first, or pass --store")
+        if not read_only:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.con = duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            raise StoreError(f"{path}: cannot open the store: {exc}", hint="is another harness process writing to it?") from None
+        if not read_only:
+            self._migrate()
+        elif self._applied() != [name for name, _ in MIGRATIONS]:
+            raise StoreError(f"{path}: store schema is older than this harness", hint="run any writing command (e.g. `harness run`) to migrate it")
+
+    def _applied(self) -> list[str]:
+        exists = self.con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'").fetchone()[0]
+        if not exists:
+            return []
+        return [r[0] for r in self.con.execute("SELECT name FROM schema_migrations ORDER BY id").fetchall()]
+
+    def _migrate(self) -> None:
+        self.con.execute("CREATE TABLE IF NOT EXISTS schema_migrations (id INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMP)")
+        applied = set(self._applied())
+        for i, (name, sql) in enumerate(MIGRATIONS, start=1):
+            if name in applied:
+                continue
+            self.con.execute("BEGIN")
+            try:
+                self.con.execute(sql)
+                self.con.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", [i, name, _now()])
+                self.con.execute("COMMIT")
+            except Exception:
+                self.con.execute("ROLLBACK")
+                raise
+            log.debug("applied migration %s", name)
+
+    # -- writes -----------------------------------------------------------------------------
+    def write_task_run(self, run: RunRow, samples: list[SampleRow], scores: list[ScoreRow]) -> None:
+        """One transaction per task: the run, its samples and its scores land together or not at all."""
+        self.con.execute("BEGIN")
+        try:
+            self._insert("runs", [run])
+            self._insert("samples", samples)
+            self._insert("scores", scores)
+            self.con.execute("COMMIT")
+        except Exception:
+            self.con.execute("ROLLBACK")
+            raise
+
+    def upsert_variant(self, row: VariantRow) -> None:
+        self.con.execute("BEGIN")
+        try:
+            self.con.execute("DELETE FROM variants WHERE variant_key = ?", [row.variant_key])
+            self._insert("variants", [row])
+            self.con.execute("COMMIT")
+        except Exception:
+            self.con.execute("ROLLBACK")
+            raise
+
+    def _insert(self, table: str, rows: list) -> None:
+        if not rows:
+            return
+        import pyarrow as pa
+
+        # Bulk insert BY NAME from an Arrow table: column order can't silently shift.
+        arrow = pa.Table.from_pylist([asdict(r) for r in rows])
+        self.con.register("_incoming", arrow)
+        try:
+            self.con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _incoming")  # table is a code constant
+        finally:
+            self.con.unregister("_incoming")
+
+    # -- reads ------------------------------------------------------------------------------
+    def query(self, sql: str, params: list[Any] | None = None) -> list[dict]:
+        """Run SQL with bound parameters; rows as dicts."""
+        cur = self.con.execute(sql, params or [])
+        cols = [d[0] for d in cur.description]
+        return [dict(zip(cols, row)) for row in cur.fetchall()]
+
+    def find_run(self, run_key: str) -> dict | None:
+        rows = self.query("SELECT * FROM runs WHERE run_key = ? ORDER BY started_at DESC LIMIT 1", [run_key])
+        return rows[0] if rows else None
+
+    def variant(self, name: str) -> dict | None:
+        """The newest build of a variant name."""
+        rows = self.query("SELECT * FROM variants WHERE name = ? ORDER BY created_at DESC LIMIT 1", [name])
+        return rows[0] if rows else None
+
+    def variant_by_key(self, key: str) -> dict | None:
+        rows = self.query("SELECT * FROM variants WHERE variant_key = ?", [key])
+        return rows[0] if rows else None
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def open_store(path: Path | str, read_only: bool = False) -> Store:
+    return Store(Path(path), read_only=read_only)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def to_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)

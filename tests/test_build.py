@@ -1,0 +1,116 @@
+"""`harness build` on the tiny model: LoRA SFT trains, saves, reloads, changes outputs; lineage; cache hits."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import pytest
+
+from harness.backends.base import GenerationConfig
+from harness.cli import main
+from tests.conftest import REPO, write
+
+MODELS = """
+base: {{name: tiny, source: hf_dir, path: {model}}}
+variants:
+  - name: tiny-sft
+    parent: tiny
+    method: sft_lora
+    config:
+      data:
+        path: {data}
+        validation_path: {val}
+        prompt: "Write a tweet for Lumen Coffee.\\nBrief: {{{{ topic }}}}\\nTweet:"
+        completion: " {{{{ tweet }}}}"
+      lora: {{r: 4, alpha: 8, target_modules: [q_proj, v_proj]}}
+      training: {{learning_rate: 0.01, max_steps: {steps}, batch_size: 4, max_length: 48, logging_steps: 1}}
+"""
+
+
+def models_file(ws, model_dir, steps=4):
+    return write(ws / "models" / "tiny.yaml", MODELS.format(model=model_dir, data=REPO / "data" / "brand" / "train.jsonl",
+                                                           val=REPO / "data" / "brand" / "validation.jsonl", steps=steps))
+
+
+@pytest.fixture
+def built(workspace, tiny_model_dir):
+    models = models_file(workspace, tiny_model_dir)
+    assert main(["build", str(models), "--store", str(workspace / "h.duckdb")]) == 0
+    return workspace, models
+
+
+def test_sft_records_lineage_and_training(built):
+    ws, _ = built
+    con = duckdb.connect(str(ws / "h.duckdb"), read_only=True)
+    rows = con.execute("SELECT name, parent_name, method, artifact_kind, artifact_path, trainable_params, total_params, "
+                       "train_curve, metrics, wall_s, peak_rss_mb, parent_key FROM variants ORDER BY created_at").fetchall()
+    assert [(r[0], r[1], r[2], r[3]) for r in rows] == [("tiny", None, "base", "base"), ("tiny-sft", "tiny", "sft_lora", "adapter")]
+    sft = rows[1]
+    assert 0 < sft[5] < sft[6]
+    curve = json.loads(sft[7])
+    assert len([p for p in curve if "loss" in p]) == 4
+    assert "eval_loss" in json.loads(sft[8])
+    assert sft[9] > 0 and sft[10] > 0
+    assert sft[11] == con.execute("SELECT variant_key FROM variants WHERE name = 'tiny'").fetchone()[0]
+
+
+def test_adapter_reloads_and_changes_outputs(built, tiny_model_dir):
+    import torch
+
+    from harness.backends.hf import HFBackend
+
+    ws, _ = built
+    con = duckdb.connect(str(ws / "h.duckdb"), read_only=True)
+    adapter = con.execute("SELECT artifact_path FROM variants WHERE name = 'tiny-sft'").fetchone()[0]
+    base = HFBackend(tiny_model_dir)
+    tuned = HFBackend(tiny_model_dir, adapters=[adapter])
+    pair = [("Write a tweet for Lumen Coffee.\nBrief: a rainy morning\nTweet:", " A rainy morning calls for a warm cup.")]
+    assert tuned.loglikelihood(pair)[0].logprob != pytest.approx(base.loglikelihood(pair)[0].logprob, abs=1e-3)
+    # merging the adapter into the base gives the same logits (what serving a merged model relies on)
+    merged = tuned.model.merge_and_unload()
+    ids = tuned.tokenizer(pair[0][0], return_tensors="pt").input_ids
+    fresh = HFBackend(tiny_model_dir, adapters=[adapter]).model
+    with torch.no_grad():
+        assert torch.allclose(merged(ids).logits, fresh(ids).logits, atol=1e-4)
+    gen = tuned.generate([pair[0][0]], GenerationConfig(max_new_tokens=5))
+    assert len(gen) == 1
+
+
+def test_unchanged_rebuild_is_a_cache_hit_and_a_change_rebuilds(built, tiny_model_dir, capsys):
+    ws, models = built
+    capsys.readouterr()
+    assert main(["build", str(models), "--store", str(ws / "h.duckdb")]) == 0
+    assert "tiny-sft: reused" in capsys.readouterr().out
+    models_file(ws, tiny_model_dir, steps=2)
+    assert main(["build", str(models), "--store", str(ws / "h.duckdb")]) == 0
+    assert "tiny-sft: built" in capsys.readouterr().out
+
+
+def test_run_before_build_says_how_to_fix(workspace, tiny_model_dir, capsys):
+    models = models_file(workspace, tiny_model_dir)
+    code = main(["run", str(workspace / "suites" / "gen.yaml"), "--models", str(models), "--store", str(workspace / "h.duckdb")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "variant 'tiny-sft' is not built" in err and "harness build" in err
+
+
+def test_end_to_end_build_run_report_gate(built, capsys):
+    ws, models = built
+    store = str(ws / "h.duckdb")
+    suites = [str(ws / "suites" / "mc.yaml"), str(ws / "suites" / "gen.yaml")]
+    assert main(["run", *suites, "--models", str(models), "--store", store, "--limit", "4"]) == 0
+    con = duckdb.connect(store, read_only=True)
+    assert con.execute("SELECT count(DISTINCT variant), count(*) FROM runs").fetchone() == (2, 4)
+    con.close()
+    report = write(ws / "reports" / "tiny.yaml", """
+        title: tiny
+        variants: [tiny, tiny-sft]
+        gate:
+          - {variant: tiny-sft, baseline: tiny, task: quiz, metric: acc, max_drop: 1.0}
+        """)
+    assert main(["report", str(report), "--store", store]) == 0
+    assert (ws / "reports").exists() and (ws / "h.duckdb").parent.joinpath("reports", "tiny.html").exists()
+    assert main(["gate", str(report), "--store", store]) == 0
+    assert main(["list", "variants", "--store", store]) == 0
+    assert "└─ tiny-sft [sft_lora" in capsys.readouterr().out

@@ -1,0 +1,71 @@
+"""`harness run` with the fake backend: rows per sample x scorer, provenance, caching."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import pytest
+
+from harness.cli import main
+from tests.conftest import write
+
+
+@pytest.fixture
+def fake_models(workspace):
+    return write(workspace / "models" / "fake.yaml", 'base: {name: fake-a, source: fake, options: {favour: ["A"]}}\n')
+
+
+def run(workspace, models, *extra):
+    return main(["run", str(workspace / "suites" / "mc.yaml"), str(workspace / "suites" / "gen.yaml"),
+                 "--models", str(models), "--store", str(workspace / "h.duckdb"), *extra])
+
+
+def test_every_sample_and_scorer_is_a_row(workspace, fake_models):
+    assert run(workspace, fake_models) == 0
+    con = duckdb.connect(str(workspace / "h.duckdb"), read_only=True)
+    runs = con.execute("SELECT task, n_samples, variant, backend, seed, harness_version, data_hash, prompt_hash, "
+                       "suite_hash, variant_key, generation_config FROM runs ORDER BY task").fetchall()
+    assert [(r[0], r[1], r[2], r[3]) for r in runs] == [("quiz", 20, "fake-a", "fake"), ("tweets", 6, "fake-a", "fake")]
+    assert all(r[4] == 1234 and r[5] and r[6] and r[7] and r[8] and r[9] for r in runs)
+    assert json.loads(runs[1][10])["max_new_tokens"] == 8 and runs[0][10] is None
+    # quiz: 20 samples x (acc, acc_norm); tweets: 6 samples x (rouge1, rouge2, rougeL, bleu, chrf, exact_match)
+    counts = dict(con.execute("SELECT r.task, count(*) FROM scores s JOIN runs r USING (run_id) GROUP BY r.task").fetchall())
+    assert counts == {"quiz": 40, "tweets": 36}
+    # The fake favours option A: accuracy equals the share of gold answers that are A, computed in SQL.
+    acc = con.execute("SELECT avg(value) FROM scores WHERE metric = 'acc'").fetchone()[0]
+    share_a = con.execute("SELECT avg(CASE WHEN reference = 'A' THEN 1.0 ELSE 0.0 END) FROM samples s "
+                          "JOIN runs r USING (run_id) WHERE r.task = 'quiz'").fetchone()[0]
+    assert acc == pytest.approx(share_a) and 0 < acc < 1
+    details = json.loads(con.execute("SELECT details FROM samples WHERE sample_id = 'arithmetic/0'").fetchone()[0])
+    assert len(details["loglikelihoods"]) == 4 and details["gold"] == 2
+    assert con.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] >= 1
+
+
+def test_unchanged_rerun_is_reused_and_force_recomputes(workspace, fake_models):
+    assert run(workspace, fake_models) == 0
+    assert run(workspace, fake_models) == 0
+    con = duckdb.connect(str(workspace / "h.duckdb"))
+    assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 2
+    con.close()
+    assert run(workspace, fake_models, "--force") == 0
+    con = duckdb.connect(str(workspace / "h.duckdb"))
+    assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 4
+    assert con.execute("SELECT count(*) FROM latest_runs").fetchone()[0] == 2
+    con.close()
+
+
+def test_changed_prompt_is_a_new_run(workspace, fake_models):
+    assert run(workspace, fake_models) == 0
+    suite = workspace / "suites" / "gen.yaml"
+    suite.write_text(suite.read_text().replace("Tweet:", "Tweet text:"))
+    assert run(workspace, fake_models) == 0
+    con = duckdb.connect(str(workspace / "h.duckdb"), read_only=True)
+    hashes = con.execute("SELECT DISTINCT prompt_hash FROM runs WHERE task = 'tweets'").fetchall()
+    assert len(hashes) == 2
+
+
+def test_limit_evaluates_first_items(workspace, fake_models):
+    assert run(workspace, fake_models, "--limit", "3") == 0
+    con = duckdb.connect(str(workspace / "h.duckdb"), read_only=True)
+    assert {r[0] for r in con.execute("SELECT n_samples FROM runs").fetchall()} == {3}
