@@ -116,7 +116,9 @@ def _run_task(store: Store, backend, variant: str, variant_key: str, suite_hash:
             scores += _score(run_id, s, out, scorers)
     wall = time.perf_counter() - t0
     info = backend.info
+    metric_order = [m for _, fn in scorers for m in getattr(fn, "metrics", ())]
     run = RunRow(run_id=run_id, run_key=run_key, suite=task.suite, suite_hash=suite_hash, task=spec.name, task_type=spec.type,
+                 metrics=json.dumps(metric_order),
                  variant=variant, variant_key=variant_key, backend=info.name, device=info.device, dtype=info.dtype,
                  data_hash=task.data_hash, prompt_hash=task.prompt_hash,
                  generation_config=json.dumps(asdict(gen_config)) if gen_config else None, seed=seed,

@@ -66,8 +66,14 @@ def evaluate_rule(store: Store, rule: GateRule, spec: ReportSpec) -> Verdict:
         raise StoreError(f"gate rule '{rule.name or describe(rule)}': '{rule.variant}' and '{rule.baseline}' share no items on {rule.task}")
     value = _statistic(cmp.diff, rule.statistic)
     ok = value >= -rule.max_drop
-    return Verdict(rule, ok, cmp.diff, f"{rule.statistic} diff={value:+.4f} (allowed >= {-rule.max_drop:+.4f}); "
-                                      f"diff {cmp.diff.fmt(4)}, paired p={cmp.p_value:.3f}")
+    floor = 0.0 - rule.max_drop  # 0.0 - x, so a max_drop of 0 prints as +0.0000, not -0.0000
+    return Verdict(rule, ok, cmp.diff, f"{rule.statistic} diff={value:+.4f} (must be >= {floor:+.4f}); "
+                                      f"diff {cmp.diff.fmt(4)}, paired p{format_p(cmp.p_value)}")
+
+
+def format_p(p: float) -> str:
+    """'=0.271', or '<0.001' when the permutation test's resolution is the limit."""
+    return "<0.001" if p < 0.001 else f"={p:.3f}"
 
 
 def evaluate_gate(store: Store, spec: ReportSpec) -> list[Verdict]:

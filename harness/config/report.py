@@ -63,6 +63,8 @@ class ReportSpec(Strict):
     """Variant the others are compared against (paired differences). Default: the first."""
     tasks: list[str] | None = None
     """Tasks to show; default every task that has runs for these variants."""
+    headline: dict[str, str] = {}
+    """task -> the metric shown on the leaderboard; default: the first metric of the task's first scorer."""
     samples_per_task: int = Field(default=3, ge=0)
     """How many items to show side by side per task."""
     notes: str = ""

@@ -86,7 +86,7 @@ def build_view(store: Store, spec: ReportSpec) -> ReportView:
     leaderboard: dict[str, dict[tuple[str, str], Cell]] = {v: {} for v in spec.variants}
     tasks = []
     for (suite, task), rows in by_task.items():
-        metrics = list(dict.fromkeys(r.metric for r in rows))
+        metrics = _metric_order(store, spec, task, [r.metric for r in rows])
         table: dict[str, dict[str, Cell]] = {v: {} for v in spec.variants}
         for metric in metrics:
             best = max((r.estimate.mean for r in rows if r.metric == metric), default=None)
@@ -94,7 +94,11 @@ def build_view(store: Store, spec: ReportSpec) -> ReportView:
                 if r.metric == metric:
                     table[r.variant][metric] = Cell(r.estimate.mean, r.estimate.low, r.estimate.high, r.estimate.n,
                                                     best=r.estimate.mean == best and len(spec.variants) > 1)
-        headline = metrics[0]
+        headline = spec.headline.get(task, metrics[0])
+        if headline not in metrics:
+            from harness.errors import ConfigError
+
+            raise ConfigError(f"report headline for task '{task}': no metric '{headline}' (stored: {', '.join(metrics)})")
         leaderboard_columns.append((task, headline))
         for v in spec.variants:
             if headline in table[v]:
@@ -112,6 +116,14 @@ def build_view(store: Store, spec: ReportSpec) -> ReportView:
         except HarnessError as exc:
             view = ReportView(**{**view.__dict__, "gate_error": str(exc)})
     return view
+
+
+def _metric_order(store: Store, spec: ReportSpec, task: str, present: list[str]) -> list[str]:
+    """Metrics in the order the suite lists its scorers (stored on each run), then any others."""
+    rows = store.query("SELECT metrics FROM latest_runs WHERE task = ? AND list_contains(?, variant) ORDER BY started_at DESC LIMIT 1",
+                       [task, spec.variants])
+    declared = json.loads(rows[0]["metrics"]) if rows else []
+    return [m for m in declared if m in present] + sorted(set(present) - set(declared))
 
 
 def _task_view(store: Store, spec: ReportSpec, suite: str, task: str, metrics: list[str],

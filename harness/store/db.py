@@ -25,6 +25,7 @@ class RunRow:
     suite_hash: str
     task: str
     task_type: str
+    metrics: str
     variant: str
     variant_key: str
     backend: str

@@ -36,6 +36,7 @@ MIGRATIONS: list[tuple[str, str]] = [
             suite_hash      VARCHAR NOT NULL,
             task            VARCHAR NOT NULL,
             task_type       VARCHAR NOT NULL,
+            metrics         JSON NOT NULL,        -- metric names in the order the suite lists its scorers
             variant         VARCHAR NOT NULL,
             variant_key     VARCHAR NOT NULL,
             backend         VARCHAR NOT NULL,
