@@ -8,7 +8,6 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from harness.config.loader import Strict, load_model_file
-from harness.errors import ConfigError
 
 NAME = r"^[A-Za-z0-9_.-]+$"
 
@@ -104,5 +103,3 @@ def lineage(spec: ModelsFile, name: str) -> list[str]:
         chain.append(by_name[chain[-1]].parent)
     return list(reversed(chain))
 
-
-__all__ = ["BaseSpec", "VariantSpec", "ModelsFile", "load_models", "lineage", "ConfigError"]

@@ -61,8 +61,8 @@ class Recipe:
     """Files whose content goes into the variant's key (the recipe's training data)."""
 
     def parse_config(self, raw: dict, where: str):
-        config = parse_model(self.config_model, raw or {}, where)
-        return config
+        """Validate a variant's `config:` mapping against this recipe's config model."""
+        return parse_model(self.config_model, raw or {}, where)
 
 
 def recipe_for(method: str, where: str | None = None) -> Recipe:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -12,6 +13,8 @@ from harness.gate import Verdict, describe, evaluate_gate
 from harness.metrics import MetricSummary, sample_values, summarize
 from harness.stats import paired_comparison
 from harness.store.db import Store
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,11 @@ class ReportView:
 
 
 def build_view(store: Store, spec: ReportSpec) -> ReportView:
+    """Everything the template shows, computed from the store's rows."""
     st = spec.statistics
+    have = {r["variant"] for r in store.query("SELECT DISTINCT variant FROM runs WHERE list_contains(?, variant)", [spec.variants])}
+    for missing in [v for v in spec.variants if v not in have]:
+        log.warning("report: variant '%s' has no runs in %s; its cells will be empty", missing, store.path)
     summaries = summarize(store, spec.variants, spec.tasks, st.resamples, st.confidence, st.seed)
     by_task: dict[tuple[str, str], list[MetricSummary]] = {}
     for s in summaries:
