@@ -22,6 +22,7 @@ from harness.variants import child_model, hash_files, prepare_base, variant_key
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True)
 class BuildOutcome:
     name: str
@@ -73,7 +74,11 @@ def build_models(models_path: Path, store_path: Path, only: list[str] | None = N
                 tmp = out_dir.with_name(out_dir.name + ".tmp")
                 shutil.rmtree(tmp, ignore_errors=True)
                 tmp.mkdir(parents=True)
-                result = recipe.build(BuildContext(variant.name, config, parent, tmp, models_path))
+                try:
+                    result = recipe.build(BuildContext(variant.name, config, parent, tmp, models_path))
+                except BaseException:
+                    shutil.rmtree(tmp, ignore_errors=True)  # nothing half-built stays behind
+                    raise
                 shutil.rmtree(tmp / "trainer", ignore_errors=True)  # trainer scratch, not part of the artifact
                 shutil.rmtree(out_dir, ignore_errors=True)
                 tmp.rename(out_dir)  # only a finished build appears under its key

@@ -31,6 +31,10 @@ BUILTINS: dict[str, dict[str, str]] = {
     },
     "recipe": {
         "sft_lora": "harness.recipes.sft_lora:RECIPE",
+        "dpo": "harness.recipes.preference:DPO",
+        "ipo": "harness.recipes.preference:IPO",
+        "simpo": "harness.recipes.preference:SIMPO",
+        "kto": "harness.recipes.preference:KTO",
     },
     "loader": {
         "jsonl": "harness.data.loaders:load_jsonl",

@@ -9,18 +9,38 @@ from harness.recipes import ParentModel
 log = logging.getLogger(__name__)
 
 
-def load_parent_for_training(parent: ParentModel):
+def load_parent_for_training(parent: ParentModel, quantization=None):
     """The parent as a plain (merged) model: earlier adapters are folded in, so a new adapter
-    trains on top of exactly what the parent variant computes."""
+    trains on top of exactly what the parent variant computes. With `quantization` (a
+    BitsAndBytesConfig) the merged weights are loaded in 4-bit for QLoRA."""
     import torch
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(str(parent.base_dir), dtype=getattr(torch, parent.dtype))
+    if quantization is not None and parent.adapters:
+        # bitsandbytes quantizes at load time, so the merged parent goes through a temporary checkpoint.
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            merged = load_parent_for_training(parent)
+            merged.save_pretrained(tmp)
+            del merged
+            model = AutoModelForCausalLM.from_pretrained(tmp, quantization_config=quantization)
+        return _prepare_kbit(model)
+    model = AutoModelForCausalLM.from_pretrained(str(parent.base_dir), dtype=getattr(torch, parent.dtype),
+                                                 **({"quantization_config": quantization} if quantization is not None else {}))
+    if quantization is not None:
+        return _prepare_kbit(model)
     for adapter in parent.adapters:
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
     return model
+
+
+def _prepare_kbit(model):
+    from peft import prepare_model_for_kbit_training
+
+    return prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
 
 
 def _callback_base():
@@ -30,12 +50,31 @@ def _callback_base():
 
 
 class LossLogger(_callback_base()):
-    """Keeps every logged step (loss, learning rate, eval loss) and logs progress."""
+    """Keeps every logged step (loss, learning rate, eval loss), logs progress, and stops
+    training when eval loss has not improved for `patience` evaluations."""
 
-    def __init__(self, max_steps: int, name: str):
+    def __init__(self, max_steps: int, name: str, patience: int | None = None):
         self.curve: list[dict] = []
         self.max_steps = max_steps
         self.name = name
+        self.patience = patience
+        self.best = float("inf")
+        self.bad_evals = 0
+        self.stopped_early = False
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        loss = (metrics or {}).get("eval_loss")
+        if self.patience is None or loss is None:
+            return
+        if loss < self.best - 1e-6:
+            self.best, self.bad_evals = loss, 0
+        else:
+            self.bad_evals += 1
+            if self.bad_evals >= self.patience:
+                log.info("%s: validation loss has not improved for %d evaluations; stopping at step %d",
+                         self.name, self.patience, state.global_step)
+                self.stopped_early = True
+                control.should_training_stop = True
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not logs:

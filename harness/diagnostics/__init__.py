@@ -1,0 +1,1 @@
+"""Diagnostics computed on built artifacts (stored with the variant, shown in reports)."""

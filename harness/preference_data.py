@@ -1,0 +1,179 @@
+"""Preference data for the DPO family: build (prompt, chosen, rejected) pairs, then check them
+before any training step.
+
+Three sources:
+  pairs  - given JSONL rows, fields rendered by templates;
+  rule   - chosen = the reference text, rejected = the parent model's own generation
+           (the model learns to prefer the house answer over what it says today);
+  judge  - AI annotation with a majority vote over 3 judge calls (needs the LLM judge).
+
+Checks (stored with the variant): pairs with chosen == rejected are dropped, duplicates are
+removed, length balance is measured (warning when mean or median lengths of chosen and rejected
+differ by more than 20%: DPO then learns length, not quality), coverage by category is counted,
+and a random audit sample is exported for people to read."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from harness.config.loader import Strict
+from harness.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+LENGTH_IMBALANCE = 0.20
+
+
+class PreferenceDataSpec(Strict):
+    """Where preference pairs come from and how they are checked."""
+
+    source: Literal["pairs", "rule", "judge"] = "pairs"
+    path: str
+    """JSONL file, relative to the models file."""
+    prompt: str = "{{ prompt }}"
+    """jinja2 template for the prompt."""
+    chosen: str = "{{ chosen }}"
+    """jinja2 template for the preferred response (`rule`: the reference response)."""
+    rejected: str = "{{ rejected }}"
+    """jinja2 template for the dispreferred response (`pairs` only)."""
+    category_field: str | None = None
+    """Row field used for the coverage-by-category check."""
+    max_new_tokens: int = Field(default=48, ge=1)
+    """`rule`: generation length of the parent's own (rejected) answer."""
+    stop: list[str] = ["\n"]
+    """`rule`: stop strings for the parent's generation."""
+    limit: int | None = Field(default=None, ge=1)
+    """Use only the first N rows (keeps `rule` generation short on CPU)."""
+    validation_fraction: float = Field(default=0.1, ge=0, lt=1)
+    split_seed: int = 0
+    audit_sample: int = Field(default=100, ge=0)
+    """Pairs exported to audit_pairs.jsonl beside the artifact for human review."""
+
+    @model_validator(mode="after")
+    def _rejected_only_for_pairs(self):
+        if self.source == "rule" and "rejected" in self.model_fields_set:
+            raise ValueError("source 'rule' generates the rejected response; remove `rejected`")
+        return self
+
+
+@dataclass(frozen=True)
+class Pair:
+    prompt: str
+    chosen: str
+    rejected: str
+    category: str | None = None
+
+
+@dataclass
+class QualityReport:
+    """What the checks found; stored on the variant under metrics['preference_data']."""
+
+    input_pairs: int = 0
+    identical_dropped: int = 0
+    duplicates_dropped: int = 0
+    kept: int = 0
+    chosen_len_mean: float = 0.0
+    rejected_len_mean: float = 0.0
+    chosen_len_median: float = 0.0
+    rejected_len_median: float = 0.0
+    length_imbalance: float = 0.0
+    """max(relative difference of means, of medians) between chosen and rejected lengths."""
+    warnings: list[str] = field(default_factory=list)
+    categories: dict[str, int] = field(default_factory=dict)
+
+
+def check_pairs(pairs: list[Pair]) -> tuple[list[Pair], QualityReport]:
+    """Drop chosen == rejected and duplicate pairs; measure length balance and coverage."""
+    report = QualityReport(input_pairs=len(pairs))
+    seen: set[tuple[str, str, str]] = set()
+    kept = []
+    for p in pairs:
+        if p.chosen.strip() == p.rejected.strip():
+            report.identical_dropped += 1
+            continue
+        key = (p.prompt, p.chosen, p.rejected)
+        if key in seen:
+            report.duplicates_dropped += 1
+            continue
+        seen.add(key)
+        kept.append(p)
+    report.kept = len(kept)
+    if not kept:
+        report.warnings.append("no usable pairs left after the checks")
+        return kept, report
+    chosen = [len(p.chosen) for p in kept]
+    rejected = [len(p.rejected) for p in kept]
+    report.chosen_len_mean, report.rejected_len_mean = statistics.fmean(chosen), statistics.fmean(rejected)
+    report.chosen_len_median, report.rejected_len_median = statistics.median(chosen), statistics.median(rejected)
+    report.length_imbalance = max(_rel_diff(report.chosen_len_mean, report.rejected_len_mean),
+                                  _rel_diff(report.chosen_len_median, report.rejected_len_median))
+    if report.length_imbalance > LENGTH_IMBALANCE:
+        report.warnings.append(
+            f"length imbalance {report.length_imbalance:.0%} (> {LENGTH_IMBALANCE:.0%}): chosen mean/median "
+            f"{report.chosen_len_mean:.0f}/{report.chosen_len_median:.0f} chars vs rejected "
+            f"{report.rejected_len_mean:.0f}/{report.rejected_len_median:.0f}; the model may learn length instead of quality")
+    for p in kept:
+        key = p.category or "(none)"
+        report.categories[key] = report.categories.get(key, 0) + 1
+    for w in report.warnings:
+        log.warning("preference data: %s", w)
+    return kept, report
+
+
+def _rel_diff(a: float, b: float) -> float:
+    return abs(a - b) / max(a, b) if max(a, b) > 0 else 0.0
+
+
+def export_audit_sample(pairs: list[Pair], out: Path, n: int, seed: int = 0) -> int:
+    """Write a seeded random sample of pairs as JSONL for human review; returns how many."""
+    sample = random.Random(seed).sample(pairs, min(n, len(pairs)))
+    with out.open("w", encoding="utf-8") as fh:
+        for p in sample:
+            fh.write(json.dumps({"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected, "category": p.category,
+                                 "human_label": None}, ensure_ascii=False) + "\n")
+    return len(sample)
+
+
+def load_rows(spec: PreferenceDataSpec, path: Path) -> list:
+    from harness.data.loaders import LoadRequest, load_jsonl
+
+    rows = load_jsonl(LoadRequest(path))
+    return rows[: spec.limit] if spec.limit else rows
+
+
+def build_pairs(spec: PreferenceDataSpec, path: Path, where: str, generate=None) -> list[Pair]:
+    """Render (or, for `rule`, generate) the pairs. `generate(prompts) -> texts` is the parent model."""
+    from harness.prompts import render
+
+    rows = load_rows(spec, path)
+    if spec.source == "judge":
+        raise ConfigError(f"{where}: data.source 'judge' needs the LLM judge, which is not available in this version",
+                          hint="use source 'pairs' (given JSONL) or 'rule' (reference vs the parent's own generation)")
+    prompts = [render(spec.prompt, r.fields, f"{where}: data.prompt (line {int(r.id) + 1})") for r in rows]
+    chosen = [render(spec.chosen, r.fields, f"{where}: data.chosen (line {int(r.id) + 1})") for r in rows]
+    if spec.source == "rule":
+        if generate is None:
+            raise ConfigError(f"{where}: source 'rule' needs the parent model to generate rejected responses")
+        rejected = generate(prompts)
+        # Completions are scored after the prompt, so keep the leading space convention of `chosen`.
+        lead = " " if chosen and chosen[0].startswith(" ") else ""
+        rejected = [lead + r.strip() for r in rejected]
+    else:
+        rejected = [render(spec.rejected, r.fields, f"{where}: data.rejected (line {int(r.id) + 1})") for r in rows]
+    categories = [str(r.fields.get(spec.category_field)) if spec.category_field else None for r in rows]
+    return [Pair(p, c, x, k) for p, c, x, k in zip(prompts, chosen, rejected, categories)]
+
+
+def split_pairs(pairs: list[Pair], fraction: float, seed: int) -> tuple[list[Pair], list[Pair]]:
+    shuffled = pairs[:]
+    random.Random(seed).shuffle(shuffled)
+    n_val = int(round(len(shuffled) * fraction))
+    return shuffled[n_val:], shuffled[:n_val]

@@ -1,0 +1,161 @@
+"""Preference optimisation with a LoRA adapter (trl): DPO (sigmoid loss), IPO, SimPO
+(reference-free, length-normalised, target margin gamma) and KTO (unpaired desirable /
+undesirable examples). Usually starts from an SFT variant.
+
+Reads top to bottom: config -> pairs (built and checked) -> model -> trainer -> save. The
+reward accuracy and margin on held-out pairs are stored with the variant."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from pathlib import Path
+
+from pydantic import Field
+
+from harness.config.loader import Strict
+from harness.preference_data import PreferenceDataSpec
+from harness.recipes import BuildContext, BuildResult, Recipe, resolve_data_path
+from harness.recipes.sft_lora import LoraSpec
+
+log = logging.getLogger(__name__)
+
+
+class PreferenceTrainingSpec(Strict):
+    """Optimisation settings."""
+
+    beta: float = Field(default=0.1, gt=0)
+    """DPO/KTO: strength of the pull towards the reference model; IPO: the regulariser tau;
+    SimPO: the reward scale (the SimPO paper uses 2.0-2.5)."""
+    simpo_gamma: float = Field(default=0.5, ge=0)
+    """SimPO's target reward margin."""
+    learning_rate: float = Field(default=5e-5, gt=0)
+    """trl's DPO default (1e-6) barely moves a short LoRA run; 5e-5 does."""
+    max_steps: int = Field(default=10, ge=1)
+    batch_size: int = Field(default=2, ge=1)
+    gradient_accumulation_steps: int = Field(default=1, ge=1)
+    max_length: int = Field(default=128, ge=8)
+    warmup_ratio: float = Field(default=0.0, ge=0, lt=1)
+    lr_scheduler: str = "linear"
+    logging_steps: int = Field(default=2, ge=1)
+    seed: int = 42
+
+
+class PreferenceConfig(Strict):
+    """Config of the dpo / ipo / simpo / kto recipes."""
+
+    data: PreferenceDataSpec
+    lora: LoraSpec = LoraSpec()
+    training: PreferenceTrainingSpec = PreferenceTrainingSpec()
+
+
+def data_files(config: PreferenceConfig, models_path: Path) -> list[Path]:
+    return [resolve_data_path(config.data.path, models_path)]
+
+
+def _generate_with_parent(ctx: BuildContext, spec: PreferenceDataSpec):
+    """For rule-based pairs: the parent's own greedy answers (a fresh model, freed afterwards)."""
+    from harness.backends.base import GenerationConfig
+    from harness.backends.hf import HFBackend
+
+    def generate(prompts: list[str]) -> list[str]:
+        backend = HFBackend(ctx.parent.base_dir, adapters=list(ctx.parent.adapters), dtype=ctx.parent.dtype)
+        try:
+            outs = backend.generate(prompts, GenerationConfig(max_new_tokens=spec.max_new_tokens, stop=tuple(spec.stop)))
+        finally:
+            backend.close()
+        return [o.text for o in outs]
+
+    return generate
+
+
+def _build(ctx: BuildContext, loss: str) -> BuildResult:
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoTokenizer, PrinterCallback
+
+    from harness.preference_data import build_pairs, check_pairs, export_audit_sample, split_pairs
+    from harness.progress import progress_enabled
+    from harness.recipes.common import LossLogger, load_parent_for_training
+
+    cfg: PreferenceConfig = ctx.config
+    tcfg = cfg.training
+    where = f"{ctx.models_path}: {ctx.variant}.config"
+    raw = build_pairs(cfg.data, resolve_data_path(cfg.data.path, ctx.models_path), where,
+                      generate=_generate_with_parent(ctx, cfg.data) if cfg.data.source == "rule" else None)
+    pairs, quality = check_pairs(raw)
+    if len(pairs) < 2:
+        from harness.errors import ConfigError
+
+        raise ConfigError(f"{where}: only {len(pairs)} usable preference pairs after the quality checks")
+    audited = export_audit_sample(pairs, ctx.output_dir / "audit_pairs.jsonl", cfg.data.audit_sample, cfg.data.split_seed)
+    train, val = split_pairs(pairs, cfg.data.validation_fraction, cfg.data.split_seed)
+    log.info("%s: %s on %d pairs (%d held out); quality %s", ctx.variant, loss, len(train), len(val),
+             {k: v for k, v in asdict(quality).items() if k in ("identical_dropped", "duplicates_dropped", "length_imbalance")})
+
+    tokenizer = AutoTokenizer.from_pretrained(str(ctx.parent.base_dir))
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = load_parent_for_training(ctx.parent)
+    use_cpu = not torch.cuda.is_available()
+    common = dict(
+        output_dir=str(ctx.output_dir / "trainer"), max_steps=tcfg.max_steps, per_device_train_batch_size=tcfg.batch_size,
+        per_device_eval_batch_size=tcfg.batch_size, gradient_accumulation_steps=tcfg.gradient_accumulation_steps,
+        learning_rate=tcfg.learning_rate, lr_scheduler_type=tcfg.lr_scheduler, warmup_steps=tcfg.warmup_ratio,
+        logging_steps=tcfg.logging_steps, max_length=tcfg.max_length, seed=tcfg.seed, data_seed=tcfg.seed,
+        use_cpu=use_cpu, bf16=False, report_to="none", save_strategy="no", eval_strategy="no",
+        disable_tqdm=not progress_enabled(), dataloader_num_workers=0, gradient_checkpointing=False)
+    lora = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
+                      target_modules=cfg.lora.target_modules, task_type="CAUSAL_LM")
+    as_rows = lambda ps: [{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in ps]  # noqa: E731
+    if loss in ("dpo", "ipo"):
+        from trl import DPOConfig, DPOTrainer
+
+        args = DPOConfig(**common, beta=tcfg.beta, loss_type=["sigmoid" if loss == "dpo" else "ipo"])
+        trainer_cls, train_ds, val_ds = DPOTrainer, as_rows(train), as_rows(val)
+    elif loss == "simpo":
+        from trl.experimental.cpo import CPOConfig, CPOTrainer
+
+        args = CPOConfig(**common, beta=tcfg.beta, loss_type="simpo", cpo_alpha=0.0, simpo_gamma=tcfg.simpo_gamma)
+        trainer_cls, train_ds, val_ds = CPOTrainer, as_rows(train), as_rows(val)
+    else:
+        from trl import KTOConfig, KTOTrainer
+
+        # KTO learns from unpaired examples: each pair gives one desirable and one undesirable.
+        unpair = lambda ps: [r for p in ps for r in ({"prompt": p.prompt, "completion": p.chosen, "label": True},  # noqa: E731
+                                                      {"prompt": p.prompt, "completion": p.rejected, "label": False})]
+        args = KTOConfig(**common, beta=tcfg.beta)
+        trainer_cls, train_ds, val_ds = KTOTrainer, unpair(train), unpair(val)
+    logger = LossLogger(tcfg.max_steps, ctx.variant)
+    trainer = trainer_cls(model=model, args=args, train_dataset=Dataset.from_list(train_ds),
+                          eval_dataset=Dataset.from_list(val_ds) if val_ds else None,
+                          processing_class=tokenizer, peft_config=lora, callbacks=[logger])
+    trainer.remove_callback(PrinterCallback)
+    before = trainer.evaluate() if val_ds else {}
+    out = trainer.train()
+    after = trainer.evaluate() if val_ds else {}
+    trainer.model.save_pretrained(str(ctx.output_dir))
+    trainable, total = trainer.model.get_nb_trainable_parameters()
+    metrics = {"loss_type": loss, "train_loss": float(out.training_loss), "steps": int(trainer.state.global_step),
+               "pairs_train": len(train), "pairs_validation": len(val), "audit_pairs": audited,
+               "preference_data": asdict(quality),
+               "validation_before": _numbers(before), "validation_after": _numbers(after)}
+    for key in ("eval_rewards/accuracies", "eval_rewards/margins"):
+        if key in after:
+            metrics[key.replace("eval_rewards/", "reward_")] = float(after[key])
+    from harness.diagnostics.lora_rank import adapter_rank_report
+
+    metrics["lora_rank"] = adapter_rank_report(ctx.output_dir)
+    return BuildResult(artifact="adapter", trainable_params=int(trainable), total_params=int(total),
+                       train_curve=logger.curve, metrics=metrics, device="cpu" if use_cpu else "cuda")
+
+
+def _numbers(d: dict) -> dict:
+    return {k: float(v) for k, v in d.items() if isinstance(v, (int, float))}
+
+
+DPO = Recipe(name="dpo", config_model=PreferenceConfig, build=lambda ctx: _build(ctx, "dpo"), data_files=data_files)
+IPO = Recipe(name="ipo", config_model=PreferenceConfig, build=lambda ctx: _build(ctx, "ipo"), data_files=data_files)
+SIMPO = Recipe(name="simpo", config_model=PreferenceConfig, build=lambda ctx: _build(ctx, "simpo"), data_files=data_files)
+KTO = Recipe(name="kto", config_model=PreferenceConfig, build=lambda ctx: _build(ctx, "kto"), data_files=data_files)

@@ -1,0 +1,98 @@
+"""Preference data checks (planted bad pairs) and the DPO family on the tiny model."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import pytest
+
+from harness.cli import main
+from harness.preference_data import Pair, check_pairs, export_audit_sample
+from tests.conftest import REPO, write
+
+
+def test_checks_catch_planted_bad_pairs(tmp_path):
+    pairs = [
+        Pair("p1", "a good answer", "a bad answer", "x"),
+        Pair("p2", "same", "same ", "x"),  # chosen == rejected (after whitespace)
+        Pair("p1", "a good answer", "a bad answer", "x"),  # duplicate
+        Pair("p3", "another good answer", "meh", "y"),
+    ]
+    kept, report = check_pairs(pairs)
+    assert len(kept) == 2
+    assert (report.identical_dropped, report.duplicates_dropped, report.kept) == (1, 1, 2)
+    assert report.categories == {"x": 1, "y": 1}
+    assert report.length_imbalance > 0.2 and any("length imbalance" in w for w in report.warnings)
+    assert export_audit_sample(kept, tmp_path / "audit.jsonl", 100) == 2
+    rows = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert {r["prompt"] for r in rows} == {"p1", "p3"} and all(r["human_label"] is None for r in rows)
+
+
+def test_balanced_lengths_raise_no_warning():
+    kept, report = check_pairs([Pair("p", "abcde", "vwxyz"), Pair("q", "abcdef", "uvwxyz")])
+    assert report.length_imbalance == 0 and report.warnings == []
+
+
+def pref_file(tmp_path):
+    rows = [json.loads(line) for line in (REPO / "data" / "brand" / "train.jsonl").read_text().splitlines()[:12]]
+    lines = [json.dumps({"prompt": f"Brief: {r['topic']}\nTweet:", "chosen": " " + r["tweet"],
+                         "rejected": " buy now cheap coffee deal guys!! " + r["topic"][:40], "category": r["category"]}) for r in rows]
+    return write(tmp_path / "pref.jsonl", "\n".join(lines) + "\n")
+
+
+MODELS = """
+base: {{name: tiny, source: hf_dir, path: {model}}}
+variants:
+  - name: tiny-{method}
+    parent: tiny
+    method: {method}
+    config:
+      data: {{source: {source}, path: {data}, category_field: category, validation_fraction: 0.25{extra}}}
+      lora: {{r: 4, alpha: 8, target_modules: [q_proj, v_proj]}}
+      training: {{max_steps: 2, batch_size: 2, max_length: 64, learning_rate: 0.001, logging_steps: 1}}
+"""
+
+
+@pytest.mark.parametrize("method", ["dpo", "ipo", "simpo", "kto"])
+def test_each_preference_loss_trains_and_changes_the_model(method, tmp_path, tiny_model_dir):
+    from harness.backends.hf import HFBackend
+
+    models = write(tmp_path / "models" / "m.yaml", MODELS.format(model=tiny_model_dir, method=method, source="pairs",
+                                                                  data=pref_file(tmp_path), extra=""))
+    store = tmp_path / "h.duckdb"
+    assert main(["build", str(models), "--store", str(store)]) == 0
+    con = duckdb.connect(str(store), read_only=True)
+    path, metrics, curve = con.execute("SELECT artifact_path, metrics, train_curve FROM variants WHERE method = ?", [method]).fetchone()
+    metrics = json.loads(metrics)
+    assert metrics["loss_type"] == method and metrics["steps"] == 2
+    assert metrics["preference_data"]["kept"] == 12 and metrics["pairs_validation"] == 3
+    assert metrics["lora_rank"]["layers"] == 4
+    if method != "kto":
+        assert "reward_accuracies" in metrics and "reward_margins" in metrics
+    assert any("loss" in p for p in json.loads(curve))
+    pair = [("Brief: a rainy morning\nTweet:", " A rainy morning calls for a warm cup.")]
+    base = HFBackend(tiny_model_dir).loglikelihood(pair)[0].logprob
+    tuned = HFBackend(tiny_model_dir, adapters=[path]).loglikelihood(pair)[0].logprob
+    assert tuned != pytest.approx(base, abs=1e-4)
+
+
+def test_rule_based_pairs_use_the_parents_generations(tmp_path, tiny_model_dir):
+    data = pref_file(tmp_path)
+    models = write(tmp_path / "models" / "m.yaml", MODELS.format(
+        model=tiny_model_dir, method="dpo", source="rule", data=data,
+        extra=", chosen: '{{ chosen }}', max_new_tokens: 6, limit: 8"))
+    store = tmp_path / "h.duckdb"
+    assert main(["build", str(models), "--store", str(store)]) == 0
+    con = duckdb.connect(str(store), read_only=True)
+    path, metrics = con.execute("SELECT artifact_path, metrics FROM variants WHERE method = 'dpo'").fetchone()
+    audit = [json.loads(line) for line in (tmp_path / path / "audit_pairs.jsonl").read_text().splitlines()]
+    assert audit and all("cheap coffee deal" not in a["rejected"] for a in audit)  # generated, not the file's
+    assert json.loads(metrics)["preference_data"]["input_pairs"] == 8
+
+
+def test_judge_source_is_a_clear_not_available_error(tmp_path, tiny_model_dir, capsys):
+    models = write(tmp_path / "models" / "m.yaml", MODELS.format(model=tiny_model_dir, method="dpo", source="judge",
+                                                                  data=pref_file(tmp_path), extra=""))
+    assert main(["build", str(models), "--store", str(tmp_path / "h.duckdb")]) == 2
+    assert "needs the LLM judge, which is not available" in capsys.readouterr().err
