@@ -16,9 +16,9 @@ from pathlib import Path
 
 from harness.config.models import lineage, load_models
 from harness.errors import ConfigError, UnknownNameError
-from harness.recipes import BuildContext, ParentModel, recipe_for
+from harness.recipes import BuildContext, ParentModel
 from harness.store.db import Store, VariantRow
-from harness.variants import child_model, hash_files, prepare_base, variant_key
+from harness.variants import child_model, plan_variants, prepare_base
 
 log = logging.getLogger(__name__)
 
@@ -45,23 +45,29 @@ def build_models(models_path: Path, store_path: Path, only: list[str] | None = N
     for name in wanted:
         if name not in by_name and name != spec.base.name:
             raise UnknownNameError("variant", name, [spec.base.name, *by_name], where=str(models_path))
-    needed = {n for name in wanted for n in lineage(spec, name)}
-    order = [v for v in spec.variants if v.name in needed]
-    # Validate every config and data file before anything is loaded or trained.
-    plans = []
-    for variant in order:
-        recipe = recipe_for(variant.method)
-        config = recipe.parse_config(variant.config, f"{models_path}: variants.{variant.name}.config")
-        plans.append((variant, recipe, config, hash_files(recipe.data_files(config, models_path))))
-    if plans and spec.base.source == "fake":
+    plan_variants(spec, models_path, base_key="-")  # validate configs and data before loading anything
+    if spec.variants and spec.base.source == "fake":
         raise ConfigError(f"{models_path}: base.source is 'fake', which can't be trained; use embedded, hf_dir or gguf")
 
     outcomes = []
     with Store(store_path) as store:
-        parents: dict[str, ParentModel] = {spec.base.name: prepare_base(spec.base, models_path, store)}
-        for variant, recipe, config, data_hash in plans:
+        base = prepare_base(spec.base, models_path, store)
+        plans = plan_variants(spec, models_path, base.key)
+        needed: set[str] = set()
+        todo = list(wanted)
+        while todo:  # the lineage of each wanted variant, plus its dependencies' lineages
+            name = todo.pop()
+            for n in lineage(spec, name):
+                if n not in needed:
+                    needed.add(n)
+                    todo += list(plans[n].dependencies) if n in plans else []
+        parents: dict[str, ParentModel] = {spec.base.name: base}
+        for plan in (p for p in plans.values() if p.spec.name in needed):
+            variant, recipe, config, key = plan.spec, plan.recipe, plan.config, plan.key
             parent = parents[variant.parent]
-            recipe_hash, key = variant_key(variant.method, config, data_hash, parent.key)
+            if parent.quantization is not None:
+                raise ConfigError(f"{models_path}: variant '{variant.name}': its parent '{parent.name}' is a quantized "
+                                  "inference artifact; build from the full-precision variant instead")
             out_dir = artifacts_dir(store_path) / f"{variant.name}-{key}"
             row = store.variant_by_key(key)
             start = time.perf_counter()
@@ -75,7 +81,8 @@ def build_models(models_path: Path, store_path: Path, only: list[str] | None = N
                 shutil.rmtree(tmp, ignore_errors=True)
                 tmp.mkdir(parents=True)
                 try:
-                    result = recipe.build(BuildContext(variant.name, config, parent, tmp, models_path))
+                    result = recipe.build(BuildContext(variant.name, config, parent, tmp, models_path,
+                                                       {d: parents[d] for d in plan.dependencies}))
                 except BaseException:
                     shutil.rmtree(tmp, ignore_errors=True)  # nothing half-built stays behind
                     raise
@@ -86,7 +93,7 @@ def build_models(models_path: Path, store_path: Path, only: list[str] | None = N
                 kind = result.artifact
                 store.upsert_variant(VariantRow(
                     variant_key=key, name=variant.name, parent_key=parent.key, parent_name=parent.name,
-                    method=variant.method, recipe_hash=recipe_hash, data_hash=data_hash, artifact_kind=kind,
+                    method=variant.method, recipe_hash=plan.recipe_hash, data_hash=plan.data_hash, artifact_kind=kind,
                     artifact_path=str(out_dir.resolve()), artifact_bytes=sum(p.stat().st_size for p in out_dir.rglob("*") if p.is_file()),
                     trainable_params=result.trainable_params, total_params=result.total_params,
                     train_curve=json.dumps(result.train_curve), metrics=json.dumps(result.metrics), wall_s=wall,

@@ -35,6 +35,10 @@ BUILTINS: dict[str, dict[str, str]] = {
         "ipo": "harness.recipes.preference:IPO",
         "simpo": "harness.recipes.preference:SIMPO",
         "kto": "harness.recipes.preference:KTO",
+        "quantize": "harness.recipes.quantize:RECIPE",
+        "merge": "harness.recipes.merge:RECIPE",
+        "distill": "harness.recipes.distill:RECIPE",
+        "shrink": "harness.recipes.shrink:RECIPE",
     },
     "loader": {
         "jsonl": "harness.data.loaders:load_jsonl",

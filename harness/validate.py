@@ -36,13 +36,9 @@ def validate_file(path: Path, kind: str) -> None:
         prepare_suite(load_suite(path), path)  # loads the data and renders every prompt
     elif kind == "models":
         from harness.config.models import load_models
-        from harness.recipes import recipe_for
-        from harness.variants import hash_files
+        from harness.variants import plan_variants
 
-        spec = load_models(path)
-        for v in spec.variants:
-            recipe = recipe_for(v.method)
-            hash_files(recipe.data_files(recipe.parse_config(v.config, f"{path}: {v.name}.config"), path))
+        plan_variants(load_models(path), path, base_key="-")  # configs, dependencies, data files
     elif kind == "report":
         from harness.config.report import load_report
 

@@ -4,13 +4,14 @@ open a backend. Lineage lives in the store's `variants` table."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from harness.config.models import BaseSpec, ModelsFile, lineage, resolve_relative
-from harness.errors import ConfigError, StoreError
+from harness.config.models import BaseSpec, ModelsFile, VariantSpec, lineage, resolve_relative
+from harness.errors import ConfigError, StoreError, UnknownNameError
 from harness.hashing import stable_hash
-from harness.recipes import ParentModel
+from harness.recipes import ParentModel, Recipe
 from harness.store.db import Store, VariantRow
 
 log = logging.getLogger(__name__)
@@ -55,15 +56,18 @@ def stable_json(value) -> str:
 TRAINING_LIBRARIES = ("torch", "transformers", "peft", "trl", "bitsandbytes")
 
 
-def variant_key(method: str, config, data_hash: str, parent_key: str) -> tuple[str, str]:
-    """(recipe_hash, variant_key): the key hashes the recipe, its data, the parent's key and
-    the versions of the libraries that train it."""
-    from harness.hashing import library_versions
+@dataclass(frozen=True)
+class PlannedVariant:
+    """A variant with its validated config and content key, before anything is built."""
 
-    recipe_hash = stable_hash({"method": method, "config": config.model_dump()})
-    key = stable_hash({"recipe": recipe_hash, "data": data_hash, "parent": parent_key,
-                       "libraries": library_versions(*TRAINING_LIBRARIES)})
-    return recipe_hash, key
+    spec: VariantSpec
+    recipe: Recipe
+    config: object
+    recipe_hash: str
+    data_hash: str
+    key: str
+    dependencies: tuple[str, ...]
+    """Other models the recipe reads (e.g. a distillation teacher), built before it."""
 
 
 def hash_files(paths: list[Path]) -> str:
@@ -79,19 +83,40 @@ def hash_files(paths: list[Path]) -> str:
     return h.hexdigest()[:16]
 
 
+def plan_variants(spec: ModelsFile, models_path: Path, base_key: str) -> dict[str, PlannedVariant]:
+    """Validate every variant and compute its key, in file order. A key hashes the recipe
+    config, its data, the parent's key, the keys of its dependencies and the versions of the
+    libraries that train it: equal keys mean the stored artifact can be reused."""
+    from harness.hashing import library_versions
+    from harness.recipes import recipe_for
+
+    keys = {spec.base.name: base_key}
+    plans: dict[str, PlannedVariant] = {}
+    for i, v in enumerate(spec.variants):
+        where = f"{models_path}: variants[{i}] ({v.name})"
+        recipe = recipe_for(v.method, where=where + ".method")
+        config = recipe.parse_config(v.config, where + ".config")
+        deps = tuple(recipe.dependencies(config)) if recipe.dependencies else ()
+        for d in deps:
+            if d not in keys:
+                raise UnknownNameError("model", d, keys, where=where + " (a dependency must be declared before the variant that uses it)")
+        data_hash = hash_files(recipe.data_files(config, models_path))
+        recipe_hash = stable_hash({"method": v.method, "config": config.model_dump()})
+        key = stable_hash({"recipe": recipe_hash, "data": data_hash, "parent": keys[v.parent],
+                           "dependencies": {d: keys[d] for d in deps}, "libraries": library_versions(*TRAINING_LIBRARIES)})
+        keys[v.name] = key
+        plans[v.name] = PlannedVariant(v, recipe, config, recipe_hash, data_hash, key, deps)
+    return plans
+
+
 def resolve_built(spec: ModelsFile, models_path: Path, name: str, store: Store) -> ParentModel:
     """A loadable description of `name`: base dir plus the adapters of every ancestor, each
     looked up by the key its current recipe, data and parent give. The base is prepared on
     demand; variants must have been built (`harness build`)."""
-    from harness.recipes import recipe_for
-
     model = prepare_base(spec.base, models_path, store)
-    by_name = {v.name: v for v in spec.variants}
+    plans = plan_variants(spec, models_path, model.key)
     for step in lineage(spec, name)[1:]:
-        variant = by_name[step]
-        recipe = recipe_for(variant.method)
-        config = recipe.parse_config(variant.config, f"{models_path}: variants.{step}.config")
-        _, key = variant_key(variant.method, config, hash_files(recipe.data_files(config, models_path)), model.key)
+        key = plans[step].key
         row = store.variant_by_key(key)
         if row is None or not Path(row["artifact_path"] or "").exists():
             raise StoreError(f"variant '{step}' is not built for its current recipe, data and parent",
@@ -101,9 +126,17 @@ def resolve_built(spec: ModelsFile, models_path: Path, name: str, store: Store) 
 
 
 def child_model(parent: ParentModel, name: str, key: str, artifact_kind: str, artifact: Path) -> ParentModel:
-    """An adapter stacks on its parent; a full checkpoint replaces it."""
+    """An adapter stacks on its parent; a full checkpoint replaces it; a quantized variant
+    loads its recorded source checkpoint with its bitsandbytes settings."""
     if artifact_kind == "adapter":
         return ParentModel(name, key, parent.base_dir, parent.adapters + (artifact,), parent.dtype)
+    if artifact_kind == "quantized":
+        import json
+
+        from harness.recipes.quantize import QUANT_FILE
+
+        spec = json.loads((artifact / QUANT_FILE).read_text())
+        return ParentModel(name, key, artifact / spec["source"], (), parent.dtype, quantization=spec)  # "/" keeps absolute paths
     return ParentModel(name, key, artifact, (), parent.dtype)
 
 
@@ -120,5 +153,5 @@ def open_backend(spec: ModelsFile, model: ParentModel):
         return cls(name=model.name, **spec.base.options)
     cls = registry.resolve("backend", "hf")
     options = dict(spec.base.options)
-    return cls(model.base_dir, adapters=list(model.adapters), dtype=model.dtype,
+    return cls(model.base_dir, adapters=list(model.adapters), dtype=model.dtype, quantization=model.quantization,
                max_length=options.pop("max_length", None), batch_size=options.pop("batch_size", 8))

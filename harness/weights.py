@@ -48,7 +48,7 @@ def convert_gguf(gguf: Path, sha256: str | None = None) -> Path:
     sha256 = sha256 or sha256_file(gguf)
     out = cache_dir() / "base" / sha256[:16]
     if (out / MARKER).is_file():
-        log.info("using converted checkpoint %s", out)
+        log.debug("using converted checkpoint %s", out)
         return out
     require("gguf", "loading GGUF files", "default-model")
     from transformers import AutoModelForCausalLM, AutoTokenizer

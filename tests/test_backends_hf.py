@@ -60,3 +60,36 @@ def test_generate_is_deterministic_and_respects_stop(backend):
     for g in first:
         assert "\n" not in g.text
         assert 0 <= g.output_tokens <= 12 and g.prompt_tokens > 0 and g.latency_s >= 0
+
+
+def _random_adapter(model_dir, out, seed):
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir))
+    # init_lora_weights=False: B is random too, so the adapter really changes the outputs
+    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    peft_model.save_pretrained(str(out))
+    return out
+
+
+def test_an_adapter_chain_applies_every_adapter(tiny_model_dir, tmp_path):
+    """base -> SFT -> DPO: both adapters must count (a PeftModel inside a PeftModel silently
+    drops the inner one, which once made a DPO variant score exactly like its base)."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    a1 = _random_adapter(tiny_model_dir, tmp_path / "a1", 1)
+    a2 = _random_adapter(tiny_model_dir, tmp_path / "a2", 2)
+    pair = [("Write a tweet for Lumen Coffee.\nBrief: rain\nTweet:", " A rainy morning calls for a warm cup.")]
+    base = HFBackend(tiny_model_dir).loglikelihood(pair)[0].logprob
+    one = HFBackend(tiny_model_dir, adapters=[a1]).loglikelihood(pair)[0].logprob
+    chain_backend = HFBackend(tiny_model_dir, adapters=[a1, a2])
+    chain = chain_backend.loglikelihood(pair)[0].logprob
+    manual = PeftModel.from_pretrained(
+        PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(tiny_model_dir)), str(a1)).merge_and_unload(), str(a2))
+    manual_backend = HFBackend(tiny_model_dir, model=manual, tokenizer=chain_backend.tokenizer)
+    assert chain == pytest.approx(manual_backend.loglikelihood(pair)[0].logprob, abs=1e-4)
+    assert len({round(base, 3), round(one, 3), round(chain, 3)}) == 3

@@ -114,3 +114,50 @@ def test_end_to_end_build_run_report_gate(built, capsys):
     assert main(["gate", str(report), "--store", store]) == 0
     assert main(["list", "variants", "--store", store]) == 0
     assert "└─ tiny-sft [sft_lora" in capsys.readouterr().out
+
+
+def test_early_stopping_stops_when_validation_loss_stalls(workspace, tiny_model_dir):
+    models = write(workspace / "models" / "es.yaml", f"""
+        base: {{name: tiny, source: hf_dir, path: {tiny_model_dir}}}
+        variants:
+          - name: es
+            parent: tiny
+            method: sft_lora
+            config:
+              data: {{path: {REPO / 'data' / 'brand' / 'train.jsonl'}, prompt: "{{{{ topic }}}}", completion: " {{{{ tweet }}}}", validation_fraction: 0.05}}
+              training: {{learning_rate: 1.0e-12, max_steps: 10, batch_size: 4, max_length: 32, eval_steps: 1, early_stopping_patience: 2, logging_steps: 1}}
+        """)
+    store = workspace / "h.duckdb"
+    assert main(["build", str(models), "--store", str(store)]) == 0
+    con = duckdb.connect(str(store), read_only=True)
+    metrics = json.loads(con.execute("SELECT metrics FROM variants WHERE name = 'es'").fetchone()[0])
+    assert metrics["stopped_early"] is True and metrics["steps"] == 3  # best at step 1, no gain at 2 and 3
+
+
+def test_chat_template_needs_one(workspace, tiny_model_dir, capsys):
+    models = write(workspace / "models" / "ct.yaml", f"""
+        base: {{name: tiny, source: hf_dir, path: {tiny_model_dir}}}
+        variants:
+          - name: ct
+            parent: tiny
+            method: sft_lora
+            config:
+              data: {{path: {REPO / 'data' / 'brand' / 'train.jsonl'}, prompt: "{{{{ topic }}}}", completion: " {{{{ tweet }}}}", chat_template: true}}
+        """)
+    assert main(["build", str(models), "--store", str(workspace / "h.duckdb")]) == 2
+    assert "has no chat template" in capsys.readouterr().err
+
+
+def test_early_stopping_requires_eval_steps(workspace, tiny_model_dir, capsys):
+    models = write(workspace / "models" / "bad.yaml", f"""
+        base: {{name: tiny, source: hf_dir, path: {tiny_model_dir}}}
+        variants:
+          - name: x
+            parent: tiny
+            method: sft_lora
+            config:
+              data: {{path: {REPO / 'data' / 'brand' / 'train.jsonl'}, prompt: "a", completion: "b"}}
+              training: {{early_stopping_patience: 2}}
+        """)
+    assert main(["validate", str(models)]) == 2
+    assert "early_stopping_patience needs training.eval_steps" in capsys.readouterr().out

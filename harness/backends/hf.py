@@ -30,6 +30,7 @@ class HFBackend:
         batch_size: int = 8,
         model=None,
         tokenizer=None,
+        quantization: dict | None = None,
     ):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -39,19 +40,23 @@ class HFBackend:
         if model is None:
             start = time.perf_counter()
             tokenizer = AutoTokenizer.from_pretrained(str(model_path))
-            model = AutoModelForCausalLM.from_pretrained(str(model_path), dtype=getattr(torch, dtype))
-            for adapter in adapters:
+            if quantization is not None:
                 from harness.errors import require
+                from harness.recipes.quantize import bnb_config
 
-                peft = require("peft", "LoRA adapters", "train")
-                model = peft.PeftModel.from_pretrained(model, str(adapter))
+                require("bitsandbytes", "quantized variants", "quant")
+                model = AutoModelForCausalLM.from_pretrained(str(model_path), quantization_config=bnb_config(quantization))
+            else:
+                model = load_causal_lm(model_path, adapters, dtype, merge_all=False)
             log.info("loaded %s%s in %.1fs", model_path, f" + {len(adapters)} adapter(s)" if adapters else "", time.perf_counter() - start)
-        self.model = model.to(self.device).eval()
+        # Quantized (bitsandbytes) models are placed at load time and refuse .to().
+        self.model = (model if quantization is not None else model.to(self.device)).eval()
         self.tokenizer = tokenizer
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.max_length = max_length or _model_max_length(model)
-        self.info = BackendInfo(name="hf", device=self.device, dtype=str(next(model.parameters()).dtype).replace("torch.", ""),
+        dtype_name = quantization["scheme"] if quantization else str(next(model.parameters()).dtype).replace("torch.", "")
+        self.info = BackendInfo(name="hf", device=self.device, dtype=dtype_name,
                                 details={"model_path": str(model_path), "adapters": [str(a) for a in adapters], "max_length": self.max_length})
 
     # -- tokenisation, as lm-eval's HFLM does it -------------------------------------------
@@ -165,6 +170,27 @@ class HFBackend:
 
         self.model = None
         gc.collect()
+
+
+def load_causal_lm(model_path, adapters=(), dtype: str = "float32", merge_all: bool = True):
+    """A causal LM with LoRA adapters applied in lineage order. Every adapter but the last is
+    merged into the weights first: a PeftModel wrapped in another PeftModel does not stack
+    (the outer one silently replaces the inner), so a chain base -> SFT -> DPO must be folded
+    step by step. `merge_all` also folds the last one (for training a new adapter on top)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(model_path), dtype=getattr(torch, dtype))
+    adapters = list(adapters)
+    if adapters:
+        from harness.errors import require
+
+        peft = require("peft", "LoRA adapters", "train")
+        for i, adapter in enumerate(adapters):
+            model = peft.PeftModel.from_pretrained(model, str(adapter))
+            if merge_all or i < len(adapters) - 1:
+                model = model.merge_and_unload()
+    return model
 
 
 def _model_max_length(model) -> int:

@@ -21,6 +21,8 @@ class ParentModel:
     base_dir: Path
     adapters: tuple[Path, ...] = ()
     dtype: str = "float32"
+    quantization: dict | None = None
+    """Set for quantized variants: the bitsandbytes settings applied when loading base_dir."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,8 @@ class BuildContext:
     """Write the artifact here (the builder moves it into place only on success)."""
     models_path: Path
     """The models file; relative data paths resolve against its directory."""
+    dependencies: dict[str, ParentModel] = field(default_factory=dict)
+    """Other built models the recipe reads (e.g. a distillation teacher), by name."""
 
 
 @dataclass(frozen=True)
@@ -41,7 +45,8 @@ class BuildResult:
     """What a recipe reports back; the builder stores it on the variant row."""
 
     artifact: str
-    """`adapter` (a LoRA directory applied over the parent) or `full` (a standalone checkpoint)."""
+    """`adapter` (a LoRA directory applied over the parent), `full` (a standalone checkpoint) or
+    `quantized` (quantization.json: bitsandbytes settings and the checkpoint they apply to)."""
     trainable_params: int | None = None
     total_params: int | None = None
     train_curve: list[dict] = field(default_factory=list)
@@ -59,6 +64,8 @@ class Recipe:
     build: Callable[[BuildContext], BuildResult]
     data_files: Callable[[Any, Path], list[Path]]
     """Files whose content goes into the variant's key (the recipe's training data)."""
+    dependencies: Callable[[Any], list[str]] | None = None
+    """Names of other models (besides the parent) that the build reads, e.g. a teacher."""
 
     def parse_config(self, raw: dict, where: str):
         """Validate a variant's `config:` mapping against this recipe's config model."""

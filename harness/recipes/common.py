@@ -26,15 +26,13 @@ def load_parent_for_training(parent: ParentModel, quantization=None):
             del merged
             model = AutoModelForCausalLM.from_pretrained(tmp, quantization_config=quantization)
         return _prepare_kbit(model)
-    model = AutoModelForCausalLM.from_pretrained(str(parent.base_dir), dtype=getattr(torch, parent.dtype),
-                                                 **({"quantization_config": quantization} if quantization is not None else {}))
     if quantization is not None:
+        model = AutoModelForCausalLM.from_pretrained(str(parent.base_dir), dtype=getattr(torch, parent.dtype),
+                                                     quantization_config=quantization)
         return _prepare_kbit(model)
-    for adapter in parent.adapters:
-        from peft import PeftModel
+    from harness.backends.hf import load_causal_lm
 
-        model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
-    return model
+    return load_causal_lm(parent.base_dir, parent.adapters, parent.dtype, merge_all=True)
 
 
 def _prepare_kbit(model):
@@ -82,6 +80,6 @@ class LossLogger(_callback_base()):
         entry = {"step": int(state.global_step)}
         entry.update({k: float(v) for k, v in logs.items() if isinstance(v, (int, float))})
         self.curve.append(entry)
-        shown = {k: round(v, 4) for k, v in entry.items() if k in ("loss", "eval_loss", "learning_rate")}
+        shown = {k: float(f"{v:.4g}") for k, v in entry.items() if k in ("loss", "eval_loss", "learning_rate")}
         if shown:
             log.info("%s: step %d/%d %s", self.name, state.global_step, self.max_steps, shown)

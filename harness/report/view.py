@@ -186,9 +186,37 @@ def _lineage(store: Store, names: list[str]) -> list[dict]:
             continue
         curve = json.loads(r["train_curve"]) if r["train_curve"] else []
         losses = [p["loss"] for p in curve if "loss" in p]
-        out.append({**r, "metrics": json.loads(r["metrics"]) if r["metrics"] else {},
+        metrics = json.loads(r["metrics"]) if r["metrics"] else {}
+        out.append({**r, "metrics": metrics, "highlights": _highlights(metrics),
                     "loss_first": losses[0] if losses else None, "loss_last": losses[-1] if losses else None,
                     "loss_points": _sparkline(losses)})
+    return out
+
+
+def _highlights(m: dict) -> list[str]:
+    """A few build facts worth a stakeholder's glance, by recipe."""
+    out = []
+    if "eval_loss" in m:
+        out.append(f"validation loss {m['eval_loss']:.3f}")
+    if "reward_accuracies" in m:
+        before = m.get("validation_before", {}).get("eval_rewards/accuracies")
+        out.append(f"held-out reward accuracy {m['reward_accuracies']:.2f}" + (f" (before {before:.2f})" if before is not None else ""))
+    if "reward_margins" in m:
+        out.append(f"reward margin {m['reward_margins']:+.3f}")
+    pref = m.get("preference_data")
+    if pref:
+        out.append(f"pairs kept {pref['kept']}/{pref['input_pairs']}, length imbalance {pref['length_imbalance']:.0%}")
+        out += [f"warning: {w}" for w in pref.get("warnings", [])]
+    if "relative_error_mean" in m:
+        out.append(f"{m['scheme']}: mean relative weight error {m['relative_error_mean']:.4f} (max {m['relative_error_max']:.4f})")
+        out.append(f"memory {m['footprint_bytes_full_precision'] / 1e6:.0f} -> {m['footprint_bytes_quantized'] / 1e6:.0f} MB")
+    if "merge_max_abs_logit_diff" in m:
+        out.append(f"merged; max logit difference {m['merge_max_abs_logit_diff']:.1e}")
+    rank = m.get("lora_rank")
+    if rank and rank.get("layers"):
+        out.append(f"LoRA rank for 95% energy: mean {rank['energy_rank_mean']:.1f}, max {rank['energy_rank_max']}")
+    if "teacher" in m:
+        out.append(f"{m.get('level', '')}-level distillation from {m['teacher']}")
     return out
 
 
