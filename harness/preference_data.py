@@ -26,6 +26,7 @@ from pydantic import Field, model_validator
 
 from harness.config.loader import Strict
 from harness.errors import ConfigError
+from harness.textprep import TextPrepSpec
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,9 @@ class PreferenceDataSpec(Strict):
     split_seed: int = 0
     audit_sample: int = Field(default=100, ge=0)
     """Pairs exported to audit_pairs.jsonl beside the artifact for human review."""
+    prep: TextPrepSpec | None = None
+    """Social-text cleaning and filtering applied to `prep_fields` before rendering."""
+    prep_fields: list[str] = []
 
     @model_validator(mode="after")
     def _rejected_only_for_pairs(self):
@@ -152,8 +156,13 @@ def load_rows(spec: PreferenceDataSpec, path: Path) -> list:
 def build_pairs(spec: PreferenceDataSpec, path: Path, where: str, generate=None) -> list[Pair]:
     """Render (or, for `rule`, generate) the pairs. `generate(prompts) -> texts` is the parent model."""
     from harness.prompts import render
+    from harness.textprep import prep_fields
 
-    rows = load_rows(spec, path)
+    rows = []
+    for r in load_rows(spec, path):
+        fields, reason = prep_fields(r.fields, spec.prep, spec.prep_fields)
+        if not reason:
+            rows.append(type(r)(r.id, fields))
     if spec.source == "judge":
         raise ConfigError(f"{where}: data.source 'judge' needs the LLM judge, which is not available in this version",
                           hint="use source 'pairs' (given JSONL) or 'rule' (reference vs the parent's own generation)")

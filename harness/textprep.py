@@ -98,6 +98,19 @@ def prepare_rows(rows: list[dict], field: str, spec: TextPrepSpec) -> PrepResult
     return PrepResult(kept, dropped)
 
 
+def prep_fields(fields: dict, spec: TextPrepSpec | None, names: list[str]) -> tuple[dict, str | None]:
+    """Clean the named fields of one row; returns (new fields, drop reason or None).
+    Recipes' data steps call this so every recipe shares one preparation."""
+    if spec is None or not names:
+        return fields, None
+    out, reason = dict(fields), None
+    for name in names:
+        raw = str(out.get(name, ""))
+        out[name] = clean(raw, spec)
+        reason = reason or keep_reason(raw, out[name], spec)
+    return out, reason
+
+
 def split_of(key: str, fractions: dict[str, float], seed: int = 0) -> str:
     """Deterministic split assignment from a hash of (seed, key): stable under reordering and
     additions, unlike shuffling a list."""

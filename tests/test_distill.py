@@ -95,6 +95,8 @@ def test_token_level_mixes_ce_and_kl_and_changes_the_student(built):
     kind, path, metrics, total, trainable = rows["student-token"]
     assert kind == "full" and metrics["level"] == "token" and trainable == total
     assert metrics["last_kl"] > 0 and metrics["last_ce"] > 0 and metrics["steps"] == 2
+    # the rank diagnostic of a full fine-tune: W_tuned - W_initial for every linear layer (3 layers x 7)
+    assert metrics["lora_rank"]["layers"] == 21 and metrics["lora_rank"]["energy_rank_max"] >= 1
     pair = [("Brief: rain\nTweet:", " A rainy morning")]
     before = HFBackend(rows["small"][1]).loglikelihood(pair)[0].logprob
     after = HFBackend(path).loglikelihood(pair)[0].logprob

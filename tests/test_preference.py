@@ -96,3 +96,15 @@ def test_judge_source_is_a_clear_not_available_error(tmp_path, tiny_model_dir, c
                                                                   data=pref_file(tmp_path), extra=""))
     assert main(["build", str(models), "--store", str(tmp_path / "h.duckdb")]) == 2
     assert "needs the LLM judge, which is not available" in capsys.readouterr().err
+
+
+def test_text_prep_applies_to_preference_data(tmp_path):
+    from harness.preference_data import PreferenceDataSpec, build_pairs
+
+    data = write(tmp_path / "p.jsonl", "\n".join([
+        json.dumps({"prompt": "Hi", "chosen": "Visit https://x.example now!!! thanks @maya, see you soon", "rejected": "no"}),
+        json.dumps({"prompt": "Hi", "chosen": "RT @lumen: a retweet that should be dropped entirely", "rejected": "no"}),
+    ]) + "\n")
+    spec = PreferenceDataSpec(path=str(data), prep={"min_chars": 10}, prep_fields=["chosen"])
+    pairs = build_pairs(spec, data, "test")
+    assert [p.chosen for p in pairs] == ["Visit [URL] now! thanks [USER], see you soon"]

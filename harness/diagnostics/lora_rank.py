@@ -62,7 +62,16 @@ def lora_deltas(adapter_dir) -> dict:
 
 def adapter_rank_report(adapter_dir, energy: float = 0.95) -> dict:
     """Summary stored on the variant: per-layer energy ranks and the distribution over layers."""
-    reports = [delta_spectrum(d, layer, energy) for layer, d in sorted(lora_deltas(adapter_dir).items())]
+    return summarize([delta_spectrum(d, layer, energy) for layer, d in sorted(lora_deltas(adapter_dir).items())], energy)
+
+
+def full_finetune_rank_report(initial: dict, modules: dict, energy: float = 0.95) -> dict:
+    """The same diagnostic for a full fine-tune: spectrum of W_tuned - W_initial per linear layer."""
+    reports = [delta_spectrum(modules[name].weight.detach().float() - w0.float(), name, energy) for name, w0 in sorted(initial.items())]
+    return summarize(reports, energy)
+
+
+def summarize(reports: list[RankReport], energy: float) -> dict:
     ranks = [r.energy_rank for r in reports]
     return {
         "energy": energy,

@@ -19,6 +19,7 @@ from pydantic import Field
 from harness.config.loader import Strict
 from harness.recipes import BuildContext, BuildResult, Recipe, resolve_data_path
 from harness.recipes.sft_lora import LoraSpec, SFTTrainingSpec
+from harness.textprep import TextPrepSpec
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,9 @@ class DistillDataSpec(Strict):
     """token: jinja2 template for the completion (labels and teacher distributions cover it)."""
     limit: int | None = Field(default=None, ge=1)
     """Use only the first N rows (teacher generation is the slow part on CPU)."""
+    prep: TextPrepSpec | None = None
+    """Social-text cleaning and filtering applied to `prep_fields` before rendering."""
+    prep_fields: list[str] = []
 
 
 class DistillConfig(Strict):
@@ -72,11 +76,16 @@ def _rows(cfg: DistillConfig, ctx: BuildContext) -> list[dict]:
     where = f"{ctx.models_path}: {ctx.variant}.config.data"
     rows = load_jsonl(LoadRequest(resolve_data_path(cfg.data.path, ctx.models_path)))
     rows = rows[: cfg.data.limit] if cfg.data.limit else rows
+    from harness.textprep import prep_fields
+
     out = []
     for r in rows:
-        item = {"prompt": render(cfg.data.prompt, r.fields, f"{where}.prompt (line {int(r.id) + 1})")}
+        fields, reason = prep_fields(r.fields, cfg.data.prep, cfg.data.prep_fields)
+        if reason:
+            continue
+        item = {"prompt": render(cfg.data.prompt, fields, f"{where}.prompt (line {int(r.id) + 1})")}
         if cfg.data.completion is not None:
-            item["completion"] = render(cfg.data.completion, r.fields, f"{where}.completion (line {int(r.id) + 1})")
+            item["completion"] = render(cfg.data.completion, fields, f"{where}.completion (line {int(r.id) + 1})")
         out.append(item)
     return out
 
@@ -151,6 +160,9 @@ def _token_level(ctx: BuildContext, cfg: DistillConfig, teacher) -> BuildResult:
         return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels}
 
     rows = [encode(r) for r in _rows(cfg, ctx)]
+    # For a full fine-tune the rank diagnostic needs the starting weights of each linear layer.
+    initial = ({n: m.weight.detach().clone() for n, m in student.named_modules() if isinstance(m, torch.nn.Linear) and "lm_head" not in n}
+               if cfg.train == "full" else {})
     T, lam = cfg.temperature, cfg.kl_weight
 
     class DistillTrainer(Trainer):
@@ -192,7 +204,11 @@ def _token_level(ctx: BuildContext, cfg: DistillConfig, teacher) -> BuildResult:
         tok.save_pretrained(str(ctx.output_dir))
         total = trainable = sum(p.numel() for p in student.parameters())
         artifact = "full"
-    metrics = {"level": "token", "teacher": cfg.teacher, "temperature": T, "kl_weight": lam, "train_loss": float(out.training_loss),
+    from harness.diagnostics.lora_rank import adapter_rank_report, full_finetune_rank_report
+
+    rank = (adapter_rank_report(ctx.output_dir) if cfg.train == "lora"
+            else full_finetune_rank_report(initial, dict(student.named_modules())))
+    metrics = {"lora_rank": rank, "level": "token", "teacher": cfg.teacher, "temperature": T, "kl_weight": lam, "train_loss": float(out.training_loss),
                "steps": int(trainer.state.global_step), "last_ce": trainer._last["ce"], "last_kl": trainer._last["kl"],
                "examples": len(rows)}
     return BuildResult(artifact=artifact, trainable_params=int(trainable), total_params=int(total), train_curve=logger.curve,

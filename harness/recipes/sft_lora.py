@@ -119,17 +119,11 @@ def load_pairs(path: Path, config: SFTDataSpec, where: str, dropped: dict | None
     With `prep`, the `prep_fields` are cleaned first and filtered rows counted in `dropped`."""
     from harness.data.loaders import LoadRequest, load_jsonl
     from harness.prompts import render
-    from harness.textprep import clean, keep_reason
+    from harness.textprep import prep_fields
 
     pairs = []
     for r in load_jsonl(LoadRequest(path)):
-        fields = dict(r.fields)
-        reason = None
-        if config.prep is not None:
-            for name in config.prep_fields:
-                raw = str(fields.get(name, ""))
-                fields[name] = clean(raw, config.prep)
-                reason = reason or keep_reason(raw, fields[name], config.prep)
+        fields, reason = prep_fields(r.fields, config.prep, config.prep_fields)
         if reason:
             if dropped is not None:
                 dropped[reason] = dropped.get(reason, 0) + 1
