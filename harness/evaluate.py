@@ -68,6 +68,7 @@ def run_suites(suite_paths: list[Path], models_path: Path, store_path: Path, var
                 cached = None if force else store.find_run(key)
                 if cached:
                     log.info("%s / %s: unchanged, reusing run %s", name, task.spec.name, cached["run_id"])
+                    store.mark_reused(cached["run_id"])
                     outcomes.append(TaskOutcome(name, task.suite, task.spec.name, cached["run_id"], True, cached["n_samples"], 0.0))
                 else:
                     todo.append((suite_hash, seed, task, key))
@@ -122,7 +123,7 @@ def _run_task(store: Store, backend, variant: str, variant_key: str, suite_hash:
                  variant=variant, variant_key=variant_key, backend=info.name, device=info.device, dtype=info.dtype,
                  data_hash=task.data_hash, prompt_hash=task.prompt_hash,
                  generation_config=json.dumps(asdict(gen_config)) if gen_config else None, seed=seed,
-                 harness_version=__version__, git_commit=git_commit(), started_at=started, wall_s=wall,
+                 harness_version=__version__, git_commit=git_commit(), started_at=started, last_used_at=started, wall_s=wall,
                  n_samples=len(task.samples))
     store.write_task_run(run, samples, scores)
     log.info("%s / %s: done in %.1fs", variant, spec.name, wall)

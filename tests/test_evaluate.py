@@ -69,3 +69,12 @@ def test_limit_evaluates_first_items(workspace, fake_models):
     assert run(workspace, fake_models, "--limit", "3") == 0
     con = duckdb.connect(str(workspace / "h.duckdb"), read_only=True)
     assert {r[0] for r in con.execute("SELECT n_samples FROM runs").fetchall()} == {3}
+
+
+def test_reusing_an_older_run_makes_it_the_one_reports_read(workspace, fake_models):
+    assert run(workspace, fake_models) == 0  # full run (key A)
+    assert run(workspace, fake_models, "--limit", "2") == 0  # newer, smaller run (key B)
+    assert run(workspace, fake_models) == 0  # key A again: reused, and read again
+    con = duckdb.connect(str(workspace / "h.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 4
+    assert {r[0] for r in con.execute("SELECT n_samples FROM latest_runs").fetchall()} == {20, 6}

@@ -15,7 +15,7 @@ from harness.store.migrations import MIGRATIONS
 def run_row(run_id="r1"):
     return RunRow(run_id=run_id, run_key="k", suite="s", suite_hash="h", task="t", task_type="generation", metrics="[]", variant="v",
                   variant_key="vk", backend="fake", device="none", dtype="none", data_hash="d", prompt_hash="p",
-                  generation_config=None, seed=1, harness_version="0", git_commit=None, started_at=datetime(2026, 1, 1),
+                  generation_config=None, seed=1, harness_version="0", git_commit=None, started_at=datetime(2026, 1, 1), last_used_at=datetime(2026, 1, 1),
                   wall_s=1.0, n_samples=1)
 
 

@@ -108,7 +108,6 @@ def _build(ctx: BuildContext, loss: str) -> BuildResult:
         disable_tqdm=not progress_enabled(), dataloader_num_workers=0, gradient_checkpointing=False)
     lora = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
                       target_modules=cfg.lora.target_modules, task_type="CAUSAL_LM")
-    as_rows = lambda ps: [{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in ps]  # noqa: E731
     if loss in ("dpo", "ipo"):
         from trl import DPOConfig, DPOTrainer
 
@@ -122,11 +121,8 @@ def _build(ctx: BuildContext, loss: str) -> BuildResult:
     else:
         from trl import KTOConfig, KTOTrainer
 
-        # KTO learns from unpaired examples: each pair gives one desirable and one undesirable.
-        unpair = lambda ps: [r for p in ps for r in ({"prompt": p.prompt, "completion": p.chosen, "label": True},  # noqa: E731
-                                                      {"prompt": p.prompt, "completion": p.rejected, "label": False})]
         args = KTOConfig(**common, beta=tcfg.beta)
-        trainer_cls, train_ds, val_ds = KTOTrainer, unpair(train), unpair(val)
+        trainer_cls, train_ds, val_ds = KTOTrainer, unpaired(train), unpaired(val)
     logger = LossLogger(tcfg.max_steps, ctx.variant)
     trainer = trainer_cls(model=model, args=args, train_dataset=Dataset.from_list(train_ds),
                           eval_dataset=Dataset.from_list(val_ds) if val_ds else None,
@@ -149,6 +145,17 @@ def _build(ctx: BuildContext, loss: str) -> BuildResult:
     metrics["lora_rank"] = adapter_rank_report(ctx.output_dir)
     return BuildResult(artifact="adapter", trainable_params=int(trainable), total_params=int(total),
                        train_curve=logger.curve, metrics=metrics, device="cpu" if use_cpu else "cuda")
+
+
+def as_rows(pairs) -> list[dict]:
+    """trl's paired preference format."""
+    return [{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in pairs]
+
+
+def unpaired(pairs) -> list[dict]:
+    """KTO learns from unpaired examples: each pair gives one desirable and one undesirable."""
+    return [row for p in pairs for row in ({"prompt": p.prompt, "completion": p.chosen, "label": True},
+                                           {"prompt": p.prompt, "completion": p.rejected, "label": False})]
 
 
 def _numbers(d: dict) -> dict:

@@ -54,6 +54,8 @@ class TaskView:
     task: str
     task_type: str
     metrics: list[str]
+    headline: str
+    """The metric shown on the leaderboard and beside each sample output."""
     table: dict[str, dict[str, Cell]]
     """variant -> metric -> cell."""
     comparisons: list[Comparison]
@@ -110,7 +112,7 @@ def build_view(store: Store, spec: ReportSpec) -> ReportView:
         for v in spec.variants:
             if headline in table[v]:
                 leaderboard[v][(task, headline)] = table[v][headline]
-        tasks.append(_task_view(store, spec, suite, task, metrics, table))
+        tasks.append(_task_view(store, spec, suite, task, metrics, headline, table))
     view = ReportView(
         title=spec.title, notes=spec.notes, generated_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         harness_version=__version__, variants=spec.variants, baseline=spec.baseline_name, confidence=st.confidence,
@@ -133,7 +135,7 @@ def _metric_order(store: Store, spec: ReportSpec, task: str, present: list[str])
     return [m for m in declared if m in present] + sorted(set(present) - set(declared))
 
 
-def _task_view(store: Store, spec: ReportSpec, suite: str, task: str, metrics: list[str],
+def _task_view(store: Store, spec: ReportSpec, suite: str, task: str, metrics: list[str], headline: str,
                table: dict[str, dict[str, Cell]]) -> TaskView:
     st = spec.statistics
     base = spec.baseline_name
@@ -152,7 +154,7 @@ def _task_view(store: Store, spec: ReportSpec, suite: str, task: str, metrics: l
            FROM latest_runs WHERE suite = ? AND task = ? AND list_contains(?, variant) ORDER BY variant""",
         [suite, task, spec.variants])
     task_type = runs[0]["task_type"] if runs else ""
-    return TaskView(suite, task, task_type, metrics, table, comparisons, _samples(store, spec, task, metrics[0]), runs)
+    return TaskView(suite, task, task_type, metrics, headline, table, comparisons, _samples(store, spec, task, headline), runs)
 
 
 def _samples(store: Store, spec: ReportSpec, task: str, headline: str) -> list[SampleView]:

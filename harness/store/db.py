@@ -38,6 +38,7 @@ class RunRow:
     harness_version: str
     git_commit: str | None
     started_at: datetime
+    last_used_at: datetime
     wall_s: float
     n_samples: int
 
@@ -176,6 +177,10 @@ class Store:
     def find_run(self, run_key: str) -> dict | None:
         rows = self.query("SELECT * FROM runs WHERE run_key = ? ORDER BY started_at DESC LIMIT 1", [run_key])
         return rows[0] if rows else None
+
+    def mark_reused(self, run_id: str) -> None:
+        """An identical run was asked for again: it becomes the one reports read."""
+        self.con.execute("UPDATE runs SET last_used_at = ? WHERE run_id = ?", [_now(), run_id])
 
     def variant(self, name: str) -> dict | None:
         """The newest build of a variant name."""

@@ -49,6 +49,7 @@ MIGRATIONS: list[tuple[str, str]] = [
             harness_version VARCHAR NOT NULL,
             git_commit      VARCHAR,
             started_at      TIMESTAMP NOT NULL,
+            last_used_at    TIMESTAMP NOT NULL,   -- set again when an identical run is reused
             wall_s          DOUBLE NOT NULL,
             n_samples       INTEGER NOT NULL
         );
@@ -69,10 +70,12 @@ MIGRATIONS: list[tuple[str, str]] = [
             value       DOUBLE,
             PRIMARY KEY (run_id, sample_id, scorer, metric)
         );
-        -- The latest complete run of each (variant, suite, task): what reports read.
+        -- The run of each (variant, suite, task) that `harness run` last produced or reused:
+        -- what reports and gates read.
         CREATE VIEW latest_runs AS
             SELECT * EXCLUDE (rn) FROM (
-                SELECT *, row_number() OVER (PARTITION BY variant, suite, task ORDER BY started_at DESC) AS rn
+                SELECT *, row_number() OVER (PARTITION BY variant, suite, task
+                                             ORDER BY last_used_at DESC, started_at DESC) AS rn
                 FROM runs) WHERE rn = 1;
         """,
     ),
