@@ -33,21 +33,21 @@ SFT = f"""
 
 RECIPES = {
     "sft_lora": ("sft", SFT),
-    "dpo": ("pref", SFT + f"""
+    "dpo": ("pref", SFT + """
   - name: pref
     parent: sft
     method: dpo
     config:
-      data: {{source: pairs, path: PAIRS, validation_fraction: 0}}
-      training: {{max_steps: STEPS, batch_size: 2, max_length: 96, logging_steps: 1}}
+      data: {source: pairs, path: PAIRS, validation_fraction: 0}
+      training: {max_steps: STEPS, batch_size: 2, max_length: 96, logging_steps: 1}
 """),
-    "kto": ("pref", SFT + f"""
+    "kto": ("pref", SFT + """
   - name: pref
     parent: sft
     method: kto
     config:
-      data: {{source: pairs, path: PAIRS, validation_fraction: 0}}
-      training: {{max_steps: STEPS, batch_size: 2, max_length: 96, logging_steps: 1}}
+      data: {source: pairs, path: PAIRS, validation_fraction: 0}
+      training: {max_steps: STEPS, batch_size: 2, max_length: 96, logging_steps: 1}
 """),
     "quantize_int8": ("q", "  - {name: q, parent: base, method: quantize, config: {scheme: int8}}\n"),
     "quantize_nf4": ("q", "  - {name: q, parent: base, method: quantize, config: {scheme: nf4}}\n"),

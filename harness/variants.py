@@ -8,7 +8,13 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from harness.config.models import BaseSpec, ModelsFile, VariantSpec, lineage, resolve_relative
+from harness.config.models import (
+    BaseSpec,
+    ModelsFile,
+    VariantSpec,
+    lineage,
+    resolve_relative,
+)
 from harness.errors import ConfigError, StoreError, UnknownNameError
 from harness.hashing import stable_hash
 from harness.recipes import ParentModel, Recipe

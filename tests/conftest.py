@@ -34,7 +34,14 @@ def corpus_lines() -> list[str]:
 def make_tiny_model(path: Path, seed: int = 0, layers: int = 2) -> Path:
     """Save a tiny Llama + BPE tokenizer (BOS added, like Gemma's) under `path`."""
     import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from tokenizers import (
+        Tokenizer,
+        decoders,
+        models,
+        pre_tokenizers,
+        processors,
+        trainers,
+    )
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE(unk_token=None))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import duckdb
 import pytest
 
 from harness.errors import StoreError
@@ -30,7 +31,7 @@ def test_migrations_apply_once(tmp_path):
 def test_task_write_is_atomic(tmp_path):
     with open_store(tmp_path / "h.duckdb") as store:
         bad_scores = [ScoreRow("r1", "0", "rouge", "rougeL", 0.5), ScoreRow("r1", "0", "rouge", "rougeL", 0.6)]  # duplicate key
-        with pytest.raises(Exception):
+        with pytest.raises(duckdb.ConstraintException):
             store.write_task_run(run_row(), [SampleRow("r1", "0", "p", "ref", "out", "{}")], bad_scores)
         assert store.query("SELECT count(*) AS n FROM runs")[0]["n"] == 0
         assert store.query("SELECT count(*) AS n FROM samples")[0]["n"] == 0

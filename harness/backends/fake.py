@@ -7,7 +7,13 @@ import hashlib
 import time
 from dataclasses import dataclass
 
-from harness.backends.base import BackendInfo, Generation, GenerationConfig, Loglikelihood, apply_stop
+from harness.backends.base import (
+    BackendInfo,
+    Generation,
+    GenerationConfig,
+    Loglikelihood,
+    apply_stop,
+)
 
 
 def _unit(text: str) -> float:

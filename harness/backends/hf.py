@@ -11,7 +11,13 @@ import logging
 import time
 from pathlib import Path
 
-from harness.backends.base import BackendInfo, Generation, GenerationConfig, Loglikelihood, apply_stop
+from harness.backends.base import (
+    BackendInfo,
+    Generation,
+    GenerationConfig,
+    Loglikelihood,
+    apply_stop,
+)
 from harness.progress import progress
 
 log = logging.getLogger(__name__)

@@ -129,7 +129,13 @@ def _token_level(ctx: BuildContext, cfg: DistillConfig, teacher) -> BuildResult:
     import torch
     import torch.nn.functional as F
     from datasets import Dataset
-    from transformers import AutoTokenizer, DataCollatorForSeq2Seq, PrinterCallback, Trainer, TrainingArguments
+    from transformers import (
+        AutoTokenizer,
+        DataCollatorForSeq2Seq,
+        PrinterCallback,
+        Trainer,
+        TrainingArguments,
+    )
 
     from harness.errors import ConfigError
     from harness.progress import progress_enabled
@@ -204,7 +210,10 @@ def _token_level(ctx: BuildContext, cfg: DistillConfig, teacher) -> BuildResult:
         tok.save_pretrained(str(ctx.output_dir))
         total = trainable = sum(p.numel() for p in student.parameters())
         artifact = "full"
-    from harness.diagnostics.lora_rank import adapter_rank_report, full_finetune_rank_report
+    from harness.diagnostics.lora_rank import (
+        adapter_rank_report,
+        full_finetune_rank_report,
+    )
 
     rank = (adapter_rank_report(ctx.output_dir) if cfg.train == "lora"
             else full_finetune_rank_report(initial, dict(student.named_modules())))

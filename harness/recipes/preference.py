@@ -75,7 +75,12 @@ def _build(ctx: BuildContext, loss: str) -> BuildResult:
     from peft import LoraConfig
     from transformers import AutoTokenizer, PrinterCallback
 
-    from harness.preference_data import build_pairs, check_pairs, export_audit_sample, split_pairs
+    from harness.preference_data import (
+        build_pairs,
+        check_pairs,
+        export_audit_sample,
+        split_pairs,
+    )
     from harness.progress import progress_enabled
     from harness.recipes.common import LossLogger, load_parent_for_training
 

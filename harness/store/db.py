@@ -159,13 +159,11 @@ class Store:
             return
         import pyarrow as pa
 
-        # Bulk insert BY NAME from an Arrow table: column order can't silently shift.
-        arrow = pa.Table.from_pylist([asdict(r) for r in rows])
-        self.con.register("_incoming", arrow)
-        try:
-            self.con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _incoming")  # table is a code constant
-        finally:
-            self.con.unregister("_incoming")
+        # Bulk insert BY NAME from an Arrow table: column order can't silently shift. DuckDB finds
+        # `incoming` by replacement scan of this local variable (no register/unregister, which
+        # would itself fail inside an aborted transaction and hide the real error).
+        incoming = pa.Table.from_pylist([asdict(r) for r in rows])  # noqa: F841 (read by DuckDB)
+        self.con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")  # table is a code constant
 
     # -- reads ------------------------------------------------------------------------------
     def query(self, sql: str, params: list[Any] | None = None) -> list[dict]:
