@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.stats import Estimate, bootstrap_mean
+from harness.scorers.text_overlap import CORPUS_METRICS, corpus_scorer
+from harness.stats import Estimate, bootstrap_mean, bootstrap_statistic
 from harness.store.db import Store
 
 LOWER_IS_BETTER: set[str] = set()
@@ -50,4 +51,19 @@ def summarize(store: Store, variants: list[str], tasks: list[str] | None = None,
             continue
         est = bootstrap_mean(sample_values(store, r["variant"], r["task"], r["metric"]).values(), resamples, confidence, seed)
         out.append(MetricSummary(r["variant"], r["suite"], r["task"], r["metric"], est, r["run_id"]))
+        corpus = CORPUS_METRICS.get(r["metric"])
+        if corpus:
+            out.append(MetricSummary(r["variant"], r["suite"], r["task"], corpus,
+                                     corpus_estimate(store, r["run_id"], corpus, resamples, confidence, seed), r["run_id"]))
     return out
+
+
+def corpus_estimate(store: Store, run_id: str, metric: str, resamples: int = 1000, confidence: float = 0.95,
+                    seed: int = 0) -> Estimate:
+    """A corpus-level metric (BLEU, chrF) over a run's stored outputs and references, with a
+    bootstrap CI over items. Not a mean of per-item values, so it has no paired per-item form."""
+    rows = store.query("SELECT output, reference FROM samples WHERE run_id = ? ORDER BY sample_id", [run_id])
+    outputs = [r["output"] or "" for r in rows]
+    refs = [r["reference"] or "" for r in rows]
+    n, score = corpus_scorer(metric, outputs, refs)
+    return bootstrap_statistic(n, score, resamples, confidence, seed)

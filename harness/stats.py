@@ -67,3 +67,18 @@ def paired_comparison(candidate: dict[str, float], baseline: dict[str, float], r
     # +1 in numerator and denominator: a permutation p-value is never exactly 0.
     p = float((np.sum(flipped >= observed - 1e-12) + 1) / (resamples + 1))
     return PairedComparison(est, p, int(np.sum(d > 0)), int(np.sum(d < 0)), int(np.sum(d == 0)))
+
+
+def bootstrap_statistic(n: int, statistic, resamples: int = 1000, confidence: float = 0.95, seed: int = 0) -> Estimate:
+    """Percentile bootstrap of any corpus-level statistic: `statistic(indices)` is computed on
+    the full item set and on `resamples` resamples of item indices (with replacement)."""
+    import numpy as np
+
+    if n == 0:
+        return Estimate(float("nan"), float("nan"), float("nan"), 0)
+    point = float(statistic(list(range(n))))
+    rng = np.random.default_rng(seed)
+    values = [float(statistic(list(idx))) for idx in rng.integers(0, n, size=(resamples, n))]
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(values, [alpha, 1 - alpha])
+    return Estimate(point, float(low), float(high), n)

@@ -78,3 +78,19 @@ def test_reusing_an_older_run_makes_it_the_one_reports_read(workspace, fake_mode
     con = duckdb.connect(str(workspace / "h.duckdb"), read_only=True)
     assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 4
     assert {r[0] for r in con.execute("SELECT n_samples FROM latest_runs").fetchall()} == {20, 6}
+
+
+def test_corpus_bleu_and_chrf_are_sacrebleus(workspace, fake_models):
+    import sacrebleu
+
+    from harness.metrics import summarize
+    from harness.store import open_store
+
+    assert run(workspace, fake_models) == 0
+    with open_store(workspace / "h.duckdb", read_only=True) as store:
+        rows = store.query("SELECT output, reference FROM samples s JOIN runs r USING (run_id) WHERE r.task = 'tweets' ORDER BY sample_id")
+        got = {s.metric: s.estimate for s in summarize(store, ["fake-a"], ["tweets"], resamples=200)}
+    outputs, refs = [r["output"] for r in rows], [r["reference"] for r in rows]
+    assert got["corpus_bleu"].mean == pytest.approx(sacrebleu.corpus_bleu(outputs, [refs]).score)
+    assert got["corpus_chrf"].mean == pytest.approx(sacrebleu.corpus_chrf(outputs, [refs]).score)
+    assert got["corpus_chrf"].low <= got["corpus_chrf"].mean <= got["corpus_chrf"].high and got["corpus_bleu"].n == 6

@@ -2,7 +2,8 @@
 
 The `evaluate` library's metric scripts live on the hub and fail offline, so the underlying
 packages are used directly. BLEU and chrF are sacrebleu's sentence-level scores on its 0-100
-scale; the corpus-level figures are computed from the stored rows by harness.metrics."""
+scale. Corpus-level BLEU and chrF (what papers report) are computed from the stored outputs and
+references by `corpus_score`, exactly as sacrebleu computes them."""
 
 from __future__ import annotations
 
@@ -39,3 +40,26 @@ def chrf(sample: Sample, output: Generation) -> dict[str, float]:
     """sacrebleu sentence chrF (0-100)."""
     sacrebleu = require("sacrebleu", "chrF scoring", "metrics")
     return {"chrf": float(sacrebleu.sentence_chrf(output.text, [sample.reference or ""]).score)}
+
+
+CORPUS_METRICS = {"bleu": "corpus_bleu", "chrf": "corpus_chrf"}
+"""Per-sample metric -> the corpus-level metric reported beside it."""
+
+
+def corpus_scorer(metric: str, outputs: list[str], references: list[str]):
+    """(n, score(indices)) for a corpus metric: sentence statistics are extracted once, and a
+    score of any subset (a bootstrap resample) is the metric of the summed statistics. This is
+    how sacrebleu's own significance tests resample (its `_extract_corpus_statistics` /
+    `_compute_score_from_stats`); a test checks equality with the public `corpus_bleu`/`corpus_chrf`."""
+    import numpy as np
+
+    sacrebleu = require("sacrebleu", "BLEU scoring", "metrics")
+    if metric not in ("corpus_bleu", "corpus_chrf"):
+        raise ValueError(f"unknown corpus metric {metric!r}")
+    scorer = sacrebleu.metrics.BLEU() if metric == "corpus_bleu" else sacrebleu.metrics.CHRF()
+    stats = np.asarray(scorer._extract_corpus_statistics(outputs, [references]))
+
+    def score(indices) -> float:
+        return float(scorer._compute_score_from_stats(stats[list(indices)].sum(axis=0)).score)
+
+    return len(outputs), score
