@@ -24,7 +24,7 @@ from harness.hashing import git_commit, stable_hash
 from harness.progress import progress
 from harness.store.db import RunRow, SampleRow, ScoreRow, Store
 from harness.tasks import PreparedTask, prepare_suite
-from harness.variants import open_backend, resolve_built
+from harness.variants import open_backend, plan_variants, prepare_base, resolve_built
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,9 @@ def run_suites(suite_paths: list[Path], models_path: Path, store_path: Path, var
 
     outcomes = []
     with Store(store_path) as store:
-        resolved = {name: resolve_built(spec, models_path, name, store) for name in names}
+        base = prepare_base(spec.base, models_path, store)  # once: it verifies the GGUF's sha256
+        plans = plan_variants(spec, models_path, base.key)
+        resolved = {name: resolve_built(spec, models_path, name, store, base, plans) for name in names}
         for name in names:
             model = resolved[name]
             backend_name = "fake" if spec.base.source == "fake" else "hf"

@@ -115,12 +115,14 @@ def plan_variants(spec: ModelsFile, models_path: Path, base_key: str) -> dict[st
     return plans
 
 
-def resolve_built(spec: ModelsFile, models_path: Path, name: str, store: Store) -> ParentModel:
+def resolve_built(spec: ModelsFile, models_path: Path, name: str, store: Store, base: ParentModel | None = None,
+                  plans: dict[str, PlannedVariant] | None = None) -> ParentModel:
     """A loadable description of `name`: base dir plus the adapters of every ancestor, each
     looked up by the key its current recipe, data and parent give. The base is prepared on
-    demand; variants must have been built (`harness build`)."""
-    model = prepare_base(spec.base, models_path, store)
-    plans = plan_variants(spec, models_path, model.key)
+    demand (pass `base` and `plans` to resolve many names with one preparation); variants must
+    have been built (`harness build`)."""
+    model = base or prepare_base(spec.base, models_path, store)
+    plans = plans or plan_variants(spec, models_path, model.key)
     for step in lineage(spec, name)[1:]:
         key = plans[step].key
         row = store.variant_by_key(key)
