@@ -31,24 +31,19 @@ SFT = f"""
       training: {{max_steps: STEPS, batch_size: 4, max_length: 96, logging_steps: 1, learning_rate: 0.0005}}
 """
 
+PREFERENCE = """
+  - name: pref
+    parent: sft
+    method: METHOD
+    config:
+      data: {source: pairs, path: PAIRS, validation_fraction: 0}
+      training: {max_steps: STEPS, batch_size: 2, max_length: 96, logging_steps: 1}
+"""
+
 RECIPES = {
     "sft_lora": ("sft", SFT),
-    "dpo": ("pref", SFT + """
-  - name: pref
-    parent: sft
-    method: dpo
-    config:
-      data: {source: pairs, path: PAIRS, validation_fraction: 0}
-      training: {max_steps: STEPS, batch_size: 2, max_length: 96, logging_steps: 1}
-"""),
-    "kto": ("pref", SFT + """
-  - name: pref
-    parent: sft
-    method: kto
-    config:
-      data: {source: pairs, path: PAIRS, validation_fraction: 0}
-      training: {max_steps: STEPS, batch_size: 2, max_length: 96, logging_steps: 1}
-"""),
+    "dpo": ("pref", SFT + PREFERENCE.replace("METHOD", "dpo")),
+    "kto": ("pref", SFT + PREFERENCE.replace("METHOD", "kto")),
     "quantize_int8": ("q", "  - {name: q, parent: base, method: quantize, config: {scheme: int8}}\n"),
     "quantize_nf4": ("q", "  - {name: q, parent: base, method: quantize, config: {scheme: nf4}}\n"),
     "shrink": ("small", "  - {name: small, parent: base, method: shrink, config: {keep_every: 2}}\n"),
