@@ -47,7 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Evaluate the variants of --models on every task of the given suites. "
                                    "Tasks whose inputs are unchanged since a stored run are reused; --force recomputes.")
     p.add_argument("suites", nargs="+", type=Path, help="suite files, e.g. suites/mmlu_sample.yaml")
-    p.add_argument("--models", type=Path, required=True, help="models file naming the base and variants")
+    p.add_argument("--models", type=Path, help="models file naming the base and variants (and any local judge)")
+    p.add_argument("--answers", action="append", metavar="NAME=FILE",
+                   help="also evaluate pre-generated answers (MT-Bench model_answer JSONL, or {id, output} lines) "
+                        "as if NAME were a variant; repeatable. Without --variant, only the answer sets are evaluated")
     p.add_argument("--variant", action="append", help="evaluate only this variant; repeatable (default: all)")
     p.add_argument("--limit", type=int, help="evaluate only the first N items of each task (smoke tests)")
     p.add_argument("--force", action="store_true", help="recompute even when an identical run is stored")
@@ -134,7 +137,10 @@ def cmd_run(args) -> int:
     from harness.metrics import summarize
     from harness.store import open_store
 
-    outcomes = run_suites(args.suites, args.models, args.store, args.variant, args.force, args.limit)
+    from harness.data.answers import parse_answers_arg
+
+    outcomes = run_suites(args.suites, args.models, args.store, args.variant, args.force, args.limit,
+                          parse_answers_arg(args.answers))
     variants = list(dict.fromkeys(o.variant for o in outcomes))
     tasks = list(dict.fromkeys(o.task for o in outcomes))
     with open_store(args.store, read_only=True) as store:

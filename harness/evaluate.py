@@ -19,7 +19,7 @@ from harness import __version__, registry
 from harness.backends.base import GenerationConfig
 from harness.config.models import load_models, model_names
 from harness.config.suite import load_suite
-from harness.errors import UnknownNameError
+from harness.errors import ConfigError, UnknownNameError
 from harness.hashing import git_commit, stable_hash
 from harness.progress import progress
 from harness.store.db import RunRow, SampleRow, ScoreRow, Store
@@ -40,25 +40,47 @@ class TaskOutcome:
     wall_s: float
 
 
-def run_suites(suite_paths: list[Path], models_path: Path, store_path: Path, variants: list[str] | None = None,
-               force: bool = False, limit: int | None = None) -> list[TaskOutcome]:
-    """Evaluate `variants` (default: every model in the file) on every task of the suites."""
+def run_suites(suite_paths: list[Path], models_path: Path | None, store_path: Path, variants: list[str] | None = None,
+               force: bool = False, limit: int | None = None, answers: dict[str, Path] | None = None) -> list[TaskOutcome]:
+    """Evaluate `variants` (default: every model in the file, unless answer sets are given) and
+    the pre-generated `answers` sets on every task of the suites; then run the suites' judge
+    tasks over the stored outputs."""
+    from harness.data.answers import load_answer_file
+    from harness.judge.task import prepare_judge_task
+
     prepared: list[tuple[str, int, PreparedTask]] = []
+    judge_tasks = []
     for path in suite_paths:
         suite = load_suite(path)
         suite_hash = stable_hash(suite.model_dump())
         prepared += [(suite_hash, suite.seed, t) for t in prepare_suite(suite, path, limit)]
-    spec = load_models(models_path)
-    names = variants or model_names(spec)
+        judge_tasks += [(suite_hash, suite.seed, prepare_judge_task(t, suite.name, path)) for t in suite.tasks if t.type == "judge"]
+    answer_sets = {name: load_answer_file(p) for name, p in (answers or {}).items()}
+    if models_path is None and not answer_sets:
+        raise ConfigError("nothing to evaluate: give --models (variants to run) and/or --answers NAME=FILE")
+    spec = load_models(models_path) if models_path else None
+    known = model_names(spec) if spec else []
+    for name in answer_sets:
+        if name in known:
+            raise ConfigError(f"--answers {name}: the name is already a model of {models_path}; pick another")
+    names = [v for v in variants or ([] if answer_sets else known) if v not in answer_sets]
     for name in names:
-        if name not in model_names(spec):
-            raise UnknownNameError("variant", name, model_names(spec), where=str(models_path))
+        if name not in known:
+            raise UnknownNameError("variant", name, known + list(answer_sets), where=str(models_path or "--variant"))
+    replayed = [a for a in answer_sets if not variants or a in variants]
+    if answer_sets and any(t.spec.type == "multiple_choice" for _, _, t in prepared):
+        mc = [t.spec.name for _, _, t in prepared if t.spec.type == "multiple_choice"]
+        raise ConfigError(f"answer sets have no log-likelihoods: multiple-choice task(s) {', '.join(mc)} can't be evaluated with --answers")
 
     outcomes = []
     with Store(store_path) as store:
-        base = prepare_base(spec.base, models_path, store)  # once: it verifies the GGUF's sha256
-        plans = plan_variants(spec, models_path, base.key)
-        resolved = {name: resolve_built(spec, models_path, name, store, base, plans) for name in names}
+        resolved = {}
+        if names:
+            base = prepare_base(spec.base, models_path, store)  # once: it verifies the GGUF's sha256
+            plans = plan_variants(spec, models_path, base.key)
+            resolved = {name: resolve_built(spec, models_path, name, store, base, plans) for name in names}
+        for name in replayed:
+            outcomes += _run_answer_set(store, name, answers[name], answer_sets[name], prepared, force)
         for name in names:
             model = resolved[name]
             backend_name = "fake" if spec.base.source == "fake" else "hf"
@@ -82,6 +104,58 @@ def run_suites(suite_paths: list[Path], models_path: Path, store_path: Path, var
                     outcomes.append(_run_task(store, backend, name, model.key, suite_hash, task, key, seed))
             finally:
                 backend.close()
+        if judge_tasks:
+            outcomes += _run_judges(store, judge_tasks, spec, models_path, replayed + names, force)
+    return outcomes
+
+
+def _run_answer_set(store: Store, name: str, path: Path, answer_set: dict, prepared, force: bool) -> list[TaskOutcome]:
+    """Store a pre-generated answer set as the outputs of `name` on each generation task."""
+    from harness.backends.replay import ReplayBackend
+
+    backend = ReplayBackend(name, answer_set)
+    out = []
+    for suite_hash, seed, task in prepared:
+        key = stable_hash({"task": task.spec.model_dump(), "data": task.data_hash, "prompt": task.prompt_hash,
+                           "answers": backend.key, "seed": seed, "harness": __version__, "n": len(task.samples)})
+        cached = None if force else store.find_run(key)
+        if cached:
+            store.mark_reused(cached["run_id"])
+            out.append(TaskOutcome(name, task.suite, task.spec.name, cached["run_id"], True, cached["n_samples"], 0.0))
+        else:
+            out.append(_run_task(store, backend, name, backend.key, suite_hash, task, key, seed))
+    log.info("answer set %s (%s): %d task(s)", name, path, len(out))
+    return out
+
+
+def _run_judges(store: Store, judge_tasks, spec, models_path: Path | None, evaluated: list[str], force: bool) -> list[TaskOutcome]:
+    """Phase two: every judge task over the stored outputs of the variants just evaluated.
+    Each judge is opened once and shared by the tasks that name it."""
+    from harness.judge.open import open_judge
+    from harness.judge.task import run_judge_task
+
+    outcomes = []
+    judges: dict[str, object] = {}
+    try:
+        for suite_hash, seed, jt in judge_tasks:
+            j = jt.spec.judge
+            ident = stable_hash(j.model_dump(exclude={"thresholds", "anchors", "prompts", "prompt", "reference_prompt",
+                                                      "use_reference", "dimensions", "samples"}))
+            if ident not in judges:
+                judges[ident] = open_judge(j, spec, models_path, store, seed)
+            judge = judges[ident]
+            baseline = jt.spec.baseline
+            candidates = [v for v in evaluated if v != baseline]
+            for candidate in candidates:
+                t0 = time.perf_counter()
+                res = run_judge_task(store, judge, jt, candidate, baseline, seed, suite_hash, force)
+                log.info("%s / %s: %d items judged, %d calls made, %d from the cache", candidate, jt.spec.name,
+                         res.n_items, res.calls, res.cached)
+                outcomes.append(TaskOutcome(candidate, jt.suite, jt.spec.name, res.run_id, res.calls == 0 and res.cached == 0,
+                                            res.n_items, time.perf_counter() - t0))
+    finally:
+        for judge in judges.values():
+            judge.close()
     return outcomes
 
 
@@ -112,9 +186,8 @@ def _run_task(store: Store, backend, variant: str, variant_key: str, suite_hash:
     else:
         g = spec.generation
         gen_config = GenerationConfig(g.max_new_tokens, g.temperature, g.top_p, tuple(g.stop), g.batch_size, seed)
-        results = backend.generate([s.prompt for s in task.samples], gen_config)
-        for s, out in zip(task.samples, results):
-            details = {"prompt_tokens": out.prompt_tokens, "output_tokens": out.output_tokens, "latency_s": out.latency_s}
+        for s, out, extra in generate_samples(backend, task, gen_config):
+            details = {"prompt_tokens": out.prompt_tokens, "output_tokens": out.output_tokens, "latency_s": out.latency_s, **extra}
             samples.append(SampleRow(run_id, s.id, s.prompt, s.reference, out.text, json.dumps(details)))
             scores += _score(run_id, s, out, scorers)
     wall = time.perf_counter() - t0
@@ -130,6 +203,37 @@ def _run_task(store: Store, backend, variant: str, variant_key: str, suite_hash:
     store.write_task_run(run, samples, scores)
     log.info("%s / %s: done in %.1fs", variant, spec.name, wall)
     return TaskOutcome(variant, task.suite, spec.name, run_id, False, len(task.samples), wall)
+
+
+def generate_samples(backend, task: PreparedTask, config: GenerationConfig):
+    """(sample, Generation, extra details) per output. Multi-turn items become one sample per
+    turn (`<id>#t<k>`): turn k is generated for every item at once, with the model's own
+    earlier answers in the conversation. A replayed answer set looks answers up by item id."""
+    from dataclasses import replace
+
+    from harness.tasks import conversation_prompt
+
+    spec = task.spec
+    replay = getattr(backend, "replay", None)
+    if spec.multi_turn is None:
+        if replay:
+            outs = replay([(s.id, 1) for s in task.samples])
+        else:
+            outs = backend.generate([s.prompt for s in task.samples], config)
+        return [(s, o, {}) for s, o in zip(task.samples, outs)]
+    results = []
+    answers: dict[str, list[str]] = {s.id: [] for s in task.samples}
+    n_turns = max(len(s.turns) for s in task.samples)
+    for k in range(1, n_turns + 1):
+        todo = [s for s in task.samples if len(s.turns) >= k]
+        prompts = [conversation_prompt(spec, list(s.turns[:k]), answers[s.id]) for s in todo]
+        outs = replay([(s.id, k) for s in todo]) if replay else backend.generate(prompts, config)
+        for s, prompt, out in zip(todo, prompts, outs):
+            answers[s.id].append(out.text)
+            turn_sample = replace(s, id=f"{s.id}#t{k}", prompt=prompt, reference=s.references[k - 1])
+            results.append((turn_sample, out, {"turn": k, "user_turns": list(s.turns[:k]), "answers": list(answers[s.id]),
+                                               "references": list(s.references[:k])}))
+    return sorted(results, key=lambda r: r[0].id)
 
 
 def _score(run_id: str, sample, output, scorers) -> list[ScoreRow]:

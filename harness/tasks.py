@@ -31,6 +31,10 @@ class Sample:
     """Multiple choice: index of the correct continuation."""
     reference: str | None = None
     """Generation: the reference text."""
+    turns: tuple[str, ...] = ()
+    """Multi-turn generation: the rendered user messages, in order (prompt is then unused)."""
+    references: tuple[str | None, ...] = ()
+    """Multi-turn generation: a reference answer per turn, where the item has one."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,13 @@ def prepare_task(task: TaskSpec, suite_name: str, suite_path: Path, limit: int |
         types = scorer_task_types(name, f"{where}: scorers[{i}]")
         if task.type not in types:
             raise ConfigError(f"{where}: scorers[{i}]: scorer '{name}' does not apply to {task.type} tasks (it scores {', '.join(types)})")
+        needs_reference = getattr(registry.resolve("scorer", name), "needs_reference", False)
+        if needs_reference and task.type == "generation" and task.prompt.reference is None and task.multi_turn is None:
+            raise ConfigError(f"{where}: scorers[{i}]: scorer '{name}' compares outputs with a reference; set prompt.reference")
+    if task.type == "generation" and task.fewshot.k and task.prompt.reference is None:
+        raise ConfigError(f"{where}: few-shot generation needs prompt.reference (each example shows its answer)")
+    if task.multi_turn is not None:
+        compile_template(task.multi_turn.conversation, f"{where}: multi_turn.conversation")
     for field_name in ("template", "description", "reference"):
         source = getattr(task.prompt, field_name)
         if source:
@@ -83,7 +94,19 @@ def prepare_task(task: TaskSpec, suite_name: str, suite_path: Path, limit: int |
 
 
 def prepare_suite(suite: SuiteSpec, suite_path: Path, limit: int | None = None) -> list[PreparedTask]:
-    return [prepare_task(t, suite.name, suite_path, limit) for t in suite.tasks]
+    """The suite's model-facing tasks (multiple choice, generation), rendered. Judge tasks are
+    prepared by harness.judge.task, over these tasks' stored outputs."""
+    return [prepare_task(t, suite.name, suite_path, limit) for t in suite.tasks if t.type != "judge"]
+
+
+def conversation_prompt(task: TaskSpec, user_turns: list[str], answers: list[str]) -> str:
+    """The model's input for the next turn: the user turns so far with the model's own earlier answers."""
+    messages = []
+    for i, user in enumerate(user_turns):
+        messages.append({"role": "user", "content": user})
+        if i < len(answers):
+            messages.append({"role": "assistant", "content": answers[i]})
+    return render(task.multi_turn.conversation, {"messages": messages}, f"task '{task.name}': multi_turn.conversation")
 
 
 def _load(task: TaskSpec, suite_path: Path, split: str | None, where: str, path: str | None = None) -> list[Record]:
@@ -135,11 +158,27 @@ def _render_sample(task: TaskSpec, rec: Record, sid: str, shots: list[Record], w
         context = render(p.template, rec.fields, f"{where}: prompt.template")
         prompt = description + p.example_separator.join(parts + [context])
         return Sample(sid, prompt, tuple(conts), tuple(options), gold)
+    if task.multi_turn is not None:
+        return _render_turns(task, rec, sid, where)
     parts = []
     for ex in _examples_for(task, rec, shots):
         parts.append(render(p.template, ex.fields, f"{where}: prompt.template") + render(p.reference, ex.fields, f"{where}: prompt.reference"))
     prompt = description + p.example_separator.join(parts + [render(p.template, rec.fields, f"{where}: prompt.template")])
-    return Sample(sid, prompt, reference=render(p.reference, rec.fields, f"{where}: prompt.reference"))
+    reference = render(p.reference, rec.fields, f"{where}: prompt.reference") if p.reference is not None else None
+    return Sample(sid, prompt, reference=reference)
+
+
+def _render_turns(task: TaskSpec, rec: Record, sid: str, where: str) -> Sample:
+    mt = task.multi_turn
+    turns = rec.fields.get(mt.turns_field)
+    if not isinstance(turns, list) or not turns or not all(isinstance(t, str) for t in turns):
+        raise ConfigError(f"{where}: item {rec.id}: field '{mt.turns_field}' must be a non-empty list of strings (multi_turn.turns_field)")
+    refs = rec.fields.get(mt.references_field) if mt.references_field else None
+    if refs is not None and not (isinstance(refs, list) and all(isinstance(r, (str, type(None))) for r in refs)):
+        raise ConfigError(f"{where}: item {rec.id}: field '{mt.references_field}' must be a list with one reference per turn")
+    rendered = tuple(render(task.prompt.template, {**rec.fields, "turn": t}, f"{where}: prompt.template") for t in turns)
+    references = tuple((refs[i] if refs and i < len(refs) else None) for i in range(len(turns)))
+    return Sample(sid, rendered[0], turns=rendered, references=references)
 
 
 def _options(rec: Record, task: TaskSpec, where: str) -> tuple[list[str], int]:

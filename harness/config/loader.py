@@ -34,10 +34,11 @@ def format_validation_error(path: Path | str, exc: ValidationError, data: object
     lines = []
     for err in exc.errors():
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        loc, parent = _walk(_MODEL_OF.get(exc.title), loc)
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
-            allowed = _allowed_keys(exc, loc)
+            allowed = list(parent.model_fields) if parent is not None else []
             if allowed:
                 close = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.5)
                 if close:
@@ -51,31 +52,45 @@ def format_validation_error(path: Path | str, exc: ValidationError, data: object
     return "\n".join(lines)
 
 
-def _allowed_keys(exc: ValidationError, loc: tuple) -> list[str]:
-    """Field names allowed at the parent of `loc`, walking the model's declared fields."""
+def _walk(model: type[BaseModel] | None, loc: tuple) -> tuple[tuple, type[BaseModel] | None]:
+    """Follow `loc` through the declared fields. Returns the loc without pydantic's
+    discriminated-union tags (e.g. the `generation` in tasks.0.generation.prompt) and the model
+    that holds the last key (for an unknown key's allowed names)."""
     import typing
 
-    model = _MODEL_OF.get(exc.title)
-    for part in loc[:-1]:
-        if model is None:
-            return []
+    clean: list = []
+    candidates: list[type[BaseModel]] = [model] if model is not None else []
+    for i, part in enumerate(loc):
         if isinstance(part, int):
+            clean.append(part)
             continue
-        field = model.model_fields.get(part)
-        if field is None:
-            return []
-        model = _first_model(field.annotation, typing)
-    return list(model.model_fields) if model is not None else []
+        tagged = [m for m in candidates if _tag_matches(m, part)] if len(candidates) > 1 else []
+        if tagged:
+            candidates = tagged  # a union tag, not a key the user wrote
+            continue
+        clean.append(part)
+        if i == len(loc) - 1:
+            break
+        field = next((m.model_fields[part] for m in candidates if part in m.model_fields), None)
+        candidates = _models_in(field.annotation, typing) if field is not None else []
+    holder = candidates[0] if candidates else None
+    return tuple(clean), holder
 
 
-def _first_model(annotation, typing):
+def _tag_matches(model: type[BaseModel], tag: str) -> bool:
+    import typing
+
+    field = model.model_fields.get("type")
+    return field is not None and tag in typing.get_args(field.annotation)
+
+
+def _models_in(annotation, typing) -> list[type[BaseModel]]:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
+        return [annotation]
+    found: list[type[BaseModel]] = []
     for arg in typing.get_args(annotation):
-        found = _first_model(arg, typing)
-        if found is not None:
-            return found
-    return None
+        found += [m for m in _models_in(arg, typing) if m not in found]
+    return found
 
 
 _MODEL_OF: dict[str, type[BaseModel]] = {}

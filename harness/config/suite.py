@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal, Union
 
 from pydantic import Field, model_validator
 
@@ -79,6 +79,20 @@ class GenerationSpec(Strict):
     """Prompts per generate call; larger batches are faster on CPU and GPU alike."""
 
 
+class MultiTurnSpec(Strict):
+    """Multi-turn generation (MT-Bench style): the model answers turn k with its own earlier
+    answers in context. Each turn becomes one sample, with id `<item id>#t<k>`."""
+
+    turns_field: str = "turns"
+    """The item field holding the list of user turns. `prompt.template` renders each user
+    message, with the turn's text available as `turn`."""
+    references_field: str | None = "reference"
+    """Optional item field holding one reference answer per turn (reference-guided judging)."""
+    conversation: str = (
+        "{% for m in messages %}{{ 'User' if m.role == 'user' else 'Assistant' }}: {{ m.content }}\n\n{% endfor %}Assistant:")
+    """Jinja2 template turning `messages` ([{role, content}]) into the model's input text."""
+
+
 class TaskSpec(Strict):
     """One task: data, prompt, (generation settings) and scorers."""
 
@@ -86,19 +100,134 @@ class TaskSpec(Strict):
     type: Literal["multiple_choice", "generation"]
     data: DataSpec
     prompt: PromptSpec
-    scorers: list[str] = Field(min_length=1)
-    """Registered scorer names (see `harness list scorers`)."""
+    scorers: list[str] = []
+    """Registered scorer names (see `harness list scorers`). A generation task may have none
+    when a judge task grades it."""
     fewshot: FewShotSpec = FewShotSpec()
     multiple_choice: MultipleChoiceSpec = MultipleChoiceSpec()
     generation: GenerationSpec = GenerationSpec()
+    multi_turn: MultiTurnSpec | None = None
+    """Generation only: answer a list of turns as a conversation (see MultiTurnSpec)."""
     id_field: str | None = None
     """Item field used as the sample id; default: position in the data (or subject/position)."""
 
     @model_validator(mode="after")
-    def _reference_for_generation(self):
-        if self.type == "generation" and self.prompt.reference is None:
-            raise ValueError("generation tasks need prompt.reference (the text to score against)")
+    def _checks(self):
+        if self.type == "multiple_choice" and not self.scorers:
+            raise ValueError("multiple-choice tasks need at least one scorer (acc, acc_norm)")
+        if self.type == "multiple_choice" and self.multi_turn is not None:
+            raise ValueError("multi_turn applies to generation tasks only")
         return self
+
+
+class HealthThresholds(Strict):
+    """When the report marks a judge as unreliable (any one threshold crossed)."""
+
+    min_consistency: float = Field(default=0.6, ge=0, le=1)
+    """Order-swap consistency below this: verdicts depend on position more than on content."""
+    min_kappa: float = Field(default=0.4, ge=-1, le=1)
+    """Cohen's kappa with the human anchor labels below this (when anchors are given)."""
+    max_parse_failure: float = Field(default=0.1, ge=0, le=1)
+    """Share of judge replies that could not be parsed (or failed) above this."""
+    max_first_position_bias: float = Field(default=0.15, ge=0, le=0.5)
+    """|first-position win rate - 0.5| above this, among decisive verdicts."""
+
+
+class JudgeSpec(Strict):
+    """Who judges and how. The judge is an instrument: its health is measured on every run."""
+
+    backend: Literal["local", "openai"] = "local"
+    """local: a model of the models file (hf or fake backend); openai: an OpenAI-compatible
+    chat endpoint (vLLM, llama.cpp server, Ollama, hosted APIs)."""
+    variant: str | None = None
+    """local: the model (base or variant name in --models) that judges; default the base."""
+    mode: Literal["choice", "generate"] = "choice"
+    """local: `choice` scores the verdict tokens ([[A]]/[[B]]/[[C]], or ratings 1-10) by
+    log-likelihood after the judge prompt, so a small model always gives a parseable verdict
+    (single ratings are the probability-weighted mean); `generate` samples a free-text
+    judgment and parses it, as for an endpoint."""
+    base_url: str | None = None
+    """openai: e.g. http://localhost:8000/v1 (the /chat/completions path is appended)."""
+    model: str | None = None
+    """openai: the model name sent to the endpoint."""
+    api_key_env: str | None = None
+    """openai: name of the environment variable holding the API key (the key itself is never
+    written to the store or the report)."""
+    concurrency: int = Field(default=4, ge=1)
+    """openai: requests in flight at once."""
+    timeout_s: float = Field(default=60.0, gt=0)
+    """openai: per-request timeout."""
+    max_retries: int = Field(default=4, ge=0)
+    """openai: retries after a 429, a 5xx, a timeout or a connection error, with exponential backoff."""
+    backoff_s: float = Field(default=1.0, ge=0)
+    """openai: first backoff delay; doubled after each retry."""
+    temperature: float = Field(default=0.0, ge=0)
+    samples: int | None = Field(default=None, ge=1)
+    """Judge samples per comparison, combined by majority vote (verdicts) or median (ratings).
+    Default: 1 at temperature 0, 3 above."""
+    max_tokens: int = Field(default=512, ge=1)
+    """Longest judgment generated (generate mode and endpoints)."""
+    prompts: str | None = None
+    """A judge-prompt file in MT-Bench's format (name, type, system_prompt, prompt_template,
+    output_format), relative to the suite; default the prompts shipped with harness."""
+    prompt: str | None = None
+    """The prompt's name; default `single` or `pair`. Turn-2 items use `<name>-multi-turn`."""
+    reference_prompt: str | None = None
+    """Prompt for items that carry a reference answer; default `single-ref` or `pair-ref`.
+    Set use_reference: false to grade every item without its reference."""
+    use_reference: bool = True
+    dimensions: list[str] = []
+    """Single grading: score these dimensions separately (e.g. accuracy, relevance, format);
+    the score is their mean and each is stored as judge_<dimension>."""
+    anchors: str | None = None
+    """A JSONL file of human-labelled items, judged on every run to measure agreement:
+    pairwise {question, answer_a, answer_b, human: A|B|tie}; single {question, answer, human: 1-10}."""
+    thresholds: HealthThresholds = HealthThresholds()
+
+    @model_validator(mode="after")
+    def _backend_fields(self):
+        if self.backend == "openai":
+            if not self.base_url or not self.model:
+                raise ValueError("an openai judge needs base_url and model")
+            if self.variant is not None:
+                raise ValueError("variant applies to local judges only")
+        elif self.base_url or self.model or self.api_key_env:
+            raise ValueError("base_url, model and api_key_env apply to openai judges only (backend: openai)")
+        return self
+
+    @property
+    def n_samples(self) -> int:
+        return self.samples or (1 if self.temperature == 0 else 3)
+
+
+class JudgeTaskSpec(Strict):
+    """LLM-as-judge over another task's outputs: single-answer grading (1-10) or pairwise
+    comparison against a baseline, in both orders by default."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    type: Literal["judge"]
+    grading: Literal["single", "pairwise"]
+    of: str
+    """The generation task (same suite) whose outputs are judged."""
+    baseline: str | None = None
+    """Pairwise: the variant (or --answers set) every other variant is compared against."""
+    order: Literal["swap", "random"] = "swap"
+    """Pairwise: `swap` judges every pair in both orders (a verdict that flips with the order
+    is a tie, counted as inconsistent); `random` judges one seeded random order (half the calls)."""
+    judge: JudgeSpec = JudgeSpec()
+
+    @model_validator(mode="after")
+    def _baseline(self):
+        if self.grading == "pairwise" and not self.baseline:
+            raise ValueError("pairwise judging needs a baseline (a variant name)")
+        if self.grading == "single" and self.baseline:
+            raise ValueError("baseline applies to pairwise judging only")
+        if self.grading == "pairwise" and self.judge.dimensions:
+            raise ValueError("judge.dimensions applies to single grading only")
+        return self
+
+
+AnyTask = Annotated[Union[TaskSpec, JudgeTaskSpec], Field(discriminator="type")]
 
 
 class SuiteSpec(Strict):
@@ -108,7 +237,7 @@ class SuiteSpec(Strict):
     description: str = ""
     seed: int = 1234
     """Seed for sampling-based decoding and any randomised step; recorded with every run."""
-    tasks: list[TaskSpec] = Field(min_length=1)
+    tasks: list[AnyTask] = Field(min_length=1)
 
     @model_validator(mode="after")
     def _unique_task_names(self):
@@ -116,6 +245,11 @@ class SuiteSpec(Strict):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"task names must be unique; repeated: {', '.join(dupes)}")
+        generation = {t.name for t in self.tasks if t.type == "generation"}
+        for t in self.tasks:
+            if t.type == "judge" and t.of not in generation:
+                raise ValueError(f"task '{t.name}': of: '{t.of}' is not a generation task of this suite "
+                                 f"(generation tasks: {', '.join(sorted(generation)) or 'none'})")
         return self
 
 

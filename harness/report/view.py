@@ -61,6 +61,18 @@ class TaskView:
     comparisons: list[Comparison]
     samples: list[SampleView]
     runs: list[dict]
+    health: dict[str, list[dict]] = field(default_factory=dict)
+    """Judge tasks: variant -> judge-health rows (metric, value, low, high, n, warning)."""
+    judge: str | None = None
+    """Judge tasks: who judged, in words."""
+
+    @property
+    def reference_label(self) -> str:
+        return "baseline answer" if self.task_type == "judge_pairwise" else "reference"
+
+    @property
+    def warnings(self) -> list[tuple[str, str]]:
+        return [(v, h["warning"]) for v, rows in self.health.items() for h in rows if h["warning"]]
 
 
 @dataclass(frozen=True)
@@ -150,11 +162,28 @@ def _task_view(store: Store, spec: ReportSpec, suite: str, task: str, metrics: l
                 comparisons.append(Comparison(v, metric, c.diff.mean, c.diff.low, c.diff.high, c.p_value, c.wins, c.losses, c.ties))
     runs = store.query(
         """SELECT variant, run_id, task_type, backend, device, dtype, data_hash, prompt_hash, suite_hash, variant_key,
-                  generation_config, seed, harness_version, git_commit, started_at, wall_s, n_samples
+                  generation_config, seed, harness_version, git_commit, started_at, wall_s, n_samples, judge
            FROM latest_runs WHERE suite = ? AND task = ? AND list_contains(?, variant) ORDER BY variant""",
         [suite, task, spec.variants])
     task_type = runs[0]["task_type"] if runs else ""
-    return TaskView(suite, task, task_type, metrics, headline, table, comparisons, _samples(store, spec, task, headline), runs)
+    health, judge = {}, None
+    if task_type.startswith("judge_"):
+        for r in runs:
+            rows = store.query("SELECT metric, value, low, high, n, warning FROM run_health WHERE run_id = ?", [r["run_id"]])
+            health[r["variant"]] = sorted(rows, key=lambda h: (HEALTH_ORDER.index(h["metric"]) if h["metric"] in HEALTH_ORDER else 99, h["metric"]))
+        judge = _judge_words(json.loads(runs[0]["judge"]) if runs[0]["judge"] else {})
+    return TaskView(suite, task, task_type, metrics, headline, table, comparisons, _samples(store, spec, task, headline), runs,
+                    health, judge)
+
+
+HEALTH_ORDER = ["win_rate", "lc_win_rate", "mean_rating", "consistency", "first_position_win_rate", "longer_wins", "length_slope",
+                "length_correlation", "tie_rate", "parse_failure_rate", "error_rate", "anchor_agreement", "anchor_kappa", "anchor_coverage"]
+
+
+def _judge_words(j: dict) -> str:
+    who = f"{j.get('model')} at {j.get('base_url')}" if j.get("backend") == "openai" else f"local model {j.get('model')} ({j.get('mode')} mode)"
+    how = f"pairwise against {j['baseline']}, order {j.get('order')}" if j.get("baseline") else "single-answer rating 1-10"
+    return f"{who}; {how}; {j.get('samples', 1)} sample(s) per comparison"
 
 
 def _samples(store: Store, spec: ReportSpec, task: str, headline: str) -> list[SampleView]:
@@ -169,11 +198,13 @@ def _samples(store: Store, spec: ReportSpec, task: str, headline: str) -> list[S
     for r in rows:
         entry = by_id.setdefault(r["sample_id"], {"prompt": r["prompt"], "reference": r["reference"], "outputs": {}})
         entry["outputs"][r["variant"]] = (r["output"], r["value"])
-    # Deterministic pick: the first ids in sorted order that every variant answered.
-    complete = sorted(k for k, e in by_id.items() if len(e["outputs"]) == len(spec.variants))
+    # Deterministic pick: the first ids in sorted order that every variant with a run answered
+    # (a pairwise judge task has no run for its baseline).
+    present = [v for v in spec.variants if any(v in e["outputs"] for e in by_id.values())]
+    complete = sorted(k for k, e in by_id.items() if len(e["outputs"]) == len(present))
     picked = complete[: spec.samples_per_task]
     return [SampleView(k, by_id[k]["prompt"], by_id[k]["reference"],
-                       [(v, *by_id[k]["outputs"][v]) for v in spec.variants]) for k in picked]
+                       [(v, *by_id[k]["outputs"].get(v, (None, None))) for v in spec.variants]) for k in picked]
 
 
 def _lineage(store: Store, names: list[str]) -> list[dict]:

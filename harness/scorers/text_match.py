@@ -7,7 +7,7 @@ from harness.scorers import scorer
 from harness.tasks import Sample
 
 
-@scorer(task_types=("generation",), metrics=("exact_match",))
+@scorer(task_types=("generation",), metrics=("exact_match",), needs_reference=True)
 def exact_match(sample: Sample, output: Generation) -> dict[str, float]:
     """1 when the output equals the reference after stripping surrounding whitespace."""
     return {"exact_match": float(output.text.strip() == (sample.reference or "").strip())}

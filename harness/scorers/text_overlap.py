@@ -21,21 +21,21 @@ def _rouge_scorer():
     return rs.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
 
 
-@scorer(task_types=("generation",), metrics=("rouge1", "rouge2", "rougeL"))
+@scorer(task_types=("generation",), metrics=("rouge1", "rouge2", "rougeL"), needs_reference=True)
 def rouge(sample: Sample, output: Generation) -> dict[str, float]:
     """ROUGE-1/2/L F-measure (0-1) with Porter stemming, as the rouge-score package computes it."""
     result = _rouge_scorer().score(sample.reference or "", output.text)
     return {name: float(s.fmeasure) for name, s in result.items()}
 
 
-@scorer(task_types=("generation",), metrics=("bleu",))
+@scorer(task_types=("generation",), metrics=("bleu",), needs_reference=True)
 def bleu(sample: Sample, output: Generation) -> dict[str, float]:
     """sacrebleu sentence BLEU (0-100, exponential smoothing)."""
     sacrebleu = require("sacrebleu", "BLEU scoring", "metrics")
     return {"bleu": float(sacrebleu.sentence_bleu(output.text, [sample.reference or ""]).score)}
 
 
-@scorer(task_types=("generation",), metrics=("chrf",))
+@scorer(task_types=("generation",), metrics=("chrf",), needs_reference=True)
 def chrf(sample: Sample, output: Generation) -> dict[str, float]:
     """sacrebleu sentence chrF (0-100)."""
     sacrebleu = require("sacrebleu", "chrF scoring", "metrics")

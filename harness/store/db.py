@@ -41,6 +41,8 @@ class RunRow:
     last_used_at: datetime
     wall_s: float
     n_samples: int
+    judge: str | None = None
+    """Judge runs: the judge's identity as JSON (never an API key)."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,43 @@ class ScoreRow:
     scorer: str
     metric: str
     value: float | None
+
+
+@dataclass(frozen=True)
+class JudgmentRow:
+    """One judge call of a judge run (see the `judgments` table)."""
+
+    run_id: str
+    sample_id: str
+    call_index: int
+    role: str
+    position: str | None
+    sample_index: int
+    prompt_name: str
+    verdict: str | None
+    winner: str | None
+    rating: float | None
+    ratings: str | None
+    human: str | None
+    parsed: bool
+    error: str | None
+    reply: str | None
+    len_candidate: int | None
+    len_other: int | None
+    cached: bool
+    latency_s: float | None
+    attempts: int | None
+
+
+@dataclass(frozen=True)
+class HealthRow:
+    run_id: str
+    metric: str
+    value: float | None
+    low: float | None
+    high: float | None
+    n: int
+    warning: str | None
 
 
 @dataclass(frozen=True)
@@ -132,13 +171,17 @@ class Store:
             log.debug("applied migration %s", name)
 
     # -- writes -----------------------------------------------------------------------------
-    def write_task_run(self, run: RunRow, samples: list[SampleRow], scores: list[ScoreRow]) -> None:
-        """One transaction per task: the run, its samples and its scores land together or not at all."""
+    def write_task_run(self, run: RunRow, samples: list[SampleRow], scores: list[ScoreRow],
+                       judgments: list[JudgmentRow] = (), health: list[HealthRow] = ()) -> None:
+        """One transaction per task: the run, its samples, scores (and judge calls and judge
+        health) land together or not at all."""
         self.con.execute("BEGIN")
         try:
             self._insert("runs", [run])
             self._insert("samples", samples)
             self._insert("scores", scores)
+            self._insert("judgments", list(judgments))
+            self._insert("run_health", list(health))
             self.con.execute("COMMIT")
         except Exception:
             self.con.execute("ROLLBACK")
@@ -164,6 +207,24 @@ class Store:
         # would itself fail inside an aborted transaction and hide the real error).
         incoming = pa.Table.from_pylist([asdict(r) for r in rows])  # noqa: F841 (read by DuckDB)
         self.con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")  # table is a code constant
+
+    def judge_cache_get(self, keys: list[str]) -> dict[str, str]:
+        """Cached judge replies for these call keys."""
+        if not keys:
+            return {}
+        rows = self.con.execute("SELECT cache_key, reply FROM judge_cache WHERE list_contains(?, cache_key)", [keys]).fetchall()
+        return dict(rows)
+
+    def judge_cache_put(self, rows: list[tuple[str, str, str]]) -> None:
+        """(cache_key, judge_hash, reply) rows, committed at once: paid-for calls survive a crash later in the run."""
+        if not rows:
+            return
+        import pyarrow as pa
+
+        now = _now()
+        incoming = pa.Table.from_pylist([{"cache_key": k, "judge_hash": j, "reply": r, "created_at": now}  # noqa: F841
+                                         for k, j, r in rows])
+        self.con.execute("INSERT OR IGNORE INTO judge_cache BY NAME SELECT * FROM incoming")
 
     # -- reads ------------------------------------------------------------------------------
     def query(self, sql: str, params: list[Any] | None = None) -> list[dict]:

@@ -79,4 +79,59 @@ MIGRATIONS: list[tuple[str, str]] = [
                 FROM runs) WHERE rn = 1;
         """,
     ),
+    (
+        "002_judge",
+        """
+        -- Which judge graded a judge run (identity only: endpoint and model, never an API key).
+        ALTER TABLE runs ADD COLUMN judge JSON;
+        -- Every judge call of a judge run: both orders, every vote, errors and parse failures included.
+        CREATE TABLE judgments (
+            run_id        VARCHAR NOT NULL,
+            sample_id     VARCHAR NOT NULL,   -- the judged item, or anchor:<id> for a human-labelled anchor
+            call_index    INTEGER NOT NULL,
+            role          VARCHAR NOT NULL,   -- item or anchor
+            position      VARCHAR,            -- pairwise: candidate_first or candidate_second
+            sample_index  INTEGER NOT NULL,   -- k-th judge sample (majority vote)
+            prompt_name   VARCHAR NOT NULL,
+            verdict       VARCHAR,            -- pairwise, as the judge saw it: A, B or tie
+            winner        VARCHAR,            -- pairwise, mapped back: candidate, baseline or tie
+            rating        DOUBLE,             -- single grading
+            ratings       JSON,               -- single grading per dimension
+            human         VARCHAR,            -- anchors: the human label
+            parsed        BOOLEAN NOT NULL,
+            error         VARCHAR,            -- the call failed after its retries
+            reply         VARCHAR,
+            len_candidate INTEGER,
+            len_other     INTEGER,            -- pairwise: the baseline answer's length (characters)
+            cached        BOOLEAN NOT NULL,
+            latency_s     DOUBLE,
+            attempts      INTEGER,
+            PRIMARY KEY (run_id, call_index)
+        );
+        -- Judge health per judge run (consistency, position and length bias, parse failures,
+        -- agreement with human anchors): computed from `judgments` when the run is written.
+        CREATE TABLE run_health (
+            run_id   VARCHAR NOT NULL,
+            metric   VARCHAR NOT NULL,
+            value    DOUBLE,
+            low      DOUBLE,
+            high     DOUBLE,
+            n        INTEGER,
+            warning  VARCHAR,                 -- set when the value crosses its threshold
+            PRIMARY KEY (run_id, metric)
+        );
+        -- Judge replies by call key (judge identity + full prompt + sample index): a rerun makes no calls.
+        CREATE TABLE judge_cache (
+            cache_key   VARCHAR PRIMARY KEY,
+            judge_hash  VARCHAR NOT NULL,
+            reply       VARCHAR NOT NULL,
+            created_at  TIMESTAMP NOT NULL
+        );
+        CREATE OR REPLACE VIEW latest_runs AS
+            SELECT * EXCLUDE (rn) FROM (
+                SELECT *, row_number() OVER (PARTITION BY variant, suite, task
+                                             ORDER BY last_used_at DESC, started_at DESC) AS rn
+                FROM runs) WHERE rn = 1;
+        """,
+    ),
 ]

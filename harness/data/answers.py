@@ -1,0 +1,59 @@
+"""Pre-generated answers (`harness run --answers NAME=FILE`): evaluate outputs that some other
+system produced, e.g. MT-Bench's model_answer files, as if NAME were a variant.
+
+Accepted line formats (JSONL): MT-Bench's {question_id, model_id, choices: [{turns: [...]}]},
+or {id, turns: [...]}, or {id, output}."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from harness.errors import ConfigError
+
+
+def load_answer_file(path: Path) -> dict[str, tuple[str, ...]]:
+    """item id (as a string) -> the answer of each turn."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: answers file not found (--answers NAME=FILE)")
+    out: dict[str, tuple[str, ...]] = {}
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}: line {n}: invalid JSON: {exc.msg}") from None
+        if "question_id" in row and "choices" in row:
+            try:
+                turns = row["choices"][0]["turns"]
+            except (KeyError, IndexError, TypeError):
+                raise ConfigError(f"{path}: line {n}: choices[0].turns is missing (MT-Bench answer format)") from None
+            key = row["question_id"]
+        elif "id" in row and ("turns" in row or "output" in row):
+            key, turns = row["id"], row.get("turns", [row.get("output")])
+        else:
+            raise ConfigError(f"{path}: line {n}: expected MT-Bench's {{question_id, choices}} or {{id, turns}} or {{id, output}}")
+        if not isinstance(turns, list) or not all(isinstance(t, str) for t in turns):
+            raise ConfigError(f"{path}: line {n}: turns must be a list of strings")
+        if str(key) in out:
+            raise ConfigError(f"{path}: line {n}: duplicate answer for item {key}")
+        out[str(key)] = tuple(turns)
+    if not out:
+        raise ConfigError(f"{path}: no answers")
+    return out
+
+
+def parse_answers_arg(values: list[str] | None) -> dict[str, Path]:
+    """`NAME=FILE` strings from the command line -> {name: path}."""
+    import re
+
+    out: dict[str, Path] = {}
+    for v in values or []:
+        name, sep, file = v.partition("=")
+        if not sep or not file or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+            raise ConfigError(f"--answers {v!r}: expected NAME=FILE, NAME of letters, digits, '_', '.', '-'")
+        if name in out:
+            raise ConfigError(f"--answers: '{name}' given twice")
+        out[name] = Path(file)
+    return out

@@ -1,0 +1,237 @@
+"""Judge clients: who answers a judge prompt. Both take a batch of calls and return one reply
+per call, in order; a reply carries either text or an error, so a failed call becomes an error
+row, never a dropped item or a crashed run.
+
+- OpenAIJudge: any OpenAI-compatible /chat/completions endpoint (vLLM, llama.cpp, Ollama,
+  hosted APIs), with a concurrency limit, a timeout, and retries with exponential backoff on
+  429, 5xx, timeouts and connection errors.
+- LocalJudge: a loaded harness backend (hf or fake). `choice` mode scores the verdict tokens
+  by log-likelihood; `generate` mode samples a judgment and leaves parsing to the caller.
+- CachedJudge: wraps either; replies are cached in the store, keyed by the judge's identity,
+  the full prompt (candidate outputs and their order included) and the sample index.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from harness.errors import ConfigError
+from harness.hashing import stable_hash
+from harness.progress import progress
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+@dataclass(frozen=True)
+class JudgeCall:
+    """One judge request."""
+
+    system: str
+    user: str
+    expect: str
+    """'verdict' (pairwise) or 'rating' (single)."""
+    dimensions: tuple[str, ...] = ()
+    """Single grading per dimension: the reply should rate each of these."""
+    sample_index: int = 0
+    """k-th of the judge samples combined by vote (a different seed and cache entry each)."""
+
+
+@dataclass(frozen=True)
+class JudgeReply:
+    text: str | None
+    error: str | None = None
+    latency_s: float = 0.0
+    attempts: int = 1
+    cached: bool = False
+
+
+class OpenAIJudge:
+    """An OpenAI-compatible chat endpoint."""
+
+    def __init__(self, base_url: str, model: str, api_key_env: str | None = None, temperature: float = 0.0,
+                 max_tokens: int = 512, concurrency: int = 4, timeout_s: float = 60.0, max_retries: int = 4,
+                 backoff_s: float = 1.0, seed: int = 0):
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.model = model
+        self.api_key = None
+        if api_key_env:
+            if api_key_env not in os.environ:
+                raise ConfigError(f"judge.api_key_env: environment variable {api_key_env} is not set",
+                                  hint=f"export {api_key_env}=... (the key is read at run time and never stored)")
+            self.api_key = os.environ[api_key_env]
+        self.temperature, self.max_tokens, self.seed = temperature, max_tokens, seed
+        self.concurrency, self.timeout_s, self.max_retries, self.backoff_s = concurrency, timeout_s, max_retries, backoff_s
+        # The identity keys the cache and is recorded with runs: never the key.
+        self.identity = {"backend": "openai", "base_url": base_url, "model": model, "temperature": temperature,
+                         "max_tokens": max_tokens}
+
+    def judge_many(self, calls: list[JudgeCall], desc: str = "judge") -> list[JudgeReply]:
+        if not calls:
+            return []
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            return list(progress(pool.map(self._one, calls), desc=desc, unit="call", total=len(calls)))
+
+    def _one(self, call: JudgeCall) -> JudgeReply:
+        import urllib.error
+        import urllib.request
+
+        body = json.dumps({"model": self.model, "temperature": self.temperature, "max_tokens": self.max_tokens,
+                           "seed": self.seed + call.sample_index,
+                           "messages": [{"role": "system", "content": call.system}, {"role": "user", "content": call.user}]}).encode()
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        start = time.perf_counter()
+        error = "no attempt made"
+        for attempt in range(self.max_retries + 1):
+            retry_after = None
+            try:
+                req = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
+                with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
+                    payload = json.loads(resp.read().decode("utf-8"))
+                text = payload["choices"][0]["message"]["content"]
+                if not isinstance(text, str):
+                    raise ValueError("message.content is not a string")
+                return JudgeReply(text, None, time.perf_counter() - start, attempt + 1)
+            except urllib.error.HTTPError as exc:
+                detail = exc.read()[:200].decode("utf-8", "replace") if exc.fp else ""
+                error = f"HTTP {exc.code}: {detail.strip()}"
+                if exc.code not in RETRY_STATUS:
+                    return JudgeReply(None, error, time.perf_counter() - start, attempt + 1)
+                retry_after = _retry_after(exc.headers.get("Retry-After") if exc.headers else None)
+            except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
+                error = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
+            except (ValueError, KeyError, IndexError, TypeError) as exc:
+                # A 200 with a body that is not a chat completion: the server is wrong, not busy.
+                return JudgeReply(None, f"malformed response: {exc}", time.perf_counter() - start, attempt + 1)
+            if attempt < self.max_retries:
+                delay = retry_after if retry_after is not None else self.backoff_s * (2 ** attempt)
+                log.debug("judge call failed (%s); retry %d in %.2fs", error, attempt + 1, delay)
+                time.sleep(delay)
+        return JudgeReply(None, f"{error} (after {self.max_retries + 1} attempts)", time.perf_counter() - start, self.max_retries + 1)
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return min(30.0, max(0.0, float(value))) if value is not None else None
+    except ValueError:
+        return None
+
+
+VERDICT_OPTIONS = ("A", "B", "C")
+RATING_OPTIONS = tuple(str(i) for i in range(1, 11))
+
+
+class LocalJudge:
+    """A model of the models file, loaded through its backend, as the judge."""
+
+    def __init__(self, backend, model_key: str, mode: str = "choice", temperature: float = 0.0, max_tokens: int = 512,
+                 seed: int = 0, batch_size: int = 8):
+        self.backend, self.mode = backend, mode
+        self.temperature, self.max_tokens, self.seed, self.batch_size = temperature, max_tokens, seed, batch_size
+        self.identity = {"backend": "local", "model": model_key, "mode": mode,
+                         **({"temperature": temperature, "max_tokens": max_tokens} if mode == "generate" else {})}
+
+    @staticmethod
+    def text_of(call: JudgeCall) -> str:
+        # Base models have no chat roles: the system text simply comes first.
+        return f"{call.system}\n\n{call.user}"
+
+    def judge_many(self, calls: list[JudgeCall], desc: str = "judge") -> list[JudgeReply]:
+        if not calls:
+            return []
+        return self._generate(calls) if self.mode == "generate" else self._choice(calls)
+
+    def _generate(self, calls: list[JudgeCall]) -> list[JudgeReply]:
+        from harness.backends.base import GenerationConfig
+
+        replies: list[JudgeReply | None] = [None] * len(calls)
+        # One batch per sample index, so each of the k votes gets its own seed.
+        for k in sorted({c.sample_index for c in calls}):
+            idx = [i for i, c in enumerate(calls) if c.sample_index == k]
+            config = GenerationConfig(self.max_tokens, self.temperature, 1.0, (), self.batch_size, self.seed + k)
+            t0 = time.perf_counter()
+            outs = self.backend.generate([self.text_of(calls[i]) for i in idx], config)
+            per = (time.perf_counter() - t0) / len(idx)
+            for i, out in zip(idx, outs):
+                replies[i] = JudgeReply(out.text, None, per)
+        return replies  # type: ignore[return-value]
+
+    def _choice(self, calls: list[JudgeCall]) -> list[JudgeReply]:
+        requests: list[tuple[str, str]] = []
+        plan: list[list[tuple[str, tuple[str, ...]]]] = []
+        for call in calls:
+            text = self.text_of(call)
+            if call.expect == "verdict":
+                heads = [("Verdict", VERDICT_OPTIONS)]
+            elif call.dimensions:
+                heads = [(d, RATING_OPTIONS) for d in call.dimensions]
+            else:
+                heads = [("Rating", RATING_OPTIONS)]
+            plan.append(heads)
+            for head, options in heads:
+                requests += [(f"{text}\n\n{head}: [[", o) for o in options]
+        t0 = time.perf_counter()
+        results = self.backend.loglikelihood(requests)
+        per = (time.perf_counter() - t0) / len(calls)
+        replies, pos = [], 0
+        for call, heads in zip(calls, plan):
+            lines = []
+            for head, options in heads:
+                logprobs = [r.logprob for r in results[pos:pos + len(options)]]
+                pos += len(options)
+                if options == RATING_OPTIONS:
+                    # "1" is also the first token of "10": P(rating 1) = P("1") - P("10").
+                    one, ten = math.exp(logprobs[0]), math.exp(logprobs[9])
+                    logprobs[0] = math.log(max(one - ten, 1e-30))
+                probs = _softmax(logprobs)
+                if call.expect == "verdict":
+                    best = max(range(len(options)), key=lambda i: (probs[i], -i))
+                    shown = " ".join(f"{o}={p:.2f}" for o, p in zip(options, probs))
+                    lines.append(f"{head}: [[{options[best]}]] (p {shown})")
+                else:
+                    # Probability-weighted rating (as G-Eval): a small model's argmax is nearly
+                    # constant, its expectation still orders answers.
+                    lines.append(f"{head}: [[{sum(int(o) * p for o, p in zip(options, probs)):.2f}]]")
+            replies.append(JudgeReply("\n".join(lines), None, per))
+        return replies
+
+
+def _softmax(logprobs: list[float]) -> list[float]:
+    top = max(logprobs)
+    exps = [math.exp(x - top) for x in logprobs]
+    total = sum(exps)
+    return [e / total for e in exps]
+
+
+class CachedJudge:
+    """Serve repeated calls from the store's judge_cache; only successful replies are cached,
+    so a call that failed is tried again on the next run."""
+
+    def __init__(self, inner, store):
+        self.inner, self.store = inner, store
+        self.identity = inner.identity
+        self.calls_made = 0
+
+    def key(self, call: JudgeCall) -> str:
+        return stable_hash({"judge": self.identity, "system": call.system, "user": call.user, "expect": call.expect,
+                            "dimensions": list(call.dimensions), "sample_index": call.sample_index}, length=32)
+
+    def judge_many(self, calls: list[JudgeCall], desc: str = "judge") -> list[JudgeReply]:
+        keys = [self.key(c) for c in calls]
+        hits = self.store.judge_cache_get(sorted(set(keys)))
+        todo = sorted({k: i for i, k in enumerate(keys) if k not in hits}.values())
+        fresh = self.inner.judge_many([calls[i] for i in todo], desc=desc) if todo else []
+        self.calls_made += len(todo)
+        by_key = {keys[i]: r for i, r in zip(todo, fresh)}
+        self.store.judge_cache_put([(k, stable_hash(self.identity), r.text) for k, r in by_key.items() if r.error is None])
+        log.info("%s: %d judge calls, %d served from the cache", desc, len(todo), len(calls) - len(todo))
+        return [JudgeReply(hits[k], None, 0.0, 0, True) if k in hits else by_key[k] for k in keys]

@@ -1,0 +1,202 @@
+"""Judge health: how far a judge's verdicts can be trusted, measured on every judged run.
+
+Pairwise (per judge call, candidate vs baseline):
+- consistency: share of items whose verdict survives the order swap (both orders parsed);
+- first_position_win_rate: among decisive calls, how often the answer shown first won (0.5 = no bias);
+- longer_wins: among decisive calls with unequal lengths, how often the longer answer won;
+- length_slope and lc_win_rate: a logistic fit of the call's outcome (candidate win 1, tie 0.5,
+  loss 0) on the length difference in 100s of characters: the slope is the length bias, and
+  sigmoid(intercept) is the win rate at zero length difference (AlpacaEval 2's length control);
+- win_rate (ties count half), tie_rate, parse_failure_rate, error_rate;
+- with human anchors: anchor_agreement and Cohen's kappa.
+Single grading: mean_rating, length_correlation (Spearman), parse/error rates, and with anchors
+agreement within one point and quadratic-weighted kappa.
+Every figure has a bootstrap CI over items (anchors for the anchor figures)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from harness.stats import Estimate, bootstrap_statistic
+
+NAN = float("nan")
+
+
+@dataclass(frozen=True)
+class PairCall:
+    item: str
+    position: str
+    """candidate_first or candidate_second."""
+    winner: str | None
+    """candidate, baseline, tie; None when the reply was unparsed or the call failed."""
+    len_candidate: int
+    len_baseline: int
+    failed: bool = False
+
+
+@dataclass(frozen=True)
+class HealthFigure:
+    metric: str
+    estimate: Estimate
+    warning: str | None = None
+
+
+def _est(n: int, statistic, resamples: int, seed: int) -> Estimate:
+    if n == 0:
+        return Estimate(NAN, NAN, NAN, 0)
+    return bootstrap_statistic(n, statistic, resamples, 0.95, seed)
+
+
+def _rate(flags: list[float], resamples: int, seed: int) -> Estimate:
+    return _est(len(flags), lambda idx: sum(flags[i] for i in idx) / len(idx), resamples, seed)
+
+
+def logistic_fit(x: list[float], y: list[float], iterations: int = 50) -> tuple[float, float]:
+    """(intercept, slope) of a logistic regression of y in [0, 1] (fractional targets allowed)
+    on x, by Newton's method with a tiny ridge so a separable sample still converges."""
+    import numpy as np
+
+    X = np.column_stack([np.ones(len(x)), np.asarray(x, dtype=float)])
+    Y = np.asarray(y, dtype=float)
+    if np.allclose(X[:, 1], X[0, 1]):
+        X = X[:, :1]  # no length variation: intercept only
+    beta = np.zeros(X.shape[1])
+    ridge = 1e-3 * np.eye(X.shape[1])
+    ridge[0, 0] = 0.0  # no penalty on the intercept (it is the quantity reported)
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-np.clip(X @ beta, -30, 30)))
+        w = np.maximum(p * (1 - p), 1e-9)
+        grad = X.T @ (Y - p) - ridge @ beta
+        hess = (X.T * w) @ X + ridge
+        step = np.linalg.solve(hess + 1e-9 * np.eye(X.shape[1]), grad)
+        beta = beta + step
+        if np.max(np.abs(step)) < 1e-8:
+            break
+    return float(beta[0]), float(beta[1]) if len(beta) > 1 else 0.0
+
+
+def cohen_kappa(a: list, b: list, categories: list, weights: str | None = None) -> float:
+    """Cohen's kappa of two label lists (weights='quadratic' for ordinal categories); NaN when
+    chance agreement is total (one category only), where kappa is undefined."""
+    import numpy as np
+
+    k = len(categories)
+    if not a or k < 2:
+        return NAN
+    index = {c: i for i, c in enumerate(categories)}
+    obs = np.zeros((k, k))
+    for x, y in zip(a, b):
+        obs[index[x], index[y]] += 1
+    obs /= obs.sum()
+    exp = np.outer(obs.sum(axis=1), obs.sum(axis=0))
+    i, j = np.indices((k, k))
+    w = ((i - j) ** 2) / ((k - 1) ** 2) if weights == "quadratic" else (i != j).astype(float)
+    denom = (w * exp).sum()
+    return NAN if denom == 0 else float(1 - (w * obs).sum() / denom)
+
+
+def pairwise_health(calls: list[PairCall], final: dict[str, str | None], anchors: list[tuple[str | None, str]],
+                    resamples: int = 1000, seed: int = 0) -> list[HealthFigure]:
+    """Health figures of a pairwise judge run. `final`: item -> candidate/baseline/tie (None if
+    unjudgeable); `anchors`: (judge's final label, human label) in A/B/tie terms."""
+    items = sorted({c.item for c in calls})
+    by_item = {i: [c for c in calls if c.item == i] for i in items}
+    out: list[HealthFigure] = []
+
+    decided = [final[i] for i in items if final.get(i) is not None]
+    win = [1.0 if w == "candidate" else 0.5 if w == "tie" else 0.0 for w in decided]
+    out.append(HealthFigure("win_rate", _rate(win, resamples, seed)))
+    out.append(HealthFigure("tie_rate", _rate([float(w == "tie") for w in decided], resamples, seed)))
+
+    swapped = [i for i in items if {c.position for c in by_item[i] if c.winner is not None} == {"candidate_first", "candidate_second"}]
+    agree = [float(len({c.winner for c in by_item[i] if c.winner is not None}) == 1) for i in swapped]
+    out.append(HealthFigure("consistency", _rate(agree, resamples, seed)))
+
+    decisive = [c for c in calls if c.winner in ("candidate", "baseline")]
+    first = [float((c.winner == "candidate") == (c.position == "candidate_first")) for c in decisive]
+    out.append(HealthFigure("first_position_win_rate", _rate(first, resamples, seed)))
+    unequal = [c for c in decisive if c.len_candidate != c.len_baseline]
+    longer = [float((c.winner == "candidate") == (c.len_candidate > c.len_baseline)) for c in unequal]
+    out.append(HealthFigure("longer_wins", _rate(longer, resamples, seed)))
+
+    judged = [c for c in calls if c.winner is not None]
+    xs = [(c.len_candidate - c.len_baseline) / 100.0 for c in judged]
+    ys = [1.0 if c.winner == "candidate" else 0.5 if c.winner == "tie" else 0.0 for c in judged]
+    # Resample items (not calls): the two orders of one item are not independent.
+    groups = [[k for k, c in enumerate(judged) if c.item == i] for i in items]
+    groups = [g for g in groups if g]
+
+    def fit(idx, part):
+        rows = [k for g in idx for k in groups[g]]
+        b0, b1 = logistic_fit([xs[k] for k in rows], [ys[k] for k in rows])
+        return 1 / (1 + math.exp(-b0)) if part == 0 else b1
+
+    lc_resamples = min(resamples, 300)  # each resample refits the model
+    out.append(HealthFigure("lc_win_rate", _est(len(groups), lambda idx: fit(idx, 0), lc_resamples, seed)))
+    out.append(HealthFigure("length_slope", _est(len(groups), lambda idx: fit(idx, 1), lc_resamples, seed)))
+
+    answered = [c for c in calls if not c.failed]
+    out.append(HealthFigure("parse_failure_rate", _rate([float(c.winner is None) for c in answered], resamples, seed)))
+    out.append(HealthFigure("error_rate", _rate([float(c.failed) for c in calls], resamples, seed)))
+    out += _anchor_figures(anchors, ["A", "B", "tie"], None, resamples, seed)
+    return out
+
+
+def single_health(ratings: list[tuple[float | None, int, bool]], anchors: list[tuple[float | None, float]],
+                  resamples: int = 1000, seed: int = 0) -> list[HealthFigure]:
+    """Health figures of a single-grading run. `ratings`: (rating or None, answer length,
+    call failed) per judged item; `anchors`: (judge rating, human rating)."""
+    rated = [(r, n) for r, n, failed in ratings if r is not None]
+    out = [HealthFigure("mean_rating", _rate([r for r, _ in rated], resamples, seed))]
+    out.append(HealthFigure("length_correlation", _est(len(rated), lambda idx: _spearman([rated[i] for i in idx]), min(resamples, 300), seed)))
+    answered = [r for r in ratings if not r[2]]
+    out.append(HealthFigure("parse_failure_rate", _rate([float(r is None) for r, _, _ in answered], resamples, seed)))
+    out.append(HealthFigure("error_rate", _rate([float(f) for _, _, f in ratings], resamples, seed)))
+    rounded = [(None if j is None else int(min(10, max(1, round(j)))), int(min(10, max(1, round(h))))) for j, h in anchors]
+    out += _anchor_figures(rounded, list(range(1, 11)), "quadratic", resamples, seed, within=1)
+    return out
+
+
+def _anchor_figures(anchors: list, categories: list, weights: str | None, resamples: int, seed: int,
+                    within: int = 0) -> list[HealthFigure]:
+    if not anchors:
+        return []
+    pairs = [(j, h) for j, h in anchors if j is not None]
+    agree = [float(abs(j - h) <= within) if within else float(j == h) for j, h in pairs]
+    return [HealthFigure("anchor_agreement", _rate(agree, resamples, seed)),
+            HealthFigure("anchor_kappa", _est(len(pairs), lambda idx: cohen_kappa([pairs[i][0] for i in idx], [pairs[i][1] for i in idx],
+                                                                                      categories, weights), resamples, seed)),
+            HealthFigure("anchor_coverage", Estimate(len(pairs) / len(anchors), NAN, NAN, len(anchors)))]
+
+
+def _spearman(pairs: list[tuple[float, int]]) -> float:
+    import numpy as np
+
+    if len(pairs) < 3:
+        return NAN
+    a = np.argsort(np.argsort([p[0] for p in pairs])).astype(float)
+    b = np.argsort(np.argsort([p[1] for p in pairs])).astype(float)
+    if a.std() == 0 or b.std() == 0:
+        return NAN
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def warnings_for(figures: list[HealthFigure], thresholds) -> list[HealthFigure]:
+    """The same figures, with a warning attached where a threshold is crossed."""
+    out = []
+    for f in figures:
+        v, w = f.estimate.mean, None
+        if f.metric == "consistency" and not math.isnan(v) and v < thresholds.min_consistency:
+            w = f"order-swap consistency {v:.0%} < {thresholds.min_consistency:.0%}: verdicts depend on answer position"
+        elif f.metric == "anchor_kappa" and not math.isnan(v) and v < thresholds.min_kappa:
+            w = f"kappa with human labels {v:.2f} < {thresholds.min_kappa:.2f}: the judge does not agree with people"
+        elif f.metric == "anchor_kappa" and math.isnan(v):
+            w = "kappa with human labels is undefined (the judge gave one label only)"
+        elif f.metric in ("parse_failure_rate", "error_rate") and not math.isnan(v) and v > thresholds.max_parse_failure:
+            what = "replies could not be parsed" if f.metric == "parse_failure_rate" else "calls failed"
+            w = f"{v:.0%} of judge {what} (> {thresholds.max_parse_failure:.0%})"
+        elif f.metric == "first_position_win_rate" and not math.isnan(v) and abs(v - 0.5) > thresholds.max_first_position_bias:
+            w = f"the answer shown {'first' if v > 0.5 else 'second'} wins {max(v, 1 - v):.0%} of decisive verdicts: position bias"
+        out.append(HealthFigure(f.metric, f.estimate, w))
+    return out

@@ -1,0 +1,330 @@
+"""LLM-as-judge: parsing, prompts, the OpenAI-compatible client against a fake loopback server
+(order swap, position bias, retries, error rows, cache), health statistics, local judges."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import pytest
+
+from harness.cli import main
+from harness.errors import ConfigError
+from harness.judge.clients import JudgeCall, OpenAIJudge
+from harness.judge.health import PairCall, cohen_kappa, logistic_fit, pairwise_health
+from harness.judge.parse import parse_dimensions, parse_rating, parse_verdict
+from harness.judge.prompts import load_judge_prompts
+from harness.judge.task import combine_orders, majority
+from tests.conftest import write
+from tests.fake_judge_server import FakeJudgeServer, always_first, prefers_marker
+
+# -- parsing and prompts ----------------------------------------------------------------------
+
+def test_parse_mt_bench_conventions():
+    assert parse_rating("The scale is [[1]] to [[10]]... Rating: [[7]]") == 7.0
+    assert parse_rating("Rating: [8.5]") == 8.5
+    assert parse_rating("Rating: [[11]]") is None and parse_rating("no rating") is None
+    assert parse_verdict("so [[B]]") == "B" and parse_verdict("[[C]]") == "tie"
+    assert parse_verdict("[[A]] or maybe [[B]]") is None and parse_verdict("A is better") is None
+    assert parse_dimensions("Accuracy: [[7]]\n- relevance: [[9]]\nformat: 3", ("accuracy", "relevance", "format")) == \
+        {"accuracy": 7.0, "relevance": 9.0, "format": None}
+
+
+def test_shipped_prompts_cover_every_form_and_fill_literally():
+    prompts = load_judge_prompts()
+    for name in ("single", "single-ref", "pair", "pair-ref"):
+        assert name in prompts and f"{name}-multi-turn" in prompts
+    filled = prompts["pair"].fill({"question": "q {answer_a}", "answer_a": "def f(): return {1: 2}", "answer_b": "b"})
+    assert "q {answer_a}" in filled and "{1: 2}" in filled  # values are never re-substituted
+    with pytest.raises(ConfigError, match="needs answer_b"):
+        prompts["pair"].fill({"question": "q", "answer_a": "a"})
+
+
+def test_mt_bench_judge_prompt_file_format_loads(tmp_path):
+    row = {"name": "pair-v2", "type": "pairwise", "system_prompt": "s", "output_format": "[[A]]",
+           "prompt_template": "[User Question]\n{question}\n{answer_a}\n{answer_b}"}
+    path = write(tmp_path / "jp.jsonl", json.dumps(row) + "\n")
+    assert load_judge_prompts(path)["pair-v2"].fields == {"question", "answer_a", "answer_b"}
+    bad = write(tmp_path / "bad.jsonl", json.dumps({"name": "x"}) + "\n")
+    with pytest.raises(ConfigError, match="line 1: missing type"):
+        load_judge_prompts(bad)
+
+
+# -- statistics -------------------------------------------------------------------------------
+
+def test_vote_and_order_combination_follow_fastchat():
+    assert majority(["A", "A", "B"]) == "A" and majority(["A", "B"]) == "tie" and majority([]) is None
+    assert combine_orders({"candidate_first": "candidate", "candidate_second": "candidate"}) == ("candidate", 0.0)
+    assert combine_orders({"candidate_first": "candidate", "candidate_second": "baseline"}) == ("tie", 1.0)
+    assert combine_orders({"candidate_first": None, "candidate_second": "baseline"}) == ("baseline", None)
+
+
+def test_kappa_and_logistic_fit():
+    assert cohen_kappa(["A", "B", "A", "B"], ["A", "B", "A", "B"], ["A", "B", "tie"]) == pytest.approx(1.0)
+    assert cohen_kappa(["A", "A", "B", "B"], ["A", "B", "A", "B"], ["A", "B", "tie"]) == pytest.approx(0.0)
+    assert cohen_kappa([3, 4], [4, 3], list(range(1, 11)), "quadratic") < 1
+    # outcome rises with x: positive slope; symmetric data: intercept ~ 0 (lc win rate 0.5)
+    b0, b1 = logistic_fit([-2, -1, -1, 1, 1, 2] * 5, [0, 0, 1, 0, 1, 1] * 5)
+    assert b1 > 0.3 and abs(b0) < 1e-6
+
+
+def test_length_controlled_win_rate_removes_a_planted_length_preference():
+    # The judge picks the longer answer 80% of the time, whoever wrote it; the candidate is the
+    # longer one on 15 of 20 items, so its raw win rate (0.65) is inflated by length alone.
+    calls = []
+    outcomes = [(300, 100, i < 12) for i in range(15)] + [(100, 300, i < 1) for i in range(5)]
+    for i, (lc, lb, cand_wins) in enumerate(outcomes):
+        for pos in ("candidate_first", "candidate_second"):
+            calls.append(PairCall(f"i{i}", pos, "candidate" if cand_wins else "baseline", lc, lb))
+    final = {c.item: c.winner for c in calls}
+    figures = {f.metric: f.estimate.mean for f in pairwise_health(calls, final, [], resamples=200)}
+    assert figures["win_rate"] == pytest.approx(0.65)
+    assert figures["longer_wins"] == pytest.approx(0.8) and figures["length_slope"] > 0.5
+    assert figures["lc_win_rate"] == pytest.approx(0.5, abs=0.02)
+    assert figures["consistency"] == 1.0 and figures["first_position_win_rate"] == pytest.approx(0.5)
+
+
+# -- end to end against a fake OpenAI-compatible server ------------------------------------------
+
+@pytest.fixture
+def judged(tmp_path):
+    items = [{"id": f"q{i}", "topic": f"topic {i}", "tweet": f"ref {i}"} for i in range(6)]
+    write(tmp_path / "items.jsonl", "\n".join(json.dumps(x) for x in items) + "\n")
+    write(tmp_path / "good.jsonl", "\n".join(json.dumps({"id": x["id"], "output": f"GOOD {x['topic']}"}) for x in items) + "\n")
+    write(tmp_path / "bad.jsonl", "\n".join(json.dumps({"id": x["id"], "output": f"meh {x['topic']}"}) for x in items) + "\n")
+    anchors = [{"question": "q", "answer_a": "GOOD a", "answer_b": "bad b", "human": "A"},
+               {"question": "q", "answer_a": "bad a", "answer_b": "GOOD b", "human": "B"},
+               {"question": "q", "answer_a": "fine", "answer_b": "fine too", "human": "tie"}]
+    write(tmp_path / "anchors.jsonl", "\n".join(json.dumps(a) for a in anchors) + "\n")
+
+    def run(url, order="swap", extra="", answers=("good", "bad"), rc=0):
+        suite = write(tmp_path / "s.yaml", f"""
+            name: judged
+            tasks:
+              - name: tweets
+                type: generation
+                data: {{format: jsonl, path: items.jsonl}}
+                id_field: id
+                prompt: {{template: "Write about {{{{ topic }}}}", reference: "{{{{ tweet }}}}"}}
+              - name: vs_bad
+                type: judge
+                grading: pairwise
+                of: tweets
+                baseline: bad
+                order: {order}
+                judge: {{backend: openai, base_url: "{url}", model: fake-judge, backoff_s: 0.01, timeout_s: 0.5,
+                         max_retries: 2, anchors: anchors.jsonl, use_reference: false{extra}}}
+            """)
+        args = ["run", str(suite), "--store", str(tmp_path / "h.duckdb")]
+        for name in answers:
+            args += ["--answers", f"{name}={tmp_path / (name + '.jsonl')}"]
+        assert main(args) == rc
+        return tmp_path / "h.duckdb"
+
+    return run
+
+
+def _health(store) -> dict:
+    con = duckdb.connect(str(store), read_only=True)
+    rows = con.execute("""SELECT metric, value, warning FROM run_health JOIN latest_runs USING (run_id)
+                          WHERE task = 'vs_bad'""").fetchall()
+    con.close()
+    return {m: (v, w) for m, v, w in rows}
+
+
+def test_swap_issues_both_orders_and_faithful_judge_is_consistent(judged):
+    with FakeJudgeServer(prefers_marker()) as srv:
+        store = judged(srv.url)
+    users = [r["messages"][-1]["content"] for r in srv.requests]
+    assert len(users) == (6 + 3) * 2  # items and anchors, each in both orders
+    # the same pair really was shown both ways round
+    assert any("### Assistant A\nGOOD topic 0\n" in u for u in users) and any("### Assistant B\nGOOD topic 0\n" in u for u in users)
+    h = _health(store)
+    assert h["win_rate"][0] == 1.0 and h["consistency"][0] == 1.0 and h["first_position_win_rate"][0] == 0.5
+    assert h["anchor_agreement"][0] == 1.0 and h["anchor_kappa"][0] == pytest.approx(1.0)
+    assert not any(w for _, w in h.values())
+
+
+def test_always_first_judge_scores_zero_consistency_and_is_flagged(judged, tmp_path):
+    with FakeJudgeServer(always_first) as srv:
+        store = judged(srv.url)
+    h = _health(store)
+    assert h["consistency"][0] == 0.0 and "consistency" in h["consistency"][1]
+    assert h["first_position_win_rate"][0] == 1.0 and h["first_position_win_rate"][1]
+    assert h["win_rate"][0] == 0.5 and h["tie_rate"][0] == 1.0  # inconsistent verdicts become ties
+    out = tmp_path / "r.html"
+    write(tmp_path / "r.yaml", "title: t\nvariants: [good, bad]\nbaseline: bad\n")
+    assert main(["report", str(tmp_path / "r.yaml"), "--store", str(store), "--out", str(out)]) == 0
+    assert "Unreliable judge" in out.read_text()
+
+
+def test_random_order_judges_each_pair_once(judged):
+    with FakeJudgeServer(prefers_marker()) as srv:
+        judged(srv.url, order="random")
+    assert len(srv.requests) == 6 + 3
+
+
+def test_retries_recover_from_500s_and_timeouts(judged):
+    with FakeJudgeServer(prefers_marker(), failures={"status": 503, "times": 2}) as srv:
+        store = judged(srv.url)
+    assert len(srv.requests) == 18 * 3 and _health(store)["error_rate"][0] == 0.0
+    with FakeJudgeServer(prefers_marker(), failures={"sleep": 1.0, "times": 1}) as srv:
+        store = judged(srv.url, extra=", model: other-judge")
+    assert _health(store)["error_rate"][0] == 0.0
+
+
+def test_failed_calls_become_error_rows_and_are_retried_next_run(judged):
+    with FakeJudgeServer(prefers_marker(), failures={"status": 500, "times": 99}) as srv:
+        store = judged(srv.url)
+        assert len(srv.requests) == 18 * 3  # 1 try + 2 retries each
+    con = duckdb.connect(str(store), read_only=True)
+    errors = con.execute("SELECT count(*), min(error) FROM judgments WHERE error IS NOT NULL").fetchone()
+    unjudged = con.execute("""SELECT count(*) FROM scores JOIN latest_runs USING (run_id)
+                              WHERE task = 'vs_bad' AND metric = 'unjudged' AND value = 1""").fetchone()[0]
+    cached = con.execute("SELECT count(*) FROM judge_cache").fetchone()[0]
+    con.close()
+    assert errors[0] == 18 and "HTTP 500" in errors[1] and "after 3 attempts" in errors[1]
+    assert unjudged == 6 and cached == 0  # every item kept, marked unjudged; failures are not cached
+    assert _health(store)["error_rate"][1]  # flagged
+
+
+def test_unparseable_replies_count_as_parse_failures(judged):
+    with FakeJudgeServer(lambda user: "I really cannot decide.") as srv:
+        store = judged(srv.url)
+    h = _health(store)
+    assert h["parse_failure_rate"][0] == 1.0 and h["parse_failure_rate"][1]
+
+
+def test_cache_prevents_repeat_calls(judged):
+    with FakeJudgeServer(prefers_marker()) as srv:
+        judged(srv.url)
+        first = len(srv.requests)
+        store = judged(srv.url, extra=", thresholds: {min_consistency: 0.7}")  # a new run, same calls
+        assert len(srv.requests) == first
+    con = duckdb.connect(str(store), read_only=True)
+    assert con.execute("SELECT count(*) FROM judgments JOIN latest_runs USING (run_id) WHERE NOT cached").fetchone()[0] == 0
+    con.close()
+
+
+def test_api_key_is_sent_but_never_stored(judged, monkeypatch):
+    monkeypatch.setenv("JUDGE_KEY", "sk-secret-123")
+    with FakeJudgeServer(prefers_marker()) as srv:
+        store = judged(srv.url, extra=", api_key_env: JUDGE_KEY")
+    assert srv.requests[0]["auth"] == "Bearer sk-secret-123"
+    assert b"sk-secret-123" not in store.read_bytes()
+
+
+def test_missing_api_key_variable_is_a_config_error(judged, monkeypatch, capsys):
+    monkeypatch.delenv("NOPE_KEY", raising=False)
+    judged("http://127.0.0.1:9/v1", extra=", api_key_env: NOPE_KEY", rc=2)
+    assert "NOPE_KEY is not set" in capsys.readouterr().err
+
+
+def test_openai_client_non_retryable_status_fails_fast():
+    with FakeJudgeServer(always_first, failures={"status": 400, "times": 9}) as srv:
+        reply = OpenAIJudge(srv.url, "m", backoff_s=0.0).judge_many([JudgeCall("s", "u", "verdict")])[0]
+    assert reply.text is None and reply.error.startswith("HTTP 400") and len(srv.requests) == 1
+
+
+# -- local judges (fake backend) and single grading, multi-turn -----------------------------------
+
+MT_ITEMS = [{"question_id": 1, "category": "writing", "turns": ["Write a haiku.", "Now make it rhyme."]},
+            {"question_id": 2, "category": "math", "turns": ["What is 2+2?", "And 3+3?"], "reference": ["4", "6"]}]
+
+
+def test_multi_turn_generation_and_single_grading_with_local_judge(tmp_path):
+    write(tmp_path / "q.jsonl", "\n".join(json.dumps(q) for q in MT_ITEMS) + "\n")
+    models = write(tmp_path / "m.yaml", """
+        base:
+          name: fake-m
+          source: fake
+          options: {responses: {"Rating: [[": "x", "Now make it rhyme": "rhymes here", "2+2": "It is 4", "3+3": "6"},
+                    default_output: "Rating: [[8]]"}
+        """)
+    suite = write(tmp_path / "s.yaml", """
+        name: mt
+        tasks:
+          - name: chat
+            type: generation
+            data: {format: jsonl, path: q.jsonl}
+            id_field: question_id
+            multi_turn: {turns_field: turns, references_field: reference}
+            prompt: {template: "{{ turn }}"}
+            generation: {max_new_tokens: 16}
+          - name: chat_rating
+            type: judge
+            grading: single
+            of: chat
+            judge: {backend: local, mode: generate, dimensions: [accuracy, clarity]}
+        """)
+    store = tmp_path / "h.duckdb"
+    assert main(["run", str(suite), "--models", str(models), "--store", str(store)]) == 0
+    con = duckdb.connect(str(store), read_only=True)
+    rows = dict(con.execute("""SELECT s.sample_id, s.details FROM samples s JOIN latest_runs r USING (run_id)
+                               WHERE r.task = 'chat'""").fetchall())
+    assert sorted(rows) == ["1#t1", "1#t2", "2#t1", "2#t2"]
+    t2 = json.loads(rows["2#t2"])
+    assert t2["answers"][0] == "It is 4" and t2["references"] == ["4", "6"]  # turn 2 saw its own turn-1 answer
+    prompts = dict(con.execute("""SELECT sample_id, prompt_name FROM judgments j JOIN latest_runs r USING (run_id)
+                                  WHERE r.task = 'chat_rating'""").fetchall())
+    assert prompts == {"1#t1": "single", "1#t2": "single-multi-turn", "2#t1": "single-ref", "2#t2": "single-ref-multi-turn"}
+    # The fake judge never answers "accuracy: [[n]]": every reply is a parse failure, flagged, not guessed.
+    h = dict(con.execute("""SELECT metric, value FROM run_health JOIN latest_runs USING (run_id) WHERE task = 'chat_rating'""").fetchall())
+    con.close()
+    assert h["parse_failure_rate"] == 1.0
+
+
+def test_local_choice_judge_on_tiny_model_gives_parseable_verdicts(tmp_path, tiny_model_dir):
+    items = [{"id": f"q{i}", "topic": f"topic {i}", "tweet": f"ref {i}"} for i in range(3)]
+    write(tmp_path / "items.jsonl", "\n".join(json.dumps(x) for x in items) + "\n")
+    write(tmp_path / "a.jsonl", "\n".join(json.dumps({"id": x["id"], "output": "Fresh coffee today"}) for x in items) + "\n")
+    write(tmp_path / "b.jsonl", "\n".join(json.dumps({"id": x["id"], "output": "no"}) for x in items) + "\n")
+    models = write(tmp_path / "m.yaml", f"base: {{name: tiny, source: hf_dir, path: {tiny_model_dir}}}\n")
+    suite = write(tmp_path / "s.yaml", """
+        name: j
+        tasks:
+          - name: tweets
+            type: generation
+            data: {format: jsonl, path: items.jsonl}
+            id_field: id
+            prompt: {template: "{{ topic }}"}
+          - name: pair
+            type: judge
+            grading: pairwise
+            of: tweets
+            baseline: b
+          - name: rate
+            type: judge
+            grading: single
+            of: tweets
+        """)
+    store = tmp_path / "h.duckdb"
+    assert main(["run", str(suite), "--models", str(models), "--answers", f"a={tmp_path / 'a.jsonl'}",
+                 "--answers", f"b={tmp_path / 'b.jsonl'}", "--store", str(store)]) == 0
+    con = duckdb.connect(str(store), read_only=True)
+    parsed = con.execute("SELECT bool_and(parsed), count(*) FROM judgments").fetchone()
+    ratings = [r[0] for r in con.execute("SELECT rating FROM judgments WHERE rating IS NOT NULL").fetchall()]
+    con.close()
+    assert parsed == (True, 3 * 2 + 3 * 2)  # pairwise: 3 items x 2 orders; single: 3 items x 2 answer sets
+    assert all(1.0 <= r <= 10.0 for r in ratings)
+
+
+def test_judge_task_config_errors(tmp_path, capsys):
+    suite = write(tmp_path / "s.yaml", """
+        name: j
+        tasks:
+          - name: t
+            type: generation
+            data: {format: jsonl, path: x.jsonl}
+            prompt: {template: "x"}
+          - name: p
+            type: judge
+            grading: pairwise
+            of: tweetz
+        """)
+    assert main(["validate", str(suite)]) == 2
+    out = capsys.readouterr().out
+    assert "pairwise judging needs a baseline" in out
+    suite.write_text(suite.read_text().replace("of: tweetz", "of: tweetz\n    baseline: x\n    judge: {bogus: 1}"))
+    assert main(["validate", str(suite)]) == 2
+    assert "tasks[1].judge.bogus: unknown key" in capsys.readouterr().out
