@@ -71,6 +71,29 @@ def build_parser() -> argparse.ArgumentParser:
     _store_arg(p)
     p.set_defaults(func=cmd_gate)
 
+    p = sub.add_parser("audit", help="hallucination audit sheets: export claims for human review, import the labels",
+                       description="export: write a random sample of checked claims (source, claim, verifier verdict) to CSV; "
+                                   "import: read the human_supported column back into the store (the report then shows "
+                                   "verifier-human agreement and kappa).")
+    audit_sub = p.add_subparsers(dest="audit_command", metavar="ACTION")
+    audit_sub.required = True
+    e = audit_sub.add_parser("export", help="write claims to a CSV sheet for human review",
+                             description="Sample N claims of TASK's latest runs (the hallucination scorer's claims) into a CSV with an empty "
+                                         "human_supported column to fill with yes or no.")
+    e.add_argument("--task", required=True, help="a generation task that uses the hallucination scorer")
+    e.add_argument("--variant", action="append", help="only this variant; repeatable (default: all)")
+    e.add_argument("-n", type=int, default=100, help="claims to sample (default 100)")
+    e.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    e.add_argument("--out", type=Path, required=True, help="CSV file to write")
+    _store_arg(e)
+    e.set_defaults(func=cmd_audit_export)
+    i = audit_sub.add_parser("import", help="read human labels from a filled-in sheet",
+                             description="Read SHEET (from `harness audit export`, human_supported filled with yes/no; blank rows are "
+                                         "skipped) into the store. All rows are checked before anything is written.")
+    i.add_argument("sheet", type=Path)
+    _store_arg(i)
+    i.set_defaults(func=cmd_audit_import)
+
     p = sub.add_parser("list", help="list variants, runs or registered components",
                        description="List what the store holds (variants with lineage, runs) or what is registered "
                                    "(scorers, backends, recipes, loaders).")
@@ -133,11 +156,10 @@ def cmd_build(args) -> int:
 
 
 def cmd_run(args) -> int:
+    from harness.data.answers import parse_answers_arg
     from harness.evaluate import run_suites
     from harness.metrics import summarize
     from harness.store import open_store
-
-    from harness.data.answers import parse_answers_arg
 
     outcomes = run_suites(args.suites, args.models, args.store, args.variant, args.force, args.limit,
                           parse_answers_arg(args.answers))
@@ -184,6 +206,26 @@ def cmd_gate(args) -> int:
     passed = sum(v.passed for v in verdicts)
     print(f"gate: {'PASS' if code == 0 else 'FAIL'} ({passed}/{len(verdicts)} rules pass)")
     return code
+
+
+def cmd_audit_export(args) -> int:
+    from harness.audit import export_sheet
+    from harness.store import open_store
+
+    with open_store(args.store, read_only=True) as store:
+        n = export_sheet(store, args.task, args.out, args.n, args.seed, args.variant)
+    print(f"{n} claims written to {args.out}; fill human_supported with yes or no, then `harness audit import {args.out}`")
+    return 0
+
+
+def cmd_audit_import(args) -> int:
+    from harness.audit import import_sheet
+    from harness.store import open_store
+
+    with open_store(args.store) as store:
+        labelled, skipped = import_sheet(store, args.sheet)
+    print(f"{labelled} human labels stored ({skipped} blank rows skipped)")
+    return 0
 
 
 def cmd_list(args) -> int:

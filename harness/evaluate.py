@@ -15,14 +15,14 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from harness import __version__, registry
+from harness import __version__
 from harness.backends.base import GenerationConfig
 from harness.config.models import load_models, model_names
 from harness.config.suite import load_suite
 from harness.errors import ConfigError, UnknownNameError
 from harness.hashing import git_commit, stable_hash
 from harness.progress import progress
-from harness.store.db import RunRow, SampleRow, ScoreRow, Store
+from harness.store.db import RunRow, SampleRow, ScoreRow, StatRow, Store
 from harness.tasks import PreparedTask, prepare_suite
 from harness.variants import open_backend, plan_variants, prepare_base, resolve_built
 
@@ -68,9 +68,10 @@ def run_suites(suite_paths: list[Path], models_path: Path | None, store_path: Pa
         if name not in known:
             raise UnknownNameError("variant", name, known + list(answer_sets), where=str(models_path or "--variant"))
     replayed = [a for a in answer_sets if not variants or a in variants]
-    if answer_sets and any(t.spec.type == "multiple_choice" for _, _, t in prepared):
-        mc = [t.spec.name for _, _, t in prepared if t.spec.type == "multiple_choice"]
-        raise ConfigError(f"answer sets have no log-likelihoods: multiple-choice task(s) {', '.join(mc)} can't be evaluated with --answers")
+    if answer_sets and any(t.spec.type != "generation" for _, _, t in prepared):
+        other = [t.spec.name for _, _, t in prepared if t.spec.type != "generation"]
+        raise ConfigError(f"answer sets replay stored text: task(s) {', '.join(other)} (multiple choice or latency) "
+                          "can't be evaluated with --answers")
 
     outcomes = []
     with Store(store_path) as store:
@@ -87,7 +88,7 @@ def run_suites(suite_paths: list[Path], models_path: Path | None, store_path: Pa
             todo = []
             for suite_hash, seed, task in prepared:
                 key = stable_hash({"task": task.spec.model_dump(), "data": task.data_hash, "prompt": task.prompt_hash,
-                                   "variant": model.key, "seed": seed, "harness": __version__, "backend": backend_name,
+                                   "scorers": task.scorers_hash, "variant": model.key, "seed": seed, "harness": __version__, "backend": backend_name,
                                    "dtype": model.dtype, "n": len(task.samples)})
                 cached = None if force else store.find_run(key)
                 if cached:
@@ -117,7 +118,7 @@ def _run_answer_set(store: Store, name: str, path: Path, answer_set: dict, prepa
     out = []
     for suite_hash, seed, task in prepared:
         key = stable_hash({"task": task.spec.model_dump(), "data": task.data_hash, "prompt": task.prompt_hash,
-                           "answers": backend.key, "seed": seed, "harness": __version__, "n": len(task.samples)})
+                           "scorers": task.scorers_hash, "answers": backend.key, "seed": seed, "harness": __version__, "n": len(task.samples)})
         cached = None if force else store.find_run(key)
         if cached:
             store.mark_reused(cached["run_id"])
@@ -166,9 +167,10 @@ def _run_task(store: Store, backend, variant: str, variant_key: str, suite_hash:
     started = datetime.now(timezone.utc).replace(tzinfo=None)
     t0 = time.perf_counter()
     run_id = uuid.uuid4().hex[:16]
-    scorers = [(name, registry.resolve("scorer", name)) for name in spec.scorers]
+    scorers = list(task.scorers)
     samples: list[SampleRow] = []
     scores: list[ScoreRow] = []
+    stats: list[StatRow] = []
     gen_config = None
     if spec.type == "multiple_choice":
         requests = [(s.prompt, c) for s in task.samples for c in s.continuations]
@@ -181,18 +183,54 @@ def _run_task(store: Store, backend, variant: str, variant_key: str, suite_hash:
             details = {"options": list(s.options), "continuations": list(s.continuations), "gold": s.gold,
                        "loglikelihoods": [o.logprob for o in out], "is_greedy": [o.is_greedy for o in out],
                        "tokens": [o.n_tokens for o in out]}
-            samples.append(SampleRow(run_id, s.id, s.prompt, s.continuations[s.gold].strip(), s.continuations[best].strip(), json.dumps(details)))
-            scores += _score(run_id, s, out, scorers)
+            rows, extra = _score(run_id, s, out, scorers)
+            samples.append(SampleRow(run_id, s.id, s.prompt, s.continuations[s.gold].strip(), s.continuations[best].strip(),
+                                     json.dumps({**details, **extra})))
+            scores += rows
+    elif spec.type == "perplexity":
+        import math
+
+        from harness.stats import bootstrap_statistic
+
+        results = backend.loglikelihood([("", s.prompt) for s in task.samples])
+        nll, ntok = [], []
+        for s, out in zip(task.samples, results):
+            nll.append(-out.logprob)
+            ntok.append(out.n_tokens)
+            per = -out.logprob / max(out.n_tokens, 1)
+            samples.append(SampleRow(run_id, s.id, s.prompt, None, None, json.dumps({"nll": -out.logprob, "tokens": out.n_tokens})))
+            scores += [ScoreRow(run_id, s.id, "perplexity", "nll_per_token", per),
+                       ScoreRow(run_id, s.id, "perplexity", "perplexity", math.exp(per))]
+        # Corpus perplexity: exp(total NLL / total tokens), not a mean of per-item perplexities.
+        est = bootstrap_statistic(len(nll), lambda idx: math.exp(sum(nll[i] for i in idx) / max(1, sum(ntok[i] for i in idx))), 1000, 0.95, seed)
+        stats = [StatRow(run_id, "corpus_perplexity", est.mean, est.low, est.high, est.n, None)]
+    elif spec.type == "latency":
+        from harness.latency import measure, peak_memory_mb, request_scores, run_stats
+
+        g = spec.generation
+        gen_config = GenerationConfig(g.max_new_tokens, g.temperature, g.top_p, tuple(g.stop), g.batch_size, seed)
+        requests, walls = measure(backend, list(task.samples), gen_config, spec.latency.concurrency, spec.latency.warmup)
+        for r in requests:
+            values = request_scores(r)
+            samples.append(SampleRow(run_id, r.sample_id, r.prompt, None, r.out.text, json.dumps({"concurrency": r.concurrency, **values})))
+            scores += [ScoreRow(run_id, r.sample_id, "latency", m, v) for m, v in values.items()]
+        stats = [StatRow(run_id, m, _num(e.mean), _num(e.low), _num(e.high), e.n, None)
+                 for m, e in run_stats(requests, walls, spec.latency, peak_memory_mb())]
     else:
         g = spec.generation
         gen_config = GenerationConfig(g.max_new_tokens, g.temperature, g.top_p, tuple(g.stop), g.batch_size, seed)
         for s, out, extra in generate_samples(backend, task, gen_config):
-            details = {"prompt_tokens": out.prompt_tokens, "output_tokens": out.output_tokens, "latency_s": out.latency_s, **extra}
+            rows, scored = _score(run_id, s, out, scorers)
+            details = {"prompt_tokens": out.prompt_tokens, "output_tokens": out.output_tokens, "latency_s": out.latency_s, **extra, **scored}
             samples.append(SampleRow(run_id, s.id, s.prompt, s.reference, out.text, json.dumps(details)))
-            scores += _score(run_id, s, out, scorers)
+            scores += rows
     wall = time.perf_counter() - t0
     info = backend.info
     metric_order = [m for _, fn in scorers for m in getattr(fn, "metrics", ())]
+    if spec.type == "perplexity":
+        metric_order = ["perplexity", "nll_per_token"]
+    if spec.type == "latency":
+        metric_order = ["latency_s", "ttft_s", "tokens_per_s", "decode_tokens_per_s", "output_tokens", "prompt_tokens"]
     run = RunRow(run_id=run_id, run_key=run_key, suite=task.suite, suite_hash=suite_hash, task=spec.name, task_type=spec.type,
                  metrics=json.dumps(metric_order),
                  variant=variant, variant_key=variant_key, backend=info.name, device=info.device, dtype=info.dtype,
@@ -200,7 +238,7 @@ def _run_task(store: Store, backend, variant: str, variant_key: str, suite_hash:
                  generation_config=json.dumps(asdict(gen_config)) if gen_config else None, seed=seed,
                  harness_version=__version__, git_commit=git_commit(), started_at=started, last_used_at=started, wall_s=wall,
                  n_samples=len(task.samples))
-    store.write_task_run(run, samples, scores)
+    store.write_task_run(run, samples, scores, stats=stats)
     log.info("%s / %s: done in %.1fs", variant, spec.name, wall)
     return TaskOutcome(variant, task.suite, spec.name, run_id, False, len(task.samples), wall)
 
@@ -236,9 +274,20 @@ def generate_samples(backend, task: PreparedTask, config: GenerationConfig):
     return sorted(results, key=lambda r: r[0].id)
 
 
-def _score(run_id: str, sample, output, scorers) -> list[ScoreRow]:
-    rows = []
+def _num(x: float) -> float | None:
+    import math
+
+    return None if math.isnan(x) else x  # NaN (no CI for a point figure) -> NULL
+
+
+def _score(run_id: str, sample, output, scorers) -> tuple[list[ScoreRow], dict]:
+    """Score rows, and the details scorers return under `_details` (stored with the sample,
+    keyed by scorer name: e.g. the hallucination scorer's claims and verdicts)."""
+    rows, details = [], {}
     for name, fn in scorers:
-        for metric, value in fn(sample, output).items():
+        values = dict(fn(sample, output))
+        if "_details" in values:
+            details[name] = values.pop("_details")
+        for metric, value in values.items():
             rows.append(ScoreRow(run_id, sample.id, name, metric, None if value is None else float(value)))
-    return rows
+    return rows, details

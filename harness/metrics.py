@@ -8,8 +8,9 @@ from harness.scorers.text_overlap import CORPUS_METRICS, corpus_scorer
 from harness.stats import Estimate, bootstrap_mean, bootstrap_statistic
 from harness.store.db import Store
 
-LOWER_IS_BETTER: set[str] = set()
-"""Metrics where smaller is better (none yet; latency and hallucination rate will be)."""
+LOWER_IS_BETTER: set[str] = {"hallucination_rate", "unsupported_claims", "perplexity", "nll_per_token", "corpus_perplexity",
+                              "latency_s", "ttft_s", "inconsistent", "unjudged", "abstained"}
+"""Metrics where smaller is better (the report marks the minimum as best)."""
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,9 @@ BUILTINS: dict[str, dict[str, str]] = {
         "rouge": "harness.scorers.text_overlap:rouge",
         "bleu": "harness.scorers.text_overlap:bleu",
         "chrf": "harness.scorers.text_overlap:chrf",
+        "rubric": "harness.scorers.rubric:rubric",
+        "hallucination": "harness.scorers.hallucination:hallucination",
+        "brand_similarity": "harness.scorers.similarity:brand_similarity",
     },
     "recipe": {
         "sft_lora": "harness.recipes.sft_lora:RECIPE",

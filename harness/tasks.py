@@ -5,7 +5,7 @@ nothing is written to the store."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import registry
@@ -35,6 +35,8 @@ class Sample:
     """Multi-turn generation: the rendered user messages, in order (prompt is then unused)."""
     references: tuple[str | None, ...] = ()
     """Multi-turn generation: a reference answer per turn, where the item has one."""
+    fields: dict = field(default_factory=dict, compare=False, hash=False)
+    """The item's fields (scorers that need more than the reference, e.g. source documents)."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,13 @@ class PreparedTask:
     samples: tuple[Sample, ...]
     data_hash: str
     prompt_hash: str
+    scorers: tuple[tuple[str, object], ...] = ()
+    """(name, scorer function) per scorer entry, configured scorers already configured."""
+
+    @property
+    def scorers_hash(self) -> str:
+        """Content of scorer configs (e.g. a rubric file): part of the run key."""
+        return stable_hash([(name, getattr(fn, "config_hash", None)) for name, fn in self.scorers])
 
 
 def scorer_task_types(name: str, where: str) -> tuple[str, ...]:
@@ -54,13 +63,22 @@ def scorer_task_types(name: str, where: str) -> tuple[str, ...]:
 def prepare_task(task: TaskSpec, suite_name: str, suite_path: Path, limit: int | None = None) -> PreparedTask:
     """Load and render a task; ConfigError (file, field, line) on any problem."""
     where = f"{suite_path}: task '{task.name}'"
-    for i, name in enumerate(task.scorers):
+    scorers = []
+    for i, (name, config) in enumerate(task.scorer_refs):
         types = scorer_task_types(name, f"{where}: scorers[{i}]")
         if task.type not in types:
             raise ConfigError(f"{where}: scorers[{i}]: scorer '{name}' does not apply to {task.type} tasks (it scores {', '.join(types)})")
-        needs_reference = getattr(registry.resolve("scorer", name), "needs_reference", False)
-        if needs_reference and task.type == "generation" and task.prompt.reference is None and task.multi_turn is None:
+        fn = registry.resolve("scorer", name)
+        if getattr(fn, "needs_reference", False) and task.type == "generation" and task.prompt.reference is None and task.multi_turn is None:
             raise ConfigError(f"{where}: scorers[{i}]: scorer '{name}' compares outputs with a reference; set prompt.reference")
+        configure = getattr(fn, "configure", None)
+        if config is not None and configure is None:
+            raise ConfigError(f"{where}: scorers[{i}]: scorer '{name}' takes no config (write it as a plain name)")
+        if configure is not None:
+            if config is None:
+                raise ConfigError(f"{where}: scorers[{i}]: scorer '{name}' needs a config: `- {name}: {{...}}`")
+            fn = configure(config, f"{where}: scorers[{i}].{name}", suite_path.parent)
+        scorers.append((name, fn))
     if task.type == "generation" and task.fewshot.k and task.prompt.reference is None:
         raise ConfigError(f"{where}: few-shot generation needs prompt.reference (each example shows its answer)")
     if task.multi_turn is not None:
@@ -90,7 +108,7 @@ def prepare_task(task: TaskSpec, suite_name: str, suite_path: Path, limit: int |
     data_hash = stable_hash([[r.id, r.fields] for r in records] + [[r.id, r.fields] for r in shots])
     prompt_hash = stable_hash([task.prompt.model_dump(), task.fewshot.model_dump(), task.multiple_choice.model_dump()
                                if task.type == "multiple_choice" else None])
-    return PreparedTask(task, suite_name, tuple(samples), data_hash, prompt_hash)
+    return PreparedTask(task, suite_name, tuple(samples), data_hash, prompt_hash, tuple(scorers))
 
 
 def prepare_suite(suite: SuiteSpec, suite_path: Path, limit: int | None = None) -> list[PreparedTask]:
@@ -165,7 +183,7 @@ def _render_sample(task: TaskSpec, rec: Record, sid: str, shots: list[Record], w
         parts.append(render(p.template, ex.fields, f"{where}: prompt.template") + render(p.reference, ex.fields, f"{where}: prompt.reference"))
     prompt = description + p.example_separator.join(parts + [render(p.template, rec.fields, f"{where}: prompt.template")])
     reference = render(p.reference, rec.fields, f"{where}: prompt.reference") if p.reference is not None else None
-    return Sample(sid, prompt, reference=reference)
+    return Sample(sid, prompt, reference=reference, fields=dict(rec.fields))
 
 
 def _render_turns(task: TaskSpec, rec: Record, sid: str, where: str) -> Sample:
@@ -178,7 +196,7 @@ def _render_turns(task: TaskSpec, rec: Record, sid: str, where: str) -> Sample:
         raise ConfigError(f"{where}: item {rec.id}: field '{mt.references_field}' must be a list with one reference per turn")
     rendered = tuple(render(task.prompt.template, {**rec.fields, "turn": t}, f"{where}: prompt.template") for t in turns)
     references = tuple((refs[i] if refs and i < len(refs) else None) for i in range(len(turns)))
-    return Sample(sid, rendered[0], turns=rendered, references=references)
+    return Sample(sid, rendered[0], turns=rendered, references=references, fields=dict(rec.fields))
 
 
 def _options(rec: Record, task: TaskSpec, where: str) -> tuple[list[str], int]:

@@ -154,7 +154,7 @@ def open_backend(spec: ModelsFile, model: ParentModel):
 
     if spec.base.source == "fake":
         cls = registry.resolve("backend", "fake")
-        allowed = {"outputs", "responses", "default_output", "favour", "delay_s"}
+        allowed = {"outputs", "responses", "default_output", "favour", "delay_s", "latencies"}
         unknown = set(spec.base.options) - allowed
         if unknown:
             raise ConfigError(f"base.options: unknown fake-backend option(s) {sorted(unknown)}; allowed: {sorted(allowed)}")

@@ -31,6 +31,8 @@ def main() -> int:
     ap.add_argument("--base-url", help="OpenAI-compatible judge endpoint instead of a local model")
     ap.add_argument("--judge-model", help="model name at --base-url")
     ap.add_argument("--limit", type=int, help="first N questions only")
+    ap.add_argument("--per-category", type=int, help="first K questions of each of the 8 categories (a stratified subset)")
+    ap.add_argument("--first-turn-only", action="store_true", help="judge turn 1 only (halves the judge calls)")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/harness-mt-bench"))
     args = ap.parse_args()
     if not DATA.is_dir():
@@ -53,6 +55,14 @@ def main() -> int:
         if q["category"] in NEED_REF and q["question_id"] in refs:
             q["reference"] = refs[q["question_id"]]
         questions.append(q)
+    if args.per_category:
+        kept: list[dict] = []
+        for q in questions:
+            if sum(k["category"] == q["category"] for k in kept) < args.per_category:
+                kept.append(q)
+        questions = kept
+    if args.first_turn_only:
+        questions = [{**q, "turns": q["turns"][:1], **({"reference": q["reference"][:1]} if "reference" in q else {})} for q in questions]
     questions = questions[: args.limit] if args.limit else questions
     (work / "questions.jsonl").write_text("".join(json.dumps(q) + "\n" for q in questions))
     judge = (f"{{backend: openai, base_url: '{args.base_url}', model: '{args.judge_model}'}}" if args.base_url
@@ -88,9 +98,10 @@ tasks:
     with open_store(store_path, read_only=True) as store:
         rows = {(r.variant, r.task, r.metric): r.estimate for r in summarize(store, list(PUBLISHED))}
         health = store.query("""SELECT r.variant, r.task, h.metric, h.value, h.low, h.high, h.warning
-                                FROM run_health h JOIN latest_runs r USING (run_id) ORDER BY r.task, r.variant, h.metric""")
+                                FROM run_stats h JOIN latest_runs r USING (run_id) ORDER BY r.task, r.variant, h.metric""")
         judge_row = store.query("SELECT judge FROM latest_runs WHERE task = 'mt_bench_single' LIMIT 1")[0]["judge"]
-    print(f"\nMT-Bench validation: {len(questions)} questions x 2 turns, judge {judge_row}, {wall:.0f}s\n")
+    turns = 1 if args.first_turn_only else 2
+    print(f"\nMT-Bench validation: {len(questions)} questions x {turns} turn(s), judge {judge_row}, {wall:.0f}s\n")
     print(f"{'model':18} {'published (GPT-4 judge)':>24} {'this judge, mean rating [95% CI]':>36} {'win rate vs gpt-3.5 [CI]':>28}")
     for name in PUBLISHED:
         e = rows.get((name, "mt_bench_single", "judge_rating"))

@@ -12,8 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 def answers_in(user: str) -> tuple[str, str]:
     """Assistant A's and B's answers from a pairwise prompt (the shipped `pair` layout)."""
-    a = re.search(r"### Assistant A\n(.*?)\n### End of assistant A", user, re.S)
-    b = re.search(r"### Assistant B\n(.*?)\n### End of assistant B", user, re.S)
+    a = re.search(r"### Assistant A\n(.*?)\n### End of assistant A", user, re.DOTALL)
+    b = re.search(r"### Assistant B\n(.*?)\n### End of assistant B", user, re.DOTALL)
     return (a.group(1) if a else ""), (b.group(1) if b else "")
 
 

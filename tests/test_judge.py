@@ -126,7 +126,7 @@ def judged(tmp_path):
 
 def _health(store) -> dict:
     con = duckdb.connect(str(store), read_only=True)
-    rows = con.execute("""SELECT metric, value, warning FROM run_health JOIN latest_runs USING (run_id)
+    rows = con.execute("""SELECT metric, value, warning FROM run_stats JOIN latest_runs USING (run_id)
                           WHERE task = 'vs_bad'""").fetchall()
     con.close()
     return {m: (v, w) for m, v, w in rows}
@@ -269,7 +269,7 @@ def test_multi_turn_generation_and_single_grading_with_local_judge(tmp_path):
                                   WHERE r.task = 'chat_rating'""").fetchall())
     assert prompts == {"1#t1": "single", "1#t2": "single-multi-turn", "2#t1": "single-ref", "2#t2": "single-ref-multi-turn"}
     # The fake judge never answers "accuracy: [[n]]": every reply is a parse failure, flagged, not guessed.
-    h = dict(con.execute("""SELECT metric, value FROM run_health JOIN latest_runs USING (run_id) WHERE task = 'chat_rating'""").fetchall())
+    h = dict(con.execute("""SELECT metric, value FROM run_stats JOIN latest_runs USING (run_id) WHERE task = 'chat_rating'""").fetchall())
     con.close()
     assert h["parse_failure_rate"] == 1.0
 

@@ -27,6 +27,10 @@ class Generation:
     output_tokens: int
     latency_s: float
     """Wall time of the batch this output was generated in, divided by the batch size."""
+    ttft_s: float | None = None
+    """Time to first token: from the call until the batch's first new token existed."""
+    request_latency_s: float | None = None
+    """What the caller waited for this output: the whole batch's wall time."""
 
 
 @dataclass(frozen=True)

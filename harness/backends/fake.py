@@ -29,7 +29,9 @@ class FakeBackend:
     - responses: mapping of substring -> output; the first substring found in the prompt wins;
     - default_output: returned when nothing else matches (default: a hash-derived phrase);
     - favour: continuations that get +10 log-likelihood (to script multiple-choice answers);
-    - delay_s: seconds slept per generated output (latency tests).
+    - delay_s: seconds slept per generated output;
+    - latencies: scripted per-output latencies in seconds, cycling (reported, not slept, so
+      latency statistics are exact in tests); time to first token is reported as 10% of it.
     """
 
     outputs: list[str] | None = None
@@ -37,11 +39,13 @@ class FakeBackend:
     default_output: str | None = None
     favour: list[str] | None = None
     delay_s: float = 0.0
+    latencies: list[float] | None = None
     name: str = "fake"
 
     def __post_init__(self):
         self.info = BackendInfo(name="fake", device="none", dtype="none")
         self._cursor = 0
+        self._latency_cursor = 0
         self.calls: list[tuple[str, int]] = []
 
     def generate(self, prompts: list[str], config: GenerationConfig) -> list[Generation]:
@@ -53,7 +57,16 @@ class FakeBackend:
                 time.sleep(self.delay_s)
             text = apply_stop(self._output_for(prompt), config.stop)
             words = text.split()
-            results.append(Generation(text, len(prompt.split()), len(words), time.perf_counter() - start))
+            if self.latencies:
+                latency = self.latencies[self._latency_cursor % len(self.latencies)]
+                self._latency_cursor += 1
+            else:
+                latency = time.perf_counter() - start
+            results.append(Generation(text, len(prompt.split()), len(words), latency, 0.1 * latency, latency))
+        if self.latencies:
+            # A batch is served together: each caller waits for the slowest output of the batch.
+            wait = max(r.request_latency_s for r in results) if results else 0.0
+            results = [Generation(r.text, r.prompt_tokens, r.output_tokens, wait / len(results), 0.1 * wait, wait) for r in results]
         return results
 
     def _output_for(self, prompt: str) -> str:

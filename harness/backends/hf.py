@@ -159,16 +159,17 @@ class HFBackend:
                 kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
             if config.stop:
                 kwargs.update(stop_strings=list(config.stop), tokenizer=tok)
-            t0 = time.perf_counter()
+            timer = _FirstTokenTimer()
+            t0 = timer.start = time.perf_counter()
             with torch.no_grad():
-                out = self.model.generate(**enc, **kwargs)
+                out = self.model.generate(**enc, **kwargs, stopping_criteria=_criteria(timer))
             elapsed = time.perf_counter() - t0
             width = enc["input_ids"].shape[1]
             for row, i in enumerate(batch):
                 text = apply_stop(tok.decode(out[row, width:], skip_special_tokens=True), config.stop)
                 n_prompt = int(enc["attention_mask"][row].sum())
                 n_out = len(tok.encode(text, add_special_tokens=False)) if text else 0
-                results[i] = Generation(text, n_prompt, n_out, elapsed / len(batch))
+                results[i] = Generation(text, n_prompt, n_out, elapsed / len(batch), timer.ttft(elapsed), elapsed)
         return [results[i] for i in range(len(prompts))]
 
     def close(self) -> None:
@@ -176,6 +177,35 @@ class HFBackend:
 
         self.model = None
         gc.collect()
+
+
+class _FirstTokenTimer:
+    """A stopping criterion that never stops: generate() calls it after each new token, so its
+    first call marks the time to first token (prefill plus one decode step)."""
+
+    def __init__(self):
+        self.start = 0.0
+        self.first: float | None = None
+
+    def __call__(self, input_ids, scores, **kwargs):
+        import torch
+
+        if self.first is None:
+            self.first = time.perf_counter()
+        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+    def ttft(self, elapsed: float) -> float:
+        return (self.first - self.start) if self.first is not None else elapsed
+
+
+def _criteria(timer):
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class Timed(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            return timer(input_ids, scores, **kwargs)
+
+    return StoppingCriteriaList([Timed()])
 
 
 def load_causal_lm(model_path, adapters=(), dtype: str = "float32", merge_all: bool = True):

@@ -53,6 +53,17 @@ class StatisticsSpec(Strict):
     """Bootstrap seed: the same rows always give the same interval."""
 
 
+class TradeoffSpec(Strict):
+    """The quality-versus-latency-versus-cost view."""
+
+    task: str
+    """The quality task (e.g. brand_tweets)."""
+    metric: str
+    """Its quality metric (e.g. rougeL, rubric, win_rate)."""
+    latency_task: str | None = None
+    """The latency task; default the first latency task with runs."""
+
+
 class ReportSpec(Strict):
     """A report file: which variants to compare, on which tasks, and the gate."""
 
@@ -70,6 +81,9 @@ class ReportSpec(Strict):
     notes: str = ""
     """Free text shown at the top of the report (e.g. 'SFT ran 60 steps only')."""
     statistics: StatisticsSpec = StatisticsSpec()
+    tradeoff: TradeoffSpec | None = None
+    """Quality vs latency vs cost across variants; default: the first leaderboard column against
+    the first latency task, when there is one."""
     gate: list[GateRule] = []
 
     @model_validator(mode="after")

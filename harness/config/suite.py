@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -93,30 +93,61 @@ class MultiTurnSpec(Strict):
     """Jinja2 template turning `messages` ([{role, content}]) into the model's input text."""
 
 
+class LatencySpec(Strict):
+    """Serving measurements (latency tasks): every item is sent at each concurrency level."""
+
+    concurrency: list[int] = Field(default=[1, 4], min_length=1)
+    """Requests served together. The hf backend serves N concurrent requests as one batch of N
+    (static batching); latency percentiles are reported at the first level, throughput at each."""
+    warmup: int = Field(default=1, ge=0)
+    """Requests sent first and not recorded (model warm-up, allocator, caches)."""
+    price_per_hour: float | None = Field(default=None, ge=0)
+    """Instance price (any currency) for cost per 1K output tokens and per 1,000 words."""
+    price_per_1k_input_tokens: float | None = Field(default=None, ge=0)
+    """API pricing: cost per 1K prompt tokens (with price_per_1k_output_tokens)."""
+    price_per_1k_output_tokens: float | None = Field(default=None, ge=0)
+
+
 class TaskSpec(Strict):
     """One task: data, prompt, (generation settings) and scorers."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    type: Literal["multiple_choice", "generation"]
+    type: Literal["multiple_choice", "generation", "latency", "perplexity"]
+    """multiple_choice: options scored by log-likelihood; generation: outputs scored by scorers;
+    latency: serving measurements; perplexity: the log-likelihood of `prompt.template` (e.g. held-out
+    brand texts) under the variant."""
     data: DataSpec
     prompt: PromptSpec
-    scorers: list[str] = []
-    """Registered scorer names (see `harness list scorers`). A generation task may have none
+    scorers: list[str | dict[str, dict[str, Any]]] = []
+    """Registered scorer names (see `harness list scorers`), or `{name: config}` for a scorer
+    that takes a config (e.g. `- rubric: {path: rubric.yaml}`). A generation task may have none
     when a judge task grades it."""
     fewshot: FewShotSpec = FewShotSpec()
     multiple_choice: MultipleChoiceSpec = MultipleChoiceSpec()
     generation: GenerationSpec = GenerationSpec()
     multi_turn: MultiTurnSpec | None = None
     """Generation only: answer a list of turns as a conversation (see MultiTurnSpec)."""
+    latency: LatencySpec = LatencySpec()
+    """Latency tasks: concurrency levels, warm-up and prices."""
     id_field: str | None = None
     """Item field used as the sample id; default: position in the data (or subject/position)."""
 
+    @property
+    def scorer_refs(self) -> list[tuple[str, dict[str, Any] | None]]:
+        """(name, config or None) per scorer entry."""
+        return [(s, None) if isinstance(s, str) else next(iter(s.items())) for s in self.scorers]
+
     @model_validator(mode="after")
     def _checks(self):
+        for i, s in enumerate(self.scorers):
+            if isinstance(s, dict) and len(s) != 1:
+                raise ValueError(f"scorers[{i}]: a configured scorer is one mapping {{name: config}}, got keys {sorted(s)}")
         if self.type == "multiple_choice" and not self.scorers:
             raise ValueError("multiple-choice tasks need at least one scorer (acc, acc_norm)")
-        if self.type == "multiple_choice" and self.multi_turn is not None:
+        if self.type != "generation" and self.multi_turn is not None:
             raise ValueError("multi_turn applies to generation tasks only")
+        if self.type in ("latency", "perplexity") and self.scorers:
+            raise ValueError(f"{self.type} tasks take no scorers (their metrics are built in)")
         return self
 
 
@@ -227,7 +258,7 @@ class JudgeTaskSpec(Strict):
         return self
 
 
-AnyTask = Annotated[Union[TaskSpec, JudgeTaskSpec], Field(discriminator="type")]
+AnyTask = Annotated[TaskSpec | JudgeTaskSpec, Field(discriminator="type")]
 
 
 class SuiteSpec(Strict):

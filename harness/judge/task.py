@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 import statistics
 import time
@@ -23,10 +24,20 @@ from harness.config.suite import JudgeTaskSpec
 from harness.errors import ConfigError, StoreError
 from harness.hashing import git_commit, stable_hash
 from harness.judge.clients import JudgeCall, JudgeReply
-from harness.judge.health import HealthFigure, PairCall, pairwise_health, single_health, warnings_for
+from harness.judge.health import (
+    HealthFigure,
+    PairCall,
+    pairwise_health,
+    single_health,
+    warnings_for,
+)
 from harness.judge.parse import parse_dimensions, parse_rating, parse_verdict
-from harness.judge.prompts import JudgePrompt, dimension_instructions, load_judge_prompts
-from harness.store.db import HealthRow, JudgmentRow, RunRow, SampleRow, ScoreRow, Store
+from harness.judge.prompts import (
+    JudgePrompt,
+    dimension_instructions,
+    load_judge_prompts,
+)
+from harness.store.db import JudgmentRow, RunRow, SampleRow, ScoreRow, StatRow, Store
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +73,8 @@ def prepare_judge_task(spec: JudgeTaskSpec, suite: str, suite_path: Path) -> Pre
         prompts_path = Path(j.prompts) if Path(j.prompts).is_absolute() else suite_path.parent / j.prompts
     prompts = load_judge_prompts(prompts_path)
     want = "pairwise" if spec.grading == "pairwise" else "single"
-    for field, name in (("prompt", _base_name(spec)), ("reference_prompt", _ref_name(spec))):
+    needed = [("prompt", _base_name(spec))] + ([("reference_prompt", _ref_name(spec))] if j.use_reference else [])
+    for field, name in needed:
         if name not in prompts:
             from harness.errors import UnknownNameError
 
@@ -295,14 +307,14 @@ def run_judge_task(store: Store, judge, task: PreparedJudgeTask, candidate: str,
                  started_at=started, last_used_at=started, wall_s=time.perf_counter() - t0, n_samples=len(samples),
                  judge=json.dumps({**judge.identity, "baseline": baseline, "order": spec.order if baseline else None,
                                    "samples": spec.judge.n_samples, "judged_run": cand_run, "baseline_run": base_run}))
-    health_rows = [HealthRow(run_id, f.metric, _num(f.estimate.mean), _num(f.estimate.low), _num(f.estimate.high), f.estimate.n, f.warning)
+    health_rows = [StatRow(run_id, f.metric, _num(f.estimate.mean), _num(f.estimate.low), _num(f.estimate.high), f.estimate.n, f.warning)
                    for f in health]
     store.write_task_run(run, samples, scores, judgments, health_rows)
     return JudgeOutcome(run_id, len(samples), made, len(plans) - made, health)
 
 
 def _num(x: float) -> float | None:
-    return None if x != x else x  # NaN -> NULL
+    return None if math.isnan(x) else x  # NaN -> NULL
 
 
 def _judgment_row(run_id: str, i: int, p: _Planned, r: JudgeReply, spec: JudgeTaskSpec) -> JudgmentRow:

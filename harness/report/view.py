@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from harness import __version__
 from harness.config.report import ReportSpec
 from harness.gate import Verdict, describe, evaluate_gate
-from harness.metrics import MetricSummary, sample_values, summarize
+from harness.metrics import LOWER_IS_BETTER, MetricSummary, sample_values, summarize
 from harness.stats import paired_comparison
 from harness.store.db import Store
 
@@ -62,9 +62,17 @@ class TaskView:
     samples: list[SampleView]
     runs: list[dict]
     health: dict[str, list[dict]] = field(default_factory=dict)
-    """Judge tasks: variant -> judge-health rows (metric, value, low, high, n, warning)."""
+    """variant -> run-level figures (metric, value, low, high, n, warning): judge health for
+    judge tasks, serving figures for latency tasks, corpus perplexity for perplexity tasks."""
     judge: str | None = None
     """Judge tasks: who judged, in words."""
+    audit: dict | None = None
+    """Hallucination tasks with imported human labels: verifier-human agreement and kappa."""
+
+    @property
+    def stats_title(self) -> str:
+        return {"judge_pairwise": "Judge health (measured on this run)", "judge_single": "Judge health (measured on this run)",
+                "latency": "Serving figures (latency percentiles at the first concurrency level)"}.get(self.task_type, "Run-level figures")
 
     @property
     def reference_label(self) -> str:
@@ -90,6 +98,8 @@ class ReportView:
     lineage: list[dict]
     verdicts: list[Verdict] = field(default_factory=list)
     gate_error: str | None = None
+    tradeoff: dict | None = None
+    """Quality vs latency vs cost: {quality, latency_task, rows: [...], points: svg}."""
 
 
 def build_view(store: Store, spec: ReportSpec) -> ReportView:
@@ -110,7 +120,8 @@ def build_view(store: Store, spec: ReportSpec) -> ReportView:
         metrics = _metric_order(store, spec, task, [r.metric for r in rows])
         table: dict[str, dict[str, Cell]] = {v: {} for v in spec.variants}
         for metric in metrics:
-            best = max((r.estimate.mean for r in rows if r.metric == metric), default=None)
+            pick = min if metric in LOWER_IS_BETTER else max
+            best = pick((r.estimate.mean for r in rows if r.metric == metric), default=None)
             for r in rows:
                 if r.metric == metric:
                     table[r.variant][metric] = Cell(r.estimate.mean, r.estimate.low, r.estimate.high, r.estimate.n,
@@ -125,10 +136,12 @@ def build_view(store: Store, spec: ReportSpec) -> ReportView:
             if headline in table[v]:
                 leaderboard[v][(task, headline)] = table[v][headline]
         tasks.append(_task_view(store, spec, suite, task, metrics, headline, table))
+    tradeoff = _tradeoff(store, spec, leaderboard_columns, leaderboard, tasks)
     view = ReportView(
         title=spec.title, notes=spec.notes, generated_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         harness_version=__version__, variants=spec.variants, baseline=spec.baseline_name, confidence=st.confidence,
-        leaderboard_columns=leaderboard_columns, leaderboard=leaderboard, tasks=tasks, lineage=_lineage(store, spec.variants))
+        leaderboard_columns=leaderboard_columns, leaderboard=leaderboard, tasks=tasks, lineage=_lineage(store, spec.variants),
+        tradeoff=tradeoff)
     if spec.gate:
         from harness.errors import HarnessError
 
@@ -166,14 +179,65 @@ def _task_view(store: Store, spec: ReportSpec, suite: str, task: str, metrics: l
            FROM latest_runs WHERE suite = ? AND task = ? AND list_contains(?, variant) ORDER BY variant""",
         [suite, task, spec.variants])
     task_type = runs[0]["task_type"] if runs else ""
-    health, judge = {}, None
+    health, judge, audit = {}, None, None
+    for r in runs:
+        rows = store.query("SELECT metric, value, low, high, n, warning FROM run_stats WHERE run_id = ?", [r["run_id"]])
+        if rows:
+            health[r["variant"]] = sorted(rows, key=lambda h: (HEALTH_ORDER.index(h["metric"]) if h["metric"] in HEALTH_ORDER else 99,
+                                                               h["metric"] if task_type != "latency" else 0))
     if task_type.startswith("judge_"):
-        for r in runs:
-            rows = store.query("SELECT metric, value, low, high, n, warning FROM run_health WHERE run_id = ?", [r["run_id"]])
-            health[r["variant"]] = sorted(rows, key=lambda h: (HEALTH_ORDER.index(h["metric"]) if h["metric"] in HEALTH_ORDER else 99, h["metric"]))
         judge = _judge_words(json.loads(runs[0]["judge"]) if runs[0]["judge"] else {})
+    if "hallucination_rate" in metrics:
+        from harness.audit import agreement
+
+        audit = agreement(store, task, spec.variants)
     return TaskView(suite, task, task_type, metrics, headline, table, comparisons, _samples(store, spec, task, headline), runs,
-                    health, judge)
+                    health, judge, audit)
+
+
+def _tradeoff(store: Store, spec: ReportSpec, columns, leaderboard, tasks: list[TaskView]) -> dict | None:
+    latency_tasks = [t for t in tasks if t.task_type == "latency"]
+    if not latency_tasks:
+        return None
+    t_spec = spec.tradeoff
+    lat = next((t for t in latency_tasks if t_spec and t.task == t_spec.latency_task), latency_tasks[0])
+    if t_spec:
+        quality = (t_spec.task, t_spec.metric)
+    else:
+        kinds = {t.task: t.task_type for t in tasks}
+        quality = next((c for c in columns if kinds.get(c[0]) in ("generation", "multiple_choice", "judge_pairwise", "judge_single")), None)
+    if quality is None:
+        return None
+    qtask = next((t for t in tasks if t.task == quality[0]), None)
+    rows = []
+    for v in spec.variants:
+        figures = {h["metric"]: h["value"] for h in lat.health.get(v, [])}
+        cell = qtask.table.get(v, {}).get(quality[1]) if qtask else None
+        if not figures and cell is None:
+            continue
+        throughput = {k: x for k, x in figures.items() if k.startswith("throughput_tokens_per_s_c")}
+        best_c = max(throughput, key=lambda k: throughput[k] or 0, default=None)
+        cost_key = best_c.replace("throughput_tokens_per_s", "cost_per_1k_output_tokens") if best_c else None
+        rows.append({"variant": v, "quality": cell, "latency_p50": figures.get("latency_s_p50"), "latency_p95": figures.get("latency_s_p95"),
+                     "ttft_p50": figures.get("ttft_s_p50"), "throughput": throughput.get(best_c) if best_c else None,
+                     "at": best_c.rsplit("_", 1)[-1] if best_c else None,
+                     "cost": figures.get(cost_key) if cost_key else figures.get("api_cost_per_1k_output_tokens"),
+                     "memory_mb": figures.get("peak_memory_mb")})
+    return {"quality": f"{quality[0]} / {quality[1]}", "latency_task": lat.task, "rows": rows, "svg": _scatter(rows)}
+
+
+def _scatter(rows: list[dict], width: int = 420, height: int = 220, pad: int = 36) -> list[dict]:
+    """Points (x = p50 latency, y = quality) scaled into an inline SVG box."""
+    pts = [r for r in rows if r["latency_p50"] is not None and r["quality"] is not None]
+    if not pts:
+        return []
+    xs, ys = [r["latency_p50"] for r in pts], [r["quality"].mean for r in pts]
+    x0, x1 = min(xs), max(xs)
+    y0, y1 = min(ys), max(ys)
+    sx = (x1 - x0) or 1.0
+    sy = (y1 - y0) or 1.0
+    return [{"variant": r["variant"], "x": pad + (r["latency_p50"] - x0) / sx * (width - 2 * pad),
+             "y": height - pad - (r["quality"].mean - y0) / sy * (height - 2 * pad)} for r in pts]
 
 
 HEALTH_ORDER = ["win_rate", "lc_win_rate", "mean_rating", "consistency", "first_position_win_rate", "longer_wins", "length_slope",

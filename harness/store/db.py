@@ -91,7 +91,7 @@ class JudgmentRow:
 
 
 @dataclass(frozen=True)
-class HealthRow:
+class StatRow:
     run_id: str
     metric: str
     value: float | None
@@ -172,7 +172,7 @@ class Store:
 
     # -- writes -----------------------------------------------------------------------------
     def write_task_run(self, run: RunRow, samples: list[SampleRow], scores: list[ScoreRow],
-                       judgments: list[JudgmentRow] = (), health: list[HealthRow] = ()) -> None:
+                       judgments: list[JudgmentRow] = (), stats: list[StatRow] = ()) -> None:
         """One transaction per task: the run, its samples, scores (and judge calls and judge
         health) land together or not at all."""
         self.con.execute("BEGIN")
@@ -181,7 +181,7 @@ class Store:
             self._insert("samples", samples)
             self._insert("scores", scores)
             self._insert("judgments", list(judgments))
-            self._insert("run_health", list(health))
+            self._insert("run_stats", list(stats))
             self.con.execute("COMMIT")
         except Exception:
             self.con.execute("ROLLBACK")

@@ -108,9 +108,10 @@ MIGRATIONS: list[tuple[str, str]] = [
             attempts      INTEGER,
             PRIMARY KEY (run_id, call_index)
         );
-        -- Judge health per judge run (consistency, position and length bias, parse failures,
-        -- agreement with human anchors): computed from `judgments` when the run is written.
-        CREATE TABLE run_health (
+        -- Run-level statistics that are not means of per-item scores, computed when the run is
+        -- written: judge health (consistency, position and length bias, parse failures, agreement
+        -- with human anchors) and serving figures (latency percentiles, throughput, cost, memory).
+        CREATE TABLE run_stats (
             run_id   VARCHAR NOT NULL,
             metric   VARCHAR NOT NULL,
             value    DOUBLE,
@@ -126,6 +127,17 @@ MIGRATIONS: list[tuple[str, str]] = [
             judge_hash  VARCHAR NOT NULL,
             reply       VARCHAR NOT NULL,
             created_at  TIMESTAMP NOT NULL
+        );
+        -- Human labels of audited claims (`harness audit import`), beside the verifier's verdict.
+        CREATE TABLE audit_labels (
+            run_id            VARCHAR NOT NULL,
+            sample_id         VARCHAR NOT NULL,
+            claim_index       INTEGER NOT NULL,
+            claim             VARCHAR NOT NULL,
+            verifier_supported BOOLEAN NOT NULL,
+            human_supported   BOOLEAN NOT NULL,
+            imported_at       TIMESTAMP NOT NULL,
+            PRIMARY KEY (run_id, sample_id, claim_index)
         );
         CREATE OR REPLACE VIEW latest_runs AS
             SELECT * EXCLUDE (rn) FROM (

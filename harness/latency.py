@@ -1,0 +1,133 @@
+"""Latency tasks: time to first token, request latency, output tokens and tokens/s per request;
+percentiles overall and by prompt-length bucket; throughput at each concurrency level; cost from
+an instance price or per-token prices; peak memory of the serving process.
+
+Per-request figures are score rows (so any percentile is one SQL query away); the run-level
+figures below are computed when the run is written and stored in `run_stats`."""
+
+from __future__ import annotations
+
+import logging
+import resource
+import sys
+from dataclasses import dataclass
+
+from harness.backends.base import Generation, GenerationConfig
+from harness.stats import Estimate, bootstrap_statistic
+
+log = logging.getLogger(__name__)
+
+PERCENTILES = (50, 95, 99)
+
+
+@dataclass(frozen=True)
+class Request:
+    sample_id: str
+    concurrency: int
+    prompt: str
+    out: Generation
+
+
+def measure(backend, samples, gen: GenerationConfig, levels: list[int], warmup: int) -> tuple[list[Request], dict[int, float]]:
+    """Send every sample at each concurrency level (chunks of that size served together).
+    Returns the requests and, per level, the wall time summed over its chunks."""
+    from dataclasses import replace
+
+    if warmup:
+        backend.generate([s.prompt for s in samples[:warmup]], replace(gen, batch_size=max(1, warmup)))
+    requests, walls = [], {}
+    for c in levels:
+        config = replace(gen, batch_size=c)
+        wall = 0.0
+        for start in range(0, len(samples), c):
+            chunk = samples[start:start + c]
+            outs = backend.generate([s.prompt for s in chunk], config)
+            wall += max(o.request_latency_s or o.latency_s * len(chunk) for o in outs)
+            requests += [Request(f"{s.id}@c{c}", c, s.prompt, o) for s, o in zip(chunk, outs)]
+        walls[c] = wall
+        log.info("concurrency %d: %d requests in %.1fs", c, len(samples), wall)
+    return requests, walls
+
+
+def request_scores(r: Request) -> dict[str, float]:
+    o = r.out
+    latency = o.request_latency_s if o.request_latency_s is not None else o.latency_s
+    ttft = o.ttft_s if o.ttft_s is not None else latency
+    decode = max(latency - ttft, 1e-9)
+    return {"ttft_s": ttft, "latency_s": latency, "output_tokens": float(o.output_tokens), "prompt_tokens": float(o.prompt_tokens),
+            "tokens_per_s": o.output_tokens / latency if latency > 0 else 0.0,
+            "decode_tokens_per_s": max(o.output_tokens - 1, 0) / decode if o.output_tokens > 1 else 0.0}
+
+
+def _percentile(values: list[float], q: float, resamples: int = 500, seed: int = 0) -> Estimate:
+    import numpy as np
+
+    arr = np.asarray(values, dtype=float)
+    return bootstrap_statistic(len(arr), lambda idx: float(np.percentile(arr[idx], q)), resamples, 0.95, seed)
+
+
+def buckets(prompt_tokens: list[int]) -> dict[str, float]:
+    """The suite's 10th, 50th and 90th percentile prompt lengths: the bucket centres."""
+    import numpy as np
+
+    p10, p50, p90 = np.percentile(prompt_tokens, [10, 50, 90])
+    return {"short": float(p10), "median": float(p50), "long": float(p90)}
+
+
+def run_stats(requests: list[Request], walls: dict[int, float], spec, peak_mb: float) -> list[tuple[str, Estimate]]:
+    """(metric, estimate) rows for run_stats. Latency percentiles at the first concurrency level."""
+    import numpy as np
+
+    first = list(walls)[0]
+    single = [r for r in requests if r.concurrency == first]
+    scores = [request_scores(r) for r in single]
+    out: list[tuple[str, Estimate]] = []
+    for metric in ("latency_s", "ttft_s", "tokens_per_s"):
+        values = [s[metric] for s in scores]
+        for q in PERCENTILES:
+            out.append((f"{metric}_p{q}", _percentile(values, q)))
+    centres = buckets([int(s["prompt_tokens"]) for s in scores])
+    for name, centre in centres.items():
+        nearest = [s for s in scores if min(centres, key=lambda k: abs(centres[k] - s["prompt_tokens"])) == name]
+        if nearest:
+            for q in PERCENTILES:
+                out.append((f"latency_s_p{q}_{name}", _percentile([s["latency_s"] for s in nearest], q)))
+            out.append((f"prompt_tokens_{name}", _point(centre, len(nearest))))
+    for c, wall in walls.items():
+        at_c = [r for r in requests if r.concurrency == c]
+        tokens = sum(r.out.output_tokens for r in at_c)
+        words = sum(len(r.out.text.split()) for r in at_c)
+        tps = tokens / wall if wall > 0 else float("nan")
+        out.append((f"throughput_tokens_per_s_c{c}", _point(tps, len(at_c))))
+        out.append((f"requests_per_s_c{c}", _point(len(at_c) / wall if wall > 0 else float("nan"), len(at_c))))
+        if spec.price_per_hour is not None and tokens:
+            cost_per_s = spec.price_per_hour / 3600.0
+            out.append((f"cost_per_1k_output_tokens_c{c}", _point(cost_per_s * wall / tokens * 1000, len(at_c))))
+            if words:
+                out.append((f"cost_per_1k_words_c{c}", _point(cost_per_s * wall / words * 1000, len(at_c))))
+    if spec.price_per_1k_output_tokens is not None:
+        tin = sum(r.out.prompt_tokens for r in single)
+        tout = sum(r.out.output_tokens for r in single)
+        cost = (tin * (spec.price_per_1k_input_tokens or 0.0) + tout * spec.price_per_1k_output_tokens) / 1000
+        if tout:
+            out.append(("api_cost_per_1k_output_tokens", _point(cost / tout * 1000, len(single))))
+        out.append(("api_cost_per_request", _point(cost / len(single), len(single))))
+    out.append(("peak_memory_mb", _point(peak_mb, len(requests))))
+    return out
+
+
+def _point(value: float, n: int) -> Estimate:
+    return Estimate(value, float("nan"), float("nan"), n)
+
+
+def peak_memory_mb() -> float:
+    """Peak memory of this (serving) process: GPU memory allocated when on CUDA, else peak RSS."""
+    try:
+        import torch
+
+        if torch.cuda.is_available() and torch.cuda.max_memory_allocated() > 0:
+            return torch.cuda.max_memory_allocated() / 2**20
+    except ImportError:
+        pass
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 2**20 if sys.platform == "darwin" else rss / 1024

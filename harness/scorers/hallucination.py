@@ -1,0 +1,79 @@
+"""The hallucination scorer: claims of an output checked against the item's source documents.
+
+Per item: `hallucination_rate` (unsupported claims / claims; empty when the output abstains or
+makes no claim), `unsupported_claims`, `claims`, `abstained` (1/0). Every claim with its verdict,
+support and evidence goes into the sample's details, which `harness audit export` samples for
+human review."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from harness.config.loader import Strict, parse_model
+from harness.hashing import stable_hash
+from harness.prompts import compile_template, render
+from harness.scorers import scorer
+
+METRICS = ("hallucination_rate", "unsupported_claims", "claims", "abstained")
+
+
+class HallucinationSpec(Strict):
+    """Config of the hallucination scorer."""
+
+    sources: list[str] = Field(min_length=1)
+    """Jinja2 templates over the item's fields, one per source document (e.g. ['{{ document }}'])."""
+    verifier: Literal["lexical", "embedding", "hybrid"] = "lexical"
+    """lexical needs no model; embedding and hybrid use the offline MiniLM encoder (harness[embed])."""
+    threshold: float = Field(default=0.6, ge=0, le=1)
+    """lexical: least share of a claim's content words found in its best source passage;
+    hybrid: least mean of that share and the embedding similarity."""
+    embedding_threshold: float = Field(default=0.6, ge=-1, le=1)
+    """Embedding: least cosine similarity to the nearest source sentence."""
+    strict: bool = True
+    """A claim naming an entity or a number that no source contains is unsupported."""
+
+
+def make_verifier(spec: HallucinationSpec):
+    from harness.hallucination import EmbeddingVerifier, HybridVerifier, LexicalVerifier
+
+    if spec.verifier == "lexical":
+        return LexicalVerifier(spec.threshold, spec.strict)
+    if spec.verifier == "embedding":
+        return EmbeddingVerifier(spec.embedding_threshold, spec.strict)
+    return HybridVerifier(spec.threshold, spec.strict)
+
+
+def configure(config: dict, where: str, base_dir: Path):
+    spec = parse_model(HallucinationSpec, config, where)
+    for i, t in enumerate(spec.sources):
+        compile_template(t, f"{where}.sources[{i}]")
+    verifier = None
+
+    @scorer(task_types=("generation",), metrics=METRICS)
+    def hallucination_scorer(sample, output) -> dict:
+        from harness.hallucination import audit
+
+        nonlocal verifier
+        verifier = verifier or make_verifier(spec)  # loaded on first use: validation stays model-free
+        sources = [render(t, sample.fields, f"{where}.sources") for t in spec.sources]
+        result = audit(output.text, sources, verifier)
+        return {"hallucination_rate": result.rate, "unsupported_claims": float(result.unsupported),
+                "claims": float(len(result.claims)), "abstained": float(result.abstained),
+                "_details": {"verifier": spec.verifier, "sources": sources,
+                             "claims": [{"claim": c.claim, "supported": c.supported, "support": round(c.support, 4),
+                                         "evidence": c.evidence, "novel": list(c.novel)} for c in result.claims]}}
+
+    hallucination_scorer.config_hash = stable_hash(spec.model_dump())
+    return hallucination_scorer
+
+
+@scorer(task_types=("generation",), metrics=METRICS)
+def hallucination(sample, output):
+    """Needs a config: `- hallucination: {sources: ['{{ document }}']}`."""
+    raise RuntimeError("the hallucination scorer needs a config")
+
+
+hallucination.configure = configure

@@ -1,0 +1,63 @@
+"""brand_similarity: cosine similarity of each output to the centroid of a reference corpus
+(e.g. the brand's own tweets) in the offline MiniLM embedding space (harness[embed])."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import Field
+
+from harness.config.loader import Strict, parse_model
+from harness.errors import ConfigError
+from harness.hashing import stable_hash
+from harness.scorers import scorer
+
+
+class SimilaritySpec(Strict):
+    corpus: str
+    """JSONL file of the reference texts, relative to the suite file."""
+    field: str = "text"
+    """The field of each line holding the text."""
+    limit: int | None = Field(default=None, ge=1)
+
+
+def configure(config: dict, where: str, base_dir: Path):
+    spec = parse_model(SimilaritySpec, config, where)
+    path = Path(spec.corpus) if Path(spec.corpus).is_absolute() else base_dir / spec.corpus
+    if not path.is_file():
+        raise ConfigError(f"{where}.corpus: {path} not found")
+    texts = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip():
+            row = json.loads(line)
+            if spec.field not in row:
+                raise ConfigError(f"{path}: line {n}: no field '{spec.field}' ({where}.field)")
+            texts.append(str(row[spec.field]))
+    texts = texts[: spec.limit] if spec.limit else texts
+    state: dict = {}
+
+    @scorer(task_types=("generation",), metrics=("brand_similarity",))
+    def similarity_scorer(sample, output) -> dict[str, float]:
+        import numpy as np
+
+        from harness.embeddings import SentenceEncoder
+
+        if "centroid" not in state:  # the encoder loads on first use, so validation stays model-free
+            state["encoder"] = SentenceEncoder.default()
+            c = state["encoder"].encode(texts).mean(axis=0)
+            state["centroid"] = c / np.linalg.norm(c)
+        v = state["encoder"].encode([output.text or " "])[0]
+        return {"brand_similarity": float(v @ state["centroid"])}
+
+    similarity_scorer.config_hash = stable_hash({"spec": spec.model_dump(), "texts": texts})
+    return similarity_scorer
+
+
+@scorer(task_types=("generation",), metrics=("brand_similarity",))
+def brand_similarity(sample, output):
+    """Needs a config: `- brand_similarity: {corpus: ../data/brand/train.jsonl, field: tweet}`."""
+    raise RuntimeError("brand_similarity needs a config")
+
+
+brand_similarity.configure = configure
