@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 start=$(date +%s)
 harness validate
 harness build models/demo.yaml
-harness run suites/mmlu_sample.yaml suites/brand_voice.yaml --models models/demo.yaml
+harness run suites/mmlu_sample.yaml suites/brand_voice.yaml suites/production.yaml --models models/demo.yaml
 harness report reports/demo.yaml
 set +e
 harness gate reports/demo.yaml

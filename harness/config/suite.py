@@ -162,6 +162,8 @@ class HealthThresholds(Strict):
     """Share of judge replies that could not be parsed (or failed) above this."""
     max_first_position_bias: float = Field(default=0.15, ge=0, le=0.5)
     """|first-position win rate - 0.5| above this, among decisive verdicts."""
+    min_rating_sd: float = Field(default=0.5, ge=0)
+    """Single grading: standard deviation of the ratings below this (on the 1-10 scale)."""
 
 
 class JudgeSpec(Strict):

@@ -6,9 +6,9 @@ or {id, turns: [...]}, or {id, output}."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from harness.data.loaders import read_jsonl_objects
 from harness.errors import ConfigError
 
 
@@ -17,13 +17,7 @@ def load_answer_file(path: Path) -> dict[str, tuple[str, ...]]:
     if not path.is_file():
         raise ConfigError(f"{path}: answers file not found (--answers NAME=FILE)")
     out: dict[str, tuple[str, ...]] = {}
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}: line {n}: invalid JSON: {exc.msg}") from None
+    for n, row in read_jsonl_objects(path):
         if "question_id" in row and "choices" in row:
             try:
                 turns = row["choices"][0]["turns"]

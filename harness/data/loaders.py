@@ -33,10 +33,9 @@ class LoadRequest:
     name: str | None = None
 
 
-def load_jsonl(req: LoadRequest) -> list[Record]:
-    """One JSON object per line; blank lines are skipped."""
-    path = _existing_file(req.path)
-    records = []
+def read_jsonl_objects(path: Path) -> list[tuple[int, dict]]:
+    """(line number, object) per non-blank line; ConfigError naming the line otherwise."""
+    out = []
     with path.open(encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():
@@ -47,8 +46,14 @@ def load_jsonl(req: LoadRequest) -> list[Record]:
                 raise ConfigError(f"{path}: line {lineno}: malformed JSON: {exc.msg}") from None
             if not isinstance(obj, dict):
                 raise ConfigError(f"{path}: line {lineno}: expected a JSON object, got {type(obj).__name__}")
-            records.append(Record(str(len(records)), obj))
-    return records
+            out.append((lineno, obj))
+    return out
+
+
+def load_jsonl(req: LoadRequest) -> list[Record]:
+    """One JSON object per line; blank lines are skipped."""
+    path = _existing_file(req.path)
+    return [Record(str(i), obj) for i, (_, obj) in enumerate(read_jsonl_objects(path))]
 
 
 def load_csv(req: LoadRequest) -> list[Record]:

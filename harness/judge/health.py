@@ -9,7 +9,8 @@ Pairwise (per judge call, candidate vs baseline):
   sigmoid(intercept) is the win rate at zero length difference (AlpacaEval 2's length control);
 - win_rate (ties count half), tie_rate, parse_failure_rate, error_rate;
 - with human anchors: anchor_agreement and Cohen's kappa.
-Single grading: mean_rating, length_correlation (Spearman), parse/error rates, and with anchors
+Single grading: mean_rating, rating_sd (a judge that gives every answer the same rating
+separates nothing), length_correlation (Spearman), parse/error rates, and with anchors
 agreement within one point and quadratic-weighted kappa.
 Every figure has a bootstrap CI over items (anchors for the anchor figures)."""
 
@@ -149,6 +150,7 @@ def single_health(ratings: list[tuple[float | None, int, bool]], anchors: list[t
     call failed) per judged item; `anchors`: (judge rating, human rating)."""
     rated = [(r, n) for r, n, failed in ratings if r is not None]
     out = [HealthFigure("mean_rating", _rate([r for r, _ in rated], resamples, seed))]
+    out.append(HealthFigure("rating_sd", _est(len(rated), lambda idx: _sd([rated[i][0] for i in idx]), min(resamples, 300), seed)))
     out.append(HealthFigure("length_correlation", _est(len(rated), lambda idx: _spearman([rated[i] for i in idx]), min(resamples, 300), seed)))
     answered = [r for r in ratings if not r[2]]
     out.append(HealthFigure("parse_failure_rate", _rate([float(r is None) for r, _, _ in answered], resamples, seed)))
@@ -168,6 +170,12 @@ def _anchor_figures(anchors: list, categories: list, weights: str | None, resamp
             HealthFigure("anchor_kappa", _est(len(pairs), lambda idx: cohen_kappa([pairs[i][0] for i in idx], [pairs[i][1] for i in idx],
                                                                                       categories, weights), resamples, seed)),
             HealthFigure("anchor_coverage", Estimate(len(pairs) / len(anchors), NAN, NAN, len(anchors)))]
+
+
+def _sd(values: list[float]) -> float:
+    import statistics
+
+    return statistics.pstdev(values) if len(values) > 1 else NAN
 
 
 def _spearman(pairs: list[tuple[float, int]]) -> float:
@@ -196,6 +204,8 @@ def warnings_for(figures: list[HealthFigure], thresholds) -> list[HealthFigure]:
         elif f.metric in ("parse_failure_rate", "error_rate") and not math.isnan(v) and v > thresholds.max_parse_failure:
             what = "replies could not be parsed" if f.metric == "parse_failure_rate" else "calls failed"
             w = f"{v:.0%} of judge {what} (> {thresholds.max_parse_failure:.0%})"
+        elif f.metric == "rating_sd" and not math.isnan(v) and v < thresholds.min_rating_sd:
+            w = f"ratings barely vary (sd {v:.2f} < {thresholds.min_rating_sd:.2f}): the judge does not separate answers"
         elif f.metric == "first_position_win_rate" and not math.isnan(v) and abs(v - 0.5) > thresholds.max_first_position_bias:
             w = f"the answer shown {'first' if v > 0.5 else 'second'} wins {max(v, 1 - v):.0%} of decisive verdicts: position bias"
         out.append(HealthFigure(f.metric, f.estimate, w))

@@ -4,7 +4,6 @@ own authored set (prompts.jsonl beside this module); FastChat's judge_prompts.js
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,14 +43,10 @@ def load_judge_prompts(path: Path | str | None = None) -> dict[str, JudgePrompt]
     path = Path(path) if path else BUILTIN_PROMPTS
     if not path.is_file():
         raise ConfigError(f"{path}: judge prompt file not found")
+    from harness.data.loaders import read_jsonl_objects
+
     out: dict[str, JudgePrompt] = {}
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}: line {n}: invalid JSON: {exc.msg}") from None
+    for n, row in read_jsonl_objects(path):
         missing = [k for k in ("name", "type", "system_prompt", "prompt_template", "output_format") if k not in row]
         if missing:
             raise ConfigError(f"{path}: line {n}: missing {', '.join(missing)} (MT-Bench judge-prompt format)")

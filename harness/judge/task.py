@@ -101,14 +101,10 @@ def _load_anchors(path: Path, grading: str) -> list[dict]:
     if not path.is_file():
         raise ConfigError(f"{path}: anchor file not found (judge.anchors)")
     need = ("question", "answer_a", "answer_b", "human") if grading == "pairwise" else ("question", "answer", "human")
+    from harness.data.loaders import read_jsonl_objects
+
     out = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}: line {n}: invalid JSON: {exc.msg}") from None
+    for n, row in read_jsonl_objects(path):
         missing = [k for k in need if k not in row]
         if missing:
             raise ConfigError(f"{path}: line {n}: missing {', '.join(missing)} (a {grading} anchor needs {', '.join(need)})")

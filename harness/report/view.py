@@ -240,7 +240,7 @@ def _scatter(rows: list[dict], width: int = 420, height: int = 220, pad: int = 3
              "y": height - pad - (r["quality"].mean - y0) / sy * (height - 2 * pad)} for r in pts]
 
 
-HEALTH_ORDER = ["win_rate", "lc_win_rate", "mean_rating", "consistency", "first_position_win_rate", "longer_wins", "length_slope",
+HEALTH_ORDER = ["win_rate", "lc_win_rate", "mean_rating", "rating_sd", "consistency", "first_position_win_rate", "longer_wins", "length_slope",
                 "length_correlation", "tie_rate", "parse_failure_rate", "error_rate", "anchor_agreement", "anchor_kappa", "anchor_coverage"]
 
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from pydantic import Field
@@ -27,13 +26,13 @@ def configure(config: dict, where: str, base_dir: Path):
     path = Path(spec.corpus) if Path(spec.corpus).is_absolute() else base_dir / spec.corpus
     if not path.is_file():
         raise ConfigError(f"{where}.corpus: {path} not found")
+    from harness.data.loaders import read_jsonl_objects
+
     texts = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if line.strip():
-            row = json.loads(line)
-            if spec.field not in row:
-                raise ConfigError(f"{path}: line {n}: no field '{spec.field}' ({where}.field)")
-            texts.append(str(row[spec.field]))
+    for n, row in read_jsonl_objects(path):
+        if spec.field not in row:
+            raise ConfigError(f"{path}: line {n}: no field '{spec.field}' ({where}.field)")
+        texts.append(str(row[spec.field]))
     texts = texts[: spec.limit] if spec.limit else texts
     state: dict = {}
 
