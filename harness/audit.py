@@ -30,6 +30,8 @@ def claim_rows(store: Store, task: str, variants: list[str] | None = None) -> li
         if not h:
             continue
         for i, c in enumerate(h["claims"]):
+            if c["supported"] is None:
+                continue  # the verifier gave no verdict: nothing to compare a human label with
             out.append({"run_id": r["run_id"], "sample_id": r["sample_id"], "claim_index": i, "variant": r["variant"], "task": task,
                         "source": "\n\n".join(h["sources"]), "claim": c["claim"], "evidence": c["evidence"],
                         "support": c["support"], "verifier_supported": "yes" if c["supported"] else "no", "human_supported": ""})

@@ -150,7 +150,7 @@ def _run_judges(store: Store, judge_tasks, spec, models_path: Path | None, evalu
             for candidate in candidates:
                 t0 = time.perf_counter()
                 res = run_judge_task(store, judge, jt, candidate, baseline, seed, suite_hash, force)
-                log.info("%s / %s: %d items judged, %d calls made, %d from the cache", candidate, jt.spec.name,
+                log.info("%s / %s: %d items judged (%d judge calls made, %d reused)", candidate, jt.spec.name,
                          res.n_items, res.calls, res.cached)
                 outcomes.append(TaskOutcome(candidate, jt.suite, jt.spec.name, res.run_id, res.calls == 0 and res.cached == 0,
                                             res.n_items, time.perf_counter() - t0))
@@ -253,6 +253,16 @@ def generate_samples(backend, task: PreparedTask, config: GenerationConfig):
 
     spec = task.spec
     replay = getattr(backend, "replay", None)
+    if spec.output_field is not None:
+        from harness.backends.base import Generation
+
+        outs = []
+        for s in task.samples:
+            if spec.output_field not in s.fields:
+                raise ConfigError(f"task '{spec.name}': item {s.id} has no field '{spec.output_field}' (output_field)")
+            text = str(s.fields[spec.output_field])
+            outs.append(Generation(text, 0, len(text.split()), 0.0))
+        return [(s, o, {"output_from": spec.output_field}) for s, o in zip(task.samples, outs)]
     if spec.multi_turn is None:
         if replay:
             outs = replay([(s.id, 1) for s in task.samples])

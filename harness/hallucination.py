@@ -4,7 +4,8 @@ its best-matching source passage, or (strict mode) when it names an entity or a 
 source contains. Abstentions ("I don't know") are counted, never scored as claims.
 
 Verifiers: `lexical` (no model), `embedding` (cosine similarity to the best source sentence with
-the offline MiniLM sentence encoder, harness[embed]), `hybrid` (the mean of both supports). A judge-based verifier (claim-verification
+the offline MiniLM sentence encoder, harness[embed]), `hybrid` (the mean of both supports), and
+`judge` (a claim-verification prompt sent to an OpenAI-compatible endpoint). A judge-based verifier (claim-verification
 prompt) runs as a judge task; see harness.judge."""
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ class ClaimCheck:
     """The best-matching source passage."""
     novel: tuple[str, ...] = ()
     """Entities and numbers in the claim that no source contains (strict mode)."""
+    failed: bool = False
+    """The verifier gave no usable verdict (judge call failed or unparseable): coverage, not a verdict."""
 
 
 def split_claims(text: str) -> list[str]:
@@ -140,19 +143,69 @@ class HybridVerifier:
         return out
 
 
+CLAIM_PROMPT = """Below are source documents and one claim taken from an answer based on them. Decide whether the
+sources support the claim: every fact in it must be stated in or directly implied by the sources.
+Write one sentence of reasoning, then your verdict in exactly one of these forms: "[[SUPPORTED]]" or
+"[[UNSUPPORTED]]".
+
+### Sources
+{sources}
+
+### Claim
+{claim}"""
+_CLAIM_VERDICT = re.compile(r"\[\[\s*(SUPPORTED|UNSUPPORTED)\s*\]\]", re.IGNORECASE)
+
+
+class JudgeVerifier:
+    """A claim-verification prompt sent to an LLM judge (an OpenAI-compatible endpoint); a
+    failed call or an unparseable reply marks the claim as not verified (coverage)."""
+
+    name = "judge"
+
+    def __init__(self, client):
+        self.client = client
+
+    def check(self, claims: list[str], sources: list[str]) -> list[ClaimCheck]:
+        from harness.judge.clients import JudgeCall
+        from harness.judge.prompts import JudgePrompt
+
+        prompt = JudgePrompt("claim-verification", "single", "You check claims against sources, strictly and fairly.",
+                             CLAIM_PROMPT, "[[SUPPORTED]]")
+        text = "\n\n".join(sources)
+        calls = [JudgeCall(prompt.system_prompt, prompt.fill({"sources": text, "claim": c}), "verdict") for c in claims]
+        out = []
+        for claim, reply in zip(claims, self.client.judge_many(calls, desc="verify claims")):
+            found = {m.upper() for m in _CLAIM_VERDICT.findall(reply.text or "")}
+            if len(found) != 1:
+                out.append(ClaimCheck(claim, float("nan"), True, reply.error or (reply.text or "")[:200], (), True))
+            else:
+                ok = found.pop() == "SUPPORTED"
+                out.append(ClaimCheck(claim, 1.0 if ok else 0.0, ok, (reply.text or "")[:200]))
+        return out
+
+
 @dataclass(frozen=True)
 class AuditResult:
     abstained: bool
     claims: tuple[ClaimCheck, ...]
 
     @property
+    def verified(self) -> tuple[ClaimCheck, ...]:
+        return tuple(c for c in self.claims if not c.failed)
+
+    @property
     def unsupported(self) -> int:
-        return sum(not c.supported for c in self.claims)
+        return sum(not c.supported for c in self.verified)
+
+    @property
+    def failures(self) -> int:
+        return len(self.claims) - len(self.verified)
 
     @property
     def rate(self) -> float | None:
-        """Unsupported claims / claims; None when there is nothing to rate (abstention, no claims)."""
-        return self.unsupported / len(self.claims) if self.claims else None
+        """Unsupported claims / verified claims; None when there is nothing to rate (abstention,
+        no claims, or no verdict on any claim)."""
+        return self.unsupported / len(self.verified) if self.verified else None
 
 
 def audit(output: str, sources: list[str], verifier) -> AuditResult:

@@ -11,6 +11,7 @@ import logging
 import resource
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from harness.backends.base import Generation, GenerationConfig
 from harness.stats import Estimate, bootstrap_statistic
@@ -33,6 +34,7 @@ def measure(backend, samples, gen: GenerationConfig, levels: list[int], warmup: 
     Returns the requests and, per level, the wall time summed over its chunks."""
     from dataclasses import replace
 
+    reset_peak_memory()
     if warmup:
         backend.generate([s.prompt for s in samples[:warmup]], replace(gen, batch_size=max(1, warmup)))
     requests, walls = [], {}
@@ -120,8 +122,25 @@ def _point(value: float, n: int) -> Estimate:
     return Estimate(value, float("nan"), float("nan"), n)
 
 
+def reset_peak_memory() -> None:
+    """Start a fresh peak-memory window, so a latency task reports its own peak and not that of
+    whatever this process loaded before (Linux: clear_refs 5 resets VmHWM; CUDA: the allocator's)."""
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+    except ImportError:
+        pass
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass  # not Linux, or not permitted: the figure is then the process's lifetime peak
+
+
 def peak_memory_mb() -> float:
-    """Peak memory of this (serving) process: GPU memory allocated when on CUDA, else peak RSS."""
+    """Peak memory of this (serving) process since reset_peak_memory(): GPU memory allocated
+    when on CUDA, else peak resident set size."""
     try:
         import torch
 
@@ -129,5 +148,10 @@ def peak_memory_mb() -> float:
             return torch.cuda.max_memory_allocated() / 2**20
     except ImportError:
         pass
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / 2**20 if sys.platform == "darwin" else rss / 1024

@@ -47,6 +47,7 @@ BUILTINS: dict[str, dict[str, str]] = {
         "jsonl": "harness.data.loaders:load_jsonl",
         "csv": "harness.data.loaders:load_csv",
         "mmlu_csv": "harness.data.loaders:load_mmlu_csv",
+        "halueval": "harness.data.loaders:load_halueval",
         "hf": "harness.data.loaders:load_hf_dataset",
     },
 }

@@ -259,3 +259,68 @@ def test_configured_scorer_without_config_is_an_error():
                                     "prompt": {"template": "x"}, "scorers": ["rubric"]})
     with pytest.raises(ConfigError, match="needs a config"):
         prepare_task(spec, "s", REPO / "suites" / "s.yaml")
+
+
+def test_halueval_format_scores_detection_against_labels(tmp_path):
+    items = [{"knowledge": "Iron Man is starring Robert Downey Jr.", "dialogue_history": "[Human]: Do you like Iron Man?",
+              "right_response": "Yes, Robert Downey Jr. is great in Iron Man.",
+              "hallucinated_response": "Yes, Tom Hanks is great in Iron Man."},
+             {"knowledge": "Zodiac is starring Jake Gyllenhaal.", "dialogue_history": "[Human]: Who is in Zodiac?",
+              "right_response": "Jake Gyllenhaal stars in Zodiac.", "hallucinated_response": "Jake Gyllenhaal and Emma Stone star in Zodiac."}]
+    write(tmp_path / "dialogue.jsonl", "\n".join(json.dumps(i) for i in items) + "\n")
+    models = write(tmp_path / "m.yaml", "base: {name: none, source: fake}\n")
+    suite = write(tmp_path / "s.yaml", """
+        name: halu
+        tasks:
+          - name: detect
+            type: generation
+            data: {format: halueval, path: dialogue.jsonl}
+            output_field: answer            # score the file's answers; no generation
+            prompt: {template: "{{ question }}"}
+            scorers:
+              - hallucination: {sources: ["{{ source }}"], label_field: hallucinated}
+        """)
+    store = tmp_path / "h.duckdb"
+    assert main(["run", str(suite), "--models", str(models), "--store", str(store)]) == 0
+    con = duckdb.connect(str(store), read_only=True)
+    rows = dict(con.execute("SELECT sample_id, value FROM scores WHERE metric = 'detection_correct'").fetchall())
+    outputs = dict(con.execute("SELECT sample_id, output FROM samples").fetchall())
+    con.close()
+    assert outputs["0-hallucinated"] == items[0]["hallucinated_response"]
+    assert rows == {"0-right": 1.0, "0-hallucinated": 1.0, "1-right": 1.0, "1-hallucinated": 1.0}
+
+
+def test_judge_verifier_against_a_fake_endpoint(tmp_path):
+    from tests.fake_judge_server import FakeJudgeServer
+
+    def policy(user: str) -> str:
+        sources, claim = user.split("### Sources\n")[1].split("\n\n### Claim\n")
+        if "mumble" in claim:
+            return "Hard to say."  # unparseable: coverage, not a verdict
+        words = [w.strip(".,").lower() for w in claim.split()]
+        return "[[SUPPORTED]]" if all(w in sources.lower() for w in words) else "[[UNSUPPORTED]]"
+
+    items = [{"id": "a", "source": SOURCE, "question": "q"}]
+    write(tmp_path / "g.jsonl", json.dumps(items[0]) + "\n")
+    models = write(tmp_path / "m.yaml", """
+        base: {name: f, source: fake, options: {default_output: "The cafe has twelve tables. It has a pool. Mumble mumble words."}}
+        """)
+    with FakeJudgeServer(policy) as srv:
+        suite = write(tmp_path / "s.yaml", f"""
+            name: g
+            tasks:
+              - name: grounded
+                type: generation
+                data: {{format: jsonl, path: g.jsonl}}
+                id_field: id
+                prompt: {{template: "{{{{ question }}}}"}}
+                scorers:
+                  - hallucination: {{sources: ["{{{{ source }}}}"], verifier: judge,
+                                     judge: {{backend: openai, base_url: "{srv.url}", model: m, backoff_s: 0}}}}
+            """)
+        assert main(["run", str(suite), "--models", str(models), "--store", str(tmp_path / "h.duckdb")]) == 0
+        assert len(srv.requests) == 3
+    con = duckdb.connect(str(tmp_path / "h.duckdb"), read_only=True)
+    rows = dict(con.execute("SELECT metric, value FROM scores").fetchall())
+    con.close()
+    assert rows["claims"] == 3 and rows["verifier_failures"] == 1 and rows["hallucination_rate"] == 0.5

@@ -127,6 +127,9 @@ class TaskSpec(Strict):
     generation: GenerationSpec = GenerationSpec()
     multi_turn: MultiTurnSpec | None = None
     """Generation only: answer a list of turns as a conversation (see MultiTurnSpec)."""
+    output_field: str | None = None
+    """Generation only: score this item field as the output instead of generating one (e.g. the
+    answers of a HaluEval file, to measure a scorer against the file's labels); no model call."""
     latency: LatencySpec = LatencySpec()
     """Latency tasks: concurrency levels, warm-up and prices."""
     id_field: str | None = None
@@ -144,8 +147,10 @@ class TaskSpec(Strict):
                 raise ValueError(f"scorers[{i}]: a configured scorer is one mapping {{name: config}}, got keys {sorted(s)}")
         if self.type == "multiple_choice" and not self.scorers:
             raise ValueError("multiple-choice tasks need at least one scorer (acc, acc_norm)")
-        if self.type != "generation" and self.multi_turn is not None:
-            raise ValueError("multi_turn applies to generation tasks only")
+        if self.type != "generation" and (self.multi_turn is not None or self.output_field is not None):
+            raise ValueError("multi_turn and output_field apply to generation tasks only")
+        if self.multi_turn is not None and self.output_field is not None:
+            raise ValueError("output_field scores stored single-turn outputs; it can't be combined with multi_turn")
         if self.type in ("latency", "perplexity") and self.scorers:
             raise ValueError(f"{self.type} tasks take no scorers (their metrics are built in)")
         return self

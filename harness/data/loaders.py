@@ -101,6 +101,36 @@ def load_mmlu_csv(req: LoadRequest) -> list[Record]:
     return records
 
 
+HALUEVAL_FORMATS = {
+    # set: (answer fields right/hallucinated, source fields, question field)
+    "qa": (("right_answer", "hallucinated_answer"), ("knowledge",), "question"),
+    "dialogue": (("right_response", "hallucinated_response"), ("knowledge", "dialogue_history"), "dialogue_history"),
+    "summarization": (("right_summary", "hallucinated_summary"), ("document",), None),
+}
+
+
+def load_halueval(req: LoadRequest) -> list[Record]:
+    """HaluEval's QA, dialogue and summarization files (told apart by their fields). Each item
+    becomes two records, `<n>-right` and `<n>-hallucinated`, with uniform fields: `answer`,
+    `hallucinated` (0/1, the label), `source` (the knowledge or document, plus the dialogue
+    history), `question` ('' for summarization) and `set`."""
+    path = _existing_file(req.path)
+    out = []
+    for lineno, obj in read_jsonl_objects(path):
+        kind = next((k for k, (answers, _, _) in HALUEVAL_FORMATS.items() if all(a in obj for a in answers)), None)
+        if kind is None:
+            raise ConfigError(f"{path}: line {lineno}: not a HaluEval item (expected right_/hallucinated_ answer, response or summary fields)")
+        (right, wrong), sources, question = HALUEVAL_FORMATS[kind]
+        missing = [f for f in sources if f not in obj]
+        if missing:
+            raise ConfigError(f"{path}: line {lineno}: HaluEval {kind} item without {', '.join(missing)}")
+        base = {"set": kind, "source": "\n\n".join(str(obj[f]) for f in sources), "question": str(obj.get(question, "")) if question else ""}
+        n = len(out) // 2
+        out.append(Record(f"{n}-right", {**base, "answer": str(obj[right]), "hallucinated": 0}))
+        out.append(Record(f"{n}-hallucinated", {**base, "answer": str(obj[wrong]), "hallucinated": 1}))
+    return out
+
+
 def load_hf_dataset(req: LoadRequest) -> list[Record]:
     """A Hugging Face `datasets` dataset (needs network or a local cache)."""
     from harness.errors import require

@@ -233,5 +233,6 @@ class CachedJudge:
         self.calls_made += len(todo)
         by_key = {keys[i]: r for i, r in zip(todo, fresh)}
         self.store.judge_cache_put([(k, stable_hash(self.identity), r.text) for k, r in by_key.items() if r.error is None])
-        log.info("%s: %d judge calls, %d served from the cache", desc, len(todo), len(calls) - len(todo))
+        log.info("%s: %d judge calls made, %d answered from the cache (or by an identical prompt in this batch)",
+                 desc, len(todo), len(calls) - len(todo))
         return [JudgeReply(hits[k], None, 0.0, 0, True) if k in hits else by_key[k] for k in keys]

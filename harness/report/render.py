@@ -13,7 +13,9 @@ def render_html(view: ReportView) -> str:
     # Autoescape on: model outputs and prompts are untrusted text.
     env = Environment(loader=PackageLoader("harness.report", "templates"), autoescape=select_autoescape(["html", "j2"]),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    return env.get_template("report.html.j2").render(view=view, describe=describe)
+    from harness.metrics import LOWER_IS_BETTER
+
+    return env.get_template("report.html.j2").render(view=view, describe=describe, lower_is_better=LOWER_IS_BETTER)
 
 
 def write_report(view: ReportView, out: Path) -> Path:

@@ -131,11 +131,13 @@ def build_view(store: Store, spec: ReportSpec) -> ReportView:
             from harness.errors import ConfigError
 
             raise ConfigError(f"report headline for task '{task}': no metric '{headline}' (stored: {', '.join(metrics)})")
+        tasks.append(_task_view(store, spec, suite, task, metrics, headline, table))
+        if tasks[-1].task_type == "latency":
+            continue  # per-request means mix concurrency levels: serving figures go to the trade-off view
         leaderboard_columns.append((task, headline))
         for v in spec.variants:
             if headline in table[v]:
                 leaderboard[v][(task, headline)] = table[v][headline]
-        tasks.append(_task_view(store, spec, suite, task, metrics, headline, table))
     tradeoff = _tradeoff(store, spec, leaderboard_columns, leaderboard, tasks)
     view = ReportView(
         title=spec.title, notes=spec.notes, generated_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -185,6 +187,7 @@ def _task_view(store: Store, spec: ReportSpec, suite: str, task: str, metrics: l
         if rows:
             health[r["variant"]] = sorted(rows, key=lambda h: (HEALTH_ORDER.index(h["metric"]) if h["metric"] in HEALTH_ORDER else 99,
                                                                h["metric"] if task_type != "latency" else 0))
+    health = {v: health[v] for v in spec.variants if v in health}  # report order, not alphabetical
     if task_type.startswith("judge_"):
         judge = _judge_words(json.loads(runs[0]["judge"]) if runs[0]["judge"] else {})
     if "hallucination_rate" in metrics:
@@ -236,8 +239,13 @@ def _scatter(rows: list[dict], width: int = 420, height: int = 220, pad: int = 3
     y0, y1 = min(ys), max(ys)
     sx = (x1 - x0) or 1.0
     sy = (y1 - y0) or 1.0
-    return [{"variant": r["variant"], "x": pad + (r["latency_p50"] - x0) / sx * (width - 2 * pad),
-             "y": height - pad - (r["quality"].mean - y0) / sy * (height - 2 * pad)} for r in pts]
+    out = []
+    for r in pts:
+        x = pad + (r["latency_p50"] - x0) / sx * (width - 2 * pad)
+        # Labels right of the point, or left of it in the right half, so none runs off the box.
+        out.append({"variant": r["variant"], "x": x, "y": height - pad - (r["quality"].mean - y0) / sy * (height - 2 * pad),
+                    "anchor": "end" if x > width / 2 else "start", "dx": -7 if x > width / 2 else 7})
+    return out
 
 
 HEALTH_ORDER = ["win_rate", "lc_win_rate", "mean_rating", "rating_sd", "consistency", "first_position_win_rate", "longer_wins", "length_slope",

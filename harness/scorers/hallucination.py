@@ -10,14 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from harness.config.loader import Strict, parse_model
+from harness.config.suite import JudgeSpec
 from harness.hashing import stable_hash
 from harness.prompts import compile_template, render
 from harness.scorers import scorer
 
-METRICS = ("hallucination_rate", "unsupported_claims", "claims", "abstained")
+METRICS = ("hallucination_rate", "unsupported_claims", "claims", "abstained", "verifier_failures")
 
 
 class HallucinationSpec(Strict):
@@ -25,8 +26,11 @@ class HallucinationSpec(Strict):
 
     sources: list[str] = Field(min_length=1)
     """Jinja2 templates over the item's fields, one per source document (e.g. ['{{ document }}'])."""
-    verifier: Literal["lexical", "embedding", "hybrid"] = "lexical"
-    """lexical needs no model; embedding and hybrid use the offline MiniLM encoder (harness[embed])."""
+    verifier: Literal["lexical", "embedding", "hybrid", "judge"] = "lexical"
+    """lexical needs no model; embedding and hybrid use the offline MiniLM encoder (harness[embed]);
+    judge sends each claim with a claim-verification prompt to `judge` (an endpoint)."""
+    judge: JudgeSpec | None = None
+    """verifier: judge: an OpenAI-compatible endpoint (backend: openai, base_url, model, ...)."""
     threshold: float = Field(default=0.6, ge=0, le=1)
     """lexical: least share of a claim's content words found in its best source passage;
     hybrid: least mean of that share and the embedding similarity."""
@@ -34,11 +38,29 @@ class HallucinationSpec(Strict):
     """Embedding: least cosine similarity to the nearest source sentence."""
     strict: bool = True
     """A claim naming an entity or a number that no source contains is unsupported."""
+    @model_validator(mode="after")
+    def _judge(self):
+        if (self.verifier == "judge") != (self.judge is not None):
+            raise ValueError("verifier: judge needs a judge: {backend: openai, ...} block, and only it takes one")
+        if self.judge is not None and self.judge.backend != "openai":
+            raise ValueError("the judge verifier runs against an endpoint (backend: openai); a local model judges through judge tasks")
+        return self
+
+    label_field: str | None = None
+    """An item field saying whether the output is hallucinated (1/0, e.g. HaluEval's, via the
+    `halueval` loader's `hallucinated`): adds `detection_correct`, 1 when the verifier's call
+    (any unsupported claim) matches the label."""
 
 
 def make_verifier(spec: HallucinationSpec):
-    from harness.hallucination import EmbeddingVerifier, HybridVerifier, LexicalVerifier
+    from harness.hallucination import EmbeddingVerifier, HybridVerifier, JudgeVerifier, LexicalVerifier
 
+    if spec.verifier == "judge":
+        from harness.judge.clients import OpenAIJudge
+
+        j = spec.judge
+        return JudgeVerifier(OpenAIJudge(j.base_url, j.model, j.api_key_env, j.temperature, j.max_tokens, j.concurrency,
+                                         j.timeout_s, j.max_retries, j.backoff_s))
     if spec.verifier == "lexical":
         return LexicalVerifier(spec.threshold, spec.strict)
     if spec.verifier == "embedding":
@@ -52,7 +74,7 @@ def configure(config: dict, where: str, base_dir: Path):
         compile_template(t, f"{where}.sources[{i}]")
     verifier = None
 
-    @scorer(task_types=("generation",), metrics=METRICS)
+    @scorer(task_types=("generation",), metrics=(("detection_correct",) if spec.label_field else ()) + METRICS)
     def hallucination_scorer(sample, output) -> dict:
         from harness.hallucination import audit
 
@@ -60,10 +82,19 @@ def configure(config: dict, where: str, base_dir: Path):
         verifier = verifier or make_verifier(spec)  # loaded on first use: validation stays model-free
         sources = [render(t, sample.fields, f"{where}.sources") for t in spec.sources]
         result = audit(output.text, sources, verifier)
-        return {"hallucination_rate": result.rate, "unsupported_claims": float(result.unsupported),
+        extra = {}
+        if spec.label_field is not None:
+            if spec.label_field not in sample.fields:
+                from harness.errors import ConfigError
+
+                raise ConfigError(f"{where}.label_field: item {sample.id} has no field '{spec.label_field}'")
+            extra["detection_correct"] = float((result.unsupported > 0) == bool(int(sample.fields[spec.label_field])))
+        return {**extra, "hallucination_rate": result.rate, "unsupported_claims": float(result.unsupported),
                 "claims": float(len(result.claims)), "abstained": float(result.abstained),
+                "verifier_failures": float(result.failures),
                 "_details": {"verifier": spec.verifier, "sources": sources,
-                             "claims": [{"claim": c.claim, "supported": c.supported, "support": round(c.support, 4),
+                             "claims": [{"claim": c.claim, "supported": None if c.failed else c.supported,
+                                         "support": None if c.failed else round(c.support, 4),
                                          "evidence": c.evidence, "novel": list(c.novel)} for c in result.claims]}}
 
     hallucination_scorer.config_hash = stable_hash(spec.model_dump())
