@@ -69,9 +69,9 @@ def run_suites(suite_paths: list[Path], models_path: Path | None, store_path: Pa
             raise UnknownNameError("variant", name, known + list(answer_sets), where=str(models_path or "--variant"))
     replayed = [a for a in answer_sets if not variants or a in variants]
     if answer_sets and any(t.spec.type != "generation" for _, _, t in prepared):
-        other = [t.spec.name for _, _, t in prepared if t.spec.type != "generation"]
-        raise ConfigError(f"answer sets replay stored text: task(s) {', '.join(other)} (multiple choice or latency) "
-                          "can't be evaluated with --answers")
+        other = [f"{t.spec.name} ({t.spec.type})" for _, _, t in prepared if t.spec.type != "generation"]
+        raise ConfigError(f"answer sets replay stored text, so only generation tasks can be evaluated with --answers; "
+                          f"not {', '.join(other)}")
 
     outcomes = []
     with Store(store_path) as store:
@@ -188,34 +188,13 @@ def _run_task(store: Store, backend, variant: str, variant_key: str, suite_hash:
                                      json.dumps({**details, **extra})))
             scores += rows
     elif spec.type == "perplexity":
-        import math
+        from harness.perplexity import perplexity_rows
 
-        from harness.stats import bootstrap_statistic
-
-        results = backend.loglikelihood([("", s.prompt) for s in task.samples])
-        nll, ntok = [], []
-        for s, out in zip(task.samples, results):
-            nll.append(-out.logprob)
-            ntok.append(out.n_tokens)
-            per = -out.logprob / max(out.n_tokens, 1)
-            samples.append(SampleRow(run_id, s.id, s.prompt, None, None, json.dumps({"nll": -out.logprob, "tokens": out.n_tokens})))
-            scores += [ScoreRow(run_id, s.id, "perplexity", "nll_per_token", per),
-                       ScoreRow(run_id, s.id, "perplexity", "perplexity", math.exp(per))]
-        # Corpus perplexity: exp(total NLL / total tokens), not a mean of per-item perplexities.
-        est = bootstrap_statistic(len(nll), lambda idx: math.exp(sum(nll[i] for i in idx) / max(1, sum(ntok[i] for i in idx))), 1000, 0.95, seed)
-        stats = [StatRow(run_id, "corpus_perplexity", est.mean, est.low, est.high, est.n, None)]
+        samples, scores, stats = perplexity_rows(backend, task, run_id, seed)
     elif spec.type == "latency":
-        from harness.latency import measure, peak_memory_mb, request_scores, run_stats
+        from harness.latency import latency_rows
 
-        g = spec.generation
-        gen_config = GenerationConfig(g.max_new_tokens, g.temperature, g.top_p, tuple(g.stop), g.batch_size, seed)
-        requests, walls = measure(backend, list(task.samples), gen_config, spec.latency.concurrency, spec.latency.warmup)
-        for r in requests:
-            values = request_scores(r)
-            samples.append(SampleRow(run_id, r.sample_id, r.prompt, None, r.out.text, json.dumps({"concurrency": r.concurrency, **values})))
-            scores += [ScoreRow(run_id, r.sample_id, "latency", m, v) for m, v in values.items()]
-        stats = [StatRow(run_id, m, _num(e.mean), _num(e.low), _num(e.high), e.n, None)
-                 for m, e in run_stats(requests, walls, spec.latency, peak_memory_mb())]
+        samples, scores, stats, gen_config = latency_rows(backend, task, run_id, seed)
     else:
         g = spec.generation
         gen_config = GenerationConfig(g.max_new_tokens, g.temperature, g.top_p, tuple(g.stop), g.batch_size, seed)
@@ -282,12 +261,6 @@ def generate_samples(backend, task: PreparedTask, config: GenerationConfig):
             results.append((turn_sample, out, {"turn": k, "user_turns": list(s.turns[:k]), "answers": list(answers[s.id]),
                                                "references": list(s.references[:k])}))
     return sorted(results, key=lambda r: r[0].id)
-
-
-def _num(x: float) -> float | None:
-    import math
-
-    return None if math.isnan(x) else x  # NaN (no CI for a point figure) -> NULL
 
 
 def _score(run_id: str, sample, output, scorers) -> tuple[list[ScoreRow], dict]:

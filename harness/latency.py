@@ -29,6 +29,26 @@ class Request:
     out: Generation
 
 
+def latency_rows(backend, task, run_id: str, seed: int):
+    """(samples, scores, run stats, generation config) of a latency task run."""
+    import json
+
+    from harness.store.db import SampleRow, ScoreRow, StatRow, nan_to_null
+
+    spec = task.spec
+    g = spec.generation
+    gen = GenerationConfig(g.max_new_tokens, g.temperature, g.top_p, tuple(g.stop), g.batch_size, seed)
+    requests, walls = measure(backend, list(task.samples), gen, spec.latency.concurrency, spec.latency.warmup)
+    samples, scores = [], []
+    for r in requests:
+        values = request_scores(r)
+        samples.append(SampleRow(run_id, r.sample_id, r.prompt, None, r.out.text, json.dumps({"concurrency": r.concurrency, **values})))
+        scores += [ScoreRow(run_id, r.sample_id, "latency", m, v) for m, v in values.items()]
+    stats = [StatRow(run_id, m, nan_to_null(e.mean), nan_to_null(e.low), nan_to_null(e.high), e.n, None)
+             for m, e in run_stats(requests, walls, spec.latency, peak_memory_mb())]
+    return samples, scores, stats, gen
+
+
 def measure(backend, samples, gen: GenerationConfig, levels: list[int], warmup: int) -> tuple[list[Request], dict[int, float]]:
     """Send every sample at each concurrency level (chunks of that size served together).
     Returns the requests and, per level, the wall time summed over its chunks."""
@@ -78,9 +98,8 @@ def buckets(prompt_tokens: list[int]) -> dict[str, float]:
 
 def run_stats(requests: list[Request], walls: dict[int, float], spec, peak_mb: float) -> list[tuple[str, Estimate]]:
     """(metric, estimate) rows for run_stats. Latency percentiles at the first concurrency level."""
-    import numpy as np
 
-    first = list(walls)[0]
+    first = next(iter(walls))
     single = [r for r in requests if r.concurrency == first]
     scores = [request_scores(r) for r in single]
     out: list[tuple[str, Estimate]] = []

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import random
 import statistics
 import time
@@ -37,7 +36,15 @@ from harness.judge.prompts import (
     dimension_instructions,
     load_judge_prompts,
 )
-from harness.store.db import JudgmentRow, RunRow, SampleRow, ScoreRow, StatRow, Store
+from harness.store.db import (
+    JudgmentRow,
+    RunRow,
+    SampleRow,
+    ScoreRow,
+    StatRow,
+    Store,
+    nan_to_null,
+)
 
 log = logging.getLogger(__name__)
 
@@ -303,14 +310,11 @@ def run_judge_task(store: Store, judge, task: PreparedJudgeTask, candidate: str,
                  started_at=started, last_used_at=started, wall_s=time.perf_counter() - t0, n_samples=len(samples),
                  judge=json.dumps({**judge.identity, "baseline": baseline, "order": spec.order if baseline else None,
                                    "samples": spec.judge.n_samples, "judged_run": cand_run, "baseline_run": base_run}))
-    health_rows = [StatRow(run_id, f.metric, _num(f.estimate.mean), _num(f.estimate.low), _num(f.estimate.high), f.estimate.n, f.warning)
+    health_rows = [StatRow(run_id, f.metric, nan_to_null(f.estimate.mean), nan_to_null(f.estimate.low), nan_to_null(f.estimate.high),
+                           f.estimate.n, f.warning)
                    for f in health]
     store.write_task_run(run, samples, scores, judgments, health_rows)
     return JudgeOutcome(run_id, len(samples), made, len(plans) - made, health)
-
-
-def _num(x: float) -> float | None:
-    return None if math.isnan(x) else x  # NaN -> NULL
 
 
 def _judgment_row(run_id: str, i: int, p: _Planned, r: JudgeReply, spec: JudgeTaskSpec) -> JudgmentRow:

@@ -268,5 +268,12 @@ def _now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
+def nan_to_null(x: float) -> float | None:
+    """NaN (e.g. no CI for a point figure) is stored as NULL."""
+    import math
+
+    return None if math.isnan(x) else x
+
+
 def to_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
