@@ -5,7 +5,9 @@ Three sources:
   pairs  - given JSONL rows, fields rendered by templates;
   rule   - chosen = the reference text, rejected = the parent model's own generation
            (the model learns to prefer the house answer over what it says today);
-  judge  - AI annotation with a majority vote over 3 judge calls (needs the LLM judge).
+  judge  - AI annotation: a judge picks the better of `response_a` / `response_b` in both orders,
+           with a majority vote over its samples (3 by default); ties, order flips and
+           unparseable verdicts are dropped and counted.
 
 Checks (stored with the variant): pairs with chosen == rejected are dropped, duplicates are
 removed, length balance is measured (warning when mean or median lengths of chosen and rejected
@@ -25,6 +27,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from harness.config.loader import Strict
+from harness.config.suite import JudgeSpec
 from harness.errors import ConfigError
 from harness.textprep import TextPrepSpec
 
@@ -45,6 +48,13 @@ class PreferenceDataSpec(Strict):
     """jinja2 template for the preferred response (`rule`: the reference response)."""
     rejected: str = "{{ rejected }}"
     """jinja2 template for the dispreferred response (`pairs` only)."""
+    response_a: str = "{{ response_a }}"
+    """`judge`: template for the first candidate response."""
+    response_b: str = "{{ response_b }}"
+    """`judge`: template for the second candidate response."""
+    judge: JudgeSpec | None = None
+    """`judge`: who annotates. A local judge names its model (`judge.variant`, declared before this
+    variant in the models file); an endpoint uses backend: openai. `judge.samples` defaults to 3 here."""
     category_field: str | None = None
     """Row field used for the coverage-by-category check."""
     max_new_tokens: int = Field(default=48, ge=1)
@@ -65,6 +75,10 @@ class PreferenceDataSpec(Strict):
     def _rejected_only_for_pairs(self):
         if self.source == "rule" and "rejected" in self.model_fields_set:
             raise ValueError("source 'rule' generates the rejected response; remove `rejected`")
+        if (self.source == "judge") != (self.judge is not None):
+            raise ValueError("source 'judge' needs a `judge:` block (and only it takes one)")
+        if self.judge is not None and self.judge.backend == "local" and not self.judge.variant:
+            raise ValueError("a local preference judge names its model: judge.variant (a model declared earlier in this file)")
         return self
 
 
@@ -153,8 +167,9 @@ def load_rows(spec: PreferenceDataSpec, path: Path) -> list:
     return rows[: spec.limit] if spec.limit else rows
 
 
-def build_pairs(spec: PreferenceDataSpec, path: Path, where: str, generate=None) -> list[Pair]:
-    """Render (or, for `rule`, generate) the pairs. `generate(prompts) -> texts` is the parent model."""
+def build_pairs(spec: PreferenceDataSpec, path: Path, where: str, generate=None, judge=None, report=None) -> list[Pair]:
+    """Render (or, for `rule`, generate; for `judge`, annotate) the pairs. `generate(prompts) ->
+    texts` is the parent model; `judge` a judge client; `report` receives the annotation counts."""
     from harness.prompts import render
     from harness.textprep import prep_fields
 
@@ -164,8 +179,7 @@ def build_pairs(spec: PreferenceDataSpec, path: Path, where: str, generate=None)
         if not reason:
             rows.append(type(r)(r.id, fields))
     if spec.source == "judge":
-        raise ConfigError(f"{where}: data.source 'judge' needs the LLM judge, which is not available in this version",
-                          hint="use source 'pairs' (given JSONL) or 'rule' (reference vs the parent's own generation)")
+        return _judged_pairs(spec, rows, where, judge, report)
     prompts = [render(spec.prompt, r.fields, f"{where}: data.prompt (line {int(r.id) + 1})") for r in rows]
     chosen = [render(spec.chosen, r.fields, f"{where}: data.chosen (line {int(r.id) + 1})") for r in rows]
     if spec.source == "rule":
@@ -179,6 +193,23 @@ def build_pairs(spec: PreferenceDataSpec, path: Path, where: str, generate=None)
         rejected = [render(spec.rejected, r.fields, f"{where}: data.rejected (line {int(r.id) + 1})") for r in rows]
     categories = [str(r.fields.get(spec.category_field)) if spec.category_field else None for r in rows]
     return [Pair(p, c, x, k) for p, c, x, k in zip(prompts, chosen, rejected, categories)]
+
+
+def _judged_pairs(spec: PreferenceDataSpec, rows: list, where: str, judge, report) -> list[Pair]:
+    from harness.judge.annotate import annotate
+    from harness.prompts import render
+
+    if judge is None:
+        raise ConfigError(f"{where}: source 'judge' needs a judge client")
+    def rendered(template: str, field: str) -> list[str]:
+        return [render(template, r.fields, f"{where}: data.{field} (line {int(r.id) + 1})") for r in rows]
+
+    prompts, a, b = rendered(spec.prompt, "prompt"), rendered(spec.response_a, "response_a"), rendered(spec.response_b, "response_b")
+    picked, counts = annotate(judge, prompts, a, b, spec.judge.samples or 3)
+    if report is not None:
+        report.update(counts.__dict__)
+    categories = [str(r.fields.get(spec.category_field)) if spec.category_field else None for r in rows]
+    return [Pair(p, c[0], c[1], k) for p, c, k in zip(prompts, picked, categories) if c is not None]
 
 
 def split_pairs(pairs: list[Pair], fraction: float, seed: int) -> tuple[list[Pair], list[Pair]]:

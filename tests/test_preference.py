@@ -91,11 +91,39 @@ def test_rule_based_pairs_use_the_parents_generations(tmp_path, tiny_model_dir):
     assert json.loads(metrics)["preference_data"]["input_pairs"] == 8
 
 
-def test_judge_source_is_a_clear_not_available_error(tmp_path, tiny_model_dir, capsys):
+def test_judge_annotated_pairs_from_an_endpoint(tmp_path, tiny_model_dir):
+    from tests.fake_judge_server import FakeJudgeServer, prefers_marker
+
+    rows = [json.loads(line) for line in (REPO / "data" / "brand" / "train.jsonl").read_text().splitlines()[:10]]
+    lines = []
+    for i, r in enumerate(rows):
+        good, bad = " GOOD " + r["tweet"], " meh " + r["topic"]
+        a, b = (good, bad) if i % 2 else (bad, good)  # the better response on either side
+        if i == 9:
+            a, b = " GOOD one", " GOOD two"  # a tie: dropped
+        lines.append(json.dumps({"prompt": f"Brief: {r['topic']}\nTweet:", "response_a": a, "response_b": b, "category": r["category"]}))
+    data = write(tmp_path / "judge_pairs.jsonl", "\n".join(lines) + "\n")
+    with FakeJudgeServer(prefers_marker()) as srv:
+        extra = f", judge: {{backend: openai, base_url: '{srv.url}', model: fake, backoff_s: 0}}"
+        models = write(tmp_path / "models" / "m.yaml", MODELS.format(model=tiny_model_dir, method="dpo", source="judge",
+                                                                      data=data, extra=extra))
+        store = tmp_path / "h.duckdb"
+        assert main(["build", str(models), "--store", str(store)]) == 0
+        assert len(srv.requests) == 10 * 2 * 3  # both orders, 3 votes each
+    con = duckdb.connect(str(store), read_only=True)
+    path, metrics = con.execute("SELECT artifact_path, metrics FROM variants WHERE method = 'dpo'").fetchone()
+    con.close()
+    judge = json.loads(metrics)["preference_data"]["judge"]
+    assert judge["kept"] == 9 and judge["ties_dropped"] == 1 and judge["a_chosen"] == 4
+    audit = [json.loads(line) for line in (tmp_path / path / "audit_pairs.jsonl").read_text().splitlines()]
+    assert audit and all(a["chosen"].startswith(" GOOD") and a["rejected"].startswith(" meh") for a in audit)
+
+
+def test_local_preference_judge_must_name_its_model(tmp_path, tiny_model_dir, capsys):
     models = write(tmp_path / "models" / "m.yaml", MODELS.format(model=tiny_model_dir, method="dpo", source="judge",
-                                                                  data=pref_file(tmp_path), extra=""))
-    assert main(["build", str(models), "--store", str(tmp_path / "h.duckdb")]) == 2
-    assert "needs the LLM judge, which is not available" in capsys.readouterr().err
+                                                                  data=pref_file(tmp_path), extra=", judge: {backend: local}"))
+    assert main(["validate", str(models)]) == 2
+    assert "a local preference judge names its model: judge.variant" in capsys.readouterr().out
 
 
 def test_text_prep_applies_to_preference_data(tmp_path):

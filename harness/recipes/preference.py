@@ -69,6 +69,27 @@ def _generate_with_parent(ctx: BuildContext, spec: PreferenceDataSpec):
     return generate
 
 
+def _open_judge(ctx: BuildContext, spec: PreferenceDataSpec):
+    """The annotating judge: an endpoint, or a model of the models file (a build dependency)."""
+    from harness.judge.clients import LocalJudge, OpenAIJudge
+
+    j = spec.judge
+    if j.backend == "openai":
+        return OpenAIJudge(j.base_url, j.model, j.api_key_env, j.temperature, j.max_tokens, j.concurrency, j.timeout_s,
+                           j.max_retries, j.backoff_s)
+    from harness.backends.hf import HFBackend
+
+    model = ctx.dependencies[j.variant]
+    backend = HFBackend(model.base_dir, adapters=list(model.adapters), dtype=model.dtype, quantization=model.quantization)
+    return LocalJudge(backend, model.key, j.mode, j.temperature, j.max_tokens)
+
+
+def dependencies(config: PreferenceConfig) -> list[str]:
+    """A local annotating judge is a model the build reads."""
+    j = config.data.judge
+    return [j.variant] if j is not None and j.backend == "local" else []
+
+
 def _build(ctx: BuildContext, loss: str) -> BuildResult:
     import torch
     from datasets import Dataset
@@ -87,13 +108,22 @@ def _build(ctx: BuildContext, loss: str) -> BuildResult:
     cfg: PreferenceConfig = ctx.config
     tcfg = cfg.training
     where = f"{ctx.models_path}: {ctx.variant}.config"
-    raw = build_pairs(cfg.data, resolve_data_path(cfg.data.path, ctx.models_path), where,
-                      generate=_generate_with_parent(ctx, cfg.data) if cfg.data.source == "rule" else None)
+    annotation: dict = {}
+    judge = _open_judge(ctx, cfg.data) if cfg.data.source == "judge" else None
+    try:
+        raw = build_pairs(cfg.data, resolve_data_path(cfg.data.path, ctx.models_path), where,
+                          generate=_generate_with_parent(ctx, cfg.data) if cfg.data.source == "rule" else None,
+                          judge=judge, report=annotation)
+    finally:
+        if judge is not None and hasattr(judge, "backend"):
+            judge.backend.close()
     pairs, quality = check_pairs(raw)
     if len(pairs) < 2:
         from harness.errors import ConfigError
 
-        raise ConfigError(f"{where}: only {len(pairs)} usable preference pairs after the quality checks")
+        dropped = (f"; the judge dropped {annotation['ties_dropped']} ties, {annotation['inconsistent_dropped']} order flips and "
+                   f"{annotation['unjudged_dropped']} unparsed of {annotation['judged']}") if annotation else ""
+        raise ConfigError(f"{where}: only {len(pairs)} usable preference pairs after the quality checks{dropped}")
     audited = export_audit_sample(pairs, ctx.output_dir / "audit_pairs.jsonl", cfg.data.audit_sample, cfg.data.split_seed)
     train, val = split_pairs(pairs, cfg.data.validation_fraction, cfg.data.split_seed)
     log.info("%s: %s on %d pairs (%d held out); quality %s", ctx.variant, loss, len(train), len(val),
@@ -140,7 +170,7 @@ def _build(ctx: BuildContext, loss: str) -> BuildResult:
     trainable, total = trainer.model.get_nb_trainable_parameters()
     metrics = {"loss_type": loss, "train_loss": float(out.training_loss), "steps": int(trainer.state.global_step),
                "pairs_train": len(train), "pairs_validation": len(val), "audit_pairs": audited,
-               "preference_data": asdict(quality),
+               "preference_data": {**asdict(quality), **({"judge": annotation} if annotation else {})},
                "validation_before": _numbers(before), "validation_after": _numbers(after)}
     for key in ("eval_rewards/accuracies", "eval_rewards/margins"):
         if key in after:
@@ -167,7 +197,11 @@ def _numbers(d: dict) -> dict:
     return {k: float(v) for k, v in d.items() if isinstance(v, (int, float))}
 
 
-DPO = Recipe(name="dpo", config_model=PreferenceConfig, build=lambda ctx: _build(ctx, "dpo"), data_files=data_files)
-IPO = Recipe(name="ipo", config_model=PreferenceConfig, build=lambda ctx: _build(ctx, "ipo"), data_files=data_files)
-SIMPO = Recipe(name="simpo", config_model=PreferenceConfig, build=lambda ctx: _build(ctx, "simpo"), data_files=data_files)
-KTO = Recipe(name="kto", config_model=PreferenceConfig, build=lambda ctx: _build(ctx, "kto"), data_files=data_files)
+DPO = Recipe(name="dpo", config_model=PreferenceConfig, build=lambda ctx: _build(ctx, "dpo"), data_files=data_files,
+                 dependencies=dependencies)
+IPO = Recipe(name="ipo", config_model=PreferenceConfig, build=lambda ctx: _build(ctx, "ipo"), data_files=data_files,
+                 dependencies=dependencies)
+SIMPO = Recipe(name="simpo", config_model=PreferenceConfig, build=lambda ctx: _build(ctx, "simpo"), data_files=data_files,
+                 dependencies=dependencies)
+KTO = Recipe(name="kto", config_model=PreferenceConfig, build=lambda ctx: _build(ctx, "kto"), data_files=data_files,
+                 dependencies=dependencies)
