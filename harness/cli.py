@@ -233,7 +233,7 @@ def cmd_list(args) -> int:
 
     if args.what in ("scorers", "backends", "recipes", "loaders"):
         for name in registry.names(args.what.rstrip("s")):
-            print(f"{name:14} {registry.target(args.what.rstrip('s'), name)}")
+            print(f"{name:18} {registry.target(args.what.rstrip('s'), name)}")
         return 0
     from harness.store import open_store
 
