@@ -205,7 +205,8 @@ def _judged_pairs(spec: PreferenceDataSpec, rows: list, where: str, judge, repor
         return [render(template, r.fields, f"{where}: data.{field} (line {int(r.id) + 1})") for r in rows]
 
     prompts, a, b = rendered(spec.prompt, "prompt"), rendered(spec.response_a, "response_a"), rendered(spec.response_b, "response_b")
-    picked, counts = annotate(judge, prompts, a, b, spec.judge.samples or 3)
+    # The seed's advice for AI annotation: a majority over 3 samples (a deterministic judge gets 1).
+    picked, counts = annotate(judge, prompts, a, b, spec.judge.samples or (1 if spec.judge.deterministic else 3))
     if report is not None:
         report.update(counts.__dict__)
     categories = [str(r.fields.get(spec.category_field)) if spec.category_field else None for r in rows]

@@ -231,11 +231,19 @@ class JudgeSpec(Strict):
                 raise ValueError("variant applies to local judges only")
         elif self.base_url or self.model or self.api_key_env:
             raise ValueError("base_url, model and api_key_env apply to openai judges only (backend: openai)")
+        if self.deterministic and (self.samples or 1) > 1:
+            raise ValueError("choice mode is deterministic, so votes would repeat one answer; "
+                             "use mode: generate with temperature > 0 for sampled votes")
         return self
 
     @property
+    def deterministic(self) -> bool:
+        """A local judge in choice mode always gives the same verdict for the same prompt."""
+        return self.backend == "local" and self.mode == "choice"
+
+    @property
     def n_samples(self) -> int:
-        return self.samples or (1 if self.temperature == 0 else 3)
+        return self.samples or (1 if self.temperature == 0 or self.deterministic else 3)
 
 
 class JudgeTaskSpec(Strict):
