@@ -75,7 +75,7 @@ def run_suites(suite_paths: list[Path], models_path: Path | None, store_path: Pa
 
     outcomes = []
     with Store(store_path) as store:
-        resolved = {}
+        resolved, base, plans = {}, None, None
         if names:
             base = prepare_base(spec.base, models_path, store)  # once: it verifies the GGUF's sha256
             plans = plan_variants(spec, models_path, base.key)
@@ -106,7 +106,7 @@ def run_suites(suite_paths: list[Path], models_path: Path | None, store_path: Pa
             finally:
                 backend.close()
         if judge_tasks:
-            outcomes += _run_judges(store, judge_tasks, spec, models_path, replayed + names, force)
+            outcomes += _run_judges(store, judge_tasks, spec, models_path, replayed + names, force, base, plans)
     return outcomes
 
 
@@ -129,7 +129,8 @@ def _run_answer_set(store: Store, name: str, path: Path, answer_set: dict, prepa
     return out
 
 
-def _run_judges(store: Store, judge_tasks, spec, models_path: Path | None, evaluated: list[str], force: bool) -> list[TaskOutcome]:
+def _run_judges(store: Store, judge_tasks, spec, models_path: Path | None, evaluated: list[str], force: bool,
+                base=None, plans=None) -> list[TaskOutcome]:
     """Phase two: every judge task over the stored outputs of the variants just evaluated.
     Each judge is opened once and shared by the tasks that name it."""
     from harness.judge.open import open_judge
@@ -143,7 +144,7 @@ def _run_judges(store: Store, judge_tasks, spec, models_path: Path | None, evalu
             ident = stable_hash(j.model_dump(exclude={"thresholds", "anchors", "prompts", "prompt", "reference_prompt",
                                                       "use_reference", "dimensions", "samples"}))
             if ident not in judges:
-                judges[ident] = open_judge(j, spec, models_path, store, seed)
+                judges[ident] = open_judge(j, spec, models_path, store, seed, base, plans)
             judge = judges[ident]
             baseline = jt.spec.baseline
             candidates = [v for v in evaluated if v != baseline]

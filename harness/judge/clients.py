@@ -73,6 +73,12 @@ class OpenAIJudge:
         self.identity = {"backend": "openai", "base_url": base_url, "model": model, "temperature": temperature,
                          "max_tokens": max_tokens}
 
+    @classmethod
+    def from_spec(cls, j, seed: int = 0) -> OpenAIJudge:
+        """From a suite or recipe `judge:` block (a JudgeSpec with backend: openai)."""
+        return cls(j.base_url, j.model, j.api_key_env, j.temperature, j.max_tokens, j.concurrency, j.timeout_s,
+                   j.max_retries, j.backoff_s, seed)
+
     def judge_many(self, calls: list[JudgeCall], desc: str = "judge") -> list[JudgeReply]:
         if not calls:
             return []

@@ -22,10 +22,10 @@ class OpenedJudge(CachedJudge):
             self._backend.close()
 
 
-def open_judge(j: JudgeSpec, spec, models_path: Path | None, store, seed: int) -> OpenedJudge:
+def open_judge(j: JudgeSpec, spec, models_path: Path | None, store, seed: int, base=None, plans=None) -> OpenedJudge:
+    """`base` and `plans`, when the caller has them, spare a second preparation of the base."""
     if j.backend == "openai":
-        inner = OpenAIJudge(j.base_url, j.model, j.api_key_env, j.temperature, j.max_tokens, j.concurrency,
-                            j.timeout_s, j.max_retries, j.backoff_s, seed)
+        inner = OpenAIJudge.from_spec(j, seed)
         return OpenedJudge(inner, store)
     if spec is None:
         raise ConfigError("a local judge is a model of the models file: pass --models", hint="or use backend: openai")
@@ -35,7 +35,7 @@ def open_judge(j: JudgeSpec, spec, models_path: Path | None, store, seed: int) -
     name = j.variant or spec.base.name
     if name not in model_names(spec):
         raise UnknownNameError("judge variant", name, model_names(spec), where="judge.variant")
-    model = resolve_built(spec, models_path, name, store)
+    model = resolve_built(spec, models_path, name, store, base, plans)
     backend = open_backend(spec, model)
     inner = LocalJudge(backend, model.key, j.mode, j.temperature, j.max_tokens, seed)
     return OpenedJudge(inner, store, backend)

@@ -75,8 +75,7 @@ def _open_judge(ctx: BuildContext, spec: PreferenceDataSpec):
 
     j = spec.judge
     if j.backend == "openai":
-        return OpenAIJudge(j.base_url, j.model, j.api_key_env, j.temperature, j.max_tokens, j.concurrency, j.timeout_s,
-                           j.max_retries, j.backoff_s)
+        return OpenAIJudge.from_spec(j)
     from harness.backends.hf import HFBackend
 
     model = ctx.dependencies[j.variant]

@@ -53,14 +53,17 @@ class HallucinationSpec(Strict):
 
 
 def make_verifier(spec: HallucinationSpec):
-    from harness.hallucination import EmbeddingVerifier, HybridVerifier, JudgeVerifier, LexicalVerifier
+    from harness.hallucination import (
+        EmbeddingVerifier,
+        HybridVerifier,
+        JudgeVerifier,
+        LexicalVerifier,
+    )
 
     if spec.verifier == "judge":
         from harness.judge.clients import OpenAIJudge
 
-        j = spec.judge
-        return JudgeVerifier(OpenAIJudge(j.base_url, j.model, j.api_key_env, j.temperature, j.max_tokens, j.concurrency,
-                                         j.timeout_s, j.max_retries, j.backoff_s))
+        return JudgeVerifier(OpenAIJudge.from_spec(spec.judge))
     if spec.verifier == "lexical":
         return LexicalVerifier(spec.threshold, spec.strict)
     if spec.verifier == "embedding":
