@@ -16,6 +16,17 @@ log = logging.getLogger("harness.cli")
 DEFAULT_STORE = ".harness/harness.duckdb"
 
 
+def _positive(value: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
+
+
 def _store_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--store", type=Path, default=Path(os.environ.get("HARNESS_STORE", DEFAULT_STORE)),
                    help=f"DuckDB results file (default: $HARNESS_STORE or {DEFAULT_STORE})")
@@ -52,7 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also evaluate pre-generated answers (MT-Bench model_answer JSONL, or {id, output} lines) "
                         "as if NAME were a variant; repeatable. Without --variant, only the answer sets are evaluated")
     p.add_argument("--variant", action="append", help="evaluate only this variant; repeatable (default: all)")
-    p.add_argument("--limit", type=int, help="evaluate only the first N items of each task (smoke tests)")
+    p.add_argument("--limit", type=_positive, metavar="N",
+                   help="evaluate a seeded random sample of N items of each task (a smoke test: the run is recorded as "
+                        "partial, and reports and gates keep reading full runs)")
     p.add_argument("--force", action="store_true", help="recompute even when an identical run is stored")
     _store_arg(p)
     p.set_defaults(func=cmd_run)
@@ -64,12 +77,32 @@ def build_parser() -> argparse.ArgumentParser:
     _store_arg(p)
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("gate", help="apply a report file's gate rules; exit 0 pass, 1 fail, 2 error",
-                       description="Evaluate the gate rules of REPORT against the stored rows. "
-                                   "Prints one line per rule with the observed value and its CI. Exit codes: 0 pass, 1 fail, 2 error.")
+    p = sub.add_parser("gate", help="apply a report file's gate rules; exit 0 pass, 1 fail, 3 inconclusive, 2 error",
+                       description="Evaluate the gate rules of REPORT against the stored rows, each as a one-sided hypothesis "
+                                   "test in the metric's declared direction. Prints one line per rule: the estimate, its "
+                                   "bounds, the p-value (Holm-adjusted across rules) and, when the data can't decide, the "
+                                   "minimum detectable effect and the items that would decide it. Exit codes: 0 every rule "
+                                   "passes, 1 a rule fails, 3 a rule is inconclusive (and none fails), 2 a rule can't be "
+                                   "evaluated or the file is invalid.")
     p.add_argument("report", type=Path, help="report file with a `gate:` section")
+    p.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML (one testcase per rule)")
+    p.add_argument("--markdown", type=Path, metavar="FILE",
+                   help="also write a markdown table of verdicts (appended to $GITHUB_STEP_SUMMARY as well when it is set)")
+    p.add_argument("--json", type=Path, metavar="FILE", help="also write the verdicts as JSON")
+    p.add_argument("--inconclusive", choices=["inconclusive", "pass", "fail"], default="inconclusive",
+                   help="exit code for an inconclusive gate: 3 (default), or as pass (0) or fail (1) for two-state CI")
     _store_arg(p)
     p.set_defaults(func=cmd_gate)
+
+    p = sub.add_parser("plan", help="how many items each gate rule and comparison needs to decide",
+                       description="For every gate rule and report comparison of REPORT: the minimum detectable effect at the "
+                                   "current n (from the stored item-level variance), and for undecided ones the items needed "
+                                   "to decide, with the evaluation time (from the recorded throughput) and cost.")
+    p.add_argument("report", type=Path, help="report file")
+    p.add_argument("--price-per-hour", type=float, metavar="PRICE",
+                   help="instance price for the cost estimate (default: the price_per_hour of a latency task in the store)")
+    _store_arg(p)
+    p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("audit", help="hallucination audit sheets: export claims for human review, import the labels",
                        description="export: write a random sample of checked claims (source, claim, verifier verdict) to CSV; "
@@ -96,8 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="list variants, runs or registered components",
                        description="List what the store holds (variants with lineage, runs) or what is registered "
-                                   "(scorers, backends, recipes, loaders).")
-    p.add_argument("what", choices=["variants", "runs", "scorers", "backends", "recipes", "loaders"])
+                                   "(scorers with their metrics, every declared metric, backends, recipes, loaders).")
+    p.add_argument("what", choices=["variants", "runs", "scorers", "metrics", "backends", "recipes", "loaders"])
     _store_arg(p)
     p.set_defaults(func=cmd_list)
     return parser
@@ -124,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and closed: not an error of ours
+        sys.stderr.close()
+        return 0
 
 
 # -- commands ---------------------------------------------------------------------------------
@@ -164,13 +200,15 @@ def cmd_run(args) -> int:
     outcomes = run_suites(args.suites, args.models, args.store, args.variant, args.force, args.limit,
                           parse_answers_arg(args.answers))
     variants = list(dict.fromkeys(o.variant for o in outcomes))
-    tasks = list(dict.fromkeys(o.task for o in outcomes))
     with open_store(args.store, read_only=True) as store:
-        rows = summarize(store, variants, tasks)
+        rows = summarize(store, variants, run_ids=[o.run_id for o in outcomes])
     print(f"{'variant':24} {'task':22} {'metric':12} mean [95% CI] (n)")
     for r in rows:
         print(f"{r.variant:24} {r.task:22} {r.metric:12} {r.estimate.fmt()}")
     print(f"stored in {args.store}")
+    if args.limit is not None:
+        print(f"--limit {args.limit}: a seeded random sample of each task, recorded as partial runs; "
+              "reports and gates keep reading full runs where one is stored")
     return 0
 
 
@@ -182,9 +220,16 @@ def cmd_report(args) -> int:
 
     spec = load_report(args.report)
     with open_store(args.store, read_only=True) as store:
-        view = build_view(store, spec)
+        view = build_view(store, spec, str(args.report))
     out = args.out or args.store.parent / "reports" / f"{args.report.stem}.html"
-    write_report(view, out)
+    try:
+        write_report(view, out)
+    except OSError as exc:
+        from harness.errors import ConfigError
+
+        raise ConfigError(f"{out}: cannot write the report: {exc.strerror or exc}", hint="--out takes a file path") from None
+    for w in view.coverage:
+        print(f"warning: {w}")
     print(f"report written to {out}")
     return 0
 
@@ -192,20 +237,56 @@ def cmd_report(args) -> int:
 def cmd_gate(args) -> int:
     from harness.config.report import load_report
     from harness.errors import ConfigError
-    from harness.gate import evaluate_gate, exit_code
+    from harness.gate import evaluate_gate
+    from harness.gate_output import to_json, to_junit, to_markdown
     from harness.store import open_store
 
     spec = load_report(args.report)
     if not spec.gate:
         raise ConfigError(f"{args.report}: no gate rules (add a `gate:` list)")
     with open_store(args.store, read_only=True) as store:
-        verdicts = evaluate_gate(store, spec)
-    for v in verdicts:
+        result = evaluate_gate(store, spec)
+    for v in result.verdicts:
         print(v.line())
-    code = exit_code(verdicts)
-    passed = sum(v.passed for v in verdicts)
-    print(f"gate: {'PASS' if code == 0 else 'FAIL'} ({passed}/{len(verdicts)} rules pass)")
+    for w in result.warnings:
+        print(f"warning: {w}")
+    code = result.exit_code(args.inconclusive)
+    counts = {s: sum(v.status == s for v in result.verdicts) for s in ("pass", "fail", "inconclusive", "error")}
+    st = spec.statistics
+    print(f"gate: {result.status.upper()} ({', '.join(f'{n} {s}' for s, n in counts.items() if n)}; "
+          f"alpha {st.alpha}, {'Holm-adjusted' if st.multiplicity == 'holm' else 'no multiplicity correction'}); exit code {code}")
+    title = f"Gate: {spec.title}"
+    outputs = [(args.junit, lambda: to_junit(result, spec.title), False),
+               (args.markdown, lambda: to_markdown(result, title), False),
+               (args.json, lambda: to_json(result, code, st.alpha, st.multiplicity), False)]
+    if os.environ.get("GITHUB_STEP_SUMMARY"):
+        outputs.append((Path(os.environ["GITHUB_STEP_SUMMARY"]), lambda: to_markdown(result, title), True))
+    for path, text, append in outputs:
+        if path is not None:
+            _write(path, text(), append)
     return code
+
+
+def _write(path: Path, text: str, append: bool = False) -> None:
+    from harness.errors import ConfigError
+    from harness.gate_output import write_text
+
+    try:
+        write_text(path, text, append)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot write: {exc.strerror or exc}") from None
+
+
+def cmd_plan(args) -> int:
+    from harness.config.report import load_report
+    from harness.planning import plan_lines
+    from harness.store import open_store
+
+    spec = load_report(args.report)
+    with open_store(args.store, read_only=True) as store:
+        for line in plan_lines(store, spec, args.price_per_hour, str(args.report)):
+            print(line)
+    return 0
 
 
 def cmd_audit_export(args) -> int:
@@ -231,7 +312,13 @@ def cmd_audit_import(args) -> int:
 def cmd_list(args) -> int:
     from harness import registry
 
-    if args.what in ("scorers", "backends", "recipes", "loaders"):
+    if args.what in ("scorers", "metrics"):
+        from harness.listing import metric_lines, scorer_lines
+
+        for line in (scorer_lines() if args.what == "scorers" else metric_lines()):
+            print(line)
+        return 0
+    if args.what in ("backends", "recipes", "loaders"):
         for name in registry.names(args.what.rstrip("s")):
             print(f"{name:18} {registry.target(args.what.rstrip('s'), name)}")
         return 0

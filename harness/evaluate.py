@@ -20,13 +20,25 @@ from harness.backends.base import GenerationConfig
 from harness.config.models import load_models, model_names
 from harness.config.suite import load_suite
 from harness.errors import ConfigError, UnknownNameError
-from harness.hashing import git_commit, stable_hash
+from harness.hashing import eval_libraries, git_commit, stable_hash
+from harness.metricspec import TaskKind
 from harness.progress import progress
 from harness.store.db import RunRow, SampleRow, ScoreRow, StatRow, Store
-from harness.tasks import PreparedTask, prepare_suite
+from harness.tasks import PreparedTask, prepare_suite, suite_tasks_json
 from harness.variants import open_backend, plan_variants, prepare_base, resolve_built
 
 log = logging.getLogger(__name__)
+
+MULTIPLE_CHOICE = TaskKind("multiple_choice", "options scored by log-likelihood; metrics come from the task's scorers")
+GENERATION = TaskKind("generation", "outputs generated and scored by the task's scorers")
+
+def run_key(task: PreparedTask, seed: int, **identity) -> str:
+    """The key under which a task run is reused: the task (spec, data, prompt, scorer configs,
+    the items actually evaluated), the seed, harness and library versions, and whatever
+    identifies the model side (variant key, backend, dtype and loading options; or an answer set)."""
+    return stable_hash({"task": task.spec.model_dump(), "data": task.data_hash, "prompt": task.prompt_hash,
+                        "scorers": task.scorers_hash, "items": stable_hash([s.id for s in task.samples]),
+                        "n": len(task.samples), "seed": seed, "harness": __version__, "libraries": eval_libraries(), **identity})
 
 
 @dataclass(frozen=True)
@@ -54,7 +66,8 @@ def run_suites(suite_paths: list[Path], models_path: Path | None, store_path: Pa
         suite = load_suite(path)
         suite_hash = stable_hash(suite.model_dump())
         prepared += [(suite_hash, suite.seed, t) for t in prepare_suite(suite, path, limit)]
-        judge_tasks += [(suite_hash, suite.seed, prepare_judge_task(t, suite.name, path)) for t in suite.tasks if t.type == "judge"]
+        judge_tasks += [(suite_hash, suite.seed, prepare_judge_task(t, suite.name, path, suite_tasks_json(suite)))
+                        for t in suite.tasks if t.type == "judge"]
     answer_sets = {name: load_answer_file(p) for name, p in (answers or {}).items()}
     if models_path is None and not answer_sets:
         raise ConfigError("nothing to evaluate: give --models (variants to run) and/or --answers NAME=FILE")
@@ -87,9 +100,8 @@ def run_suites(suite_paths: list[Path], models_path: Path | None, store_path: Pa
             backend_name = "fake" if spec.base.source == "fake" else "hf"
             todo = []
             for suite_hash, seed, task in prepared:
-                key = stable_hash({"task": task.spec.model_dump(), "data": task.data_hash, "prompt": task.prompt_hash,
-                                   "scorers": task.scorers_hash, "variant": model.key, "seed": seed, "harness": __version__, "backend": backend_name,
-                                   "dtype": model.dtype, "n": len(task.samples)})
+                key = run_key(task, seed, variant=model.key, backend=backend_name, dtype=model.dtype,
+                              base_options=spec.base.options, quantization=model.quantization)
                 cached = None if force else store.find_run(key)
                 if cached:
                     log.info("%s / %s: unchanged, reusing run %s", name, task.spec.name, cached["run_id"])
@@ -117,8 +129,7 @@ def _run_answer_set(store: Store, name: str, path: Path, answer_set: dict, prepa
     backend = ReplayBackend(name, answer_set)
     out = []
     for suite_hash, seed, task in prepared:
-        key = stable_hash({"task": task.spec.model_dump(), "data": task.data_hash, "prompt": task.prompt_hash,
-                           "scorers": task.scorers_hash, "answers": backend.key, "seed": seed, "harness": __version__, "n": len(task.samples)})
+        key = run_key(task, seed, answers=backend.key)
         cached = None if force else store.find_run(key)
         if cached:
             store.mark_reused(cached["run_id"])
@@ -206,18 +217,19 @@ def _run_task(store: Store, backend, variant: str, variant_key: str, suite_hash:
             scores += rows
     wall = time.perf_counter() - t0
     info = backend.info
-    metric_order = [m for _, fn in scorers for m in getattr(fn, "metrics", ())]
-    if spec.type == "perplexity":
-        metric_order = ["perplexity", "nll_per_token"]
-    if spec.type == "latency":
-        metric_order = ["latency_s", "ttft_s", "tokens_per_s", "decode_tokens_per_s", "output_tokens", "prompt_tokens"]
+    from harness import registry
+
+    kind = registry.resolve("task_kind", spec.type)
+    metric_order = [m.name for m in kind.metrics] + [m.name for _, s in scorers for m in s.metrics if m.level == "item"]
     run = RunRow(run_id=run_id, run_key=run_key, suite=task.suite, suite_hash=suite_hash, task=spec.name, task_type=spec.type,
                  metrics=json.dumps(metric_order),
                  variant=variant, variant_key=variant_key, backend=info.name, device=info.device, dtype=info.dtype,
                  data_hash=task.data_hash, prompt_hash=task.prompt_hash,
                  generation_config=json.dumps(asdict(gen_config)) if gen_config else None, seed=seed,
                  harness_version=__version__, git_commit=git_commit(), started_at=started, last_used_at=started, wall_s=wall,
-                 n_samples=len(task.samples))
+                 n_samples=len(task.samples), partial=task.partial, n_items_total=task.n_total,
+                 task_config=json.dumps(spec.model_dump(), default=str), suite_tasks=task.suite_tasks,
+                 libraries=json.dumps(eval_libraries()))
     store.write_task_run(run, samples, scores, stats=stats)
     log.info("%s / %s: done in %.1fs", variant, spec.name, wall)
     return TaskOutcome(variant, task.suite, spec.name, run_id, False, len(task.samples), wall)
@@ -265,13 +277,13 @@ def generate_samples(backend, task: PreparedTask, config: GenerationConfig):
 
 
 def _score(run_id: str, sample, output, scorers) -> tuple[list[ScoreRow], dict]:
-    """Score rows, and the details scorers return under `_details` (stored with the sample,
-    keyed by scorer name: e.g. the hallucination scorer's claims and verdicts)."""
+    """Score rows, and the details scorers return (stored with the sample, keyed by scorer
+    name: e.g. the hallucination scorer's claims and verdicts)."""
     rows, details = [], {}
-    for name, fn in scorers:
-        values = dict(fn(sample, output))
-        if "_details" in values:
-            details[name] = values.pop("_details")
-        for metric, value in values.items():
+    for name, scorer in scorers:
+        scored = scorer(sample, output)
+        if scored.details is not None:
+            details[name] = scored.details
+        for metric, value in scored.values.items():
             rows.append(ScoreRow(run_id, sample.id, name, metric, None if value is None else float(value)))
     return rows, details

@@ -1,85 +1,337 @@
-"""`harness gate`: apply a report file's gate rules to the stored rows.
+"""`harness gate`: a report file's gate rules as hypothesis tests over the stored rows.
 
-Exit codes: 0 every rule passes, 1 at least one fails, 2 the policy can't be evaluated
-(missing variant, task or metric; bad file)."""
+Every rule is a statement about a metric (non-inferiority against a baseline, superiority, or
+an absolute bound), read in the direction the metric declares (lower is better for latency and
+hallucination rate). Its test (harness.hypothesis, chosen by the metric's values) gives one-sided
+1 - alpha bounds and p-values, and the rule ends in one of four verdicts:
+
+- pass: the bounds lie entirely on the good side of the threshold;
+- fail: entirely on the bad side;
+- inconclusive: they straddle it (too few items to decide), or the judge behind a judged metric
+  failed its health checks;
+- error: the rule can't be evaluated (missing run or metric, a --limit run, an unknown name).
+
+With `statistics.multiplicity: holm` (the default) the decisions are made on Holm-adjusted
+p-values across the gate's rules. Exit codes: 0 pass, 1 fail, 3 inconclusive, 2 error."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field, replace
 
 from harness.config.report import GateRule, ReportSpec
-from harness.errors import StoreError
-from harness.metrics import sample_values
-from harness.stats import Estimate, bootstrap_mean, paired_comparison
+from harness.hypothesis import (
+    TestOutcome,
+    bootstrap_statistic_test,
+    holm,
+    mde,
+    n_needed,
+    one_sample_test,
+    paired_test,
+    quantile_test,
+)
+from harness.metricspec import Metric, resolve
 from harness.store.db import Store
 
-PASS, FAIL, ERROR = 0, 1, 2
+PASS, FAIL, ERROR, INCONCLUSIVE = 0, 1, 2, 3
+NAN = float("nan")
+EXIT_CODES = {"pass": PASS, "fail": FAIL, "inconclusive": INCONCLUSIVE, "error": ERROR}
 
 
 @dataclass(frozen=True)
 class Verdict:
+    """One rule's outcome."""
+
     rule: GateRule
-    passed: bool
-    observed: Estimate
-    """The judged quantity: the metric (absolute rules) or candidate - baseline (non-regression)."""
-    detail: str
+    status: str
+    """pass, fail, inconclusive or error."""
+    reason: str
+    """Why, in words."""
+    metric: Metric | None = None
+    outcome: TestOutcome | None = None
+    thresholds: tuple[float, ...] = ()
+    good: str = ""
+    """above (the estimate should exceed the threshold), below, or between (min and max)."""
+    alpha: float = 0.05
+    p_pass: float = NAN
+    """One-sided p-value of 'the rule does not hold' (small: it holds)."""
+    p_fail: float = NAN
+    """One-sided p-value of 'the rule holds' (small: it is broken)."""
+    p_adjusted: float = NAN
+    """Holm-adjusted p-value of the decision (min of the two), across the gate's rules."""
+    mde: float = NAN
+    """Minimum detectable effect at this n (distance from the threshold, power from the report)."""
+    n_needed: float = NAN
+    """Inconclusive rules: items that would decide it if the observed gap is real."""
+    notes: tuple[str, ...] = ()
+    decided: bool = False
+    """Whether the verdict comes from the test (not an error or a precondition)."""
+
+    @property
+    def label(self) -> str:
+        return self.rule.name or describe(self.rule)
+
+    @property
+    def p_value(self) -> float:
+        """The raw p-value of the decision taken (pass or fail side)."""
+        return min(self.p_pass, self.p_fail) if not math.isnan(self.p_pass) else NAN
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "pass"
 
     def line(self) -> str:
-        label = self.rule.name or describe(self.rule)
-        return f"{'PASS' if self.passed else 'FAIL'}  {label}: {self.detail}"
+        return f"{self.status.upper():13}{self.label}: {self.detail}"
+
+    @property
+    def detail(self) -> str:
+        """The evidence, in one line."""
+        parts = [self.reason] + list(self.notes)
+        return "; ".join(p for p in parts if p)
+
+
+@dataclass(frozen=True)
+class GateResult:
+    verdicts: list[Verdict]
+    warnings: list[str] = field(default_factory=list)
+    """Missing tasks and partial runs of the variants the rules name."""
+
+    def exit_code(self, inconclusive: str = "inconclusive") -> int:
+        """0 pass, 1 fail, 3 inconclusive, 2 error (the worst verdict wins; an error first, as the
+        gate could not be evaluated). `inconclusive`: map that verdict to pass or fail instead."""
+        statuses = {v.status for v in self.verdicts}
+        if "error" in statuses:
+            return ERROR
+        if "fail" in statuses:
+            return FAIL
+        if "inconclusive" in statuses:
+            return {"pass": PASS, "fail": FAIL}.get(inconclusive, INCONCLUSIVE)
+        return PASS
+
+    @property
+    def status(self) -> str:
+        return {PASS: "pass", FAIL: "fail", INCONCLUSIVE: "inconclusive", ERROR: "error"}[self.exit_code()]
 
 
 def describe(rule: GateRule) -> str:
-    if rule.baseline is not None:
-        return f"{rule.variant} vs {rule.baseline} on {rule.task}/{rule.metric}: drop <= {rule.max_drop:g}"
-    bounds = []
-    if rule.min is not None:
-        bounds.append(f">= {rule.min:g}")
-    if rule.max is not None:
-        bounds.append(f"<= {rule.max:g}")
-    return f"{rule.variant} {rule.task}/{rule.metric} {' and '.join(bounds)}"
+    """A rule in words, used when it has no name."""
+    where = f"{rule.task}/{rule.metric}"
+    kind = rule.rule_kind
+    if kind == "non_inferiority":
+        return f"{rule.variant} vs {rule.baseline} on {where}: worse by at most {rule.effective_margin:g}"
+    if kind == "superiority":
+        by = f" by more than {rule.effective_margin:g}" if rule.effective_margin else ""
+        return f"{rule.variant} beats {rule.baseline} on {where}{by}"
+    bounds = [f">= {rule.min:g}" if rule.min is not None else "", f"<= {rule.max:g}" if rule.max is not None else ""]
+    return f"{rule.variant} {where} {' and '.join(b for b in bounds if b)}"
 
 
-def _values(store: Store, variant: str, rule: GateRule) -> dict[str, float]:
-    values = sample_values(store, variant, rule.task, rule.metric)
-    if not values:
-        raise StoreError(f"gate rule '{rule.name or describe(rule)}': no scores for variant '{variant}', task '{rule.task}', metric '{rule.metric}'",
-                         hint="run the suite for this variant first (`harness run`), and check the names with `harness list runs`")
+class _RuleError(Exception):
+    """A rule that can't be evaluated; the message says why."""
+
+
+def _run(store: Store, variant: str, task: str) -> dict:
+    rows = store.query("SELECT * FROM latest_runs WHERE variant = ? AND task = ?", [variant, task])
+    if rows:
+        return rows[0]
+    known_variant = store.query("SELECT count(*) AS n FROM runs WHERE variant = ?", [variant])[0]["n"]
+    if not known_variant:
+        built = store.variant(variant)
+        raise _RuleError(f"no runs of variant '{variant}' in the store"
+                         + (" (it is built, but was never evaluated: `harness run ... --variant " + variant + "`)" if built else ""))
+    tasks = [r["task"] for r in store.query("SELECT DISTINCT task FROM latest_runs WHERE variant = ? ORDER BY task", [variant])]
+    raise _RuleError(f"variant '{variant}' has no run of task '{task}' (it has: {', '.join(tasks)})")
+
+
+def _item_values(store: Store, run: dict, metric: str) -> dict[str, float]:
+    rows = store.query("SELECT sample_id, value FROM scores WHERE run_id = ? AND metric = ? AND value IS NOT NULL",
+                       [run["run_id"], metric])
+    if not rows:
+        stored = [r["metric"] for r in store.query("SELECT DISTINCT metric FROM scores WHERE run_id = ? ORDER BY metric", [run["run_id"]])]
+        raise _RuleError(f"no values of '{metric}' in {run['variant']}'s run of {run['task']} (it stores: {', '.join(stored) or 'none'})")
+    return {r["sample_id"]: r["value"] for r in rows}
+
+
+def _health_failures(store: Store, run: dict) -> list[str]:
+    rows = store.query("SELECT metric, warning FROM run_stats WHERE run_id = ? AND warning IS NOT NULL ORDER BY metric", [run["run_id"]])
+    return [f"{r['metric']}: {r['warning']}" for r in rows]
+
+
+def _run_values(store: Store, run: dict, metric: Metric, params: dict):
+    from harness.registry import import_target
+
+    if metric.statistic is None:
+        stored = store.query("SELECT value FROM run_stats WHERE run_id = ? AND metric = ?", [run["run_id"], metric.name])
+        if not stored or stored[0]["value"] is None:
+            raise _RuleError(f"{run['variant']}'s run of {run['task']} has no '{metric.name}' figure")
+        from harness.metricspec import RunValues
+
+        return RunValues(point=stored[0]["value"])
+    values = import_target(metric.statistic)(store, run["run_id"], metric.name, params)
+    if values.statistic is None and not values.values and values.point is None:
+        raise _RuleError(f"'{metric.name}' can't be recomputed from {run['variant']}'s run of {run['task']} "
+                         "(is the metric's setting, e.g. a price, missing from the task?)")
     return values
 
 
-def _statistic(est: Estimate, on: str) -> float:
-    return {"mean": est.mean, "ci_low": est.low, "ci_high": est.high}[on]
+def _thresholds(rule: GateRule, metric: Metric) -> tuple[tuple[float, ...], str]:
+    """(thresholds, good side) of the rule on the estimate (a difference for paired rules)."""
+    kind = rule.rule_kind
+    if kind == "bound":
+        if rule.min is not None and rule.max is not None:
+            return (rule.min, rule.max), "between"
+        return ((rule.min,), "above") if rule.min is not None else ((rule.max,), "below")
+    if metric.direction == "none":
+        raise _RuleError(f"'{metric.name}' has no better direction ({metric.display}), so '{kind}' means nothing for it; "
+                         "use a bound (min/max)")
+    m = rule.effective_margin
+    higher = metric.direction == "higher"
+    if kind == "non_inferiority":
+        return ((-m,), "above") if higher else ((m,), "below")
+    return ((m,), "above") if higher else ((-m,), "below")
+
+
+def _test(store: Store, rule: GateRule, metric: Metric, params: dict, cand: dict, base: dict | None, threshold: float,
+          alpha: float, spec: ReportSpec) -> tuple[TestOutcome, list[str]]:
+    st = spec.statistics
+    notes = []
+    if metric.level == "item":
+        c = _item_values(store, cand, metric.name)
+        if base is None:
+            return one_sample_test(metric.values, list(c.values()), threshold, alpha, st.resamples, st.seed), notes
+        b = _item_values(store, base, metric.name)
+        shared = sorted(set(c) & set(b))
+        if not shared:
+            raise _RuleError(f"'{rule.variant}' and '{rule.baseline}' share no items of {rule.task}")
+        if len(shared) < max(len(c), len(b)):
+            notes.append(f"paired on the {len(shared)} items both have ({rule.variant}: {len(c)}, {rule.baseline}: {len(b)})")
+        return paired_test(metric.values, [c[k] for k in shared], [b[k] for k in shared], threshold, alpha, st.resamples, st.seed), notes
+    cv = _run_values(store, cand, metric, params)
+    if cv.point is not None:
+        if base is not None:
+            raise _RuleError(f"'{metric.name}' is a single measurement per run (no items behind it): only bound rules apply")
+        notes.append("a single measurement: no interval, decided on the value itself")
+        v = cv.point
+        return TestOutcome(v, v, v, 0.0 if v > threshold else 1.0, 0.0 if v < threshold else 1.0, 1, "single measurement",
+                           metric.display, NAN), notes
+    if base is None:
+        if metric.percentile and cv.values:
+            return quantile_test(cv.values, int(params["q"]) / 100, threshold, alpha), notes
+        return bootstrap_statistic_test(cv.statistic, threshold, alpha, st.resamples, st.seed, estimand=metric.display), notes
+    bv = _run_values(store, base, metric, params)
+    if bv.statistic is None:
+        raise _RuleError(f"'{metric.name}' of {rule.baseline} can't be resampled")
+    return bootstrap_statistic_test(cv.statistic, threshold, alpha, st.resamples, st.seed, baseline=bv.statistic,
+                                    estimand=f"difference in {metric.display}"), notes
 
 
 def evaluate_rule(store: Store, rule: GateRule, spec: ReportSpec) -> Verdict:
+    """One rule's verdict before any multiplicity correction."""
     st = spec.statistics
-    candidate = _values(store, rule.variant, rule)
-    if rule.baseline is None:
-        est = bootstrap_mean(candidate.values(), st.resamples, st.confidence, st.seed)
-        value = _statistic(est, rule.statistic)
-        ok = (rule.min is None or value >= rule.min) and (rule.max is None or value <= rule.max)
-        return Verdict(rule, ok, est, f"{rule.statistic}={value:.4f}; observed {est.fmt(4)}")
-    baseline = _values(store, rule.baseline, rule)
-    cmp = paired_comparison(candidate, baseline, st.resamples, st.confidence, st.seed)
-    if cmp.diff.n == 0:
-        raise StoreError(f"gate rule '{rule.name or describe(rule)}': '{rule.variant}' and '{rule.baseline}' share no items on {rule.task}")
-    value = _statistic(cmp.diff, rule.statistic)
-    ok = value >= -rule.max_drop
-    floor = 0.0 - rule.max_drop  # 0.0 - x, so a max_drop of 0 prints as +0.0000, not -0.0000
-    return Verdict(rule, ok, cmp.diff, f"{rule.statistic} diff={value:+.4f} (must be >= {floor:+.4f}); "
-                                      f"diff {cmp.diff.fmt(4)}, paired p{format_p(cmp.p_value)}")
+    alpha = rule.alpha or st.alpha
+    notes: list[str] = []
+    if rule.statistic is not None:
+        notes.append(f"statistic: {rule.statistic} is ignored (every rule is decided on its one-sided {1 - alpha:.0%} bounds)")
+    try:
+        found = resolve(rule.metric)
+        if found is None:
+            raise _RuleError(f"'{rule.metric}' is not a metric any scorer or task kind declares (`harness list metrics`)")
+        metric, params = found
+        cand = _run(store, rule.variant, rule.task)
+        base = _run(store, rule.baseline, rule.task) if rule.baseline else None
+        for run in (cand, base):
+            if run is not None and run.get("partial") and not rule.allow_partial:
+                of = f" of {run['n_items_total']}" if run.get("n_items_total") else ""
+                raise _RuleError(f"{run['variant']}'s only run of {run['task']} is a --limit sample ({run['n_samples']}{of} items); "
+                                 "rerun without --limit, or set allow_partial: true on the rule")
+            if run is not None and run.get("partial"):
+                notes.append(f"{run['variant']}: partial run ({run['n_samples']} of {run['n_items_total']} items), allowed by the rule")
+        thresholds, good = _thresholds(rule, metric)
+        outcomes = []
+        for t in thresholds:
+            outcome, extra = _test(store, rule, metric, params, cand, base, t, alpha, spec)
+            outcomes.append(outcome)
+        notes += [n for n in extra if n not in notes]
+    except _RuleError as exc:
+        return Verdict(rule, "error", str(exc), notes=tuple(notes), alpha=alpha)
+    outcome = outcomes[0]
+    if outcome.n == 0 or math.isnan(outcome.estimate):
+        return Verdict(rule, "error", "no values to test", metric, outcome, thresholds, good, alpha, notes=tuple(notes))
+    if good == "above":
+        p_pass, p_fail = outcome.p_above, outcome.p_below
+    elif good == "below":
+        p_pass, p_fail = outcome.p_below, outcome.p_above
+    else:
+        low_o, high_o = outcomes
+        p_pass, p_fail = max(low_o.p_above, high_o.p_below), min(low_o.p_below, high_o.p_above)
+    nearest = min(thresholds, key=lambda t: abs(outcome.estimate - t))
+    gap = outcome.estimate - nearest
+    verdict = Verdict(rule, "pending", "", metric, outcome, thresholds, good, alpha, p_pass, p_fail,
+                      mde=mde(outcome.se, alpha, st.power), n_needed=n_needed(outcome.n, outcome.se, gap, alpha, st.power),
+                      notes=tuple(notes), decided=True)
+    if metric.judged and rule.require_healthy_judge:
+        failures = _health_failures(store, cand) + (_health_failures(store, base) if base else [])
+        if failures:
+            return replace(verdict, status="inconclusive", decided=False,
+                           reason=_evidence(verdict) + "; the judge failed its health checks (" + "; ".join(failures) + ")")
+    return verdict
+
+
+def _evidence(v: Verdict) -> str:
+    o = v.outcome
+    conf = f"{1 - v.alpha:.0%}"
+    what = "difference" if v.rule.baseline else o.estimand
+    thresholds = " and ".join(f"{t:+.4g}" if v.rule.baseline else f"{t:.4g}" for t in v.thresholds)
+    if o.method == "single measurement":
+        bounds = ""
+    else:
+        bounds = f", one-sided {conf} bounds [{_fmt(o.low)}, {_fmt(o.high)}]"
+    return f"{what} {_fmt(o.estimate)}{bounds} vs {thresholds} (n={o.n}, {o.method})"
+
+
+def _fmt(x: float) -> str:
+    if math.isnan(x):
+        return "n/a"
+    if math.isinf(x):
+        return "+inf" if x > 0 else "-inf"
+    return f"{x:.4g}"
 
 
 def format_p(p: float) -> str:
-    """'=0.271', or '<0.001' when the permutation test's resolution is the limit."""
+    """'=0.271', or '<0.001'."""
     return "<0.001" if p < 0.001 else f"={p:.3f}"
 
 
-def evaluate_gate(store: Store, spec: ReportSpec) -> list[Verdict]:
-    """Every rule's verdict; StoreError if a rule can't be evaluated."""
-    return [evaluate_rule(store, rule, spec) for rule in spec.gate]
+def decide(verdicts: list[Verdict], multiplicity: str) -> list[Verdict]:
+    """Final verdicts: each tested rule passes or fails when its (Holm-adjusted) p-value is at
+    most its alpha, and is inconclusive otherwise."""
+    tested = [i for i, v in enumerate(verdicts) if v.decided]
+    raw = [verdicts[i].p_value for i in tested]
+    adjusted = holm(raw) if multiplicity == "holm" else raw
+    out = list(verdicts)
+    for i, adj in zip(tested, adjusted):
+        v = out[i]
+        side = "pass" if v.p_pass <= v.p_fail else "fail"
+        status = side if adj <= v.alpha else "inconclusive"
+        p_words = f"p{format_p(v.p_value)}" + (f", Holm p{format_p(adj)}" if multiplicity == "holm" and len(tested) > 1 else "")
+        reason = f"{_evidence(v)}, {p_words}"
+        if status == "inconclusive":
+            reason += f"; the data can't decide: MDE {_fmt(v.mde)} at this n"
+            if math.isinf(v.n_needed):
+                reason += ", and the estimate sits on the threshold"
+            elif not math.isnan(v.n_needed):
+                reason += f"; about {int(v.n_needed)} items would decide a gap this size"
+        out[i] = replace(v, status=status, reason=reason, p_adjusted=adj)
+    return out
 
 
-def exit_code(verdicts: list[Verdict]) -> int:
-    return PASS if all(v.passed for v in verdicts) else FAIL
+def evaluate_gate(store: Store, spec: ReportSpec) -> GateResult:
+    """Every rule's verdict (Holm-adjusted across the rules), with warnings about missing tasks
+    and partial runs of the variants the rules name."""
+    from harness.coverage import missing_tasks, partial_runs
+
+    verdicts = decide([evaluate_rule(store, rule, spec) for rule in spec.gate], spec.statistics.multiplicity)
+    variants = sorted({r.variant for r in spec.gate} | {r.baseline for r in spec.gate if r.baseline})
+    warnings = [g.words() for g in missing_tasks(store, variants)]
+    warnings += [p.words() for p in partial_runs(store, variants)]
+    return GateResult(verdicts, warnings)

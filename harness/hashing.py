@@ -42,3 +42,27 @@ def library_versions(*names: str) -> dict[str, str]:
         except PackageNotFoundError:
             out[name] = "-"
     return out
+
+
+EVAL_LIBRARIES = ("torch", "transformers", "peft", "bitsandbytes", "sacrebleu", "rouge-score")
+"""Libraries whose versions can change stored rows: part of every run key and recorded with the run."""
+CPU_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16", "asimd", "sve")
+"""Instruction sets CPU kernels dispatch on (bitsandbytes' int8/4-bit kernels, oneDNN): the same
+weights can give other outputs on a CPU with other ones."""
+
+
+@lru_cache(maxsize=1)
+def eval_libraries() -> dict[str, str]:
+    """What a run's rows depend on besides its inputs: installed versions of EVAL_LIBRARIES
+    ('-' when absent), and the machine's architecture and CPU_FEATURES."""
+    import platform
+
+    flags: set[str] = set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                flags |= set(line.split(":", 1)[1].split())
+    except OSError:
+        pass  # not Linux: the architecture alone
+    cpu = " ".join([platform.machine()] + [f for f in CPU_FEATURES if f in flags])
+    return {**library_versions(*EVAL_LIBRARIES), "cpu": cpu}

@@ -14,11 +14,44 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.backends.base import Generation, GenerationConfig
+from harness.metricspec import Metric, RunValues, TaskKind
 from harness.stats import Estimate, bootstrap_statistic
 
 log = logging.getLogger(__name__)
 
 PERCENTILES = (50, 95, 99)
+
+_STAT = "harness.latency:run_statistic"
+KIND = TaskKind(
+    "latency", "serving measurements: every item sent at each concurrency level",
+    metrics=(
+        Metric("latency_s", "request latency", "lower", low=0, unit="s"),
+        Metric("ttft_s", "time to first token", "lower", low=0, unit="s"),
+        Metric("tokens_per_s", "output tokens per second (per request)", "higher", low=0, unit="tokens/s"),
+        Metric("decode_tokens_per_s", "decode tokens per second (per request)", "higher", low=0, unit="tokens/s"),
+        Metric("output_tokens", "output tokens", "none", low=0, unit="tokens"),
+        Metric("prompt_tokens", "prompt tokens", "none", low=0, unit="tokens"),
+    ),
+    run_metrics=(
+        Metric("latency_s_p{q}", "p{q} request latency", "lower", level="run", low=0, unit="s", statistic=_STAT, percentile=True,
+               description="percentile of request latency at the first concurrency level"),
+        Metric("ttft_s_p{q}", "p{q} time to first token", "lower", level="run", low=0, unit="s", statistic=_STAT, percentile=True),
+        Metric("tokens_per_s_p{q}", "p{q} tokens/s per request", "higher", level="run", low=0, unit="tokens/s", statistic=_STAT,
+               percentile=True),
+        Metric("latency_s_p{q}_{bucket}", "p{q} latency, {bucket} prompts", "lower", level="run", low=0, unit="s",
+               statistic=_STAT, percentile=True, description="requests whose prompt length is nearest the bucket's centre"),
+        Metric("prompt_tokens_{bucket}", "prompt length, {bucket} bucket centre", "none", level="run", unit="tokens"),
+        Metric("throughput_tokens_per_s_c{c}", "throughput at concurrency {c}", "higher", level="run", low=0, unit="tokens/s",
+               statistic=_STAT),
+        Metric("requests_per_s_c{c}", "requests per second at concurrency {c}", "higher", level="run", low=0, statistic=_STAT),
+        Metric("cost_per_1k_output_tokens_c{c}", "cost per 1K output tokens at concurrency {c}", "lower", level="run", low=0,
+               statistic=_STAT, description="from the task's price_per_hour"),
+        Metric("cost_per_1k_words_c{c}", "cost per 1,000 words at concurrency {c}", "lower", level="run", low=0, statistic=_STAT),
+        Metric("api_cost_per_1k_output_tokens", "API cost per 1K output tokens", "lower", level="run", low=0, statistic=_STAT),
+        Metric("api_cost_per_request", "API cost per request", "lower", level="run", low=0, statistic=_STAT),
+        Metric("peak_memory_mb", "peak memory of the serving process", "lower", level="run", low=0, unit="MB",
+               description="one measurement per run: no interval"),
+    ))
 
 
 @dataclass(frozen=True)
@@ -27,6 +60,9 @@ class Request:
     concurrency: int
     prompt: str
     out: Generation
+    chunk: int = 0
+    """Which group of requests it was served with (one batch of `concurrency`)."""
+    chunk_size: int = 1
 
 
 def latency_rows(backend, task, run_id: str, seed: int):
@@ -42,7 +78,8 @@ def latency_rows(backend, task, run_id: str, seed: int):
     samples, scores = [], []
     for r in requests:
         values = request_scores(r)
-        samples.append(SampleRow(run_id, r.sample_id, r.prompt, None, r.out.text, json.dumps({"concurrency": r.concurrency, **values})))
+        samples.append(SampleRow(run_id, r.sample_id, r.prompt, None, r.out.text,
+                                 json.dumps({"concurrency": r.concurrency, "chunk": r.chunk, "chunk_size": r.chunk_size, **values})))
         scores += [ScoreRow(run_id, r.sample_id, "latency", m, v) for m, v in values.items()]
     stats = [StatRow(run_id, m, nan_to_null(e.mean), nan_to_null(e.low), nan_to_null(e.high), e.n, None)
              for m, e in run_stats(requests, walls, spec.latency, peak_memory_mb())]
@@ -65,7 +102,7 @@ def measure(backend, samples, gen: GenerationConfig, levels: list[int], warmup: 
             chunk = samples[start:start + c]
             outs = backend.generate([s.prompt for s in chunk], config)
             wall += max(o.request_latency_s or o.latency_s * len(chunk) for o in outs)
-            requests += [Request(f"{s.id}@c{c}", c, s.prompt, o) for s, o in zip(chunk, outs)]
+            requests += [Request(f"{s.id}@c{c}", c, s.prompt, o, start // c, len(chunk)) for s, o in zip(chunk, outs)]
         walls[c] = wall
         log.info("concurrency %d: %d requests in %.1fs", c, len(samples), wall)
     return requests, walls
@@ -139,6 +176,61 @@ def run_stats(requests: list[Request], walls: dict[int, float], spec, peak_mb: f
 
 def _point(value: float, n: int) -> Estimate:
     return Estimate(value, float("nan"), float("nan"), n)
+
+
+def run_statistic(store, run_id: str, metric: str, params: dict) -> RunValues:
+    """A serving figure of a stored latency run, recomputed from its per-request rows so the
+    gate can test it: percentiles exactly (order statistics), throughput and cost by resampling
+    requests (each request carries its share of its batch's wall time). Items are the task's
+    item ids, so two variants' runs pair up."""
+    import json
+
+    import numpy as np
+
+    from harness.hypothesis import ItemStatistic
+
+    run = store.query("SELECT task_config FROM runs WHERE run_id = ?", [run_id])
+    config = json.loads(run[0]["task_config"]) if run and run[0].get("task_config") else {}
+    spec = config.get("latency", {})
+    rows = store.query("SELECT sample_id, output, details FROM samples WHERE run_id = ? ORDER BY sample_id", [run_id])
+    reqs = [(r["sample_id"].rsplit("@c", 1)[0], r["output"] or "", json.loads(r["details"])) for r in rows]
+    levels = spec.get("concurrency") or sorted({d["concurrency"] for _, _, d in reqs})
+    level = int(params["c"]) if "c" in params else levels[0]
+    at = [(sid, text, d) for sid, text, d in reqs if d["concurrency"] == level]
+    ids = tuple(sid for sid, _, _ in at)
+    if "q" in params:
+        source = metric.split("_p", 1)[0]
+        values = np.array([d[source] for _, _, d in at], dtype=float)
+        if "bucket" in params:
+            centres = buckets([int(d["prompt_tokens"]) for _, _, d in at])
+            keep = [i for i, (_, _, d) in enumerate(at)
+                    if min(centres, key=lambda k: abs(centres[k] - d["prompt_tokens"])) == params["bucket"]]
+            values, ids = values[keep], tuple(ids[i] for i in keep)
+        q = int(params["q"])
+        return RunValues(ItemStatistic(ids, lambda idx: float(np.percentile(values[list(idx)], q))), tuple(values))
+    tokens = np.array([d["output_tokens"] for _, _, d in at], dtype=float)
+    prompt = np.array([d["prompt_tokens"] for _, _, d in at], dtype=float)
+    share = np.array([d["latency_s"] / d.get("chunk_size", level) for _, _, d in at], dtype=float)
+    words = np.array([len(text.split()) for _, text, _ in at], dtype=float)
+
+    def ratio(num, den, scale=1.0):
+        return lambda idx: float(scale * num[list(idx)].sum() / den[list(idx)].sum()) if den[list(idx)].sum() > 0 else float("nan")
+
+    per_second = (spec.get("price_per_hour") or 0.0) / 3600.0
+    if metric.startswith("throughput_tokens_per_s_c"):
+        fn = ratio(tokens, share)
+    elif metric.startswith("requests_per_s_c"):
+        fn = ratio(np.ones(len(at)), share)
+    elif metric.startswith("cost_per_1k_output_tokens_c") and spec.get("price_per_hour") is not None:
+        fn = ratio(share, tokens, per_second * 1000)
+    elif metric.startswith("cost_per_1k_words_c") and spec.get("price_per_hour") is not None:
+        fn = ratio(share, words, per_second * 1000)
+    elif metric.startswith("api_cost") and spec.get("price_per_1k_output_tokens") is not None:
+        cost = (prompt * (spec.get("price_per_1k_input_tokens") or 0.0) + tokens * spec["price_per_1k_output_tokens"]) / 1000
+        fn = ratio(cost, tokens, 1000) if metric == "api_cost_per_1k_output_tokens" else (lambda idx: float(cost[list(idx)].mean()))
+    else:
+        return RunValues()
+    return RunValues(ItemStatistic(ids, fn))
 
 
 def reset_peak_memory() -> None:

@@ -8,10 +8,6 @@ from harness.scorers.text_overlap import CORPUS_METRICS, corpus_scorer
 from harness.stats import Estimate, bootstrap_mean, bootstrap_statistic
 from harness.store.db import Store
 
-LOWER_IS_BETTER: set[str] = {"hallucination_rate", "unsupported_claims", "perplexity", "nll_per_token", "corpus_perplexity",
-                              "latency_s", "ttft_s", "inconsistent", "unjudged", "abstained"}
-"""Metrics where smaller is better (the report marks the minimum as best)."""
-
 
 @dataclass(frozen=True)
 class MetricSummary:
@@ -39,18 +35,27 @@ def sample_values(store: Store, variant: str, task: str, metric: str) -> dict[st
     return {r["sample_id"]: r["value"] for r in rows}
 
 
+def run_values(store: Store, run_id: str, metric: str) -> list[float]:
+    """Per-item values of one metric in one run."""
+    rows = store.query("SELECT value FROM scores WHERE run_id = ? AND metric = ? AND value IS NOT NULL", [run_id, metric])
+    return [r["value"] for r in rows]
+
+
 def summarize(store: Store, variants: list[str], tasks: list[str] | None = None, resamples: int = 2000,
-              confidence: float = 0.95, seed: int = 0) -> list[MetricSummary]:
-    """Mean (computed in SQL), n and a bootstrap CI for every variant x task x metric."""
+              confidence: float = 0.95, seed: int = 0, run_ids: list[str] | None = None) -> list[MetricSummary]:
+    """Mean (computed in SQL), n and a bootstrap CI for every variant x task x metric of the runs
+    reports read (or of the given runs, e.g. those a `harness run` just produced)."""
+    source, params = ("runs", [run_ids]) if run_ids is not None else ("latest_runs", [variants])
+    where = "list_contains(?, r.run_id)" if run_ids is not None else "list_contains(?, r.variant)"
     rows = store.query(
-        """SELECT r.variant, r.suite, r.task, s.metric, r.run_id, avg(s.value) AS mean, count(s.value) AS n
-           FROM latest_runs r JOIN scores s USING (run_id)
-           WHERE list_contains(?, r.variant) GROUP BY ALL ORDER BY r.suite, r.task, s.metric, r.variant""", [variants])
+        f"""SELECT r.variant, r.suite, r.task, s.metric, r.run_id, avg(s.value) AS mean, count(s.value) AS n
+           FROM {source} r JOIN scores s USING (run_id)
+           WHERE {where} GROUP BY ALL ORDER BY r.suite, r.task, s.metric, r.variant""", params)  # source: a constant
     out = []
     for r in rows:
         if tasks is not None and r["task"] not in tasks:
             continue
-        est = bootstrap_mean(sample_values(store, r["variant"], r["task"], r["metric"]).values(), resamples, confidence, seed)
+        est = bootstrap_mean(run_values(store, r["run_id"], r["metric"]), resamples, confidence, seed)
         out.append(MetricSummary(r["variant"], r["suite"], r["task"], r["metric"], est, r["run_id"]))
         corpus = CORPUS_METRICS.get(r["metric"])
         if corpus:

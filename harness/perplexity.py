@@ -6,7 +6,31 @@ from __future__ import annotations
 import json
 import math
 
+from harness.metricspec import Metric, RunValues, TaskKind
 from harness.stats import bootstrap_statistic
+
+KIND = TaskKind(
+    "perplexity", "log-likelihood of each item's text under the variant",
+    metrics=(Metric("perplexity", "perplexity", "lower", low=1, description="exp(NLL per token) of the item"),
+             Metric("nll_per_token", "NLL per token", "lower", low=0, unit="nats")),
+    run_metrics=(Metric("corpus_perplexity", "corpus perplexity", "lower", level="run", low=1,
+                        description="exp(total NLL / total tokens) over the run's items",
+                        statistic="harness.perplexity:corpus_statistic"),))
+
+
+def corpus_perplexity(nll: list[float], tokens: list[int]):
+    """exp(total NLL / total tokens) over items at the given positions (repeats allowed)."""
+    return lambda idx: math.exp(sum(nll[i] for i in idx) / max(1, sum(tokens[i] for i in idx)))
+
+
+def corpus_statistic(store, run_id: str, metric: str, params: dict) -> RunValues:
+    """Corpus perplexity of a stored run as a function of its items (gate resampling)."""
+    from harness.hypothesis import ItemStatistic
+
+    rows = store.query("SELECT sample_id, details FROM samples WHERE run_id = ? ORDER BY sample_id", [run_id])
+    details = [json.loads(r["details"]) for r in rows]
+    return RunValues(ItemStatistic(tuple(r["sample_id"] for r in rows),
+                                   corpus_perplexity([d["nll"] for d in details], [d["tokens"] for d in details])))
 
 
 def perplexity_rows(backend, task, run_id: str, seed: int):
@@ -23,6 +47,5 @@ def perplexity_rows(backend, task, run_id: str, seed: int):
         samples.append(SampleRow(run_id, s.id, s.prompt, None, None, json.dumps({"nll": -out.logprob, "tokens": out.n_tokens})))
         scores += [ScoreRow(run_id, s.id, "perplexity", "nll_per_token", per),
                    ScoreRow(run_id, s.id, "perplexity", "perplexity", math.exp(per))]
-    est = bootstrap_statistic(len(nll), lambda idx: math.exp(sum(nll[i] for i in idx) / max(1, sum(ntok[i] for i in idx))),
-                              1000, 0.95, seed)
+    est = bootstrap_statistic(len(nll), corpus_perplexity(nll, ntok), 1000, 0.95, seed)
     return samples, scores, [StatRow(run_id, "corpus_perplexity", est.mean, est.low, est.high, est.n, None)]

@@ -43,6 +43,15 @@ BUILTINS: dict[str, dict[str, str]] = {
         "distill": "harness.recipes.distill:RECIPE",
         "shrink": "harness.recipes.shrink:RECIPE",
     },
+    "task_kind": {
+        # What each kind of task stores besides its scorers' metrics (harness.metricspec.TaskKind).
+        "multiple_choice": "harness.evaluate:MULTIPLE_CHOICE",
+        "generation": "harness.evaluate:GENERATION",
+        "perplexity": "harness.perplexity:KIND",
+        "latency": "harness.latency:KIND",
+        "judge_pairwise": "harness.judge.kinds:PAIRWISE",
+        "judge_single": "harness.judge.kinds:SINGLE",
+    },
     "loader": {
         "jsonl": "harness.data.loaders:load_jsonl",
         "csv": "harness.data.loaders:load_csv",

@@ -1,5 +1,5 @@
-"""Confidence intervals and paired tests over items. Seeded: the same rows always give the
-same interval. numpy only."""
+"""Confidence intervals over items (the tables' figures). Seeded: the same rows always give the
+same interval. Tests and verdicts live in harness.hypothesis."""
 
 from __future__ import annotations
 
@@ -19,17 +19,6 @@ class Estimate:
         return f"{self.mean:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}] (n={self.n})"
 
 
-@dataclass(frozen=True)
-class PairedComparison:
-    """candidate - baseline on the items both have, with a CI and a two-sided p-value."""
-
-    diff: Estimate
-    p_value: float
-    wins: int
-    losses: int
-    ties: int
-
-
 def bootstrap_mean(values, resamples: int = 2000, confidence: float = 0.95, seed: int = 0) -> Estimate:
     """Percentile bootstrap of the mean, resampling items with replacement."""
     import numpy as np
@@ -41,32 +30,14 @@ def bootstrap_mean(values, resamples: int = 2000, confidence: float = 0.95, seed
     mean = float(x.mean())
     if n == 1 or np.all(x == x[0]):
         return Estimate(mean, mean, mean, n)
+    from harness.hypothesis import chunk_sizes
+
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, n, size=(resamples, n))
-    means = x[idx].mean(axis=1)
+    # In chunks, so memory stays bounded (chunk x n indices) however many items there are.
+    means = np.concatenate([x[rng.integers(0, n, size=(size, n))].mean(axis=1) for size in chunk_sizes(resamples, n)])
     alpha = (1 - confidence) / 2
     low, high = np.quantile(means, [alpha, 1 - alpha])
     return Estimate(mean, float(low), float(high), n)
-
-
-def paired_comparison(candidate: dict[str, float], baseline: dict[str, float], resamples: int = 2000,
-                      confidence: float = 0.95, seed: int = 0) -> PairedComparison:
-    """Paired bootstrap CI of the mean difference over shared item ids, and a sign-flip
-    permutation test of 'no difference' (exact enough with `resamples` flips)."""
-    import numpy as np
-
-    shared = sorted(set(candidate) & set(baseline))
-    d = np.array([candidate[k] - baseline[k] for k in shared], dtype=float)
-    est = bootstrap_mean(d, resamples, confidence, seed)
-    if len(d) == 0:
-        return PairedComparison(est, float("nan"), 0, 0, 0)
-    observed = abs(d.mean())
-    rng = np.random.default_rng(seed + 1)
-    signs = rng.choice([-1.0, 1.0], size=(resamples, len(d)))
-    flipped = np.abs((signs * d).mean(axis=1))
-    # +1 in numerator and denominator: a permutation p-value is never exactly 0.
-    p = float((np.sum(flipped >= observed - 1e-12) + 1) / (resamples + 1))
-    return PairedComparison(est, p, int(np.sum(d > 0)), int(np.sum(d < 0)), int(np.sum(d == 0)))
 
 
 def bootstrap_statistic(n: int, statistic, resamples: int = 1000, confidence: float = 0.95, seed: int = 0) -> Estimate:
@@ -76,9 +47,14 @@ def bootstrap_statistic(n: int, statistic, resamples: int = 1000, confidence: fl
 
     if n == 0:
         return Estimate(float("nan"), float("nan"), float("nan"), 0)
+    from harness.hypothesis import chunk_sizes
+
     point = float(statistic(list(range(n))))
     rng = np.random.default_rng(seed)
-    values = [float(statistic(list(idx))) for idx in rng.integers(0, n, size=(resamples, n))]
+    values = np.array([float(statistic(list(idx))) for size in chunk_sizes(resamples, n) for idx in rng.integers(0, n, size=(size, n))])
+    values = values[~np.isnan(values)]  # a resample can leave a figure undefined (e.g. no decisive verdict)
+    if len(values) == 0:
+        return Estimate(point, float("nan"), float("nan"), n)
     alpha = (1 - confidence) / 2
     low, high = np.quantile(values, [alpha, 1 - alpha])
     return Estimate(point, float(low), float(high), n)

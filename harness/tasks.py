@@ -14,6 +14,7 @@ from harness.data.loaders import LETTERS, LoadRequest, Record
 from harness.errors import ConfigError
 from harness.hashing import stable_hash
 from harness.prompts import compile_template, render
+from harness.scorers import Scorer
 
 
 @dataclass(frozen=True)
@@ -46,39 +47,52 @@ class PreparedTask:
     samples: tuple[Sample, ...]
     data_hash: str
     prompt_hash: str
-    scorers: tuple[tuple[str, object], ...] = ()
-    """(name, scorer function) per scorer entry, configured scorers already configured."""
+    scorers: tuple[tuple[str, Scorer], ...] = ()
+    """(name, scorer) per scorer entry, configured scorers already configured."""
+    n_total: int = 0
+    """Items the task has; fewer are evaluated when a --limit sample was drawn."""
+    suite_tasks: str = "[]"
+    """The suite's tasks as JSON ([{task, type, baseline}]), recorded with every run."""
+
+    @property
+    def partial(self) -> bool:
+        """A --limit sample: the run is recorded as partial."""
+        return len(self.samples) < self.n_total
 
     @property
     def scorers_hash(self) -> str:
         """Content of scorer configs (e.g. a rubric file): part of the run key."""
-        return stable_hash([(name, getattr(fn, "config_hash", None)) for name, fn in self.scorers])
+        return stable_hash([(name, s.config_hash) for name, s in self.scorers])
 
 
-def scorer_task_types(name: str, where: str) -> tuple[str, ...]:
-    fn = registry.resolve("scorer", name, where=where)
-    return getattr(fn, "task_types", ("multiple_choice", "generation"))
+def resolve_scorer(name: str, where: str) -> Scorer:
+    """A registered scorer; a plugin that is not a declared Scorer is a clear error."""
+    s = registry.resolve("scorer", name, where=where)
+    if not isinstance(s, Scorer):
+        raise ConfigError(f"{where}: scorer '{name}' ({registry.target('scorer', name)}) is not a harness.scorers.Scorer",
+                          hint="declare it with the harness.scorers.scorer(...) decorator, listing its metrics")
+    return s
 
 
-def prepare_task(task: TaskSpec, suite_name: str, suite_path: Path, limit: int | None = None) -> PreparedTask:
-    """Load and render a task; ConfigError (file, field, line) on any problem."""
+def prepare_task(task: TaskSpec, suite_name: str, suite_path: Path, limit: int | None = None, seed: int = 0,
+                 suite_tasks: str = "[]") -> PreparedTask:
+    """Load and render a task; ConfigError (file, field, line) on any problem. `limit`: a seeded
+    random sample of that many items (a smoke run, recorded as partial)."""
     where = f"{suite_path}: task '{task.name}'"
     scorers = []
     for i, (name, config) in enumerate(task.scorer_refs):
-        types = scorer_task_types(name, f"{where}: scorers[{i}]")
-        if task.type not in types:
-            raise ConfigError(f"{where}: scorers[{i}]: scorer '{name}' does not apply to {task.type} tasks (it scores {', '.join(types)})")
-        fn = registry.resolve("scorer", name)
-        if getattr(fn, "needs_reference", False) and task.type == "generation" and task.prompt.reference is None and task.multi_turn is None:
+        s = resolve_scorer(name, f"{where}: scorers[{i}]")
+        if task.type not in s.task_types:
+            raise ConfigError(f"{where}: scorers[{i}]: scorer '{name}' does not apply to {task.type} tasks (it scores {', '.join(s.task_types)})")
+        if s.needs_reference and task.type == "generation" and task.prompt.reference is None and task.multi_turn is None:
             raise ConfigError(f"{where}: scorers[{i}]: scorer '{name}' compares outputs with a reference; set prompt.reference")
-        configure = getattr(fn, "configure", None)
-        if config is not None and configure is None:
+        if config is not None and s.configure is None:
             raise ConfigError(f"{where}: scorers[{i}]: scorer '{name}' takes no config (write it as a plain name)")
-        if configure is not None:
+        if s.configure is not None:
             if config is None:
                 raise ConfigError(f"{where}: scorers[{i}]: scorer '{name}' needs a config: `- {name}: {{...}}`")
-            fn = configure(config, f"{where}: scorers[{i}].{name}", suite_path.parent)
-        scorers.append((name, fn))
+            s = s.configure(config, f"{where}: scorers[{i}].{name}", suite_path.parent)
+        scorers.append((name, s))
     if task.type == "generation" and task.fewshot.k and task.prompt.reference is None:
         raise ConfigError(f"{where}: few-shot generation needs prompt.reference (each example shows its answer)")
     if task.multi_turn is not None:
@@ -103,18 +117,40 @@ def prepare_task(task: TaskSpec, suite_name: str, suite_path: Path, limit: int |
             raise ConfigError(f"{where}: duplicate sample id '{sid}' (set id_field to a unique field)")
         seen.add(sid)
         samples.append(_render_sample(task, rec, sid, shots, where))
-    if limit:
-        samples = samples[:limit]
+    n_total = len(samples)
+    if limit is not None:
+        samples = sample_items(samples, limit, seed, task.name)
     data_hash = stable_hash([[r.id, r.fields] for r in records] + [[r.id, r.fields] for r in shots])
     prompt_hash = stable_hash([task.prompt.model_dump(), task.fewshot.model_dump(), task.multiple_choice.model_dump()
                                if task.type == "multiple_choice" else None])
-    return PreparedTask(task, suite_name, tuple(samples), data_hash, prompt_hash, tuple(scorers))
+    return PreparedTask(task, suite_name, tuple(samples), data_hash, prompt_hash, tuple(scorers), n_total, suite_tasks)
+
+
+def sample_items(samples: list, limit: int, seed: int, task_name: str) -> list:
+    """A seeded random sample of `limit` items, in their original order (not the first N, which
+    would over-represent whatever the file lists first)."""
+    import random
+
+    if limit < 1:
+        raise ConfigError(f"--limit must be at least 1 (got {limit})")
+    if limit >= len(samples):
+        return list(samples)
+    keep = set(random.Random(f"{seed}:{task_name}").sample(range(len(samples)), limit))
+    return [s for i, s in enumerate(samples) if i in keep]
+
+
+def suite_tasks_json(suite: SuiteSpec) -> str:
+    """The suite's tasks as recorded with each run: which tasks a variant's results should have."""
+    import json
+
+    return json.dumps([{"task": t.name, "type": t.type, "baseline": getattr(t, "baseline", None)} for t in suite.tasks])
 
 
 def prepare_suite(suite: SuiteSpec, suite_path: Path, limit: int | None = None) -> list[PreparedTask]:
     """The suite's model-facing tasks (multiple choice, generation), rendered. Judge tasks are
     prepared by harness.judge.task, over these tasks' stored outputs."""
-    return [prepare_task(t, suite.name, suite_path, limit) for t in suite.tasks if t.type != "judge"]
+    tasks = suite_tasks_json(suite)
+    return [prepare_task(t, suite.name, suite_path, limit, suite.seed, tasks) for t in suite.tasks if t.type != "judge"]
 
 
 def conversation_prompt(task: TaskSpec, user_turns: list[str], answers: list[str]) -> str:

@@ -111,6 +111,10 @@ def test_end_to_end_build_run_report_gate(built, capsys):
         """)
     assert main(["report", str(report), "--store", store]) == 0
     assert (ws / "reports").exists() and (ws / "h.duckdb").parent.joinpath("reports", "tiny.html").exists()
+    # A --limit run is partial: the gate refuses it unless the rule allows partial data.
+    assert main(["gate", str(report), "--store", store]) == 2
+    assert "is a --limit sample (4 of 20 items)" in capsys.readouterr().out
+    report.write_text(report.read_text().replace("max_drop: 1.0}", "max_drop: 1.0, allow_partial: true}"))
     assert main(["gate", str(report), "--store", store]) == 0
     assert main(["list", "variants", "--store", store]) == 0
     assert "└─ tiny-sft [sft_lora" in capsys.readouterr().out

@@ -91,15 +91,38 @@ def test_models_parent_must_exist(tmp_path):
         load_models(path)
 
 
-def test_report_rule_must_be_one_kind(tmp_path):
+@pytest.mark.parametrize("rule, message", [
+    ("{variant: b, task: t, metric: acc, min: 0.5, baseline: a, max_drop: 0.1}", "min/max belong to bound rules"),
+    ("{variant: b, task: t, metric: acc}", "say what the rule checks"),
+    ("{kind: non_inferiority, variant: b, baseline: a, task: t, metric: acc}", "needs a margin"),
+    ("{kind: superiority, variant: b, task: t, metric: acc}", "needs a baseline"),
+    ("{kind: superiority, variant: b, baseline: a, task: t, metric: acc, max_drop: 0.1}", "max_drop is shorthand"),
+    ("{kind: bound, variant: b, task: t, metric: acc, min: 0.6, max: 0.5}", "min 0.6 is above max 0.5"),
+    ("{variant: b, task: t, metric: acc, min: 0.5, alpha: 0.7}", "alpha"),
+])
+def test_report_rule_kinds_are_checked(tmp_path, rule, message):
+    path = write(tmp_path / "r.yaml", f"""
+        title: r
+        variants: [a, b]
+        gate:
+          - {rule}
+        """)
+    with pytest.raises(ConfigError, match=message):
+        load_report(path)
+
+
+def test_report_rule_shorthands_resolve_to_kinds(tmp_path):
     path = write(tmp_path / "r.yaml", """
         title: r
         variants: [a, b]
         gate:
-          - {variant: b, task: t, metric: acc, min: 0.5, baseline: a, max_drop: 0.1}
+          - {variant: b, baseline: a, task: t, metric: acc, max_drop: 0.1}
+          - {variant: b, task: t, metric: acc, min: 0.5}
+          - {kind: superiority, variant: b, baseline: a, task: t, metric: acc}
         """)
-    with pytest.raises(ConfigError, match="either absolute"):
-        load_report(path)
+    rules = load_report(path).gate
+    assert [r.rule_kind for r in rules] == ["non_inferiority", "bound", "superiority"]
+    assert [r.effective_margin for r in rules] == [0.1, 0.0, 0.0]
 
 
 def test_report_baseline_listed(tmp_path):

@@ -65,19 +65,69 @@ def test_changed_prompt_is_a_new_run(workspace, fake_models):
     assert len(hashes) == 2
 
 
-def test_limit_evaluates_first_items(workspace, fake_models):
+def test_limit_is_a_seeded_random_sample_recorded_as_partial(workspace, fake_models):
     assert run(workspace, fake_models, "--limit", "3") == 0
     con = duckdb.connect(str(workspace / "h.duckdb"), read_only=True)
-    assert {r[0] for r in con.execute("SELECT n_samples FROM runs").fetchall()} == {3}
+    runs = con.execute("SELECT task, n_samples, n_items_total, partial FROM runs ORDER BY task").fetchall()
+    assert runs == [("quiz", 3, 20, True), ("tweets", 3, 6, True)]
+    picked = [r[0] for r in con.execute("SELECT sample_id FROM samples s JOIN runs r USING (run_id) WHERE r.task = 'quiz' "
+                                        "ORDER BY sample_id").fetchall()]
+    con.close()
+    first_three = ["arithmetic/0", "arithmetic/1", "arithmetic/2"]
+    assert picked != first_three and len(picked) == 3
+    # the same seed draws the same sample; a different --limit is a different run
+    assert run(workspace, fake_models, "--limit", "3") == 0
+    assert run(workspace, fake_models, "--limit", "4") == 0
+    con = duckdb.connect(str(workspace / "h.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 4
+    con.close()
 
 
-def test_reusing_an_older_run_makes_it_the_one_reports_read(workspace, fake_models):
-    assert run(workspace, fake_models) == 0  # full run (key A)
-    assert run(workspace, fake_models, "--limit", "2") == 0  # newer, smaller run (key B)
-    assert run(workspace, fake_models) == 0  # key A again: reused, and read again
+@pytest.mark.parametrize("bad", ["0", "-1", "x"])
+def test_limit_must_be_a_positive_count(workspace, fake_models, bad, capsys):
+    with pytest.raises(SystemExit) as exc:
+        run(workspace, fake_models, "--limit", bad)
+    assert exc.value.code == 2 and "--limit" in capsys.readouterr().err
+    assert not (workspace / "h.duckdb").exists()
+
+
+def test_reports_read_full_runs_over_newer_partial_ones(workspace, fake_models):
+    assert run(workspace, fake_models) == 0  # full run
+    assert run(workspace, fake_models, "--limit", "2") == 0  # newer, partial
     con = duckdb.connect(str(workspace / "h.duckdb"), read_only=True)
     assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 4
     assert {r[0] for r in con.execute("SELECT n_samples FROM latest_runs").fetchall()} == {20, 6}
+    con.close()
+
+
+def test_run_key_covers_library_versions(workspace, fake_models, monkeypatch):
+    import harness.evaluate as evaluate
+    from harness.hashing import eval_libraries
+
+    assert run(workspace, fake_models) == 0
+    assert run(workspace, fake_models) == 0  # reused
+    monkeypatch.setattr(evaluate, "eval_libraries", lambda: {**eval_libraries(), "torch": "0.0-other"})
+    assert run(workspace, fake_models) == 0  # another torch: recomputed, never reused
+    con = duckdb.connect(str(workspace / "h.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 4
+    libs = {json.loads(r[0])["torch"] for r in con.execute("SELECT libraries FROM runs").fetchall()}
+    con.close()
+    assert "0.0-other" in libs and len(libs) == 2  # recorded with each run
+
+
+def test_run_key_covers_the_base_loading_options(workspace, tiny_model_dir):
+    """max_length changes what a model sees (left truncation) without changing its weights."""
+    models = write(workspace / "models" / "tiny.yaml", f"base: {{name: tiny, source: hf_dir, path: {tiny_model_dir}, "
+                                                       "options: {max_length: 256}}\n")
+    args = ["run", str(workspace / "suites" / "mc.yaml"), "--models", str(models), "--store", str(workspace / "h.duckdb"),
+            "--limit", "2"]
+    assert main(args) == 0 and main(args) == 0
+    models.write_text(models.read_text().replace("max_length: 256", "max_length: 128"))
+    assert main(args) == 0
+    con = duckdb.connect(str(workspace / "h.duckdb"), read_only=True)
+    rows = con.execute("SELECT DISTINCT variant_key, run_key FROM runs").fetchall()
+    con.close()
+    assert len(rows) == 2 and len({r[0] for r in rows}) == 1  # same weights, two runs
 
 
 def test_corpus_bleu_and_chrf_are_sacrebleus(workspace, fake_models):

@@ -246,8 +246,8 @@ def test_brand_similarity_prefers_on_brand_text(tmp_path):
     from harness.scorers.similarity import configure
 
     fn = configure({"corpus": str(REPO / "data" / "brand" / "train.jsonl"), "field": "tweet", "limit": 40}, "x", Path("."))
-    on = fn(None, Generation("Good morning, friends. Our new roast is here. #LumenMornings ☕", 0, 0, 0.0))["brand_similarity"]
-    off = fn(None, Generation("Quarterly earnings exceeded analyst expectations in the semiconductor sector.", 0, 0, 0.0))["brand_similarity"]
+    on = fn(None, Generation("Good morning, friends. Our new roast is here. #LumenMornings ☕", 0, 0, 0.0)).values["brand_similarity"]
+    off = fn(None, Generation("Quarterly earnings exceeded analyst expectations in the semiconductor sector.", 0, 0, 0.0)).values["brand_similarity"]
     assert on > off + 0.2
 
 

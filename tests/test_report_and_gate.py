@@ -1,13 +1,19 @@
-"""Reports (escaped, self-contained, with CIs and samples) and gate verdicts/exit codes,
-over rows written by the real pipeline with two fake variants."""
+"""Reports (escaped, self-contained, with CIs and samples) and the gate: direction-aware rules as
+hypothesis tests with four verdicts and exit codes, Holm across rules, run-level metrics, judge
+health as a precondition, partial and missing data never silent, and the CI outputs."""
 
 from __future__ import annotations
 
+import json
 import re
+import xml.etree.ElementTree as ET
+from datetime import datetime
 
+import numpy as np
 import pytest
 
 from harness.cli import main
+from harness.store.db import RunRow, ScoreRow, StatRow, Store
 from tests.conftest import write
 
 
@@ -31,27 +37,25 @@ def two_variants(workspace):
 
 
 def report_file(ws, gate: str) -> str:
-    return str(write(ws / "reports" / "r.yaml", f"""
-        title: "Compare <b>variants</b>"
-        variants: [fake-bad, fake-good]
-        baseline: fake-bad
-        samples_per_task: 2
-        statistics: {{resamples: 500}}
-        gate:
-        {gate}
-        """))
+    """A report over the two fake variants; `gate`: rule lines, each starting '  - '."""
+    path = ws / "reports" / "r.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('title: "Compare <b>variants</b>"\nvariants: [fake-bad, fake-good]\nbaseline: fake-bad\n'
+                    f"samples_per_task: 2\nstatistics: {{resamples: 500}}\ngate:\n{gate}\n")
+    return str(path)
 
 
 def test_report_is_self_contained_and_escapes_model_output(two_variants):
     ws = two_variants
-    path = report_file(ws, "  - {variant: fake-good, task: tweets, metric: rougeL, min: 0.0}")
+    path = report_file(ws, "  - {variant: fake-good, baseline: fake-bad, task: quiz, metric: acc, max_drop: 1.0}")
     out = ws / "out.html"
     assert main(["report", path, "--store", str(ws / "h.duckdb"), "--out", str(out)]) == 0
     html = out.read_text()
     assert "<script>alert" not in html and "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in html
     assert "Compare &lt;b&gt;variants&lt;/b&gt;" in html
     assert not re.search(r"(src|href)=\"https?://", html)  # nothing loaded from a CDN
-    for needed in ("Leaderboard", "quiz", "tweets", "rougeL", "Paired differences", "n=20", "Provenance", "PASS"):
+    for needed in ("Leaderboard", "quiz", "tweets", "rougeL", "Paired differences", "n=20", "Provenance",
+                   "exact McNemar", "studentized paired bootstrap", "p (Holm)", "MDE", "Gate: <span class=\"pass\">PASS"):
         assert needed in html
     # the leaderboard shows each task's first declared metric (gen.yaml lists rouge first)
     assert '<th>tweets<br><span class="small">rouge1</span></th>' in html
@@ -59,35 +63,273 @@ def test_report_is_self_contained_and_escapes_model_output(two_variants):
     assert re.search(r"\[\d\.\d{3}, \d\.\d{3}\]", html)
 
 
-def test_gate_pass_fail_and_error_codes(two_variants, capsys):
+def test_gate_four_verdicts_and_exit_codes(two_variants, capsys):
     ws = two_variants
     store = str(ws / "h.duckdb")
-    passing = report_file(ws, "  - {variant: fake-good, baseline: fake-bad, task: tweets, metric: rougeL, max_drop: 0.0}")
+    # fake-good favours A on every item, fake-bad answers at random: acc 0.25-ish vs whatever A gives.
+    passing = report_file(ws, "  - {variant: fake-good, baseline: fake-bad, task: quiz, metric: acc, max_drop: 1.0}")
     assert main(["gate", passing, "--store", store]) == 0
     out = capsys.readouterr().out
-    assert "PASS" in out and "paired p" in out and "gate: PASS (1/1 rules pass)" in out
+    assert out.startswith("PASS") and "Tango score test" in out  # a margin: Tango's test, not the exact one at 0
+    assert "gate: PASS (1 pass" in out and "exit code 0" in out
 
     failing = report_file(ws, "  - {variant: fake-bad, task: quiz, metric: acc, min: 0.99, name: bad is perfect}")
     assert main(["gate", failing, "--store", store]) == 1
     out = capsys.readouterr().out
-    assert "FAIL  bad is perfect: mean=" in out and "(n=20)" in out
+    assert out.startswith("FAIL         bad is perfect: proportion") and "(n=20, exact binomial)" in out
+
+    # 20 items can't tell 0.25-ish from 0.3: the bounds straddle the threshold
+    acc = float(re.search(r"proportion ([\d.]+)", out).group(1))
+    unsure = report_file(ws, f"  - {{variant: fake-bad, task: quiz, metric: acc, min: {acc + 0.02}}}")
+    assert main(["gate", unsure, "--store", store]) == 3
+    out = capsys.readouterr().out
+    assert out.startswith("INCONCLUSIVE") and "the data can't decide: MDE" in out and "items would decide" in out
+    assert main(["gate", unsure, "--store", store, "--inconclusive", "fail"]) == 1
+    assert main(["gate", unsure, "--store", store, "--inconclusive", "pass"]) == 0
+    capsys.readouterr()
 
     missing = report_file(ws, "  - {variant: fake-good, task: quiz, metric: bleu, min: 0.1}")
     assert main(["gate", missing, "--store", store]) == 2
-    assert "no scores for variant 'fake-good', task 'quiz', metric 'bleu'" in capsys.readouterr().err
+    assert "no values of 'bleu' in fake-good's run of quiz (it stores: acc, acc_norm)" in capsys.readouterr().out
+    unknown = report_file(ws, "  - {variant: fake-typo, task: quiz, metric: acc, min: 0.1}")
+    assert main(["gate", unknown, "--store", store]) == 2
+    assert "no runs of variant 'fake-typo'" in capsys.readouterr().out
+    undeclared = report_file(ws, "  - {variant: fake-good, task: quiz, metric: accuracy, min: 0.1}")
+    assert main(["gate", undeclared, "--store", store]) == 2
+    assert "not a metric any scorer or task kind declares" in capsys.readouterr().out
 
 
-def test_gate_on_ci_bound_is_stricter_than_on_mean(two_variants, capsys):
+def test_old_statistic_key_still_loads_and_is_reported_as_ignored(two_variants, capsys):
+    ws = two_variants
+    path = report_file(ws, "  - {variant: fake-good, task: quiz, metric: acc, min: 0.05, statistic: ci_low}")
+    assert main(["gate", path, "--store", str(ws / "h.duckdb")]) in (0, 1, 3)
+    assert "statistic: ci_low is ignored" in capsys.readouterr().out
+
+
+# -- constructed stores ---------------------------------------------------------------------------
+
+def plant(store: Store, variant: str, task: str, values: dict[str, list[float]], task_type: str = "generation",
+          suite: str = "s", partial: bool = False, suite_tasks: list | None = None, stats=()) -> str:
+    """One run of `task` for `variant` with the given per-item values of each metric."""
+    run_id = f"{variant}-{task}"
+    now = datetime(2026, 11, 28)
+    n = len(next(iter(values.values())))
+    store.write_task_run(
+        RunRow(run_id=run_id, run_key=run_id, suite=suite, suite_hash="h", task=task, task_type=task_type,
+               metrics=json.dumps(list(values)), variant=variant, variant_key=variant, backend="fake", device="none", dtype="none",
+               data_hash="d", prompt_hash="p", generation_config=None, seed=0, harness_version="t", git_commit=None, started_at=now,
+               last_used_at=now, wall_s=0.5 * n, n_samples=n, partial=partial, n_items_total=n * (5 if partial else 1),
+               suite_tasks=json.dumps(suite_tasks) if suite_tasks else None),
+        [], [ScoreRow(run_id, f"i{k}", "planted", m, v) for m, vs in values.items() for k, v in enumerate(vs)],
+        stats=[StatRow(run_id, m, v, None, None, n, w) for m, v, w in stats])
+    return run_id
+
+
+def gate_file(tmp_path, rules: str, variants="[base, cand]", stats="") -> str:
+    return str(write(tmp_path / "g.yaml", f"title: g\nvariants: {variants}\nstatistics: {{resamples: 500{stats}}}\ngate:\n{rules}"))
+
+
+def gate(tmp_path, rules: str, capsys, *extra, stats="") -> tuple[int, str]:
+    code = main(["gate", gate_file(tmp_path, rules, stats=stats), "--store", str(tmp_path / "g.duckdb"), *extra])
+    return code, capsys.readouterr().out
+
+
+def test_worse_hallucination_rate_fails_non_inferiority_and_an_improvement_passes(tmp_path, capsys):
+    """Lower is better for hallucination_rate: the old gate passed a regression and failed an improvement."""
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.1, 0.3, 100)
+    with Store(tmp_path / "g.duckdb") as store:
+        plant(store, "base", "grounded", {"hallucination_rate": list(base)})
+        plant(store, "worse", "grounded", {"hallucination_rate": list(base + 0.15)})
+        plant(store, "better", "grounded", {"hallucination_rate": list(base - 0.09)})
+    rule = "  - {{variant: {v}, baseline: base, task: grounded, metric: hallucination_rate, max_drop: 0.05}}\n"
+    code, out = gate(tmp_path, rule.format(v="worse"), capsys)
+    assert code == 1 and out.startswith("FAIL") and "difference 0.15" in out and "vs +0.05" in out
+    code, out = gate(tmp_path, rule.format(v="better"), capsys)
+    assert code == 0 and out.startswith("PASS") and "difference -0.09" in out
+    # superiority in the right direction too: lower is the better side
+    sup = "  - {kind: superiority, variant: better, baseline: base, task: grounded, metric: hallucination_rate}\n"
+    assert gate(tmp_path, sup, capsys)[0] == 0
+    sup = "  - {kind: superiority, variant: worse, baseline: base, task: grounded, metric: hallucination_rate}\n"
+    assert gate(tmp_path, sup, capsys)[0] == 1
+    # an absolute bound on the upper confidence bound
+    bound = "  - {variant: better, task: grounded, metric: hallucination_rate, max: 0.15}\n"
+    code, out = gate(tmp_path, bound, capsys)
+    assert code == 0 and "studentized bootstrap" in out
+
+
+def test_ordinal_ratings_use_wilcoxon_and_direction_none_refuses_paired_rules(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    base = rng.integers(3, 8, 60).astype(float)
+    with Store(tmp_path / "g.duckdb") as store:
+        plant(store, "base", "rate", {"judge_rating": list(base), "claims": list(base)}, task_type="judge_single")
+        plant(store, "cand", "rate", {"judge_rating": list(base + 1), "claims": list(base)}, task_type="judge_single")
+    code, out = gate(tmp_path, "  - {kind: superiority, variant: cand, baseline: base, task: rate, metric: judge_rating}\n", capsys)
+    assert code == 0 and "Wilcoxon signed-rank" in out and "difference 1" in out
+    code, out = gate(tmp_path, "  - {variant: cand, baseline: base, task: rate, metric: claims, max_drop: 1}\n", capsys)
+    assert code == 2 and "has no better direction" in out
+
+
+def test_holm_across_rules_makes_a_marginal_rule_inconclusive(tmp_path, capsys):
+    from harness.hypothesis import paired_test
+
+    rng = np.random.default_rng(3)
+    base = rng.normal(0.5, 0.2, 40)
+    cand = base + 0.04 + rng.normal(0, 0.05, 40)
+    with Store(tmp_path / "g.duckdb") as store:
+        plant(store, "base", "t", {"rougeL": list(base)})
+        plant(store, "cand", "t", {"rougeL": list(cand)})
+    # a superiority margin at which the rule alone passes with 0.01 < p <= 0.05 (same test, seed and resamples)
+    margin = next(m for m in np.arange(0.0, 0.05, 0.0005)
+                  if 0.01 < paired_test("continuous", cand, base, m, 0.05, 500, 0, bounds=False).p_above <= 0.05)
+    one = f"  - {{kind: superiority, variant: cand, baseline: base, task: t, metric: rougeL, margin: {margin:.4f}}}\n"
+    code, out = gate(tmp_path, one, capsys)
+    assert code == 0
+    # four more rules the data can't decide (thresholds at the estimate): the marginal p is now one of five
+    five = one + "".join(f"  - {{variant: cand, task: t, metric: rougeL, min: {cand.mean() + k * 1e-4:.6f}, name: r{k}}}\n"
+                         for k in range(4))
+    code, out = gate(tmp_path, five, capsys)
+    assert code == 3 and out.startswith("INCONCLUSIVE") and "Holm p=" in out
+    code, out = gate(tmp_path, five, capsys, stats=", multiplicity: none")
+    assert out.startswith("PASS")  # uncorrected, the marginal rule passes again (the other four stay undecided)
+
+
+def test_judged_metric_needs_a_healthy_judge(tmp_path, capsys):
+    with Store(tmp_path / "g.duckdb") as store:
+        plant(store, "cand", "pairs", {"win_rate": [1.0] * 30}, task_type="judge_pairwise",
+              stats=[("consistency", 0.1, "order-swap consistency 10% < 60%: verdicts depend on answer position")])
+    rule = "  - {variant: cand, task: pairs, metric: win_rate, min: 0.5}\n"
+    code, out = gate(tmp_path, rule, capsys)
+    assert code == 3 and "the judge failed its health checks (consistency: order-swap consistency 10%" in out
+    code, out = gate(tmp_path, rule.replace("min: 0.5", "min: 0.5, require_healthy_judge: false"), capsys)
+    assert code == 0
+
+
+def test_partial_runs_are_errors_unless_allowed_and_missing_tasks_are_named(tmp_path, capsys):
+    tasks = [{"task": "a", "type": "generation", "baseline": None}, {"task": "b", "type": "generation", "baseline": None},
+             {"task": "j", "type": "judge", "baseline": "base"}]
+    with Store(tmp_path / "g.duckdb") as store:
+        plant(store, "base", "a", {"rougeL": [0.5] * 10}, suite_tasks=tasks)
+        plant(store, "cand", "a", {"rougeL": [0.6, 0.7] * 5}, partial=True, suite_tasks=tasks)
+    rule = "  - {variant: cand, task: a, metric: rougeL, min: 0.1}\n"
+    code, out = gate(tmp_path, rule, capsys)
+    assert code == 2 and "cand's only run of a is a --limit sample (10 of 50 items)" in out
+    # both variants lack task b; the pairwise judge task j is missing for cand only (base is its baseline)
+    # cand lacks task b and the pairwise judge task j (base is j's baseline, so base lacks only b)
+    assert "warning: cand: suite 's' has no stored run of b, j" in out and "warning: base" not in out
+    code, out = gate(tmp_path, rule.replace("min: 0.1", "min: 0.1, allow_partial: true"), capsys)
+    assert code == 0 and "partial run (10 of 50 items), allowed by the rule" in out
+    report = write(tmp_path / "r.yaml", "title: r\nvariants: [base, cand]\n")
+    out_html = tmp_path / "r.html"
+    assert main(["report", str(report), "--store", str(tmp_path / "g.duckdb"), "--out", str(out_html)]) == 0
+    html = out_html.read_text()
+    assert "Incomplete results" in html and "only a --limit sample (10 of 50 items)" in html and "has no stored run of b" in html
+
+
+def test_report_naming_what_does_not_exist_exits_2(two_variants, capsys):
     ws = two_variants
     store = str(ws / "h.duckdb")
-    mean_rule = report_file(ws, "  - {variant: fake-bad, task: quiz, metric: acc, min: 0.05}")
-    assert main(["gate", mean_rule, "--store", store]) in (0, 1)
-    line = capsys.readouterr().out.splitlines()[0]
-    mean = float(re.search(r"observed (\d\.\d+) \[(\d\.\d+), (\d\.\d+)\]", line).group(1))
-    low = float(re.search(r"observed (\d\.\d+) \[(\d\.\d+), (\d\.\d+)\]", line).group(2))
-    assert low < mean
-    threshold = (low + mean) / 2
-    on_mean = report_file(ws, f"  - {{variant: fake-bad, task: quiz, metric: acc, min: {threshold}}}")
-    assert main(["gate", on_mean, "--store", store]) == 0
-    on_low = report_file(ws, f"  - {{variant: fake-bad, task: quiz, metric: acc, min: {threshold}, statistic: ci_low}}")
-    assert main(["gate", on_low, "--store", store]) == 1
+    for body, message in [("variants: [fake-bad, fake-typo]", "no runs of 'fake-typo'"),
+                          ("variants: [fake-bad, fake-good]\ntasks: [quiz, quizz]", "no task 'quizz'"),
+                          ("variants: [fake-bad, fake-good]\nheadline: {quiz: accuracy}", "task 'quiz' has no metric 'accuracy'"),
+                          ("variants: [fake-bad, fake-good]\nheadline: {quizz: acc}", "no task 'quizz'")]:
+        path = write(ws / "reports" / "bad.yaml", f"title: t\n{body}\n")
+        assert main(["report", str(path), "--store", store]) == 2
+        assert message in capsys.readouterr().err
+        if "headline" not in body:
+            assert main(["plan", str(path), "--store", store]) == 2
+            capsys.readouterr()
+
+
+def test_run_level_metrics_are_gateable(tmp_path, capsys):
+    items = [{"id": f"i{k}", "topic": "x " * (k + 1)} for k in range(10)]
+    write(tmp_path / "d.jsonl", "\n".join(json.dumps(i) for i in items) + "\n")
+    latencies = [0.1 * (k + 1) for k in range(10)]
+    models = write(tmp_path / "m.yaml", f"base: {{name: fake-l, source: fake, options: {{latencies: {latencies}, default_output: 'a b c d'}}}}\n")
+    suite = write(tmp_path / "s.yaml", """
+        name: serve
+        tasks:
+          - name: serving
+            type: latency
+            data: {format: jsonl, path: d.jsonl}
+            id_field: id
+            prompt: {template: "{{ topic }}"}
+            latency: {concurrency: [1, 5], warmup: 0, price_per_hour: 3.6}
+        """)
+    store = tmp_path / "g.duckdb"
+    assert main(["run", str(suite), "--models", str(models), "--store", str(store)]) == 0
+    capsys.readouterr()
+    rules = ("  - {variant: fake-l, task: serving, metric: throughput_tokens_per_s_c5, min: 10}\n"
+             "  - {variant: fake-l, task: serving, metric: latency_s_p50, max: 5.0}\n"
+             "  - {variant: fake-l, task: serving, metric: latency_s_p95, max: 5.0, name: p95 from 10 requests}\n"
+             "  - {variant: fake-l, task: serving, metric: cost_per_1k_output_tokens_c1, max: 10.0}\n"
+             "  - {variant: fake-l, task: serving, metric: peak_memory_mb, max: 1000000}\n")
+    code, out = gate(tmp_path, rules, capsys, stats=", multiplicity: none", )
+    lines = out.splitlines()
+    # the gate recomputes the stored figures from the per-request rows
+    assert lines[0].startswith("PASS") and f"{40 / 1.5:.4g}" in lines[0] and "percentile bootstrap" in lines[0]
+    assert lines[1].startswith("PASS") and "exact binomial (order statistics)" in lines[1]
+    # a p95 can't be bounded from 10 requests: the upper bound is infinite
+    assert lines[2].startswith("INCONCLUSIVE") and "+inf" in lines[2]
+    assert lines[3].startswith("PASS") and f"{0.001 * 5.5 / 40 * 1000:.4g}" in lines[3]
+    assert lines[4].startswith("PASS") and "single measurement" in lines[4]
+    assert code == 3
+
+
+def test_corpus_bleu_is_gateable_paired(two_variants, capsys):
+    ws = two_variants
+    path = report_file(ws, "  - {kind: superiority, variant: fake-good, baseline: fake-bad, task: tweets, metric: corpus_bleu}")
+    assert main(["gate", path, "--store", str(ws / "h.duckdb")]) in (0, 1, 3)
+    out = capsys.readouterr().out
+    assert "paired percentile bootstrap" in out and "(n=6," in out
+
+
+def test_ci_outputs_junit_markdown_json_and_step_summary(two_variants, capsys, monkeypatch):
+    ws = two_variants
+    store = str(ws / "h.duckdb")
+    path = report_file(ws, "\n".join([
+        "  - {variant: fake-good, baseline: fake-bad, task: quiz, metric: acc, max_drop: 1.0, name: keeps knowledge}",
+        "  - {variant: fake-bad, task: quiz, metric: acc, min: 0.99, name: perfect}",
+        "  - {variant: fake-bad, task: quiz, metric: acc, min: 0.3, name: unsure}",
+        "  - {variant: fake-bad, task: quiz, metric: bleu, min: 0.3, name: broken}"]))
+    summary = ws / "summary.md"
+    summary.write_text("earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    code = main(["gate", path, "--store", store, "--junit", str(ws / "out" / "gate.xml"), "--markdown", str(ws / "gate.md"),
+                 "--json", str(ws / "gate.json")])
+    assert code == 2  # an error wins over a failure
+    suite = ET.parse(ws / "out" / "gate.xml").getroot()
+    cases = suite.findall("testcase")
+    assert [c.get("name") for c in cases] == ["keeps knowledge", "perfect", "unsure", "broken"]
+    assert suite.get("tests") == "4" and suite.get("failures") == "1" and suite.get("errors") == "1"
+    assert cases[0].find("failure") is None and cases[0].find("skipped") is None
+    assert cases[1].find("failure") is not None
+    statuses = {c.get("name"): c for c in cases}
+    verdict = json.loads((ws / "gate.json").read_text())
+    assert verdict["verdict"] == "error" and verdict["exit_code"] == 2
+    assert [r["status"] for r in verdict["rules"]] == [v for v in (verdict["rules"][0]["status"], "fail",
+                                                                    verdict["rules"][2]["status"], "error")]
+    if verdict["rules"][2]["status"] == "inconclusive":
+        assert statuses["unsure"].find("skipped").get("message").startswith("inconclusive")
+    assert verdict["rules"][1]["lower_bound"] < verdict["rules"][1]["upper_bound"] < 0.99
+    md = (ws / "gate.md").read_text()
+    assert "| ❌ fail | perfect |" in md and "| 🛑 error | broken |" in md
+    assert summary.read_text().startswith("earlier step\n### Gate:")
+
+
+def test_gate_output_to_a_directory_is_a_clean_error(two_variants, capsys):
+    ws = two_variants
+    path = report_file(ws, "  - {variant: fake-good, task: quiz, metric: acc, min: 0.01}")
+    (ws / "adir").mkdir()
+    assert main(["gate", path, "--store", str(ws / "h.duckdb"), "--junit", str(ws / "adir")]) == 2
+    assert "cannot write" in capsys.readouterr().err
+
+
+def test_plan_prints_mde_and_items_needed(two_variants, capsys):
+    ws = two_variants
+    path = report_file(ws, "  - {variant: fake-bad, task: quiz, metric: acc, min: 0.3, name: unsure}")
+    assert main(["plan", path, "--store", str(ws / "h.duckdb"), "--price-per-hour", "3.6"]) == 0
+    out = capsys.readouterr().out
+    assert "MDE" in out and "Comparisons with fake-bad" in out and "fake-good" in out
+    if "INCONCLUSIVE" in out:
+        assert "items" in out and "cost" in out

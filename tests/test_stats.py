@@ -1,10 +1,31 @@
-"""Bootstrap CIs and paired comparisons: seeded, sensible coverage, detect real differences."""
+"""Bootstrap CIs and the gate's hypothesis tests: seeded, equal to scipy where scipy has the
+test, intervals dual to the p-values, and error rates checked by (small) simulation.
+benchmarks/gate_statistics.py runs the full simulation."""
 
 from __future__ import annotations
 
-import numpy as np
+import math
 
-from harness.stats import bootstrap_mean, paired_comparison
+import numpy as np
+import pytest
+from scipy.stats import binom, binomtest, wilcoxon
+
+from harness.hypothesis import (
+    ItemStatistic,
+    bootstrap_statistic_test,
+    chunk_sizes,
+    holm,
+    mde,
+    n_needed,
+    one_sample_test,
+    paired_binary,
+    paired_continuous,
+    paired_ordinal,
+    paired_test,
+    quantile_test,
+    two_sided_p,
+)
+from harness.stats import bootstrap_mean
 
 
 def test_bootstrap_is_seeded_and_brackets_the_mean():
@@ -21,17 +42,124 @@ def test_bootstrap_degenerate_cases():
     assert bootstrap_mean([]).n == 0
 
 
-def test_paired_comparison_detects_a_real_shift_and_not_noise():
+def test_resamples_are_drawn_in_bounded_chunks():
+    sizes = list(chunk_sizes(2000, 1_000_000))
+    assert sum(sizes) == 2000 and max(sizes) * 1_000_000 <= 2_000_000
+    assert list(chunk_sizes(2000, 10)) == [2000]
+
+
+def test_holm_matches_the_step_down_definition():
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([0.5, float("nan"), 0.01])[0] == pytest.approx(0.5)
+    assert math.isnan(holm([0.5, float("nan")])[1])
+
+
+def test_exact_mcnemar_is_scipys_binomial_test_on_discordant_pairs():
+    # discordant pairs: 12 items only the candidate gets right, 3 only the baseline
+    cand = [1] * 12 + [0] * 3 + [1] * 20 + [0] * 5
+    base = [0] * 12 + [1] * 3 + [1] * 20 + [0] * 5
+    o = paired_binary(cand, base, 0.0, 0.05)
+    assert o.method == "exact McNemar"
+    assert o.p_above == pytest.approx(binomtest(12, 15, 0.5, alternative="greater").pvalue)
+    assert two_sided_p("binary", cand, base) == pytest.approx(binomtest(12, 15, 0.5).pvalue)
+    assert o.estimate == pytest.approx(9 / 40)
+
+
+def test_tango_bounds_are_dual_to_the_margin_test():
+    rng = np.random.default_rng(4)
+    cand, base = (rng.random(80) < 0.6).astype(float), (rng.random(80) < 0.55).astype(float)
+    o = paired_binary(cand, base, -0.05, 0.05)
+    assert o.method == "Tango score test"
+    assert o.low < o.estimate < o.high
+    at_low = paired_binary(cand, base, o.low, 0.05)
+    assert at_low.p_above == pytest.approx(0.05, abs=1e-3)  # the bound is where the test stops rejecting
+
+
+def test_paired_bootstrap_bounds_are_dual_and_a_shift_is_detected():
     rng = np.random.default_rng(0)
-    base = {str(i): float(v) for i, v in enumerate(rng.normal(0, 1, 100))}
-    better = {k: v + 0.5 + rng.normal(0, 0.1) for k, v in base.items()}
-    same = {k: v + rng.normal(0, 0.1) for k, v in base.items()}
-    cmp = paired_comparison(better, base)
-    assert cmp.diff.low > 0.4 and cmp.p_value < 0.01 and cmp.wins > 90
-    noise = paired_comparison(same, base)
-    assert noise.diff.low < 0 < noise.diff.high and noise.p_value > 0.05
+    base = rng.normal(0, 1, 100)
+    better = base + 0.5 + rng.normal(0, 0.1, 100)
+    o = paired_continuous(better, base, 0.0, 0.05)
+    assert o.low > 0.4 and o.p_above < 0.01 and o.method == "studentized paired bootstrap"
+    # the bound is where the one-sided test stops rejecting
+    assert paired_continuous(better, base, o.low - 1e-4, 0.05).p_above <= 0.05
+    assert paired_continuous(better, base, o.low + 1e-4, 0.05).p_above > 0.05
+    same = base + rng.normal(0, 0.1, 100)
+    n = paired_continuous(same, base, 0.0, 0.025)
+    assert n.low < 0 < n.high and two_sided_p("continuous", same, base) > 0.05
 
 
-def test_paired_comparison_uses_only_shared_items():
-    cmp = paired_comparison({"a": 1.0, "b": 1.0, "c": 0.0}, {"a": 0.0, "b": 0.0})
-    assert cmp.diff.n == 2 and cmp.diff.mean == 1.0
+def test_wilcoxon_is_scipys_and_estimates_the_hodges_lehmann_shift():
+    d = np.array([1, 2, 0, 1, 3, -1, 2, 1, 0, 2, 1, 1, -2, 2, 1, 3, 1, 0, 2, 1], dtype=float)
+    base = np.full(len(d), 5.0)
+    o = paired_ordinal(base + d, base, 0.0, 0.05)
+    nz = d[d != 0]
+    assert o.p_above == pytest.approx(wilcoxon(nz, alternative="greater", method="approx", correction=True).pvalue)
+    i, j = np.triu_indices(len(d))
+    assert o.estimate == pytest.approx(np.median((d[i] + d[j]) / 2))
+    assert o.low <= o.estimate <= o.high
+
+
+def test_one_sample_binary_is_clopper_pearson():
+    values = [1.0] * 30 + [0.0] * 10
+    o = one_sample_test("binary", values, 0.6, 0.05)
+    ci = binomtest(30, 40).proportion_ci(0.90, method="exact")
+    assert (o.low, o.high) == pytest.approx((ci.low, ci.high))
+    assert o.p_above == pytest.approx(binomtest(30, 40, 0.6, alternative="greater").pvalue)
+
+
+def test_quantile_test_is_exact_and_refuses_to_bound_a_p95_from_20_requests():
+    x = np.arange(1, 21, dtype=float)  # 20 requests
+    o = quantile_test(x, 0.95, 100.0, 0.05)  # every request is under 100 s
+    assert o.p_below == pytest.approx(binom.sf(19, 20, 0.95))  # = 0.95^20 = 0.358: can't conclude
+    assert math.isinf(o.high)
+    big = quantile_test(np.arange(1, 201, dtype=float), 0.95, 1000.0, 0.05)
+    assert big.p_below < 0.01 and big.high < 200
+
+
+def test_paired_bootstrap_of_a_run_statistic_pairs_shared_items():
+    ids = tuple(str(i) for i in range(50))
+    fast = np.linspace(1, 2, 50)
+    cand = ItemStatistic(ids, lambda idx: float(np.percentile(fast[list(idx)], 95)))
+    base = ItemStatistic(ids, lambda idx: float(np.percentile(fast[list(idx)] + 1.0, 95)))
+    o = bootstrap_statistic_test(cand, 0.0, 0.05, 300, 0, baseline=base)
+    assert o.estimate == pytest.approx(-1.0) and o.low == pytest.approx(-1.0) and o.p_below < 0.01
+
+
+def test_mde_and_items_needed():
+    se = 0.1
+    assert mde(se, 0.05, 0.8) == pytest.approx((1.6449 + 0.8416) * se, rel=1e-3)
+    assert n_needed(40, se, 0.5 * mde(se, 0.05, 0.8), 0.05, 0.8) == 160  # half the gap -> four times the items
+    assert math.isinf(n_needed(40, se, 0.0, 0.05))
+
+
+@pytest.mark.parametrize("kind", ["binary", "continuous", "ordinal"])
+def test_false_pass_rate_at_the_margin_is_at_most_alpha_by_simulation(kind):
+    """300 datasets with the true difference exactly at the non-inferiority margin: the rule
+    may pass at most about alpha of the time (binomial noise allowed: 300 draws, sd 0.013)."""
+    rng = np.random.default_rng({"binary": 1, "continuous": 2, "ordinal": 3}[kind])
+    n, margin, passes = 60, {"binary": 0.05, "continuous": 0.02, "ordinal": 1.0}[kind], 0
+    for _ in range(300):
+        if kind == "binary":
+            cells = rng.choice(4, size=n, p=[0.5, 0.10, 0.15, 0.25])  # P(10) - P(01) = -0.05
+            cand, base = np.isin(cells, (0, 1)).astype(float), np.isin(cells, (0, 2)).astype(float)
+        elif kind == "continuous":
+            base = rng.uniform(0, 1, n)
+            cand = base - margin + rng.normal(0, 0.15, n)
+        else:
+            base = rng.integers(3, 9, n).astype(float)
+            cand = base - 1 + rng.choice([-2, -1, 0, 1, 2], size=n, p=[0.1, 0.2, 0.4, 0.2, 0.1])
+        o = paired_test(kind, cand, base, -margin, 0.05, 500, int(rng.integers(1 << 30)), bounds=False)
+        passes += o.p_above <= 0.05
+    assert passes / 300 <= 0.09
+
+
+def test_small_p_values_are_resolved_beyond_the_resample_count():
+    """A clear effect must survive a Holm correction over many comparisons: its p-value is not
+    floored at 1 / (resamples + 1)."""
+    rng = np.random.default_rng(5)
+    base = rng.uniform(0, 0.3, 16)
+    o = paired_continuous(base + 0.3 + rng.normal(0, 0.05, 16), base, 0.0, 0.05, resamples=500)
+    assert o.p_above < 1 / 501
+    quick = paired_continuous(base + 0.3 + rng.normal(0, 0.05, 16), base, 0.0, 0.05, resamples=500, refine=False)
+    assert quick.p_above == pytest.approx(1 / 501)

@@ -10,47 +10,108 @@ from pydantic import Field, model_validator
 from harness.config.loader import Strict, load_model_file
 
 
-class GateRule(Strict):
-    """One gate rule. Absolute: `variant`, `task`, `metric` and `min` and/or `max`.
-    Non-regression: `variant`, `baseline`, `task`, `metric`, `max_drop`."""
+RuleKind = Literal["non_inferiority", "superiority", "bound"]
 
+
+class GateRule(Strict):
+    """One gate rule: a hypothesis about a metric, decided on its confidence bounds.
+
+    - non_inferiority: `variant` is worse than `baseline` by at most `margin` (paired, on the
+      same items). `max_drop: x` is shorthand for kind non_inferiority with margin x.
+    - superiority: `variant` beats `baseline` (by more than `margin`, default 0).
+    - bound: the metric of `variant` is at least `min` and/or at most `max` (`min`/`max` without
+      a baseline are shorthand for it).
+
+    "Worse" and "beats" follow the metric's declared direction (lower is better for
+    hallucination_rate, latency, perplexity). Each rule ends pass (the bounds lie on the good
+    side), fail (on the bad side), inconclusive (they straddle the threshold) or error."""
+
+    kind: RuleKind | None = None
+    """Default: non_inferiority with max_drop, bound with min/max."""
     variant: str
     """The variant the rule judges (the candidate)."""
     task: str
     metric: str
-    """A metric name as stored (acc, acc_norm, rouge1, rougeL, bleu, chrf, ...)."""
-    min: float | None = None
-    max: float | None = None
+    """A metric as stored or declared (`harness list metrics`): per item (acc, rougeL,
+    hallucination_rate, win_rate, ...) or run-level (latency_s_p95, throughput_tokens_per_s_c4,
+    cost_per_1k_output_tokens_c1, corpus_bleu, lc_win_rate, consistency, ...)."""
     baseline: str | None = None
-    """Non-regression: compare against this variant on the same items (paired)."""
+    """non_inferiority / superiority: the variant compared against, on the items both have."""
+    margin: float | None = Field(default=None, ge=0)
+    """non_inferiority: the largest loss allowed; superiority: the gain required (default 0)."""
     max_drop: float | None = Field(default=None, ge=0)
-    """Non-regression: the candidate may be worse than the baseline by at most this much."""
-    statistic: Literal["mean", "ci_low", "ci_high"] = "mean"
-    """Which statistic must meet the bound: the point estimate, or a bound of its CI
-    (`ci_low` asks that the bound holds with confidence, not just on average).
-    (Not named `on`: YAML 1.1 reads a bare `on` key as the boolean true.)"""
+    """Shorthand: kind non_inferiority with this margin."""
+    min: float | None = None
+    """bound: the metric must be at least this (its lower confidence bound, to pass)."""
+    max: float | None = None
+    """bound: the metric must be at most this (its upper confidence bound, to pass)."""
+    alpha: float | None = Field(default=None, gt=0, lt=0.5)
+    """This rule's error rate; default statistics.alpha."""
+    allow_partial: bool = False
+    """Accept a --limit (partial) run; by default such a rule is an error."""
+    require_healthy_judge: bool = True
+    """Rules on judged metrics (win_rate, judge_rating, lc_win_rate, ...) are inconclusive while
+    the judge's health checks fail (order-swap consistency, position bias, anchor agreement)."""
+    statistic: Literal["mean", "ci_low", "ci_high"] | None = None
+    """Deprecated and ignored: every rule is now decided on its confidence bounds (the gate
+    says so when a file still sets it). (Not named `on`: YAML 1.1 reads `on` as true.)"""
     name: str | None = None
     """Optional label printed with the verdict."""
 
     @model_validator(mode="after")
-    def _one_kind(self):
-        absolute = self.min is not None or self.max is not None
-        relative = self.baseline is not None or self.max_drop is not None
-        if absolute == relative:
-            raise ValueError("a rule is either absolute (min/max) or non-regression (baseline + max_drop)")
-        if relative and (self.baseline is None or self.max_drop is None):
-            raise ValueError("a non-regression rule needs both baseline and max_drop")
+    def _kind(self):
+        bounds = self.min is not None or self.max is not None
+        if self.kind is None and self.max_drop is None and not bounds:
+            raise ValueError("say what the rule checks: max_drop (or kind: non_inferiority with a margin), "
+                             "kind: superiority with a baseline, or min/max")
+        kind = self.rule_kind
+        if kind == "bound":
+            if not bounds:
+                raise ValueError("a bound rule needs min and/or max")
+            if self.baseline is not None or self.margin is not None or self.max_drop is not None:
+                raise ValueError("a bound rule takes min/max, not baseline, margin or max_drop")
+            if self.min is not None and self.max is not None and self.min > self.max:
+                raise ValueError(f"min {self.min:g} is above max {self.max:g}")
+        else:
+            if bounds:
+                raise ValueError(f"a {kind} rule compares with a baseline: min/max belong to bound rules")
+            if self.baseline is None:
+                raise ValueError(f"a {kind} rule needs a baseline")
+            if self.max_drop is not None and (kind != "non_inferiority" or self.margin is not None):
+                raise ValueError("max_drop is shorthand for kind: non_inferiority with a margin; give one of max_drop or margin")
+            if kind == "non_inferiority" and self.margin is None and self.max_drop is None:
+                raise ValueError("a non_inferiority rule needs a margin (the largest loss allowed), e.g. margin: 0.01")
         return self
+
+    @property
+    def rule_kind(self) -> RuleKind:
+        """The kind, with the shorthands resolved."""
+        return self.kind or ("non_inferiority" if self.max_drop is not None else "bound")
+
+    @property
+    def effective_margin(self) -> float:
+        """non_inferiority: the loss allowed; superiority: the gain required."""
+        return self.margin if self.margin is not None else (self.max_drop or 0.0)
 
 
 class StatisticsSpec(Strict):
-    """How confidence intervals are computed."""
+    """How confidence intervals, tests and gate verdicts are computed."""
 
     resamples: int = Field(default=2000, ge=100)
-    """Bootstrap resamples over items."""
+    """Bootstrap resamples and permutations over items."""
     confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
+    """Two-sided level of the intervals shown in tables."""
     seed: int = 0
     """Bootstrap seed: the same rows always give the same interval."""
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    """Gate rules: the one-sided error rate of each verdict (a rule passes when its one-sided
+    1 - alpha bound lies on the good side)."""
+    multiplicity: Literal["holm", "none"] = "holm"
+    """Holm's correction across the rules of the gate and across the comparisons of each report
+    table, so the chance of any wrong verdict stays at alpha. `none`: each rule at alpha (the
+    gate as a whole still passes wrongly at most alpha of the time, since every rule must pass)."""
+    power: float = Field(default=0.8, gt=0, lt=1)
+    """For minimum detectable effects and the items a decision needs (`harness plan`)."""
 
 
 class TradeoffSpec(Strict):
@@ -100,3 +161,19 @@ class ReportSpec(Strict):
 def load_report(path: Path | str) -> ReportSpec:
     """Parse a report file."""
     return load_model_file(ReportSpec, path)
+
+
+def check_rule_metrics(spec: ReportSpec, path: Path | str) -> None:
+    """Every gate rule names a declared metric, and a comparison rule one with a better direction
+    (checked without a store: `harness validate` catches a misspelt metric before CI does)."""
+    from harness.errors import ConfigError, UnknownNameError
+    from harness.metricspec import declarations, lookup
+
+    for i, rule in enumerate(spec.gate):
+        metric = lookup(rule.metric)
+        where = f"{path}: gate[{i}].metric"
+        if metric is None:
+            raise UnknownNameError("metric", rule.metric, {d.metric.name for d in declarations()}, where=where)
+        if rule.rule_kind != "bound" and metric.direction == "none":
+            raise ConfigError(f"{where}: '{rule.metric}' ({metric.display}) has no better direction, so a {rule.rule_kind} "
+                              "rule means nothing for it; use a bound (min/max)")

@@ -53,6 +53,16 @@ def _rate(flags: list[float], resamples: int, seed: int) -> Estimate:
     return _est(len(flags), lambda idx: sum(flags[i] for i in idx) / len(idx), resamples, seed)
 
 
+def _figure(items: list, point, resamples: int, seed: int) -> Estimate:
+    """A figure `point(items) -> (value, units)` with a bootstrap CI over items (so the calls of
+    one item, which are not independent, are resampled together); n = the units behind it."""
+    value, units = point(items)
+    if units == 0 or math.isnan(value):
+        return Estimate(NAN, NAN, NAN, units)
+    est = bootstrap_statistic(len(items), lambda idx: point([items[i] for i in idx])[0], resamples, 0.95, seed)
+    return Estimate(value, est.low, est.high, units)
+
+
 def logistic_fit(x: list[float], y: list[float], iterations: int = 50) -> tuple[float, float]:
     """(intercept, slope) of a logistic regression of y in [0, 1] (fractional targets allowed)
     on x, by Newton's method with a tiny ridge so a separable sample still converges."""
@@ -97,64 +107,90 @@ def cohen_kappa(a: list, b: list, categories: list, weights: str | None = None) 
     return NAN if denom == 0 else float(1 - (w * obs).sum() / denom)
 
 
+PAIRWISE_FIGURES = ("win_rate", "tie_rate", "consistency", "first_position_win_rate", "longer_wins", "lc_win_rate",
+                    "length_slope", "parse_failure_rate", "error_rate")
+SINGLE_FIGURES = ("mean_rating", "rating_sd", "length_correlation", "parse_failure_rate", "error_rate")
+
+
+def _mean(flags: list[float]) -> tuple[float, int]:
+    return (sum(flags) / len(flags) if flags else NAN), len(flags)
+
+
+def pairwise_point(metric: str, by_item: dict[str, list[PairCall]], final: dict[str, str | None], items) -> tuple[float, int]:
+    """One pairwise health figure over a multiset of items (repeats count again): (value, units)."""
+    calls = [c for i in items for c in by_item.get(i, [])]
+    if metric in ("win_rate", "tie_rate"):
+        decided = [final[i] for i in items if final.get(i) is not None]
+        if metric == "win_rate":
+            return _mean([1.0 if w == "candidate" else 0.5 if w == "tie" else 0.0 for w in decided])
+        return _mean([float(w == "tie") for w in decided])
+    if metric == "consistency":
+        swapped = [i for i in items if {c.position for c in by_item.get(i, []) if c.winner is not None}
+                   == {"candidate_first", "candidate_second"}]
+        return _mean([float(len({c.winner for c in by_item[i] if c.winner is not None}) == 1) for i in swapped])
+    decisive = [c for c in calls if c.winner in ("candidate", "baseline")]
+    if metric == "first_position_win_rate":
+        return _mean([float((c.winner == "candidate") == (c.position == "candidate_first")) for c in decisive])
+    if metric == "longer_wins":
+        unequal = [c for c in decisive if c.len_candidate != c.len_baseline]
+        return _mean([float((c.winner == "candidate") == (c.len_candidate > c.len_baseline)) for c in unequal])
+    if metric in ("lc_win_rate", "length_slope"):
+        judged = [c for c in calls if c.winner is not None]
+        if not judged:
+            return NAN, 0
+        b0, b1 = logistic_fit([(c.len_candidate - c.len_baseline) / 100.0 for c in judged],
+                              [1.0 if c.winner == "candidate" else 0.5 if c.winner == "tie" else 0.0 for c in judged])
+        return (1 / (1 + math.exp(-b0)) if metric == "lc_win_rate" else b1), len({c.item for c in judged})
+    if metric == "parse_failure_rate":
+        return _mean([float(c.winner is None) for c in calls if not c.failed])
+    if metric == "error_rate":
+        return _mean([float(c.failed) for c in calls])
+    raise ValueError(f"unknown pairwise health figure {metric!r}")
+
+
 def pairwise_health(calls: list[PairCall], final: dict[str, str | None], anchors: list[tuple[str | None, str]],
                     resamples: int = 1000, seed: int = 0) -> list[HealthFigure]:
     """Health figures of a pairwise judge run. `final`: item -> candidate/baseline/tie (None if
-    unjudgeable); `anchors`: (judge's final label, human label) in A/B/tie terms."""
+    unjudgeable); `anchors`: (judge's final label, human label) in A/B/tie terms. CIs resample items."""
     items = sorted({c.item for c in calls})
-    by_item = {i: [c for c in calls if c.item == i] for i in items}
-    out: list[HealthFigure] = []
-
-    decided = [final[i] for i in items if final.get(i) is not None]
-    win = [1.0 if w == "candidate" else 0.5 if w == "tie" else 0.0 for w in decided]
-    out.append(HealthFigure("win_rate", _rate(win, resamples, seed)))
-    out.append(HealthFigure("tie_rate", _rate([float(w == "tie") for w in decided], resamples, seed)))
-
-    swapped = [i for i in items if {c.position for c in by_item[i] if c.winner is not None} == {"candidate_first", "candidate_second"}]
-    agree = [float(len({c.winner for c in by_item[i] if c.winner is not None}) == 1) for i in swapped]
-    out.append(HealthFigure("consistency", _rate(agree, resamples, seed)))
-
-    decisive = [c for c in calls if c.winner in ("candidate", "baseline")]
-    first = [float((c.winner == "candidate") == (c.position == "candidate_first")) for c in decisive]
-    out.append(HealthFigure("first_position_win_rate", _rate(first, resamples, seed)))
-    unequal = [c for c in decisive if c.len_candidate != c.len_baseline]
-    longer = [float((c.winner == "candidate") == (c.len_candidate > c.len_baseline)) for c in unequal]
-    out.append(HealthFigure("longer_wins", _rate(longer, resamples, seed)))
-
-    judged = [c for c in calls if c.winner is not None]
-    xs = [(c.len_candidate - c.len_baseline) / 100.0 for c in judged]
-    ys = [1.0 if c.winner == "candidate" else 0.5 if c.winner == "tie" else 0.0 for c in judged]
-    # Resample items (not calls): the two orders of one item are not independent.
-    groups = [[k for k, c in enumerate(judged) if c.item == i] for i in items]
-    groups = [g for g in groups if g]
-
-    def fit(idx, part):
-        rows = [k for g in idx for k in groups[g]]
-        b0, b1 = logistic_fit([xs[k] for k in rows], [ys[k] for k in rows])
-        return 1 / (1 + math.exp(-b0)) if part == 0 else b1
-
-    lc_resamples = min(resamples, 300)  # each resample refits the model
-    out.append(HealthFigure("lc_win_rate", _est(len(groups), lambda idx: fit(idx, 0), lc_resamples, seed)))
-    out.append(HealthFigure("length_slope", _est(len(groups), lambda idx: fit(idx, 1), lc_resamples, seed)))
-
-    answered = [c for c in calls if not c.failed]
-    out.append(HealthFigure("parse_failure_rate", _rate([float(c.winner is None) for c in answered], resamples, seed)))
-    out.append(HealthFigure("error_rate", _rate([float(c.failed) for c in calls], resamples, seed)))
+    by_item: dict[str, list[PairCall]] = {}
+    for c in calls:
+        by_item.setdefault(c.item, []).append(c)
+    out = []
+    for metric in PAIRWISE_FIGURES:
+        # The length-controlled fit is refitted per resample: fewer resamples.
+        r = min(resamples, 300) if metric in ("lc_win_rate", "length_slope") else resamples
+        out.append(HealthFigure(metric, _figure(items, lambda its, m=metric: pairwise_point(m, by_item, final, its), r, seed)))
     out += _anchor_figures(anchors, ["A", "B", "tie"], None, resamples, seed)
     return out
+
+
+def single_point(metric: str, ratings: list[tuple[float | None, int, bool]], items) -> tuple[float, int]:
+    """One single-grading health figure over a multiset of item positions in `ratings`."""
+    rows = [ratings[i] for i in items]
+    rated = [(r, n) for r, n, failed in rows if r is not None]
+    if metric == "mean_rating":
+        return _mean([r for r, _ in rated])
+    if metric == "rating_sd":
+        return _sd([r for r, _ in rated]), len(rated)
+    if metric == "length_correlation":
+        return _spearman(rated), len(rated)
+    if metric == "parse_failure_rate":
+        return _mean([float(r is None) for r, _, failed in rows if not failed])
+    if metric == "error_rate":
+        return _mean([float(failed) for _, _, failed in rows])
+    raise ValueError(f"unknown single-grading health figure {metric!r}")
 
 
 def single_health(ratings: list[tuple[float | None, int, bool]], anchors: list[tuple[float | None, float]],
                   resamples: int = 1000, seed: int = 0) -> list[HealthFigure]:
     """Health figures of a single-grading run. `ratings`: (rating or None, answer length,
     call failed) per judged item; `anchors`: (judge rating, human rating)."""
-    rated = [(r, n) for r, n, failed in ratings if r is not None]
-    out = [HealthFigure("mean_rating", _rate([r for r, _ in rated], resamples, seed))]
-    out.append(HealthFigure("rating_sd", _est(len(rated), lambda idx: _sd([rated[i][0] for i in idx]), min(resamples, 300), seed)))
-    out.append(HealthFigure("length_correlation", _est(len(rated), lambda idx: _spearman([rated[i] for i in idx]), min(resamples, 300), seed)))
-    answered = [r for r in ratings if not r[2]]
-    out.append(HealthFigure("parse_failure_rate", _rate([float(r is None) for r, _, _ in answered], resamples, seed)))
-    out.append(HealthFigure("error_rate", _rate([float(f) for _, _, f in ratings], resamples, seed)))
+    items = list(range(len(ratings)))
+    out = []
+    for metric in SINGLE_FIGURES:
+        r = min(resamples, 300) if metric in ("rating_sd", "length_correlation") else resamples
+        out.append(HealthFigure(metric, _figure(items, lambda its, m=metric: single_point(m, ratings, its), r, seed)))
     rounded = [(None if j is None else int(min(10, max(1, round(j)))), int(min(10, max(1, round(h))))) for j, h in anchors]
     out += _anchor_figures(rounded, list(range(1, 11)), "quadratic", resamples, seed, within=1)
     return out
@@ -179,15 +215,12 @@ def _sd(values: list[float]) -> float:
 
 
 def _spearman(pairs: list[tuple[float, int]]) -> float:
-    import numpy as np
+    """Spearman's rank correlation with tied ranks averaged (scipy); NaN when either side is constant."""
+    from scipy.stats import spearmanr
 
-    if len(pairs) < 3:
+    if len(pairs) < 3 or len({p[0] for p in pairs}) < 2 or len({p[1] for p in pairs}) < 2:
         return NAN
-    a = np.argsort(np.argsort([p[0] for p in pairs])).astype(float)
-    b = np.argsort(np.argsort([p[1] for p in pairs])).astype(float)
-    if a.std() == 0 or b.std() == 0:
-        return NAN
-    return float(np.corrcoef(a, b)[0, 1])
+    return float(spearmanr([p[0] for p in pairs], [p[1] for p in pairs]).statistic)
 
 
 def warnings_for(figures: list[HealthFigure], thresholds) -> list[HealthFigure]:

@@ -21,7 +21,7 @@ from pathlib import Path
 from harness import __version__
 from harness.config.suite import JudgeTaskSpec
 from harness.errors import ConfigError, StoreError
-from harness.hashing import git_commit, stable_hash
+from harness.hashing import eval_libraries, git_commit, stable_hash
 from harness.judge.clients import JudgeCall, JudgeReply
 from harness.judge.health import (
     HealthFigure,
@@ -69,9 +69,11 @@ class PreparedJudgeTask:
     anchors: tuple[dict, ...]
     prompts_hash: str
     anchors_hash: str
+    suite_tasks: str = "[]"
+    """The suite's tasks as JSON, recorded with the run (see harness.tasks.suite_tasks_json)."""
 
 
-def prepare_judge_task(spec: JudgeTaskSpec, suite: str, suite_path: Path) -> PreparedJudgeTask:
+def prepare_judge_task(spec: JudgeTaskSpec, suite: str, suite_path: Path, suite_tasks: str = "[]") -> PreparedJudgeTask:
     """Load prompts and anchors and check names before any model is loaded."""
     where = f"{suite_path}: task '{spec.name}'"
     j = spec.judge
@@ -93,7 +95,7 @@ def prepare_judge_task(spec: JudgeTaskSpec, suite: str, suite_path: Path) -> Pre
         path = Path(j.anchors) if Path(j.anchors).is_absolute() else suite_path.parent / j.anchors
         anchors = _load_anchors(path, spec.grading)
     return PreparedJudgeTask(spec, suite, prompts, tuple(anchors),
-                             stable_hash([p.__dict__ for p in prompts.values()]), stable_hash(anchors))
+                             stable_hash([p.__dict__ for p in prompts.values()]), stable_hash(anchors), suite_tasks)
 
 
 def _base_name(spec: JudgeTaskSpec) -> str:
@@ -127,7 +129,7 @@ def _load_anchors(path: Path, grading: str) -> list[dict]:
 
 def stored_answers(store: Store, variant: str, task: str) -> tuple[str, str, dict[str, Answer]]:
     """(run_id, variant_key, sample_id -> Answer) of the variant's latest run of the generation task."""
-    runs = store.query("SELECT run_id, variant_key FROM latest_runs WHERE variant = ? AND task = ?", [variant, task])
+    runs = store.query("SELECT run_id, variant_key, partial FROM latest_runs WHERE variant = ? AND task = ?", [variant, task])
     if not runs:
         raise StoreError(f"no stored outputs of task '{task}' for '{variant}' to judge",
                          hint=f"run the suite for '{variant}' first (`harness run ... --variant {variant}`)")
@@ -274,8 +276,10 @@ def run_judge_task(store: Store, judge, task: PreparedJudgeTask, candidate: str,
     spec = task.spec
     cand_run, cand_key, cand = stored_answers(store, candidate, spec.of)
     base_run, _, base = stored_answers(store, baseline, spec.of) if baseline else (None, None, {})
+    libraries = eval_libraries()
     key = stable_hash({"task": spec.model_dump(), "judged": [cand_run, base_run], "judge": judge.identity,
-                       "prompts": task.prompts_hash, "anchors": task.anchors_hash, "seed": seed, "harness": __version__})
+                       "prompts": task.prompts_hash, "anchors": task.anchors_hash, "seed": seed, "harness": __version__,
+                       "libraries": libraries})
     cached = None if force else store.find_run(key)
     if cached:
         store.mark_reused(cached["run_id"])
@@ -309,7 +313,11 @@ def run_judge_task(store: Store, judge, task: PreparedJudgeTask, candidate: str,
                  generation_config=None, seed=seed, harness_version=__version__, git_commit=git_commit(),
                  started_at=started, last_used_at=started, wall_s=time.perf_counter() - t0, n_samples=len(samples),
                  judge=json.dumps({**judge.identity, "baseline": baseline, "order": spec.order if baseline else None,
-                                   "samples": spec.judge.n_samples, "judged_run": cand_run, "baseline_run": base_run}))
+                                   "samples": spec.judge.n_samples, "judged_run": cand_run, "baseline_run": base_run}),
+                 partial=bool(store.query("SELECT count(*) AS n FROM runs WHERE list_contains(?, run_id) AND coalesce(partial, false)",
+                                          [[r for r in (cand_run, base_run) if r]])[0]["n"]),
+                 n_items_total=len(samples), task_config=spec.model_dump_json(), suite_tasks=task.suite_tasks,
+                 libraries=json.dumps(libraries))
     health_rows = [StatRow(run_id, f.metric, nan_to_null(f.estimate.mean), nan_to_null(f.estimate.low), nan_to_null(f.estimate.high),
                            f.estimate.n, f.warning)
                    for f in health]
@@ -337,47 +345,79 @@ def _judgment_row(run_id: str, i: int, p: _Planned, r: JudgeReply, spec: JudgeTa
                        r.text, p.len_candidate, p.len_other, r.cached, r.latency_s, r.attempts)
 
 
-def _pairwise_results(run_id, task, cand, base, rows: list[JudgmentRow], seed: int):
+@dataclass(frozen=True)
+class PairwiseOutcome:
+    """A pairwise run's judge calls combined: per item the vote of each order, the final winner
+    and whether the orders disagreed; the anchors' labels; every item call for health figures."""
+
+    voted: dict[str, dict[str, str | None]]
+    final: dict[str, str | None]
+    inconsistent: dict[str, float | None]
+    anchors: list[tuple[str | None, str]]
+    calls: list[PairCall]
+
+
+def combine_pairwise(rows) -> PairwiseOutcome:
+    """Combine judgment rows (JudgmentRow objects, or rows read back from the `judgments` table)."""
     by_item: dict[str, dict[str, list[str]]] = {}
     for r in rows:
         slot = by_item.setdefault(r.sample_id, {})
         slot.setdefault(r.position, [])
         if r.winner is not None:
             slot[r.position].append(r.winner)
-    final, samples, scores = {}, [], []
-    anchor_pairs = []
+    voted_all, final, inconsistent, anchors = {}, {}, {}, []
     for sid, positions in by_item.items():
         voted = {pos: majority(ws) for pos, ws in positions.items()}
-        winner, inconsistent = combine_orders(voted)
+        winner, flag = combine_orders(voted)
         if sid.startswith("anchor:"):
             human = next(r.human for r in rows if r.sample_id == sid)
-            label = {"candidate": "A", "baseline": "B", "tie": "tie", None: None}[winner]
-            anchor_pairs.append((label, human))
+            anchors.append(({"candidate": "A", "baseline": "B", "tie": "tie", None: None}[winner], human))
             continue
-        final[sid] = winner
-        c, b = cand[sid], base[sid]
-        samples.append(SampleRow(run_id, sid, c.questions[-1], b.answers[-1], c.answers[-1],
-                                 json.dumps({"verdicts_by_order": voted, "winner": winner, "inconsistent": inconsistent})))
-        win = None if winner is None else {"candidate": 1.0, "tie": 0.5, "baseline": 0.0}[winner]
-        scores += [ScoreRow(run_id, sid, "judge", "win_rate", win), ScoreRow(run_id, sid, "judge", "inconsistent", inconsistent),
-                   ScoreRow(run_id, sid, "judge", "unjudged", float(winner is None))]
+        voted_all[sid], final[sid], inconsistent[sid] = voted, winner, flag
     calls = [PairCall(r.sample_id, r.position, r.winner, r.len_candidate or 0, r.len_other or 0, r.error is not None)
              for r in rows if r.role == "item"]
-    return samples, scores, pairwise_health(calls, final, anchor_pairs, seed=seed)
+    return PairwiseOutcome(voted_all, final, inconsistent, anchors, calls)
+
+
+def _pairwise_results(run_id, task, cand, base, rows: list[JudgmentRow], seed: int):
+    outcome = combine_pairwise(rows)
+    samples, scores = [], []
+    for sid, winner in outcome.final.items():
+        c, b = cand[sid], base[sid]
+        samples.append(SampleRow(run_id, sid, c.questions[-1], b.answers[-1], c.answers[-1],
+                                 json.dumps({"verdicts_by_order": outcome.voted[sid], "winner": winner,
+                                             "inconsistent": outcome.inconsistent[sid]})))
+        win = None if winner is None else {"candidate": 1.0, "tie": 0.5, "baseline": 0.0}[winner]
+        scores += [ScoreRow(run_id, sid, "judge", "win_rate", win),
+                   ScoreRow(run_id, sid, "judge", "inconsistent", outcome.inconsistent[sid]),
+                   ScoreRow(run_id, sid, "judge", "unjudged", float(winner is None))]
+    return samples, scores, pairwise_health(outcome.calls, outcome.final, outcome.anchors, seed=seed)
+
+
+def combine_single(rows) -> tuple[dict[str, list], dict[str, float | None], list[tuple[float | None, float]]]:
+    """Judgment rows of a single-grading run: (item -> its rows, item -> median rating, anchors
+    as (judge rating, human rating))."""
+    by_item: dict[str, list] = {}
+    for r in rows:
+        by_item.setdefault(r.sample_id, []).append(r)
+    ratings, anchors = {}, []
+    for sid, item_rows in by_item.items():
+        got = [r.rating for r in item_rows if r.rating is not None]
+        rating = statistics.median(got) if got else None
+        if sid.startswith("anchor:"):
+            anchors.append((rating, float(item_rows[0].human)))
+        else:
+            ratings[sid] = rating
+    return {k: v for k, v in by_item.items() if not k.startswith("anchor:")}, ratings, anchors
 
 
 def _single_results(run_id, task, cand, rows: list[JudgmentRow], seed: int):
     dims = task.spec.judge.dimensions
-    by_item: dict[str, list[JudgmentRow]] = {}
-    for r in rows:
-        by_item.setdefault(r.sample_id, []).append(r)
-    samples, scores, ratings, anchors = [], [], [], []
+    by_item, medians, anchors = combine_single(rows)
+    samples, scores, ratings = [], [], []
     for sid, item_rows in by_item.items():
         got = [r for r in item_rows if r.rating is not None]
-        rating = statistics.median(r.rating for r in got) if got else None
-        if sid.startswith("anchor:"):
-            anchors.append((rating, float(item_rows[0].human)))
-            continue
+        rating = medians[sid]
         a = cand[sid]
         failed = all(r.error is not None for r in item_rows)
         ratings.append((rating, len(a.answers[-1]), failed))

@@ -4,24 +4,39 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.report.view import ReportView, describe
+import math
+
+from harness.report.view import ReportView
 
 
-def render_html(view: ReportView) -> str:
+def _num(x) -> str:
+    """A figure for a table cell: 4 significant digits, '–' when undefined."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    if isinstance(x, float) and math.isinf(x):
+        return "∞" if x > 0 else "-∞"
+    return f"{x:.4g}"
+
+
+def _pfmt(p) -> str:
+    if p is None or (isinstance(p, float) and math.isnan(p)):
+        return "–"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def render_html(view: ReportView, power: float = 0.8) -> str:
     from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
     # Autoescape on: model outputs and prompts are untrusted text.
     env = Environment(loader=PackageLoader("harness.report", "templates"), autoescape=select_autoescape(["html", "j2"]),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    from harness.metrics import LOWER_IS_BETTER
-
-    return env.get_template("report.html.j2").render(view=view, describe=describe, lower_is_better=LOWER_IS_BETTER)
+    return env.get_template("report.html.j2").render(view=view, num=_num, pfmt=_pfmt, power=power)
 
 
 def write_report(view: ReportView, out: Path) -> Path:
     """Write atomically: a reader never sees half a report."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(render_html(view), encoding="utf-8")
+    tmp.write_text(render_html(view, view.power), encoding="utf-8")
     tmp.replace(out)
     return out

@@ -9,9 +9,10 @@ from datetime import datetime, timezone
 
 from harness import __version__
 from harness.config.report import ReportSpec
-from harness.gate import Verdict, describe, evaluate_gate
-from harness.metrics import LOWER_IS_BETTER, MetricSummary, sample_values, summarize
-from harness.stats import paired_comparison
+from harness.errors import ConfigError
+from harness.gate import Verdict, evaluate_gate
+from harness.metrics import MetricSummary, sample_values, summarize
+from harness.metricspec import direction, lookup
 from harness.store.db import Store
 
 log = logging.getLogger(__name__)
@@ -28,15 +29,26 @@ class Cell:
 
 @dataclass(frozen=True)
 class Comparison:
+    """A variant against the baseline on one metric, paired on shared items."""
+
     variant: str
     metric: str
     diff: float
+    """The test's estimate of the difference (mean difference; Hodges-Lehmann shift for ratings)."""
     low: float
     high: float
     p_value: float
+    """Two-sided p-value of 'no difference' with the test that fits the metric's values."""
     wins: int
     losses: int
     ties: int
+    test: str = ""
+    p_adjusted: float = float("nan")
+    """Holm-adjusted across the comparisons of the task's table."""
+    mde: float = float("nan")
+    """Minimum detectable effect at this n (two-sided, power from the report's statistics)."""
+    n: int = 0
+    direction: str = "none"
 
 
 @dataclass(frozen=True)
@@ -100,14 +112,39 @@ class ReportView:
     gate_error: str | None = None
     tradeoff: dict | None = None
     """Quality vs latency vs cost: {quality, latency_task, rows: [...], points: svg}."""
+    coverage: list[str] = field(default_factory=list)
+    """Missing tasks and --limit (partial) runs: the report says what it does not show."""
+    gate_status: str | None = None
+    alpha: float = 0.05
+    multiplicity: str = "holm"
+    power: float = 0.8
 
 
-def build_view(store: Store, spec: ReportSpec) -> ReportView:
-    """Everything the template shows, computed from the store's rows."""
-    st = spec.statistics
+def check_names(store: Store, spec: ReportSpec, where: str) -> None:
+    """Every variant, task and headline the report file names exists in the store (ConfigError,
+    exit 2, otherwise): a misspelt name must not quietly leave a table out."""
     have = {r["variant"] for r in store.query("SELECT DISTINCT variant FROM runs WHERE list_contains(?, variant)", [spec.variants])}
-    for missing in [v for v in spec.variants if v not in have]:
-        log.warning("report: variant '%s' has no runs in %s; its cells will be empty", missing, store.path)
+    missing = [v for v in spec.variants if v not in have]
+    if missing:
+        known = [r["variant"] for r in store.query("SELECT DISTINCT variant FROM runs ORDER BY variant")]
+        raise ConfigError(f"{where}: variants: no runs of {', '.join(repr(m) for m in missing)} in {store.path} "
+                          f"(variants with runs: {', '.join(known) or 'none'})",
+                          hint="run the suites for them first (`harness run ... --variant NAME`), or fix the name")
+    tasks = {r["task"] for r in store.query("SELECT DISTINCT task FROM latest_runs WHERE list_contains(?, variant)", [spec.variants])}
+    named = list(spec.tasks or []) + list(spec.headline) + ([spec.tradeoff.task] if spec.tradeoff else []) + (
+        [spec.tradeoff.latency_task] if spec.tradeoff and spec.tradeoff.latency_task else [])
+    unknown = sorted({t for t in named if t not in tasks})
+    if unknown:
+        raise ConfigError(f"{where}: no task {', '.join(repr(t) for t in unknown)} has runs for these variants "
+                          f"(tasks: {', '.join(sorted(tasks)) or 'none'})")
+
+
+def build_view(store: Store, spec: ReportSpec, where: str = "report") -> ReportView:
+    """Everything the template shows, computed from the store's rows."""
+    from harness.coverage import missing_tasks, partial_runs
+
+    st = spec.statistics
+    check_names(store, spec, where)
     summaries = summarize(store, spec.variants, spec.tasks, st.resamples, st.confidence, st.seed)
     by_task: dict[tuple[str, str], list[MetricSummary]] = {}
     for s in summaries:
@@ -120,17 +157,16 @@ def build_view(store: Store, spec: ReportSpec) -> ReportView:
         metrics = _metric_order(store, spec, task, [r.metric for r in rows])
         table: dict[str, dict[str, Cell]] = {v: {} for v in spec.variants}
         for metric in metrics:
-            pick = min if metric in LOWER_IS_BETTER else max
-            best = pick((r.estimate.mean for r in rows if r.metric == metric), default=None)
+            way = direction(metric)
+            pick = min if way == "lower" else max
+            best = pick((r.estimate.mean for r in rows if r.metric == metric), default=None) if way != "none" else None
             for r in rows:
                 if r.metric == metric:
                     table[r.variant][metric] = Cell(r.estimate.mean, r.estimate.low, r.estimate.high, r.estimate.n,
                                                     best=r.estimate.mean == best and len(spec.variants) > 1)
         headline = spec.headline.get(task, metrics[0])
         if headline not in metrics:
-            from harness.errors import ConfigError
-
-            raise ConfigError(f"report headline for task '{task}': no metric '{headline}' (stored: {', '.join(metrics)})")
+            raise ConfigError(f"{where}: headline: task '{task}' has no metric '{headline}' (stored: {', '.join(metrics)})")
         tasks.append(_task_view(store, spec, suite, task, metrics, headline, table))
         if tasks[-1].task_type == "latency":
             continue  # per-request means mix concurrency levels: serving figures go to the trade-off view
@@ -143,14 +179,12 @@ def build_view(store: Store, spec: ReportSpec) -> ReportView:
         title=spec.title, notes=spec.notes, generated_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         harness_version=__version__, variants=spec.variants, baseline=spec.baseline_name, confidence=st.confidence,
         leaderboard_columns=leaderboard_columns, leaderboard=leaderboard, tasks=tasks, lineage=_lineage(store, spec.variants),
-        tradeoff=tradeoff)
+        tradeoff=tradeoff, alpha=st.alpha, multiplicity=st.multiplicity, power=st.power,
+        coverage=[g.words() for g in missing_tasks(store, spec.variants)] + [p.words() for p in partial_runs(store, spec.variants, spec.tasks)])
     if spec.gate:
-        from harness.errors import HarnessError
-
-        try:
-            view.verdicts.extend(evaluate_gate(store, spec))
-        except HarnessError as exc:
-            view = ReportView(**{**view.__dict__, "gate_error": str(exc)})
+        result = evaluate_gate(store, spec)
+        view.verdicts.extend(result.verdicts)
+        view = ReportView(**{**view.__dict__, "gate_status": result.status})
     return view
 
 
@@ -164,17 +198,7 @@ def _metric_order(store: Store, spec: ReportSpec, task: str, present: list[str])
 
 def _task_view(store: Store, spec: ReportSpec, suite: str, task: str, metrics: list[str], headline: str,
                table: dict[str, dict[str, Cell]]) -> TaskView:
-    st = spec.statistics
-    base = spec.baseline_name
-    comparisons = []
-    for v in spec.variants:
-        if v == base:
-            continue
-        for metric in metrics:
-            cand, ref = sample_values(store, v, task, metric), sample_values(store, base, task, metric)
-            if cand and ref:
-                c = paired_comparison(cand, ref, st.resamples, st.confidence, st.seed)
-                comparisons.append(Comparison(v, metric, c.diff.mean, c.diff.low, c.diff.high, c.p_value, c.wins, c.losses, c.ties))
+    comparisons = paired_comparisons(store, spec, task, metrics)
     runs = store.query(
         """SELECT variant, run_id, task_type, backend, device, dtype, data_hash, prompt_hash, suite_hash, variant_key,
                   generation_config, seed, harness_version, git_commit, started_at, wall_s, n_samples, judge
@@ -198,6 +222,39 @@ def _task_view(store: Store, spec: ReportSpec, suite: str, task: str, metrics: l
                     health, judge, audit)
 
 
+def paired_comparisons(store: Store, spec: ReportSpec, task: str, metrics: list[str]) -> list[Comparison]:
+    """Every variant against the baseline on every per-item metric of the task: the paired test
+    that fits the metric's values, its interval, the minimum detectable effect, and p-values
+    Holm-adjusted across the table (so a table of many rubric checks does not cry wolf)."""
+    from dataclasses import replace
+
+    from harness.hypothesis import holm, mde, paired_test, two_sided_p
+
+    st = spec.statistics
+    base = spec.baseline_name
+    out = []
+    for v in spec.variants:
+        if v == base:
+            continue
+        for metric in metrics:
+            cand, ref = sample_values(store, v, task, metric), sample_values(store, base, task, metric)
+            shared = sorted(set(cand) & set(ref))
+            if not shared:
+                continue
+            declared = lookup(metric)
+            kind = declared.values if declared else "continuous"
+            c, b = [cand[k] for k in shared], [ref[k] for k in shared]
+            o = paired_test(kind, c, b, 0.0, (1 - st.confidence) / 2, st.resamples, st.seed)
+            d = [x - y for x, y in zip(c, b)]
+            out.append(Comparison(v, metric, o.estimate, o.low, o.high, two_sided_p(kind, c, b, st.resamples, st.seed),
+                                  sum(x > 0 for x in d), sum(x < 0 for x in d), sum(x == 0 for x in d),
+                                  o.method + (" (HL shift)" if kind == "ordinal" else ""),
+                                  mde=mde(o.se, 1 - st.confidence, st.power, sided=2), n=len(shared),
+                                  direction=declared.direction if declared else "none"))
+    adjusted = holm([c.p_value for c in out]) if st.multiplicity == "holm" else [c.p_value for c in out]
+    return [replace(c, p_adjusted=a) for c, a in zip(out, adjusted)]
+
+
 def _tradeoff(store: Store, spec: ReportSpec, columns, leaderboard, tasks: list[TaskView]) -> dict | None:
     latency_tasks = [t for t in tasks if t.task_type == "latency"]
     if not latency_tasks:
@@ -212,6 +269,8 @@ def _tradeoff(store: Store, spec: ReportSpec, columns, leaderboard, tasks: list[
     if quality is None:
         return None
     qtask = next((t for t in tasks if t.task == quality[0]), None)
+    if t_spec and qtask is not None and quality[1] not in qtask.metrics:
+        raise ConfigError(f"report tradeoff: task '{quality[0]}' has no metric '{quality[1]}' (stored: {', '.join(qtask.metrics)})")
     rows = []
     for v in spec.variants:
         figures = {h["metric"]: h["value"] for h in lat.health.get(v, [])}
@@ -335,4 +394,4 @@ def _sparkline(values: list[float], width: int = 160, height: int = 32) -> str:
     return " ".join(f"{i * step:.1f},{height - (v - lo) / span * height:.1f}" for i, v in enumerate(values))
 
 
-__all__ = ["build_view", "ReportView", "describe"]
+__all__ = ["build_view", "ReportView"]

@@ -15,10 +15,20 @@ from pydantic import Field, model_validator
 from harness.config.loader import Strict, parse_model
 from harness.config.suite import JudgeSpec
 from harness.hashing import stable_hash
+from harness.metricspec import Metric
 from harness.prompts import compile_template, render
-from harness.scorers import scorer
+from harness.scorers import Scored, needs_config, scorer
 
-METRICS = ("hallucination_rate", "unsupported_claims", "claims", "abstained", "verifier_failures")
+METRICS = (
+    Metric("hallucination_rate", "hallucination rate", "lower", low=0, high=1,
+           description="unsupported claims / claims; empty when the output abstains or makes no claim"),
+    Metric("unsupported_claims", "unsupported claims", "lower", low=0, unit="claims"),
+    Metric("claims", "claims made", "none", low=0, unit="claims"),
+    Metric("abstained", "abstained", "none", "binary", low=0, high=1, description="coverage, not quality: 1 when the output declines to answer"),
+    Metric("verifier_failures", "verifier failures", "lower", low=0, unit="claims",
+           description="claims the judge verifier could not decide (left out of the rate)"),
+)
+DETECTION = Metric("detection_correct", "hallucination detected correctly", "higher", "binary", low=0, high=1)
 
 
 class HallucinationSpec(Strict):
@@ -77,8 +87,7 @@ def configure(config: dict, where: str, base_dir: Path):
         compile_template(t, f"{where}.sources[{i}]")
     verifier = None
 
-    @scorer(task_types=("generation",), metrics=(("detection_correct",) if spec.label_field else ()) + METRICS)
-    def hallucination_scorer(sample, output) -> dict:
+    def hallucination_scorer(sample, output) -> Scored:
         from harness.hallucination import audit
 
         nonlocal verifier
@@ -92,22 +101,18 @@ def configure(config: dict, where: str, base_dir: Path):
 
                 raise ConfigError(f"{where}.label_field: item {sample.id} has no field '{spec.label_field}'")
             extra["detection_correct"] = float((result.unsupported > 0) == bool(int(sample.fields[spec.label_field])))
-        return {**extra, "hallucination_rate": result.rate, "unsupported_claims": float(result.unsupported),
-                "claims": float(len(result.claims)), "abstained": float(result.abstained),
-                "verifier_failures": float(result.failures),
-                "_details": {"verifier": spec.verifier, "sources": sources,
-                             "claims": [{"claim": c.claim, "supported": None if c.failed else c.supported,
-                                         "support": None if c.failed else round(c.support, 4),
-                                         "evidence": c.evidence, "novel": list(c.novel)} for c in result.claims]}}
+        values = {**extra, "hallucination_rate": result.rate, "unsupported_claims": float(result.unsupported),
+                  "claims": float(len(result.claims)), "abstained": float(result.abstained),
+                  "verifier_failures": float(result.failures)}
+        return Scored(values, {"verifier": spec.verifier, "sources": sources,
+                               "claims": [{"claim": c.claim, "supported": None if c.failed else c.supported,
+                                           "support": None if c.failed else round(c.support, 4),
+                                           "evidence": c.evidence, "novel": list(c.novel)} for c in result.claims]})
 
-    hallucination_scorer.config_hash = stable_hash(spec.model_dump())
-    return hallucination_scorer
-
-
-@scorer(task_types=("generation",), metrics=METRICS)
-def hallucination(sample, output):
-    """Needs a config: `- hallucination: {sources: ['{{ document }}']}`."""
-    raise RuntimeError("the hallucination scorer needs a config")
+    metrics = ((DETECTION,) if spec.label_field else ()) + METRICS
+    return hallucination.configured(hallucination_scorer, metrics, stable_hash(spec.model_dump()))
 
 
-hallucination.configure = configure
+hallucination = scorer(task_types=("generation",), metrics=METRICS + (DETECTION,), configure=configure,
+                       name="hallucination", description="claims checked against source documents; needs a config: "
+                       "`- hallucination: {sources: ['{{ document }}']}`")(needs_config("hallucination"))

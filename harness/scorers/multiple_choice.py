@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from harness.backends.base import Loglikelihood
+from harness.metricspec import Metric
 from harness.scorers import scorer
 from harness.tasks import Sample
 
@@ -12,13 +13,16 @@ def _argmax(values: list[float]) -> int:
     return max(range(len(values)), key=lambda i: (values[i], -i))
 
 
-@scorer(task_types=("multiple_choice",), metrics=("acc",))
+@scorer(task_types=("multiple_choice",), metrics=(
+    Metric("acc", "accuracy", "higher", "binary", low=0, high=1, description="1 when the top-ranked option is the gold one"),))
 def acc(sample: Sample, output: list[Loglikelihood]) -> dict[str, float]:
     """1 when the option with the highest summed log-likelihood is the gold one."""
     return {"acc": float(_argmax([o.logprob for o in output]) == sample.gold)}
 
 
-@scorer(task_types=("multiple_choice",), metrics=("acc_norm",))
+@scorer(task_types=("multiple_choice",), metrics=(
+    Metric("acc_norm", "accuracy (length-normalised)", "higher", "binary", low=0, high=1,
+           description="accuracy with each option's log-likelihood divided by its length in characters"),))
 def acc_norm(sample: Sample, output: list[Loglikelihood]) -> dict[str, float]:
     """Like acc, with each log-likelihood divided by its option's length in characters
     (lm-eval's `len(choice)`, which is the byte length for ASCII options)."""

@@ -15,7 +15,8 @@ from pydantic import Field, model_validator
 
 from harness.config.loader import Strict, load_model_file, parse_model
 from harness.hashing import stable_hash
-from harness.scorers import scorer
+from harness.metricspec import Metric
+from harness.scorers import needs_config, scorer
 from harness.textprep import EMOJI, MENTION, URL
 
 HASHTAG = re.compile(r"(?<!\w)#\w+")
@@ -131,26 +132,24 @@ def load_rubric(config: dict, where: str, base_dir: Path) -> RubricSpec:
     return parse_model(RubricSpec, config, where)
 
 
+RUBRIC = Metric("rubric", "rubric (share of checks passed)", "higher", low=0, high=1)
+CHECK = Metric("rubric_{check}", "rubric check {check}", "higher", "binary", low=0, high=1,
+               description="1 when the output passes this rubric check")
+
+
 def configure(config: dict, where: str, base_dir: Path):
     """A rubric scorer for this config."""
     spec = load_rubric(config, where, base_dir)
-    metrics = ("rubric",) + tuple(f"rubric_{c.name}" for c in spec.checks)
 
-    @scorer(task_types=("generation",), metrics=metrics)
-    def rubric_scorer(sample, output) -> dict[str, float]:
+    def score(sample, output) -> dict[str, float]:
         text = output.text
         passed = {f"rubric_{c.name}": float(run_check(c, text)) for c in spec.checks}
         return {"rubric": sum(passed.values()) / len(passed), **passed}
 
-    rubric_scorer.config_hash = stable_hash(spec.model_dump())
-    rubric_scorer.rubric = spec
-    return rubric_scorer
+    metrics = (RUBRIC,) + tuple(CHECK.named(f"rubric_{c.name}", check=c.name) for c in spec.checks)
+    return rubric.configured(score, metrics, stable_hash(spec.model_dump()), rubric=spec)
 
 
-@scorer(task_types=("generation",), metrics=("rubric",))
-def rubric(sample, output):
-    """Needs a config: `- rubric: {path: rubric.yaml}` or the checks inline."""
-    raise RuntimeError("the rubric scorer needs a config")  # never called: configure() replaces it
-
-
-rubric.configure = configure
+rubric = scorer(task_types=("generation",), metrics=(RUBRIC, CHECK), configure=configure, name="rubric",
+                description="brand rubric checks; needs a config: `- rubric: {path: rubric.yaml}` or the checks inline")(
+    needs_config("rubric"))

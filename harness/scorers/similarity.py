@@ -10,7 +10,11 @@ from pydantic import Field
 from harness.config.loader import Strict, parse_model
 from harness.errors import ConfigError
 from harness.hashing import stable_hash
-from harness.scorers import scorer
+from harness.metricspec import Metric
+from harness.scorers import needs_config, scorer
+
+SIMILARITY = Metric("brand_similarity", "similarity to the brand corpus", "higher", low=-1, high=1,
+                    description="cosine similarity of the output to the brand corpus centroid (all-MiniLM-L6-v2)")
 
 
 class SimilaritySpec(Strict):
@@ -36,7 +40,6 @@ def configure(config: dict, where: str, base_dir: Path):
     texts = texts[: spec.limit] if spec.limit else texts
     state: dict = {}
 
-    @scorer(task_types=("generation",), metrics=("brand_similarity",))
     def similarity_scorer(sample, output) -> dict[str, float]:
         import numpy as np
 
@@ -49,14 +52,9 @@ def configure(config: dict, where: str, base_dir: Path):
         v = state["encoder"].encode([output.text or " "])[0]
         return {"brand_similarity": float(v @ state["centroid"])}
 
-    similarity_scorer.config_hash = stable_hash({"spec": spec.model_dump(), "texts": texts})
-    return similarity_scorer
+    return brand_similarity.configured(similarity_scorer, None, stable_hash({"spec": spec.model_dump(), "texts": texts}))
 
 
-@scorer(task_types=("generation",), metrics=("brand_similarity",))
-def brand_similarity(sample, output):
-    """Needs a config: `- brand_similarity: {corpus: ../data/brand/train.jsonl, field: tweet}`."""
-    raise RuntimeError("brand_similarity needs a config")
-
-
-brand_similarity.configure = configure
+brand_similarity = scorer(task_types=("generation",), metrics=(SIMILARITY,), configure=configure,
+                          name="brand_similarity", description="cosine similarity to a corpus centroid; needs a config: "
+                          "`- brand_similarity: {corpus: ../data/brand/train.jsonl, field: tweet}`")(needs_config("brand_similarity"))

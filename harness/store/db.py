@@ -43,6 +43,16 @@ class RunRow:
     n_samples: int
     judge: str | None = None
     """Judge runs: the judge's identity as JSON (never an API key)."""
+    partial: bool = False
+    """Run on a --limit sample of the task's items: reports and gates prefer a full run."""
+    n_items_total: int | None = None
+    """How many items the task has (n_samples of them were evaluated)."""
+    task_config: str | None = None
+    """The task spec as validated, as JSON."""
+    suite_tasks: str | None = None
+    """The suite's tasks at run time ([{task, type, baseline}]), so a report can name missing ones."""
+    libraries: str | None = None
+    """Versions of the libraries that produced the rows, as JSON."""
 
 
 @dataclass(frozen=True)

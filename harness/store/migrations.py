@@ -146,4 +146,20 @@ MIGRATIONS: list[tuple[str, str]] = [
                 FROM runs) WHERE rn = 1;
         """,
     ),
+    (
+        "003_partial_runs_and_provenance",
+        """
+        -- A run of a --limit sample is partial: reports and gates read a full run when one exists.
+        ALTER TABLE runs ADD COLUMN partial BOOLEAN DEFAULT false;
+        ALTER TABLE runs ADD COLUMN n_items_total INTEGER;  -- items the task has (before --limit)
+        ALTER TABLE runs ADD COLUMN task_config JSON;       -- the task as validated (prices, levels, settings)
+        ALTER TABLE runs ADD COLUMN suite_tasks JSON;       -- the suite's tasks at run time: [{task, type, baseline}]
+        ALTER TABLE runs ADD COLUMN libraries JSON;         -- torch, transformers, peft, bitsandbytes versions
+        CREATE OR REPLACE VIEW latest_runs AS
+            SELECT * EXCLUDE (rn) FROM (
+                SELECT *, row_number() OVER (PARTITION BY variant, suite, task
+                                             ORDER BY coalesce(partial, false), last_used_at DESC, started_at DESC) AS rn
+                FROM runs) WHERE rn = 1;
+        """,
+    ),
 ]
