@@ -331,10 +331,13 @@ def cmd_list(args) -> int:
             for line in lineage_tree(store):
                 print(line)
         else:
-            rows = store.query("SELECT variant, suite, task, run_id, n_samples, wall_s, started_at FROM latest_runs ORDER BY suite, task, variant")
+            rows = store.query("SELECT variant, suite, task, run_id, n_samples, n_items_total, partial, wall_s, started_at "
+                               "FROM latest_runs ORDER BY suite, task, variant")
             print(f"{'variant':24} {'suite':16} {'task':22} {'run_id':17} {'n':>5} {'wall':>7}  started")
             for r in rows:
-                print(f"{r['variant']:24} {r['suite']:16} {r['task']:22} {r['run_id']:17} {r['n_samples']:5d} {r['wall_s']:6.1f}s  {r['started_at']:%Y-%m-%d %H:%M}")
+                part = f"  partial: {r['n_samples']} of {r['n_items_total']} items (--limit)" if r["partial"] else ""
+                print(f"{r['variant']:24} {r['suite']:16} {r['task']:22} {r['run_id']:17} {r['n_samples']:5d} {r['wall_s']:6.1f}s  "
+                      f"{r['started_at']:%Y-%m-%d %H:%M}{part}")
     return 0
 
 

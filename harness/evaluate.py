@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 MULTIPLE_CHOICE = TaskKind("multiple_choice", "options scored by log-likelihood; metrics come from the task's scorers")
 GENERATION = TaskKind("generation", "outputs generated and scored by the task's scorers")
 
+
 def run_key(task: PreparedTask, seed: int, **identity) -> str:
     """The key under which a task run is reused: the task (spec, data, prompt, scorer configs,
     the items actually evaluated), the seed, harness and library versions, and whatever

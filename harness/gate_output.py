@@ -7,6 +7,7 @@ import json
 import math
 from pathlib import Path
 
+from harness.formatting import figure, p_value
 from harness.gate import GateResult, Verdict
 
 
@@ -64,14 +65,6 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def _f(x) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "–"
-    if isinstance(x, float) and math.isinf(x):
-        return "∞" if x > 0 else "-∞"
-    return f"{x:.4g}"
-
-
 def to_markdown(result: GateResult, title: str = "Gate") -> str:
     """A markdown table of verdicts, estimates, bounds, p-values and MDE."""
     icon = {"pass": "✅ pass", "fail": "❌ fail", "inconclusive": "⚠️ inconclusive", "error": "🛑 error"}
@@ -80,11 +73,11 @@ def to_markdown(result: GateResult, title: str = "Gate") -> str:
              "|---|---|---|---|---|---|---|---|---|"]
     for v in result.verdicts:
         o = v.outcome
-        est = _f(o.estimate) if o else "–"
-        bounds = f"[{_f(o.low)}, {_f(o.high)}]" if o else "–"
-        p = f"{_f(v.p_value)} ({_f(v.p_adjusted)})" if not math.isnan(v.p_value) else "–"
-        lines.append(f"| {icon[v.status]} | {_cell(v.label)} | {est} | {bounds} | {', '.join(_f(t) for t in v.thresholds) or '–'} "
-                     f"| {o.n if o else '–'} | {p} | {_f(v.mde)} | {_cell(v.detail)} |")
+        est = figure(o.estimate) if o else "–"
+        bounds = f"[{figure(o.low)}, {figure(o.high)}]" if o else "–"
+        p = f"{p_value(v.p_value)} ({p_value(v.p_adjusted)})" if not math.isnan(v.p_value) else "–"
+        lines.append(f"| {icon[v.status]} | {_cell(v.label)} | {est} | {bounds} | {', '.join(figure(t) for t in v.thresholds) or '–'} "
+                     f"| {o.n if o else '–'} | {p} | {figure(v.mde)} | {_cell(v.detail)} |")
     if result.warnings:
         lines += ["", "**Coverage warnings**", ""] + [f"- {_cell(w)}" for w in result.warnings]
     return "\n".join(lines) + "\n"

@@ -393,6 +393,9 @@ def bootstrap_statistic_test(candidate: ItemStatistic, threshold: float, alpha: 
     if n == 0:
         return TestOutcome(NAN, NAN, NAN, NAN, NAN, 0, method, estimand, NAN)
     est = float(theta(list(range(n))))
+    if n == 1:  # one unit (e.g. one batch): nothing to resample
+        return TestOutcome(est, est, est, 0.0 if est > threshold else 1.0, 0.0 if est < threshold else 1.0, 1,
+                           "single measurement", estimand, NAN)
     rng = np.random.default_rng(seed)
     draws = np.array([theta(list(row)) for size in chunk_sizes(resamples, n) for row in rng.integers(0, n, size=(size, n))])
     draws = draws[~np.isnan(draws)]

@@ -210,27 +210,39 @@ def run_statistic(store, run_id: str, metric: str, params: dict) -> RunValues:
         return RunValues(ItemStatistic(ids, lambda idx: float(np.percentile(values[list(idx)], q))), tuple(values))
     tokens = np.array([d["output_tokens"] for _, _, d in at], dtype=float)
     prompt = np.array([d["prompt_tokens"] for _, _, d in at], dtype=float)
-    share = np.array([d["latency_s"] / d.get("chunk_size", level) for _, _, d in at], dtype=float)
-    words = np.array([len(text.split()) for _, text, _ in at], dtype=float)
 
     def ratio(num, den, scale=1.0):
         return lambda idx: float(scale * num[list(idx)].sum() / den[list(idx)].sum()) if den[list(idx)].sum() > 0 else float("nan")
 
-    per_second = (spec.get("price_per_hour") or 0.0) / 3600.0
-    if metric.startswith("throughput_tokens_per_s_c"):
-        fn = ratio(tokens, share)
-    elif metric.startswith("requests_per_s_c"):
-        fn = ratio(np.ones(len(at)), share)
-    elif metric.startswith("cost_per_1k_output_tokens_c") and spec.get("price_per_hour") is not None:
-        fn = ratio(share, tokens, per_second * 1000)
-    elif metric.startswith("cost_per_1k_words_c") and spec.get("price_per_hour") is not None:
-        fn = ratio(share, words, per_second * 1000)
-    elif metric.startswith("api_cost") and spec.get("price_per_1k_output_tokens") is not None:
+    if metric.startswith("api_cost") and spec.get("price_per_1k_output_tokens") is not None:
         cost = (prompt * (spec.get("price_per_1k_input_tokens") or 0.0) + tokens * spec["price_per_1k_output_tokens"]) / 1000
         fn = ratio(cost, tokens, 1000) if metric == "api_cost_per_1k_output_tokens" else (lambda idx: float(cost[list(idx)].mean()))
+        return RunValues(ItemStatistic(ids, fn))
+    # Throughput and instance cost are properties of the batches requests were served in (a batch's
+    # requests share its wall time), so the units resampled are the batches. Two variants' batch
+    # k hold the same items, so they pair up.
+    chunks: dict[int, list[int]] = {}
+    for i, (_, _, d) in enumerate(at):
+        chunks.setdefault(d.get("chunk", i // level), []).append(i)
+    order = sorted(chunks)
+    words = np.array([len(text.split()) for _, text, _ in at], dtype=float)
+    batch_tokens = np.array([tokens[chunks[k]].sum() for k in order])
+    batch_words = np.array([words[chunks[k]].sum() for k in order])
+    batch_wall = np.array([max(at[i][2]["latency_s"] for i in chunks[k]) for k in order])
+    batch_requests = np.array([len(chunks[k]) for k in order], dtype=float)
+    batch_ids = tuple(f"batch{k}" for k in order)
+    per_second = (spec.get("price_per_hour") or 0.0) / 3600.0
+    if metric.startswith("throughput_tokens_per_s_c"):
+        fn = ratio(batch_tokens, batch_wall)
+    elif metric.startswith("requests_per_s_c"):
+        fn = ratio(batch_requests, batch_wall)
+    elif metric.startswith("cost_per_1k_output_tokens_c") and spec.get("price_per_hour") is not None:
+        fn = ratio(batch_wall, batch_tokens, per_second * 1000)
+    elif metric.startswith("cost_per_1k_words_c") and spec.get("price_per_hour") is not None:
+        fn = ratio(batch_wall, batch_words, per_second * 1000)
     else:
         return RunValues()
-    return RunValues(ItemStatistic(ids, fn))
+    return RunValues(ItemStatistic(batch_ids, fn))
 
 
 def reset_peak_memory() -> None:

@@ -9,6 +9,7 @@ import json
 import math
 
 from harness.config.report import ReportSpec
+from harness.formatting import figure
 from harness.store.db import Store
 
 
@@ -81,7 +82,7 @@ def plan_lines(store: Store, spec: ReportSpec, price: float | None, where: str) 
                 lines.append(f"      {v.reason}")
                 continue
             lines.append(f"      n={o.n}; estimate {o.estimate:.4g}, threshold {', '.join(f'{t:g}' for t in v.thresholds)}; "
-                         f"MDE {_g(v.mde)} at this n")
+                         f"MDE {figure(v.mde)} at this n")
             if v.status == "inconclusive" or (v.status != "pass" and v.status != "fail"):
                 if math.isinf(v.n_needed):
                     lines.append("      the estimate sits on the threshold: no number of items decides a gap of 0")
@@ -109,10 +110,6 @@ def plan_lines(store: Store, spec: ReportSpec, price: float | None, where: str) 
                             f"({_cost_words(store, [c.variant, spec.baseline_name], task, c.n, n, price)})")
             elif not decided:
                 need = "; no difference observed"
-            lines.append(f"    {c.variant:24} {c.metric:22} diff {c.diff:+.4g} (n={c.n}), MDE {_g(c.mde)}, "
-                         f"p(Holm) {_g(c.p_adjusted)}{' significant' if decided else need}")
+            lines.append(f"    {c.variant:24} {c.metric:22} diff {c.diff:+.4g} (n={c.n}), MDE {figure(c.mde)}, "
+                         f"p(Holm) {figure(c.p_adjusted)}{' significant' if decided else need}")
     return lines
-
-
-def _g(x: float) -> str:
-    return "n/a" if x is None or math.isnan(x) else f"{x:.3g}"

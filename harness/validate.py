@@ -40,7 +40,7 @@ def validate_file(path: Path, kind: str) -> None:
 
         plan_variants(load_models(path), path, base_key="-")  # configs, dependencies, data files
     elif kind == "report":
-        from harness.config.report import load_report, check_rule_metrics
+        from harness.config.report import check_rule_metrics, load_report
 
         check_rule_metrics(load_report(path), path)
     else:

@@ -110,3 +110,30 @@ def workspace(tmp_path) -> Path:
     write(tmp_path / "suites" / "mc.yaml", MC_SUITE.replace("@DATA@", str(REPO / "data" / "mmlu_sample")))
     write(tmp_path / "suites" / "gen.yaml", GEN_SUITE.replace("@DATA@", str(REPO / "data" / "brand" / "test.jsonl")))
     return tmp_path
+
+
+@pytest.fixture
+def scripted_latency(tmp_path):
+    """A latency task on the fake backend with scripted latencies 0.1..1.0 s (10 items, 4 output
+    tokens each, concurrency 1 and 5, 3.6 per hour): run it with `scripted_latency(store)`."""
+    items = [{"id": f"i{k}", "topic": "x " * (k + 1)} for k in range(10)]
+    write(tmp_path / "d.jsonl", "\n".join(json.dumps(i) for i in items) + "\n")
+    latencies = [0.1 * (k + 1) for k in range(10)]
+    models = write(tmp_path / "m.yaml", f"base: {{name: fake-l, source: fake, options: {{latencies: {latencies}, default_output: 'a b c d'}}}}\n")
+    suite = write(tmp_path / "s.yaml", """
+        name: serve
+        tasks:
+          - name: serving
+            type: latency
+            data: {format: jsonl, path: d.jsonl}
+            id_field: id
+            prompt: {template: "{{ topic }}"}
+            latency: {concurrency: [1, 5], warmup: 0, price_per_hour: 3.6}
+        """)
+
+    def run(store: Path) -> int:
+        from harness.cli import main
+
+        return main(["run", str(suite), "--models", str(models), "--store", str(store)])
+
+    return run

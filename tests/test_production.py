@@ -175,23 +175,9 @@ def test_audit_export_import_round_trip(grounded, capsys):
 
 # -- latency, cost, perplexity -------------------------------------------------------------------
 
-def test_latency_percentiles_throughput_and_cost_on_scripted_delays(tmp_path):
-    items = [{"id": f"i{k}", "topic": "x " * (k + 1)} for k in range(10)]
-    write(tmp_path / "d.jsonl", "\n".join(json.dumps(i) for i in items) + "\n")
-    latencies = [0.1 * (k + 1) for k in range(10)]
-    models = write(tmp_path / "m.yaml", f"base: {{name: fake-l, source: fake, options: {{latencies: {latencies}, default_output: 'a b c d'}}}}\n")
-    suite = write(tmp_path / "s.yaml", """
-        name: serve
-        tasks:
-          - name: serving
-            type: latency
-            data: {format: jsonl, path: d.jsonl}
-            id_field: id
-            prompt: {template: "{{ topic }}"}
-            latency: {concurrency: [1, 5], warmup: 0, price_per_hour: 3.6}
-        """)
+def test_latency_percentiles_throughput_and_cost_on_scripted_delays(tmp_path, scripted_latency):
     store = tmp_path / "h.duckdb"
-    assert main(["run", str(suite), "--models", str(models), "--store", str(store)]) == 0
+    assert scripted_latency(store) == 0
     con = duckdb.connect(str(store), read_only=True)
     stats = dict(con.execute("SELECT metric, value FROM run_stats").fetchall())
     per_request = con.execute("SELECT count(*) FROM scores WHERE metric = 'latency_s'").fetchone()[0]

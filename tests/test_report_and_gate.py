@@ -241,23 +241,8 @@ def test_report_naming_what_does_not_exist_exits_2(two_variants, capsys):
             capsys.readouterr()
 
 
-def test_run_level_metrics_are_gateable(tmp_path, capsys):
-    items = [{"id": f"i{k}", "topic": "x " * (k + 1)} for k in range(10)]
-    write(tmp_path / "d.jsonl", "\n".join(json.dumps(i) for i in items) + "\n")
-    latencies = [0.1 * (k + 1) for k in range(10)]
-    models = write(tmp_path / "m.yaml", f"base: {{name: fake-l, source: fake, options: {{latencies: {latencies}, default_output: 'a b c d'}}}}\n")
-    suite = write(tmp_path / "s.yaml", """
-        name: serve
-        tasks:
-          - name: serving
-            type: latency
-            data: {format: jsonl, path: d.jsonl}
-            id_field: id
-            prompt: {template: "{{ topic }}"}
-            latency: {concurrency: [1, 5], warmup: 0, price_per_hour: 3.6}
-        """)
-    store = tmp_path / "g.duckdb"
-    assert main(["run", str(suite), "--models", str(models), "--store", str(store)]) == 0
+def test_run_level_metrics_are_gateable(tmp_path, capsys, scripted_latency):
+    assert scripted_latency(tmp_path / "g.duckdb") == 0
     capsys.readouterr()
     rules = ("  - {variant: fake-l, task: serving, metric: throughput_tokens_per_s_c5, min: 10}\n"
              "  - {variant: fake-l, task: serving, metric: latency_s_p50, max: 5.0}\n"
@@ -333,3 +318,13 @@ def test_plan_prints_mde_and_items_needed(two_variants, capsys):
     assert "MDE" in out and "Comparisons with fake-bad" in out and "fake-good" in out
     if "INCONCLUSIVE" in out:
         assert "items" in out and "cost" in out
+
+
+def test_skewed_small_samples_carry_a_caveat(tmp_path, capsys):
+    rng = np.random.default_rng(2)
+    base = rng.uniform(0.2, 0.4, 20)
+    with Store(tmp_path / "g.duckdb") as store:
+        plant(store, "base", "t", {"latency_s": list(base)})
+        plant(store, "cand", "t", {"latency_s": list(base - rng.exponential(0.3, 20))})
+    code, out = gate(tmp_path, "  - {kind: superiority, variant: cand, baseline: base, task: t, metric: latency_s}\n", capsys)
+    assert "strongly skewed" in out and "n < 30" in out

@@ -9,7 +9,6 @@ from pydantic import Field, model_validator
 
 from harness.config.loader import Strict, load_model_file
 
-
 RuleKind = Literal["non_inferiority", "superiority", "bound"]
 
 

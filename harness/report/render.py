@@ -4,24 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import math
-
+from harness.formatting import figure, p_value
 from harness.report.view import ReportView
-
-
-def _num(x) -> str:
-    """A figure for a table cell: 4 significant digits, '–' when undefined."""
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "–"
-    if isinstance(x, float) and math.isinf(x):
-        return "∞" if x > 0 else "-∞"
-    return f"{x:.4g}"
-
-
-def _pfmt(p) -> str:
-    if p is None or (isinstance(p, float) and math.isnan(p)):
-        return "–"
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
 def render_html(view: ReportView, power: float = 0.8) -> str:
@@ -30,7 +14,7 @@ def render_html(view: ReportView, power: float = 0.8) -> str:
     # Autoescape on: model outputs and prompts are untrusted text.
     env = Environment(loader=PackageLoader("harness.report", "templates"), autoescape=select_autoescape(["html", "j2"]),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    return env.get_template("report.html.j2").render(view=view, num=_num, pfmt=_pfmt, power=power)
+    return env.get_template("report.html.j2").render(view=view, num=figure, pfmt=p_value, power=power)
 
 
 def write_report(view: ReportView, out: Path) -> Path:

@@ -109,7 +109,6 @@ class ReportView:
     tasks: list[TaskView]
     lineage: list[dict]
     verdicts: list[Verdict] = field(default_factory=list)
-    gate_error: str | None = None
     tradeoff: dict | None = None
     """Quality vs latency vs cost: {quality, latency_task, rows: [...], points: svg}."""
     coverage: list[str] = field(default_factory=list)

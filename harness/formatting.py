@@ -1,0 +1,22 @@
+"""How figures are written in every output (terminal lines, markdown, HTML), so one value never
+reads two ways."""
+
+from __future__ import annotations
+
+import math
+
+
+def figure(x: float | None) -> str:
+    """4 significant digits; 'n/a' when undefined; '+inf'/'-inf' for a bound the data can't set."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    if isinstance(x, float) and math.isinf(x):
+        return "+inf" if x > 0 else "-inf"
+    return f"{x:.4g}"
+
+
+def p_value(p: float | None) -> str:
+    """'0.271', '<0.001', or 'n/a'."""
+    if p is None or (isinstance(p, float) and math.isnan(p)):
+        return "n/a"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
