@@ -325,6 +325,11 @@ def test_skewed_small_samples_carry_a_caveat(tmp_path, capsys):
     base = rng.uniform(0.2, 0.4, 20)
     with Store(tmp_path / "g.duckdb") as store:
         plant(store, "base", "t", {"latency_s": list(base)})
-        plant(store, "cand", "t", {"latency_s": list(base - rng.exponential(0.3, 20))})
-    code, out = gate(tmp_path, "  - {kind: superiority, variant: cand, baseline: base, task: t, metric: latency_s}\n", capsys)
+        # lower is better: a long tail of slower items makes passing 'below' too easy at n=20
+        plant(store, "cand", "t", {"latency_s": list(base + rng.exponential(0.3, 20) - 0.35)})
+        plant(store, "cand2", "t", {"latency_s": list(base - rng.exponential(0.3, 20) + 0.25)})
+    rule = "  - {kind: superiority, variant: V, baseline: base, task: t, metric: latency_s}\n"
+    code, out = gate(tmp_path, rule.replace("V", "cand"), capsys)
     assert "strongly skewed" in out and "n < 30" in out
+    code, out = gate(tmp_path, rule.replace("V", "cand2"), capsys)  # skewed towards the good side: conservative
+    assert "strongly skewed" not in out
