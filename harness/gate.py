@@ -30,6 +30,7 @@ from harness.hypothesis import (
     one_sample_test,
     paired_test,
     quantile_test,
+    ratio_test,
 )
 from harness.metricspec import Metric, resolve
 from harness.store.db import Store
@@ -222,7 +223,10 @@ def _test(store: Store, rule: GateRule, metric: Metric, params: dict, cand: dict
     elif base is None:
         if metric.percentile and cv.values:
             return quantile_test(cv.values, int(params["q"]) / 100, threshold, alpha), notes
-        outcome = bootstrap_statistic_test(cv.statistic, threshold, alpha, st.resamples, st.seed, estimand=metric.display)
+        if cv.ratio is not None:
+            outcome = ratio_test(cv.ratio, threshold, alpha, st.resamples, st.seed, estimand=metric.display)
+        else:
+            outcome = bootstrap_statistic_test(cv.statistic, threshold, alpha, st.resamples, st.seed, estimand=metric.display)
     else:
         bv = _run_values(store, base, metric, params)
         if bv.statistic is None:

@@ -319,6 +319,69 @@ def one_sample_mean(values: Sequence[float], threshold: float, alpha: float, res
 
 # -- run-level statistics -------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class Ratio:
+    """A run-level figure that is a ratio of sums over items (throughput = tokens / seconds,
+    cost per token, corpus perplexity = exp(NLL / tokens)): scale * sum(num) / sum(den), and
+    exp() of that when `exp` is set."""
+
+    num: tuple[float, ...]
+    den: tuple[float, ...]
+    scale: float = 1.0
+    exp: bool = False
+
+    def value(self, idx: Sequence[int] | None = None) -> float:
+        import numpy as np
+
+        num, den = np.asarray(self.num, dtype=float), np.asarray(self.den, dtype=float)
+        if idx is not None:
+            num, den = num[list(idx)], den[list(idx)]
+        r = self.scale * num.sum() / den.sum() if den.sum() else NAN
+        return math.exp(r) if self.exp else r
+
+
+def ratio_test(ratio: Ratio, threshold: float, alpha: float, resamples: int = 2000, seed: int = 0,
+               estimand: str = "ratio", bounds: bool = True) -> TestOutcome:
+    """A ratio of sums against a bound, tested exactly as a mean: R <= t holds exactly when the
+    mean of u_i = scale * num_i - t * den_i is <= 0, so the studentized bootstrap of that mean
+    tests it (a percentile bootstrap of the ratio itself passed wrongly 7% of the time at n = 20
+    in simulation). Bounds invert the test (bounds=False: p-values only, for simulations)."""
+    import numpy as np
+
+    num, den = np.asarray(ratio.num, dtype=float), np.asarray(ratio.den, dtype=float)
+    n = len(num)
+    method = "studentized bootstrap of the linearised ratio"
+    if n == 0 or den.sum() == 0:
+        return TestOutcome(NAN, NAN, NAN, NAN, NAN, n, method, estimand, NAN)
+    est = ratio.value()
+    if n == 1:
+        return TestOutcome(est, est, est, 0.0 if est > threshold else 1.0, 0.0 if est < threshold else 1.0, 1,
+                           "single measurement", estimand, NAN)
+
+    def to_ratio(t: float) -> float:  # the threshold on the scale of the sums
+        if not ratio.exp:
+            return t
+        return math.log(t) if t > 0 else -math.inf
+
+    def test(t: float, refine: bool = True) -> TestOutcome:
+        r = to_ratio(t)
+        if math.isinf(r):
+            return TestOutcome(0, 0, 0, 0.0, 1.0, n, method, estimand, 0)
+        return one_sample_mean(ratio.scale * num - r * den, 0.0, alpha, resamples, seed, refine)
+
+    at = test(threshold, bounds)
+    low = high = NAN
+    if bounds:
+        span = abs(est) * 10 + 1e-9
+        low_start = max(est - span, 0.0) if ratio.exp else est - span
+        low = _bisect(lambda t: test(t, False).p_above <= alpha, low_start, est, 50)
+        high = _bisect(lambda t: test(t, False).p_below > alpha, est, est + span, 50)
+    r_est = to_ratio(est)
+    se_r = _sd(ratio.scale * num - r_est * den) / (math.sqrt(n) * den.mean())
+    se = se_r * est if ratio.exp else se_r  # delta method through exp()
+    return TestOutcome(est, low, high, at.p_above, at.p_below, n, method, estimand, se)
+
+
 def quantile_test(values: Sequence[float], q: float, threshold: float, alpha: float) -> TestOutcome:
     """A percentile (p50, p95, p99 latency) against a bound, distribution-free: the number of
     values below the threshold is binomial under H0, so the test and the order-statistic bounds

@@ -187,7 +187,7 @@ def run_statistic(store, run_id: str, metric: str, params: dict) -> RunValues:
 
     import numpy as np
 
-    from harness.hypothesis import ItemStatistic
+    from harness.hypothesis import ItemStatistic, Ratio
 
     run = store.query("SELECT task_config FROM runs WHERE run_id = ?", [run_id])
     config = json.loads(run[0]["task_config"]) if run and run[0].get("task_config") else {}
@@ -207,17 +207,19 @@ def run_statistic(store, run_id: str, metric: str, params: dict) -> RunValues:
                     if min(centres, key=lambda k: abs(centres[k] - d["prompt_tokens"])) == params["bucket"]]
             values, ids = values[keep], tuple(ids[i] for i in keep)
         q = int(params["q"])
-        return RunValues(ItemStatistic(ids, lambda idx: float(np.percentile(values[list(idx)], q))), tuple(values))
+        return RunValues(ItemStatistic(ids, lambda idx: float(np.percentile(values[list(idx)], q))), values=tuple(values))
     tokens = np.array([d["output_tokens"] for _, _, d in at], dtype=float)
     prompt = np.array([d["prompt_tokens"] for _, _, d in at], dtype=float)
 
-    def ratio(num, den, scale=1.0):
-        return lambda idx: float(scale * num[list(idx)].sum() / den[list(idx)].sum()) if den[list(idx)].sum() > 0 else float("nan")
+    def ratio_values(unit_ids, num, den, scale=1.0) -> RunValues:
+        r = Ratio(tuple(num), tuple(den), scale)
+        return RunValues(ItemStatistic(unit_ids, r.value), ratio=r)
 
     if metric.startswith("api_cost") and spec.get("price_per_1k_output_tokens") is not None:
         cost = (prompt * (spec.get("price_per_1k_input_tokens") or 0.0) + tokens * spec["price_per_1k_output_tokens"]) / 1000
-        fn = ratio(cost, tokens, 1000) if metric == "api_cost_per_1k_output_tokens" else (lambda idx: float(cost[list(idx)].mean()))
-        return RunValues(ItemStatistic(ids, fn))
+        if metric == "api_cost_per_1k_output_tokens":
+            return ratio_values(ids, cost, tokens, 1000)
+        return ratio_values(ids, cost, np.ones(len(cost)))
     # Throughput and instance cost are properties of the batches requests were served in (a batch's
     # requests share its wall time), so the units resampled are the batches. Two variants' batch
     # k hold the same items, so they pair up.
@@ -233,16 +235,14 @@ def run_statistic(store, run_id: str, metric: str, params: dict) -> RunValues:
     batch_ids = tuple(f"batch{k}" for k in order)
     per_second = (spec.get("price_per_hour") or 0.0) / 3600.0
     if metric.startswith("throughput_tokens_per_s_c"):
-        fn = ratio(batch_tokens, batch_wall)
-    elif metric.startswith("requests_per_s_c"):
-        fn = ratio(batch_requests, batch_wall)
-    elif metric.startswith("cost_per_1k_output_tokens_c") and spec.get("price_per_hour") is not None:
-        fn = ratio(batch_wall, batch_tokens, per_second * 1000)
-    elif metric.startswith("cost_per_1k_words_c") and spec.get("price_per_hour") is not None:
-        fn = ratio(batch_wall, batch_words, per_second * 1000)
-    else:
-        return RunValues()
-    return RunValues(ItemStatistic(batch_ids, fn))
+        return ratio_values(batch_ids, batch_tokens, batch_wall)
+    if metric.startswith("requests_per_s_c"):
+        return ratio_values(batch_ids, batch_requests, batch_wall)
+    if metric.startswith("cost_per_1k_output_tokens_c") and spec.get("price_per_hour") is not None:
+        return ratio_values(batch_ids, batch_wall, batch_tokens, per_second * 1000)
+    if metric.startswith("cost_per_1k_words_c") and spec.get("price_per_hour") is not None:
+        return ratio_values(batch_ids, batch_wall, batch_words, per_second * 1000)
+    return RunValues()
 
 
 def reset_peak_memory() -> None:

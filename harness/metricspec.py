@@ -165,6 +165,9 @@ class RunValues:
     """Percentile metrics: the per-item values (tested exactly by order statistics)."""
     point: float | None = None
     """A single measurement with no items behind it (e.g. peak memory): no interval."""
+    ratio: object | None = None
+    """Ratio figures (throughput, cost per token, corpus perplexity): a harness.hypothesis.Ratio,
+    tested against a bound exactly as a mean rather than by a percentile bootstrap."""
 
 
 def resolve(name: str) -> tuple[Metric, dict[str, str]] | None:

@@ -24,13 +24,14 @@ def corpus_perplexity(nll: list[float], tokens: list[int]):
 
 
 def corpus_statistic(store, run_id: str, metric: str, params: dict) -> RunValues:
-    """Corpus perplexity of a stored run as a function of its items (gate resampling)."""
-    from harness.hypothesis import ItemStatistic
+    """Corpus perplexity of a stored run as a function of its items (gate resampling): exp of a
+    ratio of sums, so a bound is tested exactly as a mean (harness.hypothesis.ratio_test)."""
+    from harness.hypothesis import ItemStatistic, Ratio
 
     rows = store.query("SELECT sample_id, details FROM samples WHERE run_id = ? ORDER BY sample_id", [run_id])
     details = [json.loads(r["details"]) for r in rows]
-    return RunValues(ItemStatistic(tuple(r["sample_id"] for r in rows),
-                                   corpus_perplexity([d["nll"] for d in details], [d["tokens"] for d in details])))
+    ratio = Ratio(tuple(d["nll"] for d in details), tuple(max(d["tokens"], 1) for d in details), exp=True)
+    return RunValues(ItemStatistic(tuple(r["sample_id"] for r in rows), ratio.value), ratio=ratio)
 
 
 def perplexity_rows(backend, task, run_id: str, seed: int):

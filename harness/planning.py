@@ -83,7 +83,9 @@ def plan_lines(store: Store, spec: ReportSpec, price: float | None, where: str) 
                 continue
             lines.append(f"      n={o.n}; estimate {o.estimate:.4g}, threshold {', '.join(f'{t:g}' for t in v.thresholds)}; "
                          f"MDE {figure(v.mde)} at this n")
-            if v.status == "inconclusive" or (v.status != "pass" and v.status != "fail"):
+            if v.status == "inconclusive" and not v.decided:
+                lines.append("      held back by the judge's failed health checks, not by n: more items won't decide it")
+            elif v.status == "inconclusive":
                 if math.isinf(v.n_needed):
                     lines.append("      the estimate sits on the threshold: no number of items decides a gap of 0")
                 elif not math.isnan(v.n_needed):

@@ -248,16 +248,20 @@ def test_run_level_metrics_are_gateable(tmp_path, capsys, scripted_latency):
              "  - {variant: fake-l, task: serving, metric: latency_s_p50, max: 5.0}\n"
              "  - {variant: fake-l, task: serving, metric: latency_s_p95, max: 5.0, name: p95 from 10 requests}\n"
              "  - {variant: fake-l, task: serving, metric: cost_per_1k_output_tokens_c1, max: 10.0}\n"
-             "  - {variant: fake-l, task: serving, metric: peak_memory_mb, max: 1000000}\n")
+             "  - {variant: fake-l, task: serving, metric: peak_memory_mb, max: 1000000}\n"
+             "  - {variant: fake-l, task: serving, metric: throughput_tokens_per_s_c1, min: 1.0}\n")
     code, out = gate(tmp_path, rules, capsys, stats=", multiplicity: none", )
     lines = out.splitlines()
-    # the gate recomputes the stored figures from the per-request rows
-    assert lines[0].startswith("PASS") and f"{40 / 1.5:.4g}" in lines[0] and "percentile bootstrap" in lines[0]
+    # the gate recomputes the stored figures from the per-request rows; two batches at concurrency 5
+    # can't establish a throughput bound with confidence (a percentile bootstrap said they could)
+    assert lines[0].startswith("INCONCLUSIVE") and f"{40 / 1.5:.4g}" in lines[0] and "linearised ratio" in lines[0]
     assert lines[1].startswith("PASS") and "exact binomial (order statistics)" in lines[1]
     # a p95 can't be bounded from 10 requests: the upper bound is infinite
     assert lines[2].startswith("INCONCLUSIVE") and "+inf" in lines[2]
     assert lines[3].startswith("PASS") and f"{0.001 * 5.5 / 40 * 1000:.4g}" in lines[3]
     assert lines[4].startswith("PASS") and "single measurement" in lines[4]
+    # ten batches of one at concurrency 1 do establish 40 tokens / 5.5 s >= 1 token/s
+    assert lines[5].startswith("PASS") and f"{40 / 5.5:.4g}" in lines[5] and "(n=10," in lines[5]
     assert code == 3
 
 

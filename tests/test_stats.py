@@ -163,3 +163,20 @@ def test_small_p_values_are_resolved_beyond_the_resample_count():
     assert o.p_above < 1 / 501
     quick = paired_continuous(base + 0.3 + rng.normal(0, 0.05, 16), base, 0.0, 0.05, resamples=500, refine=False)
     assert quick.p_above == pytest.approx(1 / 501)
+
+
+def test_ratio_test_is_the_mean_test_of_the_linearised_ratio():
+    from harness.hypothesis import Ratio, one_sample_mean, ratio_test
+
+    rng = np.random.default_rng(8)
+    tokens, seconds = rng.poisson(20, 30).astype(float), rng.gamma(4, 0.25, 30)
+    r = Ratio(tuple(tokens), tuple(seconds))
+    o = ratio_test(r, 18.0, 0.05, 500, 0)
+    assert o.estimate == pytest.approx(tokens.sum() / seconds.sum())
+    same = one_sample_mean(tokens - 18.0 * seconds, 0.0, 0.05, 500, 0)
+    assert (o.p_above, o.p_below) == pytest.approx((same.p_above, same.p_below))
+    assert o.low < o.estimate < o.high
+    # exp of a ratio (corpus perplexity): the bound on the perplexity is the bound on log-perplexity, exponentiated
+    nll = rng.uniform(20, 40, 30)
+    ppl = ratio_test(Ratio(tuple(nll), tuple(np.full(30, 10.0)), exp=True), 20.0, 0.05, 500, 0)
+    assert ppl.estimate == pytest.approx(math.exp(nll.sum() / 300)) and ppl.low < ppl.estimate < ppl.high
