@@ -225,6 +225,7 @@ def _test(store: Store, rule: GateRule, metric: Metric, params: dict, cand: dict
             return quantile_test(cv.values, int(params["q"]) / 100, threshold, alpha), notes
         if cv.ratio is not None:
             outcome = ratio_test(cv.ratio, threshold, alpha, st.resamples, st.seed, estimand=metric.display)
+            notes += _skew_note(list(cv.ratio.linearised(threshold)), good)
         else:
             outcome = bootstrap_statistic_test(cv.statistic, threshold, alpha, st.resamples, st.seed, estimand=metric.display)
     else:

@@ -330,6 +330,14 @@ class Ratio:
     scale: float = 1.0
     exp: bool = False
 
+    def linearised(self, threshold: float):
+        """u_i = scale * num_i - t * den_i: their mean is <= 0 exactly when the ratio is <= t
+        (on the log scale for exp ratios)."""
+        import numpy as np
+
+        t = (math.log(threshold) if threshold > 0 else -math.inf) if self.exp else threshold
+        return self.scale * np.asarray(self.num, dtype=float) - t * np.asarray(self.den, dtype=float)
+
     def value(self, idx: Sequence[int] | None = None) -> float:
         import numpy as np
 
@@ -358,16 +366,10 @@ def ratio_test(ratio: Ratio, threshold: float, alpha: float, resamples: int = 20
         return TestOutcome(est, est, est, 0.0 if est > threshold else 1.0, 0.0 if est < threshold else 1.0, 1,
                            "single measurement", estimand, NAN)
 
-    def to_ratio(t: float) -> float:  # the threshold on the scale of the sums
-        if not ratio.exp:
-            return t
-        return math.log(t) if t > 0 else -math.inf
-
     def test(t: float, refine: bool = True) -> TestOutcome:
-        r = to_ratio(t)
-        if math.isinf(r):
+        if ratio.exp and t <= 0:  # a perplexity is above any threshold <= 0
             return TestOutcome(0, 0, 0, 0.0, 1.0, n, method, estimand, 0)
-        return one_sample_mean(ratio.scale * num - r * den, 0.0, alpha, resamples, seed, refine)
+        return one_sample_mean(ratio.linearised(t), 0.0, alpha, resamples, seed, refine)
 
     at = test(threshold, bounds)
     low = high = NAN
@@ -376,8 +378,7 @@ def ratio_test(ratio: Ratio, threshold: float, alpha: float, resamples: int = 20
         low_start = max(est - span, 0.0) if ratio.exp else est - span
         low = _bisect(lambda t: test(t, False).p_above <= alpha, low_start, est, 50)
         high = _bisect(lambda t: test(t, False).p_below > alpha, est, est + span, 50)
-    r_est = to_ratio(est)
-    se_r = _sd(ratio.scale * num - r_est * den) / (math.sqrt(n) * den.mean())
+    se_r = _sd(ratio.linearised(est)) / (math.sqrt(n) * den.mean())
     se = se_r * est if ratio.exp else se_r  # delta method through exp()
     return TestOutcome(est, low, high, at.p_above, at.p_below, n, method, estimand, se)
 
