@@ -11,7 +11,7 @@ same functions `harness gate` runs, and prints:
 - false-pass rates of absolute bounds (one sample) and of a run-level p95 bound.
 - family-wise error over 10 null rules, without and with Holm's correction. Target <= alpha.
 
-    python benchmarks/gate_statistics.py                 # 2,000 datasets per cell (about 10 minutes on 2 cores)
+    python benchmarks/gate_statistics.py                 # 2,000 datasets per cell (about 45 minutes on 2 cores)
     python benchmarks/gate_statistics.py --datasets 300  # a quick look
 """
 
