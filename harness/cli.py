@@ -56,7 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="evaluate variants on suites; every sample x scorer goes to the store",
                        description="Evaluate the variants of --models on every task of the given suites. "
-                                   "Tasks whose inputs are unchanged since a stored run are reused; --force recomputes.")
+                                   "Tasks whose inputs are unchanged since a stored run are reused; --force recomputes. "
+                                   "Exit codes: 0 done, 1 done but judge calls failed after their retries (stored as "
+                                   "unjudged; running the command again asks exactly those calls), 2 invalid input.")
     p.add_argument("suites", nargs="+", type=Path, help="suite files, e.g. suites/mmlu_sample.yaml")
     p.add_argument("--models", type=Path, help="models file naming the base and variants (and any local judge)")
     p.add_argument("--answers", action="append", metavar="NAME=FILE",
@@ -209,6 +211,16 @@ def cmd_run(args) -> int:
     if args.limit is not None:
         print(f"--limit {args.limit}: a seeded random sample of each task, recorded as partial runs; "
               "reports and gates keep reading full runs where one is stored")
+    failed: dict[str, int] = {}
+    for o in outcomes:
+        for kind, n in o.failed_calls.items():
+            failed[kind] = failed.get(kind, 0) + n
+    if failed:
+        kinds = ", ".join(f"{k}: {n}" for k, n in sorted(failed.items(), key=lambda kv: -kv[1]))
+        print(f"Error: {sum(failed.values())} judge calls failed after their retries ({kinds}); their items are stored as "
+              "unjudged, the answered calls are cached", file=sys.stderr)
+        print("Hint: run the same command again: it asks exactly the failed calls again", file=sys.stderr)
+        return 1
     return 0
 
 

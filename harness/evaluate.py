@@ -11,7 +11,7 @@ import json
 import logging
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -51,6 +51,9 @@ class TaskOutcome:
     reused: bool
     n_samples: int
     wall_s: float
+    failed_calls: dict = field(default_factory=dict)
+    """Judge tasks: calls that still failed after their retries, by kind (stored as error rows;
+    a plain rerun asks exactly these again)."""
 
 
 def run_suites(suite_paths: list[Path], models_path: Path | None, store_path: Path, variants: list[str] | None = None,
@@ -166,7 +169,7 @@ def _run_judges(store: Store, judge_tasks, spec, models_path: Path | None, evalu
                 log.info("%s / %s: %d items judged (%d judge calls made, %d reused)", candidate, jt.spec.name,
                          res.n_items, res.calls, res.cached)
                 outcomes.append(TaskOutcome(candidate, jt.suite, jt.spec.name, res.run_id, res.calls == 0 and res.cached == 0,
-                                            res.n_items, time.perf_counter() - t0))
+                                            res.n_items, time.perf_counter() - t0, res.failed))
     finally:
         for judge in judges.values():
             judge.close()

@@ -32,10 +32,18 @@ def always_first(user: str) -> str:
 
 
 class FakeJudgeServer:
-    def __init__(self, policy, failures: dict | None = None, delay_s: float = 0.0):
+    def __init__(self, policy, failures: dict | None = None, delay_s: float = 0.0, flaky: dict | None = None):
         """failures: {"status": 500, "times": 2} fails the first 2 attempts of every distinct
-        prompt with that status; {"sleep": 2.0, "times": 1} stalls instead (client timeout)."""
+        prompt with that status; {"sleep": 2.0, "times": 1} stalls instead (client timeout);
+        "only": a substring: fail only prompts containing it.
+        flaky: {"p_5xx": 0.3, "p_timeout": 0.1, "p_malformed": 0.05, "timeout_s": 0.7, "seed": 0}:
+        every attempt fails at random that way (a 503, a stall past the client's timeout, or a 200
+        whose body is not a chat completion)."""
+        import random
+
         self.policy, self.failures, self.delay_s = policy, failures or {}, delay_s
+        self.flaky = flaky or {}
+        self.rng = random.Random(self.flaky.get("seed", 0))
         self.requests: list[dict] = []
         self.attempts: dict[str, int] = {}
         self.lock = threading.Lock()
@@ -52,13 +60,31 @@ class FakeJudgeServer:
                     server.requests.append({**body, "auth": self.headers.get("Authorization")})
                     n = server.attempts[user] = server.attempts.get(user, 0) + 1
                 f = server.failures
-                if n <= f.get("times", 0):
+                if n <= f.get("times", 0) and f.get("only", "") in user:
                     if "sleep" in f:
                         time.sleep(f["sleep"])
                     else:
                         self.send_response(f.get("status", 500))
                         self.end_headers()
                         self.wfile.write(b'{"error": "scripted failure"}')
+                        return
+                if server.flaky:
+                    with server.lock:
+                        roll = server.rng.random()
+                    fl = server.flaky
+                    if roll < fl.get("p_5xx", 0):
+                        self.send_response(503)
+                        self.end_headers()
+                        return
+                    if roll < fl.get("p_5xx", 0) + fl.get("p_timeout", 0):
+                        time.sleep(fl.get("timeout_s", 0.7))
+                        return
+                    if roll < fl.get("p_5xx", 0) + fl.get("p_timeout", 0) + fl.get("p_malformed", 0):
+                        data = b'{"choices": []}'
+                        self.send_response(200)
+                        self.send_header("Content-Length", str(len(data)))
+                        self.end_headers()
+                        self.wfile.write(data)
                         return
                 if server.delay_s:
                     time.sleep(server.delay_s)

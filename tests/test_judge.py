@@ -56,7 +56,9 @@ def test_vote_and_order_combination_follow_fastchat():
     assert majority(["A", "A", "B"]) == "A" and majority(["A", "B"]) == "tie" and majority([]) is None
     assert combine_orders({"candidate_first": "candidate", "candidate_second": "candidate"}) == ("candidate", 0.0)
     assert combine_orders({"candidate_first": "candidate", "candidate_second": "baseline"}) == ("tie", 1.0)
-    assert combine_orders({"candidate_first": None, "candidate_second": "baseline"}) == ("baseline", None)
+    # order swap: an item with one order missing is unjudged, never decided from the other alone
+    assert combine_orders({"candidate_first": None, "candidate_second": "baseline"}) == (None, None)
+    assert combine_orders({"candidate_second": "baseline"}, both=False) == ("baseline", None)  # order: random
 
 
 def test_kappa_and_logistic_fit():
@@ -97,7 +99,7 @@ def judged(tmp_path):
                {"question": "q", "answer_a": "fine", "answer_b": "fine too", "human": "tie"}]
     write(tmp_path / "anchors.jsonl", "\n".join(json.dumps(a) for a in anchors) + "\n")
 
-    def run(url, order="swap", extra="", answers=("good", "bad"), rc=0):
+    def run(url, order="swap", extra="", answers=("good", "bad"), rc=0, execute=True):
         suite = write(tmp_path / "s.yaml", f"""
             name: judged
             tasks:
@@ -118,7 +120,12 @@ def judged(tmp_path):
         args = ["run", str(suite), "--store", str(tmp_path / "h.duckdb")]
         for name in answers:
             args += ["--answers", f"{name}={tmp_path / (name + '.jsonl')}"]
-        assert main(args) == rc
+        run.args = args
+        if not execute:
+            return tmp_path / "h.duckdb"
+        run.last_code = main(args)
+        if rc is not None:
+            assert run.last_code == rc
         return tmp_path / "h.duckdb"
 
     return run
@@ -173,10 +180,11 @@ def test_retries_recover_from_500s_and_timeouts(judged):
     assert _health(store)["error_rate"][0] == 0.0
 
 
-def test_failed_calls_become_error_rows_and_are_retried_next_run(judged):
-    with FakeJudgeServer(prefers_marker(), failures={"status": 500, "times": 99}) as srv:
-        store = judged(srv.url)
-        assert len(srv.requests) == 18 * 3  # 1 try + 2 retries each
+def test_failed_calls_become_error_rows_and_are_retried_next_run(judged, capsys):
+    srv = FakeJudgeServer(prefers_marker(), failures={"status": 500, "times": 99}).__enter__()
+    store = judged(srv.url, rc=1)  # the run ends non-zero, saying what failed
+    assert len(srv.requests) == 18 * 3  # 1 try + 2 retries each
+    assert "18 judge calls failed after their retries (HTTP 500: 18)" in capsys.readouterr().err
     con = duckdb.connect(str(store), read_only=True)
     errors = con.execute("SELECT count(*), min(error) FROM judgments WHERE error IS NOT NULL").fetchone()
     unjudged = con.execute("""SELECT count(*) FROM scores JOIN latest_runs USING (run_id)
@@ -186,6 +194,90 @@ def test_failed_calls_become_error_rows_and_are_retried_next_run(judged):
     assert errors[0] == 18 and "HTTP 500" in errors[1] and "after 3 attempts" in errors[1]
     assert unjudged == 6 and cached == 0  # every item kept, marked unjudged; failures are not cached
     assert _health(store)["error_rate"][1]  # flagged
+    # The endpoint is back: a plain rerun (no --force) asks the failed calls again and completes.
+    srv.failures, srv.requests = {}, []
+    judged(srv.url, rc=0)
+    assert len(srv.requests) == 18
+    assert _health(store)["error_rate"][0] == 0.0 and _health(store)["win_rate"][0] == 1.0
+    srv.requests = []
+    judged(srv.url, rc=0)  # complete now: reused, no call made
+    assert len(srv.requests) == 0
+    srv.__exit__(None, None, None)
+
+
+def test_flaky_endpoint_loses_nothing_and_plain_reruns_complete_the_run(judged, capsys):
+    """30% 5xx, 10% stalls past the timeout, 5% malformed bodies: every failure is a stored row,
+    each rerun asks only the calls still unanswered, and the run completes."""
+    srv = FakeJudgeServer(prefers_marker(), flaky={"p_5xx": 0.3, "p_timeout": 0.1, "p_malformed": 0.05, "seed": 7}).__enter__()
+    try:
+        rc, reruns = 1, 0
+        while rc == 1 and reruns < 6:
+            srv.requests = []
+            store = judged(srv.url, rc=None)
+            assert judged.last_code in (0, 1)
+            con = duckdb.connect(str(store), read_only=True)
+            latest = con.execute("""SELECT count(*) FILTER (WHERE error IS NOT NULL), count(*) FROM judgments
+                                    JOIN latest_runs USING (run_id) WHERE task = 'vs_bad'""").fetchone()
+            asked = {r["messages"][-1]["content"] for r in srv.requests}
+            con.close()
+            assert latest[1] == 18  # every call is a row, answered or failed: nothing lost
+            if reruns:
+                assert len(asked) == previous_failed  # only the calls that had failed were asked again
+            previous_failed, rc = latest[0], judged.last_code
+            assert (rc == 1) == (previous_failed > 0)  # non-zero exactly when calls failed
+            reruns += 1
+        assert rc == 0 and previous_failed == 0 and reruns >= 2
+        assert _health(store)["win_rate"][0] == 1.0 and _health(store)["error_rate"][0] == 0.0
+    finally:
+        srv.__exit__(None, None, None)
+
+
+def test_kill_9_during_a_judge_batch_loses_only_the_calls_in_flight(judged):
+    """SIGKILL a `harness run` while its judge calls are being answered: every answered call was
+    committed as it arrived, so the rerun asks exactly the calls not answered before the kill."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import REPO
+
+    with FakeJudgeServer(prefers_marker(), delay_s=0.25) as srv:
+        store = judged(srv.url, execute=False)
+        env = {**os.environ, "PYTHONPATH": str(REPO), "HARNESS_PROGRESS": "0"}
+        proc = subprocess.Popen([sys.executable, "-m", "harness", *judged.args], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 60
+        while len(srv.requests) < 8 and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert proc.returncode == -signal.SIGKILL
+        con = duckdb.connect(str(store), read_only=True)
+        committed = con.execute("SELECT count(*) FROM judge_cache").fetchone()[0]
+        runs = con.execute("SELECT count(*) FROM runs WHERE task = 'vs_bad'").fetchone()[0]
+        con.close()
+        assert 0 < committed < 18 and runs == 0  # paid-for calls kept; no half-written judge run
+        srv.requests = []
+        judged(srv.url, rc=0)
+        assert len(srv.requests) == 18 - committed
+    con = duckdb.connect(str(store), read_only=True)
+    n = con.execute("SELECT count(*) FROM judgments JOIN latest_runs USING (run_id) WHERE task = 'vs_bad'").fetchone()[0]
+    con.close()
+    assert n == 18
+
+
+def test_swap_item_with_one_failed_order_is_unjudged_not_decided_from_the_other(judged):
+    """A judge that always answers 'A' and fails every candidate-second call: the old code scored
+    those items from the candidate-first order alone (a win each); now they are unjudged."""
+    with FakeJudgeServer(always_first, failures={"status": 500, "times": 99, "only": "### Assistant A\nmeh"}) as srv:
+        store = judged(srv.url, rc=1)
+    con = duckdb.connect(str(store), read_only=True)
+    rows = dict(con.execute("""SELECT metric, avg(value) FROM scores JOIN latest_runs USING (run_id)
+                               WHERE task = 'vs_bad' GROUP BY metric""").fetchall())
+    con.close()
+    assert rows["unjudged"] == 1.0 and rows["win_rate"] is None
 
 
 def test_unparseable_replies_count_as_parse_failures(judged):

@@ -8,7 +8,8 @@ row, never a dropped item or a crashed run.
 - LocalJudge: a loaded harness backend (hf or fake). `choice` mode scores the verdict tokens
   by log-likelihood; `generate` mode samples a judgment and leaves parsing to the caller.
 - CachedJudge: wraps either; replies are cached in the store, keyed by the judge's identity,
-  the full prompt (candidate outputs and their order included) and the sample index.
+  the full prompt (candidate outputs and their order included) and the sample index, each one
+  committed as it arrives, so a crash loses at most the calls in flight.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import logging
 import math
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
 from harness.errors import ConfigError
@@ -79,11 +81,21 @@ class OpenAIJudge:
         return cls(j.base_url, j.model, j.api_key_env, j.temperature, j.max_tokens, j.concurrency, j.timeout_s,
                    j.max_retries, j.backoff_s, seed)
 
-    def judge_many(self, calls: list[JudgeCall], desc: str = "judge") -> list[JudgeReply]:
+    def judge_many(self, calls: list[JudgeCall], desc: str = "judge",
+                   on_reply: Callable[[int, JudgeReply], None] | None = None) -> list[JudgeReply]:
+        """One reply per call, in order. `on_reply(index, reply)` is called in this thread as each
+        call completes (the cache commits it there)."""
         if not calls:
             return []
+        replies: list[JudgeReply | None] = [None] * len(calls)
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            return list(progress(pool.map(self._one, calls), desc=desc, unit="call", total=len(calls)))
+            futures = {pool.submit(self._one, call): i for i, call in enumerate(calls)}
+            for future in progress(as_completed(futures), desc=desc, unit="call", total=len(calls)):
+                i = futures[future]
+                replies[i] = future.result()
+                if on_reply is not None:
+                    on_reply(i, replies[i])
+        return replies  # type: ignore[return-value]
 
     def _one(self, call: JudgeCall) -> JudgeReply:
         import urllib.error
@@ -151,10 +163,21 @@ class LocalJudge:
         # Base models have no chat roles: the system text simply comes first.
         return f"{call.system}\n\n{call.user}"
 
-    def judge_many(self, calls: list[JudgeCall], desc: str = "judge") -> list[JudgeReply]:
-        if not calls:
-            return []
-        return self._generate(calls) if self.mode == "generate" else self._choice(calls)
+    CHUNK = 64
+    """Calls scored together before their replies are handed on (and cached): a crash loses at
+    most one chunk's work."""
+
+    def judge_many(self, calls: list[JudgeCall], desc: str = "judge",
+                   on_reply: Callable[[int, JudgeReply], None] | None = None) -> list[JudgeReply]:
+        replies: list[JudgeReply] = []
+        for start in progress(range(0, len(calls), self.CHUNK), desc=desc, unit="chunk"):
+            chunk = calls[start:start + self.CHUNK]
+            got = self._generate(chunk) if self.mode == "generate" else self._choice(chunk)
+            for offset, reply in enumerate(got):
+                if on_reply is not None:
+                    on_reply(start + offset, reply)
+            replies += got
+        return replies
 
     def _generate(self, calls: list[JudgeCall]) -> list[JudgeReply]:
         from harness.backends.base import GenerationConfig
@@ -235,10 +258,17 @@ class CachedJudge:
         keys = [self.key(c) for c in calls]
         hits = self.store.judge_cache_get(sorted(set(keys)))
         todo = sorted({k: i for i, k in enumerate(keys) if k not in hits}.values())
-        fresh = self.inner.judge_many([calls[i] for i in todo], desc=desc) if todo else []
+        judge_hash = stable_hash(self.identity)
+
+        def commit(j: int, reply: JudgeReply) -> None:
+            # Each answered (paid-for) call is committed as it arrives; failures are not cached,
+            # so the next run asks again.
+            if reply.error is None:
+                self.store.judge_cache_put([(keys[todo[j]], judge_hash, reply.text)])
+
+        fresh = self.inner.judge_many([calls[i] for i in todo], desc=desc, on_reply=commit) if todo else []
         self.calls_made += len(todo)
         by_key = {keys[i]: r for i, r in zip(todo, fresh)}
-        self.store.judge_cache_put([(k, stable_hash(self.identity), r.text) for k, r in by_key.items() if r.error is None])
         log.info("%s: %d judge calls made, %d answered from the cache (or by an identical prompt in this batch)",
                  desc, len(todo), len(calls) - len(todo))
         return [JudgeReply(hits[k], None, 0.0, 0, True) if k in hits else by_key[k] for k in keys]

@@ -71,14 +71,17 @@ def run_statistic(store, run_id: str, metric: str, params: dict) -> RunValues:
     )
     from harness.judge.task import combine_pairwise, combine_single
 
-    run = store.query("SELECT task_type FROM runs WHERE run_id = ?", [run_id])
+    import json
+
+    run = store.query("SELECT task_type, judge FROM runs WHERE run_id = ?", [run_id])
     rows = [SimpleNamespace(**r) for r in store.query("SELECT * FROM judgments WHERE run_id = ? ORDER BY call_index", [run_id])]
     if not run or not rows:
         return RunValues()
     pairwise = run[0]["task_type"] == "judge_pairwise"
+    swap = (json.loads(run[0]["judge"]) if run[0]["judge"] else {}).get("order", "swap") == "swap"
     if metric.startswith("anchor_"):
         if pairwise:
-            anchors = combine_pairwise(rows).anchors
+            anchors = combine_pairwise(rows, swap).anchors
             categories, within, weights = ["A", "B", "tie"], 0, None
         else:
             anchors = [(None if j is None else int(min(10, max(1, round(j)))), int(min(10, max(1, round(h)))))
@@ -92,7 +95,7 @@ def run_statistic(store, run_id: str, metric: str, params: dict) -> RunValues:
         return RunValues(ItemStatistic(ids, lambda idx: cohen_kappa([pairs[i][0] for i in idx], [pairs[i][1] for i in idx],
                                                                     categories, weights)))
     if pairwise and metric in PAIRWISE_FIGURES:
-        outcome = combine_pairwise(rows)
+        outcome = combine_pairwise(rows, swap)
         by_item: dict = {}
         for c in outcome.calls:
             by_item.setdefault(c.item, []).append(c)

@@ -14,7 +14,7 @@ import statistics
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -249,10 +249,12 @@ def majority(labels: list[str]) -> str | None:
     return counts[0][0]
 
 
-def combine_orders(by_position: dict[str, str | None]) -> tuple[str | None, float | None]:
-    """(final winner, inconsistent flag) from the per-order winners of one item."""
+def combine_orders(by_position: dict[str, str | None], both: bool = True) -> tuple[str | None, float | None]:
+    """(final winner, inconsistent flag) from the per-order winners of one item. With `both`
+    (order swap), an item whose other order has no verdict (the call failed, or the reply did
+    not parse) is unjudged: deciding it from one order alone would let position bias in."""
     got = [w for w in by_position.values() if w is not None]
-    if not got:
+    if not got or (both and len(got) < 2):
         return None, None
     if len(got) == 1:
         return got[0], None
@@ -268,6 +270,13 @@ class JudgeOutcome:
     calls: int
     cached: int
     health: list[HealthFigure]
+    failed: dict[str, int] = field(default_factory=dict)
+    """Calls that still failed after their retries, by kind of failure (e.g. 'HTTP 500')."""
+
+
+def failure_kind(error: str) -> str:
+    """'HTTP 500: ...' -> 'HTTP 500'; 'TimeoutError: ...' -> 'TimeoutError'."""
+    return error.split(":", 1)[0].strip() or "error"
 
 
 def run_judge_task(store: Store, judge, task: PreparedJudgeTask, candidate: str, baseline: str | None, seed: int,
@@ -281,10 +290,16 @@ def run_judge_task(store: Store, judge, task: PreparedJudgeTask, candidate: str,
                        "prompts": task.prompts_hash, "anchors": task.anchors_hash, "seed": seed, "harness": __version__,
                        "libraries": libraries})
     cached = None if force else store.find_run(key)
-    if cached:
+    failed_before = store.query("SELECT count(*) AS n FROM judgments WHERE run_id = ? AND error IS NOT NULL",
+                                [cached["run_id"]])[0]["n"] if cached else 0
+    if cached and not failed_before:
         store.mark_reused(cached["run_id"])
         log.info("%s / %s: unchanged, reusing run %s", candidate, spec.name, cached["run_id"])
         return JudgeOutcome(cached["run_id"], cached["n_samples"], 0, 0, [])
+    if cached:
+        # A run with failed calls is never complete: judge again; the answered calls come from
+        # the cache, so exactly the failed ones are asked again.
+        log.info("%s / %s: run %s had %d failed judge calls: retrying them", candidate, spec.name, cached["run_id"], failed_before)
     if baseline and not set(cand) & set(base):
         raise StoreError(f"task '{spec.name}': '{candidate}' and '{baseline}' share no items of '{spec.of}' to compare")
 
@@ -322,7 +337,8 @@ def run_judge_task(store: Store, judge, task: PreparedJudgeTask, candidate: str,
                            f.estimate.n, f.warning)
                    for f in health]
     store.write_task_run(run, samples, scores, judgments, health_rows)
-    return JudgeOutcome(run_id, len(samples), made, len(plans) - made, health)
+    failed = Counter(failure_kind(j.error) for j in judgments if j.error is not None)
+    return JudgeOutcome(run_id, len(samples), made, len(plans) - made, health, dict(failed))
 
 
 def _judgment_row(run_id: str, i: int, p: _Planned, r: JudgeReply, spec: JudgeTaskSpec) -> JudgmentRow:
@@ -357,8 +373,9 @@ class PairwiseOutcome:
     calls: list[PairCall]
 
 
-def combine_pairwise(rows) -> PairwiseOutcome:
-    """Combine judgment rows (JudgmentRow objects, or rows read back from the `judgments` table)."""
+def combine_pairwise(rows, swap: bool = True) -> PairwiseOutcome:
+    """Combine judgment rows (JudgmentRow objects, or rows read back from the `judgments` table);
+    `swap`: every item was judged in both orders, and needs a verdict in both."""
     by_item: dict[str, dict[str, list[str]]] = {}
     for r in rows:
         slot = by_item.setdefault(r.sample_id, {})
@@ -368,7 +385,7 @@ def combine_pairwise(rows) -> PairwiseOutcome:
     voted_all, final, inconsistent, anchors = {}, {}, {}, []
     for sid, positions in by_item.items():
         voted = {pos: majority(ws) for pos, ws in positions.items()}
-        winner, flag = combine_orders(voted)
+        winner, flag = combine_orders(voted, both=swap)
         if sid.startswith("anchor:"):
             human = next(r.human for r in rows if r.sample_id == sid)
             anchors.append(({"candidate": "A", "baseline": "B", "tie": "tie", None: None}[winner], human))
@@ -380,7 +397,7 @@ def combine_pairwise(rows) -> PairwiseOutcome:
 
 
 def _pairwise_results(run_id, task, cand, base, rows: list[JudgmentRow], seed: int):
-    outcome = combine_pairwise(rows)
+    outcome = combine_pairwise(rows, swap=task.spec.order == "swap")
     samples, scores = [], []
     for sid, winner in outcome.final.items():
         c, b = cand[sid], base[sid]
