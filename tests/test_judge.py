@@ -210,7 +210,7 @@ def test_flaky_endpoint_loses_nothing_and_plain_reruns_complete_the_run(judged, 
     each rerun asks only the calls still unanswered, and the run completes."""
     srv = FakeJudgeServer(prefers_marker(), flaky={"p_5xx": 0.3, "p_timeout": 0.1, "p_malformed": 0.05, "seed": 7}).__enter__()
     try:
-        rc, reruns = 1, 0
+        rc, reruns, previous_failed = 1, 0, 0
         while rc == 1 and reruns < 6:
             srv.requests = []
             store = judged(srv.url, rc=None)

@@ -61,6 +61,8 @@ SINGLE = TaskKind(
 def run_statistic(store, run_id: str, metric: str, params: dict) -> RunValues:
     """A judge-health figure of a stored judge run as a function of its items, from the stored
     judge calls (the same computation as when the run was written)."""
+    import json
+
     from harness.hypothesis import ItemStatistic
     from harness.judge.health import (
         PAIRWISE_FIGURES,
@@ -70,8 +72,6 @@ def run_statistic(store, run_id: str, metric: str, params: dict) -> RunValues:
         single_point,
     )
     from harness.judge.task import combine_pairwise, combine_single
-
-    import json
 
     run = store.query("SELECT task_type, judge FROM runs WHERE run_id = ?", [run_id])
     rows = [SimpleNamespace(**r) for r in store.query("SELECT * FROM judgments WHERE run_id = ? ORDER BY call_index", [run_id])]

@@ -83,13 +83,13 @@ def prepare_judge_task(spec: JudgeTaskSpec, suite: str, suite_path: Path, suite_
     prompts = load_judge_prompts(prompts_path)
     want = "pairwise" if spec.grading == "pairwise" else "single"
     needed = [("prompt", _base_name(spec))] + ([("reference_prompt", _ref_name(spec))] if j.use_reference else [])
-    for field, name in needed:
+    for key, name in needed:
         if name not in prompts:
             from harness.errors import UnknownNameError
 
-            raise UnknownNameError("judge prompt", name, prompts, where=f"{where}: judge.{field}")
+            raise UnknownNameError("judge prompt", name, prompts, where=f"{where}: judge.{key}")
         if prompts[name].type != want:
-            raise ConfigError(f"{where}: judge.{field}: prompt '{name}' is a {prompts[name].type} prompt; {spec.grading} grading needs a {want} one")
+            raise ConfigError(f"{where}: judge.{key}: prompt '{name}' is a {prompts[name].type} prompt; {spec.grading} grading needs a {want} one")
     anchors: list[dict] = []
     if j.anchors:
         path = Path(j.anchors) if Path(j.anchors).is_absolute() else suite_path.parent / j.anchors
