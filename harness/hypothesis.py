@@ -12,7 +12,9 @@ Which test fits depends on the metric's values (declared with the metric, see ha
 | binary     | exact McNemar at margin 0, Tango's score test otherwise | exact binomial (Clopper-Pearson)    |
 | continuous | studentized bootstrap of the mean difference            | studentized bootstrap of the mean   |
 | ordinal    | Wilcoxon signed-rank (Hodges-Lehmann shift)             | studentized bootstrap of the mean   |
-| run-level  | paired percentile bootstrap over shared items           | percentile bootstrap over items     |
+| run-level  | paired percentile bootstrap over shared items           | percentiles: exact order statistics;|
+|            |                                                         | ratios of sums: linearised mean;    |
+|            |                                                         | others: percentile bootstrap        |
 
 The bootstrap tests draw their resamples in chunks, so memory stays bounded
 (chunk x n numbers) whatever the number of items. Seeded: the same rows give the same answer.
