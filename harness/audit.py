@@ -15,6 +15,21 @@ from harness.store.db import Store
 COLUMNS = ["run_id", "sample_id", "claim_index", "variant", "task", "source", "claim", "evidence", "support",
            "verifier_supported", "human_supported"]
 TRUE, FALSE = {"1", "yes", "y", "true", "supported"}, {"0", "no", "n", "false", "unsupported"}
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+"""A spreadsheet reads a cell starting with one of these as a formula (OWASP's CSV injection)."""
+
+
+def spreadsheet_safe(value):
+    """Model output is untrusted: a text cell that a spreadsheet would run as a formula gets a
+    leading apostrophe, which spreadsheets show as text (and import strips again)."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+def from_sheet(value: str) -> str:
+    """Undo spreadsheet_safe."""
+    return value[1:] if value.startswith("'") and value[1:].startswith(FORMULA_START) else value
 
 
 def claim_rows(store: Store, task: str, variants: list[str] | None = None) -> list[dict]:
@@ -50,7 +65,7 @@ def export_sheet(store: Store, task: str, out: Path, n: int = 100, seed: int = 0
     with tmp.open("w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=COLUMNS)
         w.writeheader()
-        w.writerows(picked)
+        w.writerows({k: spreadsheet_safe(v) for k, v in row.items()} for row in picked)
     tmp.replace(out)
     return len(picked)
 
@@ -81,7 +96,7 @@ def import_sheet(store: Store, path: Path) -> tuple[int, int]:
             known = store.query("SELECT 1 FROM samples WHERE run_id = ? AND sample_id = ?", [row["run_id"], row["sample_id"]])
             if not known:
                 raise ConfigError(f"{path}: line {line}: run {row['run_id']} has no sample {row['sample_id']} in {store.path}")
-            labels.append((row["run_id"], row["sample_id"], index, row["claim"],
+            labels.append((row["run_id"], row["sample_id"], index, from_sheet(row["claim"]),
                            row["verifier_supported"].strip().lower() in TRUE, value in TRUE))
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     store.con.execute("BEGIN")
@@ -90,8 +105,8 @@ def import_sheet(store: Store, path: Path) -> tuple[int, int]:
             store.con.execute("DELETE FROM audit_labels WHERE run_id = ? AND sample_id = ? AND claim_index = ?", [run_id, sample_id, index])
             store.con.execute("INSERT INTO audit_labels VALUES (?, ?, ?, ?, ?, ?, ?)", [run_id, sample_id, index, claim, verifier, human, now])
         store.con.execute("COMMIT")
-    except Exception:
-        store.con.execute("ROLLBACK")
+    except Exception as exc:
+        store.rollback(exc)
         raise
     return len(labels), skipped
 

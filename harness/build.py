@@ -50,7 +50,10 @@ def build_models(models_path: Path, store_path: Path, only: list[str] | None = N
         raise ConfigError(f"{models_path}: base.source is 'fake', which can't be trained; use embedded, hf_dir or gguf")
 
     outcomes = []
-    with Store(store_path) as store:
+    with Store(store_path) as store:  # the store's write lock: no other build is running now
+        for stale in sorted(artifacts_dir(store_path).glob("*.tmp")):
+            log.info("removing %s, left by a build that was killed", stale)
+            shutil.rmtree(stale, ignore_errors=True)
         base = prepare_base(spec.base, models_path, store)
         plans = plan_variants(spec, models_path, base.key)
         needed: set[str] = set()

@@ -165,3 +165,12 @@ def test_early_stopping_requires_eval_steps(workspace, tiny_model_dir, capsys):
         """)
     assert main(["validate", str(models)]) == 2
     assert "early_stopping_patience needs training.eval_steps" in capsys.readouterr().out
+
+
+def test_a_killed_builds_tmp_folder_is_removed_by_the_next_build(built):
+    ws, models = built
+    stale = ws / "artifacts" / "tiny-sft-deadbeef.tmp"
+    stale.mkdir(parents=True)
+    (stale / "half.bin").write_bytes(b"x")
+    assert main(["build", str(models), "--store", str(ws / "h.duckdb")]) == 0  # everything reused
+    assert not stale.exists()

@@ -310,3 +310,29 @@ def test_judge_verifier_against_a_fake_endpoint(tmp_path):
     rows = dict(con.execute("SELECT metric, value FROM scores").fetchall())
     con.close()
     assert rows["claims"] == 3 and rows["verifier_failures"] == 1 and rows["hallucination_rate"] == 0.5
+
+
+def test_audit_sheet_neutralises_spreadsheet_formulas(grounded, capsys):
+    """Model output that starts like a formula reaches the sheet as text, and the claim comes back intact."""
+    tmp, store = grounded
+    models = tmp / "m.yaml"
+    models.write_text(models.read_text().replace('"It opened on Mill Street in 2016."',
+                                                 '"=HYPERLINK(\\"http://x.test\\", \\"Mill Street\\") opened in 2016."'))
+    assert main(["run", str(tmp / "s.yaml"), "--models", str(models), "--store", str(store)]) == 0
+    sheet = tmp / "audit.csv"
+    assert main(["audit", "export", "--task", "grounded", "--out", str(sheet), "--store", str(store)]) == 0
+    rows = list(csv.DictReader(sheet.open()))
+    formula = [r for r in rows if "HYPERLINK" in r["claim"]]
+    assert formula and all(r["claim"].startswith("'=HYPERLINK") for r in formula)
+    assert not any(v.startswith(("=", "+", "-", "@")) for r in rows for v in r.values())
+    for r in rows:
+        r["human_supported"] = "no"
+    with sheet.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    assert main(["audit", "import", str(sheet), "--store", str(store)]) == 0
+    con = duckdb.connect(str(store), read_only=True)
+    claims = [r[0] for r in con.execute("SELECT claim FROM audit_labels WHERE claim LIKE '%HYPERLINK%'").fetchall()]
+    con.close()
+    assert claims and all(c.startswith('=HYPERLINK("http://x.test"') for c in claims)

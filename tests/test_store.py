@@ -50,3 +50,97 @@ def test_parameters_are_bound_not_formatted(tmp_path):
         hostile = "v' OR '1'='1"
         assert store.query("SELECT * FROM runs WHERE variant = ?", [hostile]) == []
         assert store.variant(hostile) is None
+
+
+# -- diagnostics: each way a store path can be wrong gets its own message, exit 2 -------------------
+
+def _sqlite(path):
+    import sqlite3
+
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE t (x)")
+    con.commit()
+    con.close()
+
+
+@pytest.mark.parametrize("make, message, hint", [
+    (lambda p: p.mkdir(), "is a directory, not a store file", "pass a file path"),
+    (lambda p: _sqlite(p), "is an SQLite database, not a DuckDB store", "--store"),
+    (lambda p: p.write_bytes(b"\x00" * 4096), "not a DuckDB database (or a truncated one)", "move this file away"),
+    (lambda p: p.write_bytes(b"DUCK"), "not a DuckDB database (or a truncated one)", "move this file away"),
+])
+def test_store_paths_that_are_not_stores(tmp_path, capsys, make, message, hint):
+    from harness.cli import main
+
+    path = tmp_path / "h.duckdb"
+    make(path)
+    for args in (["list", "runs"], ["list", "variants"]):
+        assert main([*args, "--store", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and hint in err and "another harness process" not in err
+
+
+def test_store_under_a_file_and_remote_paths_are_refused(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(StoreError, match="is a file, so no store can be created below it"):
+        open_store(tmp_path / "afile" / "h.duckdb")
+    for remote in ("md:my_db", "s3://bucket/h.duckdb"):
+        with pytest.raises(StoreError, match="remote stores are refused"):
+            open_store(remote)
+
+
+def test_a_locked_store_names_the_other_process(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "h.duckdb"
+    open_store(path).close()
+    holder = subprocess.Popen([sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(path)!r}); print('ok', flush=True); time.sleep(30)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ok"
+        with pytest.raises(StoreError, match=rf"in use by another process \(process {holder.pid}\)"):
+            open_store(path)
+    finally:
+        holder.kill()
+        holder.wait()
+    time.sleep(0.1)
+    open_store(path).close()  # free again
+
+
+def test_newer_and_older_schemas(tmp_path):
+    path = tmp_path / "h.duckdb"
+    open_store(path).close()
+    # older: as written before migration 003 (its record and its columns gone); a reader migrates it
+    con = duckdb.connect(str(path))
+    con.execute("DELETE FROM schema_migrations WHERE name = '003_partial_runs_and_provenance'")
+    for column in ("partial", "n_items_total", "task_config", "suite_tasks", "libraries"):
+        con.execute(f"ALTER TABLE runs DROP COLUMN {column}")
+    con.close()
+    with open_store(path, read_only=True) as store:
+        assert [r["name"] for r in store.query("SELECT name FROM schema_migrations ORDER BY id")] == [n for n, _ in MIGRATIONS]
+    con = duckdb.connect(str(path))
+    con.execute("INSERT INTO schema_migrations VALUES (99, '099_from_the_future', now())")
+    con.close()
+    for read_only in (True, False):
+        with pytest.raises(StoreError, match="written by a newer harness .*099_from_the_future"):
+            open_store(path, read_only=read_only)
+
+
+def test_a_failed_commit_reports_its_own_cause(tmp_path, monkeypatch):
+    """A rollback after a failed transaction must not replace the real error (a full disk used to
+    surface as 'cannot rollback - no transaction is active')."""
+    with open_store(tmp_path / "h.duckdb") as store:
+        insert = store._insert
+
+        def full_disk(table, rows):
+            insert(table, rows)
+            if table == "run_stats":
+                store.con.execute("ROLLBACK")  # the failed write has already ended the transaction
+                raise duckdb.IOException("IO Error: Could not write file: No space left on device")
+
+        monkeypatch.setattr(store, "_insert", full_disk)
+        with pytest.raises(StoreError, match="the disk is full; nothing of this task was stored"):
+            store.write_task_run(run_row(), [], [])
+        assert store.query("SELECT count(*) AS n FROM runs")[0]["n"] == 0

@@ -137,6 +137,52 @@ class VariantRow:
     created_at: datetime
 
 
+DUCKDB_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+"""Opening a store never makes DuckDB fetch extensions from the network (an SQLite file or an
+`md:` path would otherwise make it try)."""
+
+
+def _check_path(path: Path, read_only: bool) -> None:
+    """Clear errors for paths that can't be a store, before DuckDB gives a vaguer one."""
+    import re
+
+    text = str(path)
+    # md:, motherduck:, s3:/, https:/ ... (Path() folds '//'); a one-letter prefix is a Windows drive
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]+:", text):
+        raise StoreError(f"{text}: remote stores are refused; the store is a local DuckDB file", hint="pass a local path with --store")
+    if path.is_dir():
+        raise StoreError(f"{path}: is a directory, not a store file", hint=f"pass a file path, e.g. --store {path / 'harness.duckdb'}")
+    for parent in path.parents:
+        if parent.exists() and not parent.is_dir():
+            raise StoreError(f"{path}: {parent} is a file, so no store can be created below it", hint="pass another --store path")
+    if path.is_file():
+        with path.open("rb") as f:
+            head = f.read(16)
+        if head.startswith(b"SQLite format 3"):
+            raise StoreError(f"{path}: is an SQLite database, not a DuckDB store", hint="pass a harness store with --store")
+    elif read_only:
+        raise StoreError(f"{path}: no results store here yet", hint="run `harness run ...` first, or pass --store")
+
+
+def _open_error(path: Path, exc: Exception) -> StoreError:
+    """DuckDB's open failure, said in words with what to do about it."""
+    import re
+
+    msg = str(exc)
+    if "not a valid DuckDB database file" in msg:
+        return StoreError(f"{path}: not a DuckDB database (or a truncated one)", hint="point --store at a harness store, or move this file away")
+    if "lock" in msg.lower():
+        pid = re.search(r"PID (\d+)", msg)
+        who = f" (process {pid.group(1)})" if pid else ""
+        return StoreError(f"{path}: in use by another process{who} that has it open for writing",
+                          hint="wait for that harness run to finish; reports and gates can read a copy meanwhile")
+    if "Permission denied" in msg:
+        return StoreError(f"{path}: permission denied", hint="check the file's and its folder's permissions, or pass another --store")
+    if "No space left" in msg:
+        return StoreError(f"{path}: the disk is full", hint="free some space and run the command again")
+    return StoreError(f"{path}: cannot open the store: {msg}")
+
+
 class Store:
     """A DuckDB file. One process writes; readers open read_only=True."""
 
@@ -144,18 +190,46 @@ class Store:
         import duckdb
 
         self.path = path
-        if read_only and not path.exists():
-            raise StoreError(f"{path}: no results store here yet", hint="run `harness run ...` first, or pass --store")
+        _check_path(path, read_only)
         if not read_only:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"{path}: cannot create its folder: {exc.strerror}", hint="pass another --store path") from None
         try:
-            self.con = duckdb.connect(str(path), read_only=read_only)
-        except duckdb.IOException as exc:
-            raise StoreError(f"{path}: cannot open the store: {exc}", hint="is another harness process writing to it?") from None
+            self.con = duckdb.connect(str(path), read_only=read_only, config=DUCKDB_CONFIG)
+        except duckdb.Error as exc:
+            raise _open_error(path, exc) from None
+        applied = self._applied()
+        known = [name for name, _ in MIGRATIONS]
+        unknown = [name for name in applied if name not in known]
+        if unknown:
+            self.con.close()
+            raise StoreError(f"{path}: written by a newer harness (schema {', '.join(unknown)} is unknown to harness {_version()})",
+                             hint="upgrade harness (pip install -U harness) to read this store")
         if not read_only:
             self._migrate()
-        elif self._applied() != [name for name, _ in MIGRATIONS]:
-            raise StoreError(f"{path}: store schema is older than this harness", hint="run any writing command (e.g. `harness run`) to migrate it")
+        elif applied != known:
+            self._migrate_then_reopen()
+
+    def _migrate_then_reopen(self) -> None:
+        """An older store opened for reading: migrate it (a short write), then read."""
+        import duckdb
+
+        self.con.close()
+        try:
+            writer = duckdb.connect(str(self.path), config=DUCKDB_CONFIG)
+        except duckdb.Error as exc:
+            err = _open_error(self.path, exc)
+            raise StoreError(f"{self.path}: store schema is older than this harness, and it can't be migrated now: {err}",
+                             hint="run any writing command (e.g. `harness run`) once the store is free") from None
+        try:
+            self.con = writer
+            self._migrate()
+        finally:
+            writer.close()
+        self.con = duckdb.connect(str(self.path), read_only=True, config=DUCKDB_CONFIG)
+        log.info("%s: migrated to this harness's schema", self.path)
 
     def _applied(self) -> list[str]:
         exists = self.con.execute(
@@ -175,8 +249,8 @@ class Store:
                 self.con.execute(sql)
                 self.con.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", [i, name, _now()])
                 self.con.execute("COMMIT")
-            except Exception:
-                self.con.execute("ROLLBACK")
+            except Exception as exc:
+                self.rollback(exc)
                 raise
             log.debug("applied migration %s", name)
 
@@ -193,8 +267,8 @@ class Store:
             self._insert("judgments", list(judgments))
             self._insert("run_stats", list(stats))
             self.con.execute("COMMIT")
-        except Exception:
-            self.con.execute("ROLLBACK")
+        except Exception as exc:
+            self.rollback(exc)
             raise
 
     def upsert_variant(self, row: VariantRow) -> None:
@@ -203,9 +277,23 @@ class Store:
             self.con.execute("DELETE FROM variants WHERE variant_key = ?", [row.variant_key])
             self._insert("variants", [row])
             self.con.execute("COMMIT")
-        except Exception:
-            self.con.execute("ROLLBACK")
+        except Exception as exc:
+            self.rollback(exc)
             raise
+
+    def rollback(self, exc: Exception) -> None:
+        """Roll back after `exc`, without letting the rollback hide it: a failed COMMIT (a full
+        disk, say) may already have ended the transaction, and 'no transaction is active' would
+        then replace the real cause. A full disk becomes its own StoreError."""
+        import duckdb
+
+        try:
+            self.con.execute("ROLLBACK")
+        except duckdb.Error:
+            pass  # the transaction is already gone; `exc` (raised by the caller) says why
+        if "No space left" in str(exc):
+            raise StoreError(f"{self.path}: the disk is full; nothing of this task was stored",
+                             hint="free some space and run the command again") from exc
 
     def _insert(self, table: str, rows: list) -> None:
         if not rows:
@@ -272,6 +360,12 @@ class Store:
 
 def open_store(path: Path | str, read_only: bool = False) -> Store:
     return Store(Path(path), read_only=read_only)
+
+
+def _version() -> str:
+    from harness import __version__
+
+    return __version__
 
 
 def _now() -> datetime:
