@@ -210,8 +210,10 @@ def test_flaky_endpoint_loses_nothing_and_plain_reruns_complete_the_run(judged, 
     each rerun asks only the calls still unanswered, and the run completes."""
     srv = FakeJudgeServer(prefers_marker(), flaky={"p_5xx": 0.3, "p_timeout": 0.1, "p_malformed": 0.05, "seed": 7}).__enter__()
     try:
+        # (Which calls fail depends on thread timing: about 14% of calls fail per run, so the
+        # first run fails some in 94% of cases; the deterministic retry path is tested above.)
         rc, reruns, previous_failed = 1, 0, 0
-        while rc == 1 and reruns < 6:
+        while rc == 1 and reruns < 8:
             srv.requests = []
             store = judged(srv.url, rc=None)
             assert judged.last_code in (0, 1)
@@ -226,7 +228,7 @@ def test_flaky_endpoint_loses_nothing_and_plain_reruns_complete_the_run(judged, 
             previous_failed, rc = latest[0], judged.last_code
             assert (rc == 1) == (previous_failed > 0)  # non-zero exactly when calls failed
             reruns += 1
-        assert rc == 0 and previous_failed == 0 and reruns >= 2
+        assert rc == 0 and previous_failed == 0
         assert _health(store)["win_rate"][0] == 1.0 and _health(store)["error_rate"][0] == 0.0
     finally:
         srv.__exit__(None, None, None)
@@ -248,8 +250,10 @@ def test_kill_9_during_a_judge_batch_loses_only_the_calls_in_flight(judged):
         env = {**os.environ, "PYTHONPATH": str(REPO), "HARNESS_PROGRESS": "0"}
         proc = subprocess.Popen([sys.executable, "-m", "harness", *judged.args], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # Kill when the third wave of 4 concurrent calls has arrived: the first wave's replies
+        # were answered (and committed) 0.25 s before, the last wave isn't answered yet.
         deadline = time.time() + 60
-        while len(srv.requests) < 8 and time.time() < deadline and proc.poll() is None:
+        while len(srv.requests) < 12 and time.time() < deadline and proc.poll() is None:
             time.sleep(0.02)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
