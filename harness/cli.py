@@ -27,6 +27,17 @@ def _positive(value: str) -> int:
     return n
 
 
+def _non_negative(value: str) -> float:
+    """argparse type: a number >= 0."""
+    try:
+        x = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
+    if not x >= 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return x
+
+
 def _store_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--store", type=Path, default=Path(os.environ.get("HARNESS_STORE", DEFAULT_STORE)),
                    help=f"DuckDB results file (default: $HARNESS_STORE or {DEFAULT_STORE})")
@@ -101,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "current n (from the stored item-level variance), and for undecided ones the items needed "
                                    "to decide, with the evaluation time (from the recorded throughput) and cost.")
     p.add_argument("report", type=Path, help="report file")
-    p.add_argument("--price-per-hour", type=float, metavar="PRICE",
+    p.add_argument("--price-per-hour", type=_non_negative, metavar="PRICE",
                    help="instance price for the cost estimate (default: the price_per_hour of a latency task in the store)")
     _store_arg(p)
     p.set_defaults(func=cmd_plan)

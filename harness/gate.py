@@ -146,12 +146,13 @@ def _run(store: Store, variant: str, task: str) -> dict:
 
 
 def _item_values(store: Store, run: dict, metric: str) -> dict[str, float]:
-    rows = store.query("SELECT sample_id, value FROM scores WHERE run_id = ? AND metric = ? AND value IS NOT NULL",
-                       [run["run_id"], metric])
-    if not rows:
+    from harness.metrics import run_values
+
+    values = run_values(store, run["run_id"], metric)
+    if not values:
         stored = [r["metric"] for r in store.query("SELECT DISTINCT metric FROM scores WHERE run_id = ? ORDER BY metric", [run["run_id"]])]
         raise _RuleError(f"no values of '{metric}' in {run['variant']}'s run of {run['task']} (it stores: {', '.join(stored) or 'none'})")
-    return {r["sample_id"]: r["value"] for r in rows}
+    return values
 
 
 def _health_failures(store: Store, run: dict) -> list[str]:

@@ -497,21 +497,17 @@ def one_sample_test(kind: str, values: Sequence[float], threshold: float, alpha:
 
 def two_sided_p(kind: str, candidate: Sequence[float], baseline: Sequence[float], resamples: int = 2000, seed: int = 0,
                 refine: bool = True) -> float:
-    """Two-sided p-value of 'no difference' with the paired test that fits `kind`."""
+    """Two-sided p-value of 'no difference' with the paired test that fits `kind`: twice the
+    smaller one-sided p (exact McNemar and Wilcoxon are symmetric under 'no difference', so this
+    is scipy's two-sided p)."""
     if not len(candidate):
         return NAN
-    if kind == "binary":
-        from scipy.stats import binomtest
+    return two_sided(paired_test(kind, candidate, baseline, 0.0, 0.025, resamples, seed, bounds=refine))
 
-        n10 = sum(1 for c, b in zip(candidate, baseline) if c > 0.5 and b <= 0.5)
-        n01 = sum(1 for c, b in zip(candidate, baseline) if c <= 0.5 and b > 0.5)
-        return 1.0 if n10 + n01 == 0 else float(binomtest(n10, n10 + n01, 0.5).pvalue)
-    if kind == "ordinal":
-        import numpy as np
 
-        return wilcoxon_p(np.asarray(candidate, dtype=float) - np.asarray(baseline, dtype=float), "two-sided")
-    o = paired_continuous(candidate, baseline, 0.0, 0.025, resamples, seed, refine)
-    return min(1.0, 2 * min(o.p_above, o.p_below))
+def two_sided(outcome: TestOutcome) -> float:
+    """Two-sided p of an outcome tested at threshold 0."""
+    return min(1.0, 2 * min(outcome.p_above, outcome.p_below))
 
 
 TEST_NAMES = {"binary": "exact McNemar", "continuous": "studentized paired bootstrap", "ordinal": "Wilcoxon signed-rank"}

@@ -35,10 +35,10 @@ def sample_values(store: Store, variant: str, task: str, metric: str) -> dict[st
     return {r["sample_id"]: r["value"] for r in rows}
 
 
-def run_values(store: Store, run_id: str, metric: str) -> list[float]:
-    """Per-item values of one metric in one run."""
-    rows = store.query("SELECT value FROM scores WHERE run_id = ? AND metric = ? AND value IS NOT NULL", [run_id, metric])
-    return [r["value"] for r in rows]
+def run_values(store: Store, run_id: str, metric: str) -> dict[str, float]:
+    """Per-item values of one metric in one run (items without a value left out)."""
+    rows = store.query("SELECT sample_id, value FROM scores WHERE run_id = ? AND metric = ? AND value IS NOT NULL", [run_id, metric])
+    return {r["sample_id"]: r["value"] for r in rows}
 
 
 def summarize(store: Store, variants: list[str], tasks: list[str] | None = None, resamples: int = 2000,
@@ -55,7 +55,7 @@ def summarize(store: Store, variants: list[str], tasks: list[str] | None = None,
     for r in rows:
         if tasks is not None and r["task"] not in tasks:
             continue
-        est = bootstrap_mean(run_values(store, r["run_id"], r["metric"]), resamples, confidence, seed)
+        est = bootstrap_mean(run_values(store, r["run_id"], r["metric"]).values(), resamples, confidence, seed)
         out.append(MetricSummary(r["variant"], r["suite"], r["task"], r["metric"], est, r["run_id"]))
         corpus = CORPUS_METRICS.get(r["metric"])
         if corpus:

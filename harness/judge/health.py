@@ -191,9 +191,24 @@ def single_health(ratings: list[tuple[float | None, int, bool]], anchors: list[t
     for metric in SINGLE_FIGURES:
         r = min(resamples, 300) if metric in ("rating_sd", "length_correlation") else resamples
         out.append(HealthFigure(metric, _figure(items, lambda its, m=metric: single_point(m, ratings, its), r, seed)))
-    rounded = [(None if j is None else int(min(10, max(1, round(j)))), int(min(10, max(1, round(h))))) for j, h in anchors]
-    out += _anchor_figures(rounded, list(range(1, 11)), "quadratic", resamples, seed, within=1)
+    out += _anchor_figures(rounded_rating_anchors(anchors), RATING_CATEGORIES, "quadratic", resamples, seed, within=1)
     return out
+
+
+RATING_CATEGORIES = list(range(1, 11))
+
+
+def rounded_rating_anchors(anchors: list[tuple[float | None, float]]) -> list[tuple[int | None, int]]:
+    """(judge, human) ratings as whole points 1-10, the categories kappa compares."""
+    def whole(x: float) -> int:
+        return int(min(10, max(1, round(x))))
+
+    return [(None if j is None else whole(j), whole(h)) for j, h in anchors]
+
+
+def anchor_agrees(judge, human, within: int = 0) -> float:
+    """1 when the judge's label matches the human's (ratings: within `within` points)."""
+    return float(abs(judge - human) <= within) if within else float(judge == human)
 
 
 def _anchor_figures(anchors: list, categories: list, weights: str | None, resamples: int, seed: int,
@@ -201,7 +216,7 @@ def _anchor_figures(anchors: list, categories: list, weights: str | None, resamp
     if not anchors:
         return []
     pairs = [(j, h) for j, h in anchors if j is not None]
-    agree = [float(abs(j - h) <= within) if within else float(j == h) for j, h in pairs]
+    agree = [anchor_agrees(j, h, within) for j, h in pairs]
     return [HealthFigure("anchor_agreement", _rate(agree, resamples, seed)),
             HealthFigure("anchor_kappa", _est(len(pairs), lambda idx: cohen_kappa([pairs[i][0] for i in idx], [pairs[i][1] for i in idx],
                                                                                       categories, weights), resamples, seed)),

@@ -12,8 +12,7 @@ _STAT = "harness.judge.kinds:run_statistic"
 
 
 def _health(name, display, direction, description="", judged=False, statistic=_STAT) -> Metric:
-    return Metric(name, display, direction, level="run", low=None, high=None, description=description, judged=judged,
-                  statistic=statistic)
+    return Metric(name, display, direction, level="run", description=description, judged=judged, statistic=statistic)
 
 
 UNJUDGED = Metric("unjudged", "unjudged (no verdict or rating)", "lower", "binary", low=0, high=1,
@@ -66,9 +65,12 @@ def run_statistic(store, run_id: str, metric: str, params: dict) -> RunValues:
     from harness.hypothesis import ItemStatistic
     from harness.judge.health import (
         PAIRWISE_FIGURES,
+        RATING_CATEGORIES,
         SINGLE_FIGURES,
+        anchor_agrees,
         cohen_kappa,
         pairwise_point,
+        rounded_rating_anchors,
         single_point,
     )
     from harness.judge.task import combine_pairwise, combine_single
@@ -84,14 +86,12 @@ def run_statistic(store, run_id: str, metric: str, params: dict) -> RunValues:
             anchors = combine_pairwise(rows, swap).anchors
             categories, within, weights = ["A", "B", "tie"], 0, None
         else:
-            anchors = [(None if j is None else int(min(10, max(1, round(j)))), int(min(10, max(1, round(h)))))
-                       for j, h in combine_single(rows)[2]]
-            categories, within, weights = list(range(1, 11)), 1, "quadratic"
+            anchors = rounded_rating_anchors(combine_single(rows)[2])
+            categories, within, weights = RATING_CATEGORIES, 1, "quadratic"
         pairs = [(j, h) for j, h in anchors if j is not None]
         ids = tuple(str(i) for i in range(len(pairs)))
         if metric == "anchor_agreement":
-            return RunValues(ItemStatistic(ids, lambda idx: sum(float(abs(pairs[i][0] - pairs[i][1]) <= within) if within
-                                                               else float(pairs[i][0] == pairs[i][1]) for i in idx) / len(idx)))
+            return RunValues(ItemStatistic(ids, lambda idx: sum(anchor_agrees(*pairs[i], within) for i in idx) / len(idx)))
         return RunValues(ItemStatistic(ids, lambda idx: cohen_kappa([pairs[i][0] for i in idx], [pairs[i][1] for i in idx],
                                                                     categories, weights)))
     if pairwise and metric in PAIRWISE_FIGURES:

@@ -174,17 +174,14 @@ def build_view(store: Store, spec: ReportSpec, where: str = "report") -> ReportV
             if headline in table[v]:
                 leaderboard[v][(task, headline)] = table[v][headline]
     tradeoff = _tradeoff(store, spec, leaderboard_columns, leaderboard, tasks)
-    view = ReportView(
+    gate = evaluate_gate(store, spec) if spec.gate else None
+    return ReportView(
         title=spec.title, notes=spec.notes, generated_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         harness_version=__version__, variants=spec.variants, baseline=spec.baseline_name, confidence=st.confidence,
         leaderboard_columns=leaderboard_columns, leaderboard=leaderboard, tasks=tasks, lineage=_lineage(store, spec.variants),
         tradeoff=tradeoff, alpha=st.alpha, multiplicity=st.multiplicity, power=st.power,
-        coverage=[g.words() for g in missing_tasks(store, spec.variants)] + [p.words() for p in partial_runs(store, spec.variants, spec.tasks)])
-    if spec.gate:
-        result = evaluate_gate(store, spec)
-        view.verdicts.extend(result.verdicts)
-        view = ReportView(**{**view.__dict__, "gate_status": result.status})
-    return view
+        coverage=[g.words() for g in missing_tasks(store, spec.variants)] + [p.words() for p in partial_runs(store, spec.variants, spec.tasks)],
+        verdicts=gate.verdicts if gate else [], gate_status=gate.status if gate else None)
 
 
 def _metric_order(store: Store, spec: ReportSpec, task: str, present: list[str]) -> list[str]:
@@ -227,7 +224,7 @@ def paired_comparisons(store: Store, spec: ReportSpec, task: str, metrics: list[
     Holm-adjusted across the table (so a table of many rubric checks does not cry wolf)."""
     from dataclasses import replace
 
-    from harness.hypothesis import holm, mde, paired_test, two_sided_p
+    from harness.hypothesis import holm, mde, paired_test, two_sided
 
     st = spec.statistics
     base = spec.baseline_name
@@ -245,7 +242,7 @@ def paired_comparisons(store: Store, spec: ReportSpec, task: str, metrics: list[
             c, b = [cand[k] for k in shared], [ref[k] for k in shared]
             o = paired_test(kind, c, b, 0.0, (1 - st.confidence) / 2, st.resamples, st.seed)
             d = [x - y for x, y in zip(c, b)]
-            out.append(Comparison(v, metric, o.estimate, o.low, o.high, two_sided_p(kind, c, b, st.resamples, st.seed),
+            out.append(Comparison(v, metric, o.estimate, o.low, o.high, two_sided(o),
                                   sum(x > 0 for x in d), sum(x < 0 for x in d), sum(x == 0 for x in d),
                                   o.method + (" (HL shift)" if kind == "ordinal" else ""),
                                   mde=mde(o.se, 1 - st.confidence, st.power, sided=2), n=len(shared),
