@@ -75,29 +75,29 @@ def import_sheet(store: Store, path: Path) -> tuple[int, int]:
     (labelled, skipped). Every row is checked before anything is written."""
     if not path.is_file():
         raise ConfigError(f"{path}: file not found")
-    with path.open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in ("run_id", "sample_id", "claim_index", "claim", "verifier_supported", "human_supported")
-                   if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ConfigError(f"{path}: missing column(s) {', '.join(missing)} (export a sheet with `harness audit export`)")
-        labels, skipped = [], 0
-        for line, row in enumerate(reader, start=2):
-            value = (row["human_supported"] or "").strip().lower()
-            if not value:
-                skipped += 1
-                continue
-            if value not in TRUE | FALSE:
-                raise ConfigError(f"{path}: line {line}: human_supported must be yes or no (got {row['human_supported']!r})")
-            try:
-                index = int(row["claim_index"])
-            except ValueError:
-                raise ConfigError(f"{path}: line {line}: claim_index must be an integer") from None
-            known = store.query("SELECT 1 FROM samples WHERE run_id = ? AND sample_id = ?", [row["run_id"], row["sample_id"]])
-            if not known:
-                raise ConfigError(f"{path}: line {line}: run {row['run_id']} has no sample {row['sample_id']} in {store.path}")
-            labels.append((row["run_id"], row["sample_id"], index, from_sheet(row["claim"]),
-                           row["verifier_supported"].strip().lower() in TRUE, value in TRUE))
+    from harness.textfile import read_csv_rows
+
+    header, rows = read_csv_rows(path)
+    missing = [c for c in ("run_id", "sample_id", "claim_index", "claim", "verifier_supported", "human_supported") if c not in header]
+    if missing:
+        raise ConfigError(f"{path}: missing column(s) {', '.join(missing)} (export a sheet with `harness audit export`)")
+    labels, skipped = [], 0
+    for line, row in rows:
+        value = row["human_supported"].strip().lower()
+        if not value:
+            skipped += 1
+            continue
+        if value not in TRUE | FALSE:
+            raise ConfigError(f"{path}: line {line}: human_supported must be yes or no (got {row['human_supported']!r})")
+        try:
+            index = int(row["claim_index"])
+        except ValueError:
+            raise ConfigError(f"{path}: line {line}: claim_index must be an integer (got {row['claim_index']!r})") from None
+        known = store.query("SELECT 1 FROM samples WHERE run_id = ? AND sample_id = ?", [row["run_id"], row["sample_id"]])
+        if not known:
+            raise ConfigError(f"{path}: line {line}: run {row['run_id']} has no sample {row['sample_id']} in {store.path}")
+        labels.append((row["run_id"], row["sample_id"], index, from_sheet(row["claim"]),
+                       row["verifier_supported"].strip().lower() in TRUE, value in TRUE))
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     store.con.execute("BEGIN")
     try:

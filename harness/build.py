@@ -18,7 +18,7 @@ from harness.config.models import lineage, load_models
 from harness.errors import ConfigError, UnknownNameError
 from harness.recipes import BuildContext, ParentModel
 from harness.store.db import Store, VariantRow
-from harness.variants import child_model, plan_variants, prepare_base
+from harness.variants import child_model, plan_variants, prepare_base, record_base
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +50,12 @@ def build_models(models_path: Path, store_path: Path, only: list[str] | None = N
         raise ConfigError(f"{models_path}: base.source is 'fake', which can't be trained; use embedded, hf_dir or gguf")
 
     outcomes = []
-    with Store(store_path) as store:  # the store's write lock: no other build is running now
+    with Store(store_path, hold=False) as store:  # its session lock: no other build or run is writing now
         for stale in sorted(artifacts_dir(store_path).glob("*.tmp")):
             log.info("removing %s, left by a build that was killed", stale)
             shutil.rmtree(stale, ignore_errors=True)
-        base = prepare_base(spec.base, models_path, store)
+        base = prepare_base(spec.base, models_path)
+        record_base(store, spec.base, base)
         plans = plan_variants(spec, models_path, base.key)
         needed: set[str] = set()
         todo = list(wanted)

@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
                                          "human_supported column to fill with yes or no.")
     e.add_argument("--task", required=True, help="a generation task that uses the hallucination scorer")
     e.add_argument("--variant", action="append", help="only this variant; repeatable (default: all)")
-    e.add_argument("-n", type=int, default=100, help="claims to sample (default 100)")
+    e.add_argument("-n", type=_positive, default=100, help="claims to sample (default 100)")
     e.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     e.add_argument("--out", type=Path, required=True, help="CSV file to write")
     _store_arg(e)
@@ -139,6 +139,16 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("sheet", type=Path)
     _store_arg(i)
     i.set_defaults(func=cmd_audit_import)
+
+    p = sub.add_parser("export", help="snapshot the store as Parquet files, to query while runs write",
+                       description="Write every table of the store as Parquet files into DIR, from one consistent read "
+                                   "(well under a second), with DuckDB's schema.sql and load.sql. Query the snapshot with "
+                                   "any tool, e.g. duckdb -c \"SELECT * FROM 'DIR/scores.parquet'\", or rebuild a store "
+                                   "from it with IMPORT DATABASE 'DIR'. A SQL session on the store itself holds it while "
+                                   "open, and a harness run waits to commit until it closes; a snapshot holds nothing.")
+    p.add_argument("dir", type=Path, help="directory to create (must not exist, or be empty)")
+    _store_arg(p)
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("list", help="list variants, runs or registered components",
                        description="List what the store holds (variants with lineage, runs) or what is registered "
@@ -266,7 +276,8 @@ def cmd_gate(args) -> int:
 
     spec = load_report(args.report)
     if not spec.gate:
-        raise ConfigError(f"{args.report}: no gate rules (add a `gate:` list)")
+        raise ConfigError(f"{args.report}: no gate rules",
+                          hint="add a `gate:` list, e.g. - {variant: my-sft, task: mmlu, metric: acc, baseline: base, max_drop: 0.02}")
     with open_store(args.store, read_only=True) as store:
         result = evaluate_gate(store, spec)
     for v in result.verdicts:
@@ -297,7 +308,7 @@ def _write(path: Path, text: str, append: bool = False) -> None:
     try:
         write_text(path, text, append)
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot write: {exc.strerror or exc}") from None
+        raise ConfigError(f"{path}: cannot write: {exc.strerror or exc}", hint="pass a file path in a writable folder") from None
 
 
 def cmd_plan(args) -> int:
@@ -329,6 +340,34 @@ def cmd_audit_import(args) -> int:
     with open_store(args.store) as store:
         labelled, skipped = import_sheet(store, args.sheet)
     print(f"{labelled} human labels stored ({skipped} blank rows skipped)")
+    return 0
+
+
+def cmd_export(args) -> int:
+    import shutil
+
+    from harness.errors import ConfigError
+    from harness.store import open_store
+
+    out: Path = args.dir
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ConfigError(f"{out}: {'is a file' if not out.is_dir() else 'exists and is not empty'}",
+                          hint="pass a new directory for the snapshot")
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        with open_store(args.store, read_only=True) as store:
+            tables = store.export_parquet(tmp)
+        out.mkdir(parents=True, exist_ok=True)
+        for f in tmp.iterdir():  # whole files only: a failed export leaves no half snapshot behind
+            f.rename(out / f.name)
+    except OSError as exc:
+        raise ConfigError(f"{out}: cannot write the snapshot: {exc.strerror or exc}", hint="pass another directory") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"{len(tables)} tables written to {out} as Parquet ({', '.join(tables)}); "
+          f"e.g. duckdb -c \"SELECT count(*) FROM '{out}/scores.parquet'\"")
     return 0
 
 

@@ -25,7 +25,7 @@ from harness.metricspec import TaskKind
 from harness.progress import progress
 from harness.store.db import RunRow, SampleRow, ScoreRow, StatRow, Store
 from harness.tasks import PreparedTask, prepare_suite, suite_tasks_json
-from harness.variants import open_backend, plan_variants, prepare_base, resolve_built
+from harness.variants import open_backend, plan_variants, prepare_base, record_base, resolve_built
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,7 @@ def run_suites(suite_paths: list[Path], models_path: Path | None, store_path: Pa
     the pre-generated `answers` sets on every task of the suites; then run the suites' judge
     tasks over the stored outputs."""
     from harness.data.answers import load_answer_file
+    from harness.judge.open import check_judge_task
     from harness.judge.task import prepare_judge_task
 
     prepared: list[tuple[str, int, PreparedTask]] = []
@@ -70,8 +71,8 @@ def run_suites(suite_paths: list[Path], models_path: Path | None, store_path: Pa
         suite = load_suite(path)
         suite_hash = stable_hash(suite.model_dump())
         prepared += [(suite_hash, suite.seed, t) for t in prepare_suite(suite, path, limit)]
-        judge_tasks += [(suite_hash, suite.seed, prepare_judge_task(t, suite.name, path, suite_tasks_json(suite)))
-                        for t in suite.tasks if t.type == "judge"]
+        judge_tasks += [(suite_hash, suite.seed, prepare_judge_task(t, suite.name, path, suite_tasks_json(suite)),
+                         f"{path}: task '{t.name}'") for t in suite.tasks if t.type == "judge"]
     answer_sets = {name: load_answer_file(p) for name, p in (answers or {}).items()}
     if models_path is None and not answer_sets:
         raise ConfigError("nothing to evaluate: give --models (variants to run) and/or --answers NAME=FILE")
@@ -91,12 +92,21 @@ def run_suites(suite_paths: list[Path], models_path: Path | None, store_path: Pa
                           f"not {', '.join(other)}")
 
     outcomes = []
-    with Store(store_path) as store:
+    # A writer session: the store is opened for each read and commit only, so reports, gates and
+    # listings can read it while this runs
+    with Store(store_path, hold=False) as store:
+        # Every check first (variants built, judges ready, baselines there): nothing is written
+        # unless all of them pass
         resolved, base, plans = {}, None, None
-        if names:
-            base = prepare_base(spec.base, models_path, store)  # once: it verifies the GGUF's sha256
+        local_judge = any(jt.spec.judge.backend != "openai" for _, _, jt, _ in judge_tasks)
+        if spec is not None and (names or local_judge):
+            base = prepare_base(spec.base, models_path)  # once: it verifies the GGUF's sha256
             plans = plan_variants(spec, models_path, base.key)
             resolved = {name: resolve_built(spec, models_path, name, store, base, plans) for name in names}
+        for _, _, jt, where in judge_tasks:
+            check_judge_task(jt, where, spec, models_path, store, replayed + names, base, plans)
+        if base is not None:
+            record_base(store, spec.base, base)
         for name in replayed:
             outcomes += _run_answer_set(store, name, answers[name], answer_sets[name], prepared, force)
         for name in names:
@@ -118,7 +128,7 @@ def run_suites(suite_paths: list[Path], models_path: Path | None, store_path: Pa
             backend = open_backend(spec, model)
             try:
                 for suite_hash, seed, task, key in todo:
-                    outcomes.append(_run_task(store, backend, name, model.key, suite_hash, task, key, seed))
+                    outcomes.append(_run_task(store, backend, name, model.key, suite_hash, task, key, seed, force))
             finally:
                 backend.close()
         if judge_tasks:
@@ -139,7 +149,7 @@ def _run_answer_set(store: Store, name: str, path: Path, answer_set: dict, prepa
             store.mark_reused(cached["run_id"])
             out.append(TaskOutcome(name, task.suite, task.spec.name, cached["run_id"], True, cached["n_samples"], 0.0))
         else:
-            out.append(_run_task(store, backend, name, backend.key, suite_hash, task, key, seed))
+            out.append(_run_task(store, backend, name, backend.key, suite_hash, task, key, seed, force))
     log.info("answer set %s (%s): %d task(s)", name, path, len(out))
     return out
 
@@ -154,7 +164,7 @@ def _run_judges(store: Store, judge_tasks, spec, models_path: Path | None, evalu
     outcomes = []
     judges: dict[str, object] = {}
     try:
-        for suite_hash, seed, jt in judge_tasks:
+        for suite_hash, seed, jt, _ in judge_tasks:
             j = jt.spec.judge
             ident = stable_hash(j.model_dump(exclude={"thresholds", "anchors", "prompts", "prompt", "reference_prompt",
                                                       "use_reference", "dimensions", "samples"}))
@@ -177,11 +187,14 @@ def _run_judges(store: Store, judge_tasks, spec, models_path: Path | None, evalu
 
 
 def _run_task(store: Store, backend, variant: str, variant_key: str, suite_hash: str, task: PreparedTask,
-              run_key: str, seed: int) -> TaskOutcome:
+              run_key: str, seed: int, force: bool = False) -> TaskOutcome:
+    from harness.checkpoint import Checkpoint
+
     spec = task.spec
     log.info("%s / %s: %d samples (%s)", variant, spec.name, len(task.samples), spec.type)
+    ckpt = Checkpoint(store, run_key, fresh=force)
+    ckpt.said_resumed(f"{variant} / {spec.name}")
     started = datetime.now(timezone.utc).replace(tzinfo=None)
-    t0 = time.perf_counter()
     run_id = uuid.uuid4().hex[:16]
     scorers = list(task.scorers)
     samples: list[SampleRow] = []
@@ -189,12 +202,9 @@ def _run_task(store: Store, backend, variant: str, variant_key: str, suite_hash:
     stats: list[StatRow] = []
     gen_config = None
     if spec.type == "multiple_choice":
-        requests = [(s.prompt, c) for s in task.samples for c in s.continuations]
-        results = backend.loglikelihood(requests)
-        pos = 0
-        for s in progress(task.samples, desc=f"score {spec.name}"):
-            out = results[pos:pos + len(s.continuations)]
-            pos += len(s.continuations)
+        by_id = option_loglikelihoods(backend, task.samples, ckpt)
+        for s in task.samples:
+            out = by_id[s.id]
             best = max(range(len(out)), key=lambda i: (out[i].logprob, -i))
             details = {"options": list(s.options), "continuations": list(s.continuations), "gold": s.gold,
                        "loglikelihoods": [o.logprob for o in out], "is_greedy": [o.is_greedy for o in out],
@@ -210,16 +220,16 @@ def _run_task(store: Store, backend, variant: str, variant_key: str, suite_hash:
     elif spec.type == "latency":
         from harness.latency import latency_rows
 
-        samples, scores, stats, gen_config = latency_rows(backend, task, run_id, seed)
+        samples, scores, stats, gen_config = latency_rows(backend, task, run_id, seed, ckpt)
     else:
         g = spec.generation
         gen_config = GenerationConfig(g.max_new_tokens, g.temperature, g.top_p, tuple(g.stop), g.batch_size, seed)
-        for s, out, extra in generate_samples(backend, task, gen_config):
+        for s, out, extra in generate_samples(backend, task, gen_config, ckpt):
             rows, scored = _score(run_id, s, out, scorers)
             details = {"prompt_tokens": out.prompt_tokens, "output_tokens": out.output_tokens, "latency_s": out.latency_s, **extra, **scored}
             samples.append(SampleRow(run_id, s.id, s.prompt, s.reference, out.text, json.dumps(details)))
             scores += rows
-    wall = time.perf_counter() - t0
+    wall = ckpt.wall_s()
     info = backend.info
     from harness import registry
 
@@ -234,15 +244,53 @@ def _run_task(store: Store, backend, variant: str, variant_key: str, suite_hash:
                  n_samples=len(task.samples), partial=task.partial, n_items_total=task.n_total,
                  task_config=json.dumps(spec.model_dump(), default=str), suite_tasks=task.suite_tasks,
                  libraries=json.dumps(eval_libraries()))
-    store.write_task_run(run, samples, scores, stats=stats)
+    store.write_task_run(run, samples, scores, stats=stats, checkpoint_key=run_key)
     log.info("%s / %s: done in %.1fs", variant, spec.name, wall)
     return TaskOutcome(variant, task.suite, spec.name, run_id, False, len(task.samples), wall)
 
 
-def generate_samples(backend, task: PreparedTask, config: GenerationConfig):
+def option_loglikelihoods(backend, samples, ckpt=None) -> dict[str, list]:
+    """Each multiple-choice item's option log-likelihoods, asked of the backend in groups of
+    items that are checkpointed as they finish."""
+    from harness.backends.base import Loglikelihood
+
+    todo = [s for s in samples if ckpt is None or ckpt.get(s.id) is None]
+    size = ckpt.every_items if ckpt is not None else max(len(todo), 1)
+    found = {}
+    for start in progress(range(0, len(todo), size), desc="options", unit="group"):
+        group = todo[start:start + size]
+        results = backend.loglikelihood([(s.prompt, c) for s in group for c in s.continuations])
+        pos = 0
+        for s in group:
+            found[s.id] = results[pos:pos + len(s.continuations)]
+            pos += len(s.continuations)
+            if ckpt is not None:
+                ckpt.add(s.id, [asdict(o) for o in found[s.id]])
+    return {s.id: found.get(s.id) or [Loglikelihood(**o) for o in ckpt.get(s.id)] for s in samples}
+
+
+def generate_checkpointed(backend, units: list[tuple[str, str]], config: GenerationConfig, ckpt=None) -> list:
+    """Generations for (unit, prompt) pairs, one backend call per batch, each output
+    checkpointed as its batch finishes; stored units are not generated again. Prompts go in the
+    backend's own order (longest first), so a fresh run forms the batches one call would."""
+    from harness.backends.base import Generation
+
+    if ckpt is None:
+        return backend.generate([p for _, p in units], config)
+    todo = sorted(((u, p) for u, p in units if ckpt.get(u) is None), key=lambda up: -len(up[1]))
+    size = max(config.batch_size, 1)
+    for start in progress(range(0, len(todo), size), desc="generate", unit="batch"):
+        batch = todo[start:start + size]
+        for (u, _), out in zip(batch, backend.generate([p for _, p in batch], config)):
+            ckpt.add(u, asdict(out))
+    return [Generation(**ckpt.get(u)) for u, _ in units]
+
+
+def generate_samples(backend, task: PreparedTask, config: GenerationConfig, ckpt=None):
     """(sample, Generation, extra details) per output. Multi-turn items become one sample per
     turn (`<id>#t<k>`): turn k is generated for every item at once, with the model's own
-    earlier answers in the conversation. A replayed answer set looks answers up by item id."""
+    earlier answers in the conversation. A replayed answer set looks answers up by item id.
+    With a checkpoint, outputs are committed as they are generated and stored ones reused."""
     from dataclasses import replace
 
     from harness.tasks import conversation_prompt
@@ -263,7 +311,7 @@ def generate_samples(backend, task: PreparedTask, config: GenerationConfig):
         if replay:
             outs = replay([(s.id, 1) for s in task.samples])
         else:
-            outs = backend.generate([s.prompt for s in task.samples], config)
+            outs = generate_checkpointed(backend, [(s.id, s.prompt) for s in task.samples], config, ckpt)
         return [(s, o, {}) for s, o in zip(task.samples, outs)]
     results = []
     answers: dict[str, list[str]] = {s.id: [] for s in task.samples}
@@ -271,7 +319,8 @@ def generate_samples(backend, task: PreparedTask, config: GenerationConfig):
     for k in range(1, n_turns + 1):
         todo = [s for s in task.samples if len(s.turns) >= k]
         prompts = [conversation_prompt(spec, list(s.turns[:k]), answers[s.id]) for s in todo]
-        outs = replay([(s.id, k) for s in todo]) if replay else backend.generate(prompts, config)
+        outs = (replay([(s.id, k) for s in todo]) if replay
+                else generate_checkpointed(backend, [(f"{s.id}#t{k}", p) for s, p in zip(todo, prompts)], config, ckpt))
         for s, prompt, out in zip(todo, prompts, outs):
             answers[s.id].append(out.text)
             turn_sample = replace(s, id=f"{s.id}#t{k}", prompt=prompt, reference=s.references[k - 1])

@@ -65,8 +65,9 @@ class Request:
     chunk_size: int = 1
 
 
-def latency_rows(backend, task, run_id: str, seed: int):
-    """(samples, scores, run stats, generation config) of a latency task run."""
+def latency_rows(backend, task, run_id: str, seed: int, ckpt=None):
+    """(samples, scores, run stats, generation config) of a latency task run. With a checkpoint,
+    each group of requests is committed as it is served and stored groups are not sent again."""
     import json
 
     from harness.store.db import SampleRow, ScoreRow, StatRow, nan_to_null
@@ -74,7 +75,7 @@ def latency_rows(backend, task, run_id: str, seed: int):
     spec = task.spec
     g = spec.generation
     gen = GenerationConfig(g.max_new_tokens, g.temperature, g.top_p, tuple(g.stop), g.batch_size, seed)
-    requests, walls = measure(backend, list(task.samples), gen, spec.latency.concurrency, spec.latency.warmup)
+    requests, walls = measure(backend, list(task.samples), gen, spec.latency.concurrency, spec.latency.warmup, ckpt)
     samples, scores = [], []
     for r in requests:
         values = request_scores(r)
@@ -86,10 +87,13 @@ def latency_rows(backend, task, run_id: str, seed: int):
     return samples, scores, stats, gen
 
 
-def measure(backend, samples, gen: GenerationConfig, levels: list[int], warmup: int) -> tuple[list[Request], dict[int, float]]:
+def measure(backend, samples, gen: GenerationConfig, levels: list[int], warmup: int,
+            ckpt=None) -> tuple[list[Request], dict[int, float]]:
     """Send every sample at each concurrency level (chunks of that size served together).
-    Returns the requests and, per level, the wall time summed over its chunks."""
-    from dataclasses import replace
+    Returns the requests and, per level, the wall time summed over its chunks. A chunk stored
+    in the checkpoint (unit `c<level>:<chunk>`) keeps its recorded timings and is not re-sent;
+    the warmup is repeated in each process, so resumed chunks are measured warm too."""
+    from dataclasses import asdict, replace
 
     reset_peak_memory()
     if warmup:
@@ -100,7 +104,14 @@ def measure(backend, samples, gen: GenerationConfig, levels: list[int], warmup: 
         wall = 0.0
         for start in range(0, len(samples), c):
             chunk = samples[start:start + c]
-            outs = backend.generate([s.prompt for s in chunk], config)
+            unit = f"c{c}:{start // c}"
+            stored = ckpt.get(unit) if ckpt is not None else None
+            if stored is not None:
+                outs = [Generation(**o) for o in stored]
+            else:
+                outs = backend.generate([s.prompt for s in chunk], config)
+                if ckpt is not None:
+                    ckpt.add(unit, [asdict(o) for o in outs])
             wall += max(o.request_latency_s or o.latency_s * len(chunk) for o in outs)
             requests += [Request(f"{s.id}@c{c}", c, s.prompt, o, start // c, len(chunk)) for s, o in zip(chunk, outs)]
         walls[c] = wall

@@ -106,7 +106,7 @@ def prepare_task(task: TaskSpec, suite_name: str, suite_path: Path, limit: int |
     if task.data.limit:
         records = records[: task.data.limit]
     if not records:
-        raise ConfigError(f"{where}: data has no items")
+        raise ConfigError(f"{where}: data has no items", hint="check data.path (an empty file?) and data.split / data.subjects")
     shots = _fewshot_pool(task, suite_path, where)
 
     samples = []
@@ -200,7 +200,7 @@ def _examples_for(task: TaskSpec, rec: Record, shots: list[Record]) -> list[Reco
 def _render_sample(task: TaskSpec, rec: Record, sid: str, shots: list[Record], where: str) -> Sample:
     p = task.prompt
     item_where = f"{where}: item {rec.id}"
-    description = render(p.description, rec.fields, f"{where}: prompt.description") if p.description else ""
+    description = render(p.description, rec.fields, f"{item_where}: prompt.description") if p.description else ""
     if task.type == "multiple_choice":
         options, gold = _options(rec, task, item_where)
         conts = _continuations(task, options)
@@ -209,7 +209,7 @@ def _render_sample(task: TaskSpec, rec: Record, sid: str, shots: list[Record], w
             ex_options, ex_gold = _options(ex, task, f"{where}: few-shot example {ex.id}")
             ex_conts = _continuations(task, ex_options)
             parts.append(render(p.template, ex.fields, f"{where}: prompt.template") + ex_conts[ex_gold])
-        context = render(p.template, rec.fields, f"{where}: prompt.template")
+        context = render(p.template, rec.fields, f"{item_where}: prompt.template")
         prompt = description + p.example_separator.join(parts + [context])
         return Sample(sid, prompt, tuple(conts), tuple(options), gold)
     if task.multi_turn is not None:
@@ -217,8 +217,8 @@ def _render_sample(task: TaskSpec, rec: Record, sid: str, shots: list[Record], w
     parts = []
     for ex in _examples_for(task, rec, shots):
         parts.append(render(p.template, ex.fields, f"{where}: prompt.template") + render(p.reference, ex.fields, f"{where}: prompt.reference"))
-    prompt = description + p.example_separator.join(parts + [render(p.template, rec.fields, f"{where}: prompt.template")])
-    reference = render(p.reference, rec.fields, f"{where}: prompt.reference") if p.reference is not None else None
+    prompt = description + p.example_separator.join(parts + [render(p.template, rec.fields, f"{item_where}: prompt.template")])
+    reference = render(p.reference, rec.fields, f"{item_where}: prompt.reference") if p.reference is not None else None
     return Sample(sid, prompt, reference=reference, fields=dict(rec.fields))
 
 
@@ -230,7 +230,7 @@ def _render_turns(task: TaskSpec, rec: Record, sid: str, where: str) -> Sample:
     refs = rec.fields.get(mt.references_field) if mt.references_field else None
     if refs is not None and not (isinstance(refs, list) and all(isinstance(r, (str, type(None))) for r in refs)):
         raise ConfigError(f"{where}: item {rec.id}: field '{mt.references_field}' must be a list with one reference per turn")
-    rendered = tuple(render(task.prompt.template, {**rec.fields, "turn": t}, f"{where}: prompt.template") for t in turns)
+    rendered = tuple(render(task.prompt.template, {**rec.fields, "turn": t}, f"{where}: item {rec.id}: prompt.template") for t in turns)
     references = tuple((refs[i] if refs and i < len(refs) else None) for i in range(len(turns)))
     return Sample(sid, rendered[0], turns=rendered, references=references, fields=dict(rec.fields))
 

@@ -31,14 +31,23 @@ def validate_file(path: Path, kind: str) -> None:
     """Raise a HarnessError describing the first problem, if any."""
     if kind == "suite":
         from harness.config.suite import load_suite
+        from harness.judge.open import check_judge_env
+        from harness.judge.task import prepare_judge_task
         from harness.tasks import prepare_suite
 
-        prepare_suite(load_suite(path), path)  # loads the data and renders every prompt
+        suite = load_suite(path)
+        prepare_suite(suite, path)  # loads the data and renders every prompt
+        for t in suite.tasks:
+            if t.type == "judge":
+                prepare_judge_task(t, suite.name, path)  # judge prompts and anchors
+                check_judge_env(t.judge, f"{path}: task '{t.name}'")
     elif kind == "models":
         from harness.config.models import load_models
-        from harness.variants import plan_variants
+        from harness.variants import check_base, plan_variants
 
-        plan_variants(load_models(path), path, base_key="-")  # configs, dependencies, data files
+        spec = load_models(path)
+        check_base(spec.base, path)  # backend options; the GGUF file or model folder it names
+        plan_variants(spec, path, base_key="-")  # configs, dependencies, data files
     elif kind == "report":
         from harness.config.report import check_rule_metrics, load_report
 

@@ -23,10 +23,43 @@ from harness.store.db import Store, VariantRow
 log = logging.getLogger(__name__)
 
 
-def prepare_base(base: BaseSpec, models_path: Path, store: Store) -> ParentModel:
-    """Resolve the base to a safetensors directory (converting a GGUF once) and record it."""
+FAKE_OPTIONS = frozenset({"outputs", "responses", "default_output", "favour", "delay_s", "latencies", "call_log"})
+"""The fake backend's options (harness.backends.fake.FakeBackend)."""
+HF_OPTIONS = frozenset({"max_length", "batch_size"})
+"""The hf backend's options: whole numbers >= 1."""
+
+
+def check_base(base: BaseSpec, models_path: Path) -> None:
+    """Everything about the base that can be checked without loading it: backend options, and
+    that its path holds what the source says (a GGUF file by its magic bytes, a transformers
+    directory by its config and weights). `validate` and `run` both call it."""
+    where = f"{models_path}: base"
+    if base.source == "fake":
+        unknown = set(base.options) - FAKE_OPTIONS
+        if unknown:
+            raise ConfigError(f"{where}.options: unknown fake-backend option(s) {sorted(unknown)}; allowed: {sorted(FAKE_OPTIONS)}")
+        return
+    for key, value in base.options.items():
+        if key not in HF_OPTIONS:
+            raise ConfigError(f"{where}.options.{key}: unknown hf-backend option; allowed: {', '.join(sorted(HF_OPTIONS))}")
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"{where}.options.{key}: expected a whole number of at least 1, got {value!r}")
+    if base.source == "gguf":
+        from harness.weights import check_gguf
+
+        check_gguf(resolve_relative(base.path, models_path), f"{where}.path")
+    elif base.source == "hf_dir":
+        from harness.weights import check_model_dir
+
+        check_model_dir(resolve_relative(base.path, models_path), f"{where}.path")
+
+
+def prepare_base(base: BaseSpec, models_path: Path) -> ParentModel:
+    """Resolve the base to a safetensors directory (converting a GGUF once). Nothing is stored:
+    `record_base` does that, once every check of the command has passed."""
     from harness import weights
 
+    check_base(base, models_path)
     if base.source == "fake":
         key = stable_hash({"source": "fake", "options": base.options})
         base_dir = Path("-")
@@ -36,21 +69,27 @@ def prepare_base(base: BaseSpec, models_path: Path, store: Store) -> ParentModel
         key = stable_hash({"source": "gguf", "sha256": sha})
     elif base.source == "gguf":
         gguf = resolve_relative(base.path, models_path)
-        sha = weights.sha256_file(gguf) if gguf.is_file() else None
+        sha = weights.sha256_file(gguf)
         base_dir = weights.convert_gguf(gguf, sha)
         key = stable_hash({"source": "gguf", "sha256": sha})
     else:
         base_dir = resolve_relative(base.path, models_path)
         key = stable_hash({"source": "hf_dir", "content": weights.dir_fingerprint(base_dir)})
-    if store.variant_by_key(key) is None:
+    return ParentModel(base.name, key, base_dir, (), base.dtype)
+
+
+def record_base(store: Store, base: BaseSpec, model: ParentModel) -> None:
+    """The base's row in the lineage (`variants`), unless it is there already."""
+    from harness import weights
+
+    if store.variant_by_key(model.key) is None:
         store.upsert_variant(VariantRow(
-            variant_key=key, name=base.name, parent_key=None, parent_name=None, method="base",
-            recipe_hash=None, data_hash=None, artifact_kind="base", artifact_path=str(base_dir),
-            artifact_bytes=weights.dir_size(base_dir) if base_dir.is_dir() else None,
+            variant_key=model.key, name=base.name, parent_key=None, parent_name=None, method="base",
+            recipe_hash=None, data_hash=None, artifact_kind="base", artifact_path=str(model.base_dir),
+            artifact_bytes=weights.dir_size(model.base_dir) if model.base_dir.is_dir() else None,
             trainable_params=None, total_params=None, train_curve=None, metrics=None, wall_s=None,
             peak_rss_mb=None, device=None, fallback=None,
             config=stable_json(base.model_dump()), created_at=datetime.now(timezone.utc).replace(tzinfo=None)))
-    return ParentModel(base.name, key, base_dir, (), base.dtype)
 
 
 def stable_json(value) -> str:
@@ -83,7 +122,7 @@ def hash_files(paths: list[Path]) -> str:
     h = hashlib.sha256()
     for p in paths:
         if not p.is_file():
-            raise ConfigError(f"{p}: training data file not found")
+            raise ConfigError(f"{p}: training data file not found", hint="data paths are relative to the models file's folder")
         h.update(p.name.encode())
         h.update(hashlib.sha256(p.read_bytes()).digest())
     return h.hexdigest()[:16]
@@ -121,7 +160,7 @@ def resolve_built(spec: ModelsFile, models_path: Path, name: str, store: Store, 
     looked up by the key its current recipe, data and parent give. The base is prepared on
     demand (pass `base` and `plans` to resolve many names with one preparation); variants must
     have been built (`harness build`)."""
-    model = base or prepare_base(spec.base, models_path, store)
+    model = base or prepare_base(spec.base, models_path)
     plans = plans or plan_variants(spec, models_path, model.key)
     for step in lineage(spec, name)[1:]:
         key = plans[step].key
@@ -154,10 +193,6 @@ def open_backend(spec: ModelsFile, model: ParentModel):
 
     if spec.base.source == "fake":
         cls = registry.resolve("backend", "fake")
-        allowed = {"outputs", "responses", "default_output", "favour", "delay_s", "latencies"}
-        unknown = set(spec.base.options) - allowed
-        if unknown:
-            raise ConfigError(f"base.options: unknown fake-backend option(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
         return cls(name=model.name, **spec.base.options)
     cls = registry.resolve("backend", "hf")
     options = dict(spec.base.options)

@@ -41,6 +41,40 @@ def embedded_gguf() -> tuple[Path, str]:
     return Path(pkg.assemble()), pkg.EXPECTED_SHA256
 
 
+GGUF_MAGIC = b"GGUF"
+
+
+def check_gguf(path: Path, where: str) -> None:
+    """A GGUF file exists at `path` and starts with the GGUF magic bytes."""
+    if not path.is_file():
+        raise ConfigError(f"{where}: {path}: GGUF file not found" + (" (it is a directory)" if path.is_dir() else ""),
+                          hint="source: hf_dir takes a transformers directory" if path.is_dir()
+                          else "base.path is relative to the models file's folder")
+    with path.open("rb") as fh:
+        head = fh.read(4)
+    if head != GGUF_MAGIC:
+        raise ConfigError(f"{where}: {path}: not a GGUF file (it starts with {head!r}, a GGUF file with {GGUF_MAGIC!r})",
+                          hint="point base.path at a .gguf file (e.g. from llama.cpp's convert script or the model's GGUF release)")
+
+
+def check_model_dir(path: Path, where: str) -> None:
+    """A transformers model directory at `path`: a config.json that is JSON, and weights."""
+    if not path.is_dir():
+        raise ConfigError(f"{where}: {path}: model directory not found" + (" (it is a file)" if path.exists() else ""),
+                          hint="source: gguf takes a GGUF file" if path.is_file() else None)
+    config = path / "config.json"
+    if not config.is_file():
+        raise ConfigError(f"{where}: {path}: not a transformers model directory (no config.json)",
+                          hint="save the model with save_pretrained(), or point base.path at the folder that holds config.json")
+    try:
+        json.loads(config.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{where}: {config}: not valid JSON ({exc})") from None
+    weights = [p for pattern in ("*.safetensors", "*.bin", "*.pt") for p in path.glob(pattern)]
+    if not weights:
+        raise ConfigError(f"{where}: {path}: no weights (*.safetensors or pytorch_model.bin) beside config.json")
+
+
 def convert_gguf(gguf: Path, sha256: str | None = None) -> Path:
     """Dequantize a GGUF once into a cached safetensors checkpoint; return its directory."""
     if not gguf.is_file():

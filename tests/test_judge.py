@@ -99,7 +99,7 @@ def judged(tmp_path):
                {"question": "q", "answer_a": "fine", "answer_b": "fine too", "human": "tie"}]
     write(tmp_path / "anchors.jsonl", "\n".join(json.dumps(a) for a in anchors) + "\n")
 
-    def run(url, order="swap", extra="", answers=("good", "bad"), rc=0, execute=True):
+    def run(url, order="swap", extra="", answers=("good", "bad"), rc=0, execute=True, model="fake-judge"):
         suite = write(tmp_path / "s.yaml", f"""
             name: judged
             tasks:
@@ -114,7 +114,7 @@ def judged(tmp_path):
                 of: tweets
                 baseline: bad
                 order: {order}
-                judge: {{backend: openai, base_url: "{url}", model: fake-judge, backoff_s: 0.01, timeout_s: 0.5,
+                judge: {{backend: openai, base_url: "{url}", model: {model}, backoff_s: 0.01, timeout_s: 0.5,
                          max_retries: 2, anchors: anchors.jsonl, use_reference: false{extra}}}
             """)
         args = ["run", str(suite), "--store", str(tmp_path / "h.duckdb")]
@@ -176,7 +176,7 @@ def test_retries_recover_from_500s_and_timeouts(judged):
         store = judged(srv.url)
     assert len(srv.requests) == 18 * 3 and _health(store)["error_rate"][0] == 0.0
     with FakeJudgeServer(prefers_marker(), failures={"sleep": 1.0, "times": 1}) as srv:
-        store = judged(srv.url, extra=", model: other-judge")
+        store = judged(srv.url, model="other-judge")
     assert _health(store)["error_rate"][0] == 0.0
 
 

@@ -67,7 +67,8 @@ def test_rubric_config_errors_name_the_field(tmp_path, capsys):
     write(tmp_path / "x.jsonl", '{"topic": "a"}\n')
     assert main(["validate", str(suite)]) == 2
     assert "check 'tags' (hashtags) does not take words" in capsys.readouterr().out
-    suite.write_text(suite.read_text().replace("- rubric: {checks: [{name: tags, type: hashtags, words: [a]}]}", "- exact_match: {x: 1}").replace("template: \"{{ topic }}\"}", "template: \"{{ topic }}\", reference: \"{{ topic }}\"}"))
+    text = suite.read_text().replace("- rubric: {checks: [{name: tags, type: hashtags, words: [a]}]}", "- exact_match: {x: 1}")
+    suite.write_text(text.replace("template: \"{{ topic }}\"}", "template: \"{{ topic }}\", reference: \"{{ topic }}\"}"))
     assert main(["validate", str(suite)]) == 2
     assert "scorer 'exact_match' takes no config" in capsys.readouterr().out
 

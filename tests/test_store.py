@@ -89,24 +89,90 @@ def test_store_under_a_file_and_remote_paths_are_refused(tmp_path):
             open_store(remote)
 
 
-def test_a_locked_store_names_the_other_process(tmp_path):
+def _hold(path, seconds: float, read_only: bool = False):
+    """Another process holding the DuckDB file (a writer, or a read-only SQL session) for `seconds`."""
     import subprocess
     import sys
-    import time
 
+    code = (f"import duckdb, time; c = duckdb.connect({str(path)!r}, read_only={read_only}); print('ok', flush=True); "
+            f"time.sleep({seconds}); c.close()")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "ok"
+    return holder
+
+
+def test_a_locked_store_names_the_other_process(tmp_path, monkeypatch):
     path = tmp_path / "h.duckdb"
     open_store(path).close()
-    holder = subprocess.Popen([sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(path)!r}); print('ok', flush=True); time.sleep(30)"],
-                              stdout=subprocess.PIPE, text=True)
+    monkeypatch.setenv("HARNESS_STORE_WAIT_S", "0.3")
+    holder = _hold(path, 30)
     try:
-        assert holder.stdout.readline().strip() == "ok"
-        with pytest.raises(StoreError, match=rf"in use by another process \(process {holder.pid}\)"):
+        with pytest.raises(StoreError, match=rf"in use by another process \(process {holder.pid}\)") as err:
             open_store(path)
+        assert "harness export" in err.value.hint
     finally:
         holder.kill()
         holder.wait()
-    time.sleep(0.1)
     open_store(path).close()  # free again
+
+
+def test_opening_waits_for_a_short_holder(tmp_path, monkeypatch, caplog):
+    """A commit that meets a reader (or a reader that meets a commit) waits instead of failing."""
+    path = tmp_path / "h.duckdb"
+    open_store(path).close()
+    monkeypatch.setenv("HARNESS_STORE_WAIT_S", "20")
+    holder = _hold(path, 1.0, read_only=True)
+    with open_store(path) as store:
+        assert store.query("SELECT count(*) AS n FROM runs")[0]["n"] == 0
+    holder.wait()
+    assert "waiting up to" in caplog.text
+
+
+def test_a_writer_session_lets_readers_in_between_commits(tmp_path, monkeypatch):
+    """`harness run` holds the store only while it commits: a reader (another process, as
+    `harness report` would be) opens it mid-run, and a second writer session is refused by name."""
+    import os
+    import subprocess
+    import sys
+
+    from harness.store.db import Store
+
+    path = tmp_path / "h.duckdb"
+    monkeypatch.setenv("HARNESS_STORE_WAIT_S", "0.3")
+    with Store(path, hold=False) as writer:
+        writer.write_task_run(run_row("r1"), [], [])
+        reader = subprocess.run([sys.executable, "-c", f"from harness.store import open_store; s = open_store({str(path)!r}, read_only=True); "
+                                 "print(s.query('SELECT count(*) AS n FROM runs')[0]['n'])"], capture_output=True, text=True, timeout=60)
+        assert reader.returncode == 0, reader.stderr
+        assert reader.stdout.strip() == "1"
+        with pytest.raises(StoreError, match=rf"another harness run or build \(process {os.getpid()}\) is writing"):
+            Store(path, hold=False)
+        holder = _hold(path, 30, read_only=True)  # a long read-only SQL session
+        try:
+            with pytest.raises(StoreError, match="in use by another process"):
+                writer.write_task_run(run_row("r2"), [], [])
+        finally:
+            holder.kill()
+            holder.wait()
+        writer.write_task_run(run_row("r2"), [], [])
+    with open_store(path, read_only=True) as store:
+        assert store.query("SELECT count(*) AS n FROM runs")[0]["n"] == 2
+
+
+def test_export_writes_a_queryable_parquet_snapshot(tmp_path, capsys):
+    from harness.cli import main
+
+    path = tmp_path / "h.duckdb"
+    with open_store(path) as store:
+        store.write_task_run(run_row("r1"), [SampleRow("r1", "a", "p", None, "o", "{}")], [ScoreRow("r1", "a", "s", "m", 1.0)])
+    assert main(["export", str(tmp_path / "snap"), "--store", str(path)]) == 0
+    con = duckdb.connect()
+    assert con.execute(f"SELECT value FROM '{tmp_path}/snap/scores.parquet'").fetchall() == [(1.0,)]
+    rebuilt = duckdb.connect(str(tmp_path / "copy.duckdb"))
+    rebuilt.execute(f"IMPORT DATABASE '{tmp_path}/snap'")
+    assert rebuilt.execute("SELECT run_id FROM latest_runs").fetchall() == [("r1",)]
+    assert main(["export", str(tmp_path / "snap"), "--store", str(path)]) == 2  # never over an earlier snapshot
+    assert "exists and is not empty" in capsys.readouterr().err
 
 
 def test_newer_and_older_schemas(tmp_path):

@@ -52,7 +52,7 @@ def test_malformed_jsonl_line_is_named(tmp_path):
             prompt: {{template: "{{{{ q }}}}", reference: "{{{{ a }}}}"}}
             scorers: [rouge]
         """)
-    with pytest.raises(ConfigError, match=r"d\.jsonl: line 2: malformed JSON"):
+    with pytest.raises(ConfigError, match=r"d\.jsonl: line 2, column 7: malformed JSON"):
         prepare_suite(load_suite(path), path)
 
 
@@ -118,7 +118,7 @@ def test_bad_mmlu_answer_letter(tmp_path):
             prompt: {{template: "{{{{ question }}}}"}}
             scorers: [acc]
         """)
-    with pytest.raises(ConfigError, match=r"x_test\.csv: line 1: answer must be A, B, C or D"):
+    with pytest.raises(ConfigError, match=r"x_test\.csv: line 1, column 6: answer must be A, B, C or D"):
         prepare_suite(load_suite(path), path)
 
 

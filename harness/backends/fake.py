@@ -29,9 +29,11 @@ class FakeBackend:
     - responses: mapping of substring -> output; the first substring found in the prompt wins;
     - default_output: returned when nothing else matches (default: a hash-derived phrase);
     - favour: continuations that get +10 log-likelihood (to script multiple-choice answers);
-    - delay_s: seconds slept per generated output;
+    - delay_s: seconds slept per generated output (and per scored continuation);
     - latencies: scripted per-output latencies in seconds, cycling (reported, not slept, so
-      latency statistics are exact in tests); time to first token is reported as 10% of it.
+      latency statistics are exact in tests); time to first token is reported as 10% of it;
+    - call_log: a file each generate/loglikelihood call appends a line to (`generate 8`), so the
+      backend work of several processes (a killed run and its resume) can be counted.
     """
 
     outputs: list[str] | None = None
@@ -40,6 +42,7 @@ class FakeBackend:
     favour: list[str] | None = None
     delay_s: float = 0.0
     latencies: list[float] | None = None
+    call_log: str | None = None
     name: str = "fake"
 
     def __post_init__(self):
@@ -49,7 +52,7 @@ class FakeBackend:
         self.calls: list[tuple[str, int]] = []
 
     def generate(self, prompts: list[str], config: GenerationConfig) -> list[Generation]:
-        self.calls.append(("generate", len(prompts)))
+        self._record("generate", len(prompts))
         results = []
         for prompt in prompts:
             start = time.perf_counter()
@@ -69,6 +72,12 @@ class FakeBackend:
             results = [Generation(r.text, r.prompt_tokens, r.output_tokens, wait / len(results), 0.1 * wait, wait) for r in results]
         return results
 
+    def _record(self, kind: str, n: int) -> None:
+        self.calls.append((kind, n))
+        if self.call_log:
+            with open(self.call_log, "a") as f:
+                f.write(f"{kind} {n}\n")
+
     def _output_for(self, prompt: str) -> str:
         if self.responses:
             for needle, out in self.responses.items():
@@ -85,10 +94,12 @@ class FakeBackend:
         return " ".join(words[b % len(words)] for b in h[:8])
 
     def loglikelihood(self, requests: list[tuple[str, str]]) -> list[Loglikelihood]:
-        self.calls.append(("loglikelihood", len(requests)))
+        self._record("loglikelihood", len(requests))
         favour = set(self.favour or [])
         out = []
         for context, continuation in requests:
+            if self.delay_s:
+                time.sleep(self.delay_s)
             lp = -1.0 - 5.0 * _unit(self.name + context + "\x00" + continuation)
             if continuation.strip() in favour or continuation in favour:
                 lp += 10.0

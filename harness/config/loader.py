@@ -96,25 +96,56 @@ def _models_in(annotation, typing) -> list[type[BaseModel]]:
 _MODEL_OF: dict[str, type[BaseModel]] = {}
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.safe_load's loader (same safe constructors), except that a key repeated in one
+    mapping is an error naming both lines, where safe_load silently keeps the last value."""
+
+
+def _unique_mapping(loader: UniqueKeyLoader, node, deep: bool = False):
+    first_line: dict = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            seen = first_line.get(key)
+        except TypeError:  # an unhashable key: the safe constructor reports it below
+            continue
+        if seen is not None:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (first on line {seen + 1}, again on line {key_node.start_mark.line + 1})",
+                key_node.start_mark)
+        first_line[key] = key_node.start_mark.line
+    return loader.construct_mapping(node, deep=deep)
+
+
+UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
 def read_yaml(path: Path | str) -> object:
-    """safe_load a file; a missing file or a YAML syntax error is a ConfigError."""
+    """Load a YAML file safely (UniqueKeyLoader); a missing file, a file that is not UTF-8, a
+    YAML syntax error or a repeated key is a ConfigError naming the place."""
+    from harness.textfile import read_text
+
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"{path}: file not found")
+        raise ConfigError(f"{path}: file not found" + (" (it is a directory)" if path.is_dir() else ""))
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.load(read_text(path), Loader=UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{path}: {where}invalid YAML: {problem}") from None
+        hint = ("keep one of the two: YAML would silently use the last" if problem.startswith("duplicate key")
+                else "look at this line and the one before it: an unclosed bracket or quote, a tab used for "
+                     "indentation, or a value containing ': ' or '#' that needs quotes")
+        raise ConfigError(f"{path}: {where}invalid YAML: {problem}", hint=hint) from None
 
 
 def parse_model(model: type[M], data: object, path: Path | str) -> M:
     """Validate `data` (already parsed) as `model`, raising ConfigError naming `path`."""
     _MODEL_OF[model.__name__] = model
     if data is None:
-        raise ConfigError(f"{path}: file is empty; expected a mapping for {model.__name__}")
+        raise ConfigError(f"{path}: file is empty; expected a mapping for {model.__name__}",
+                          hint="see the shipped suites/, models/ and reports/ files for a starting point")
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -25,7 +25,8 @@ class BaseSpec(Strict):
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     """Weights dtype when serving with hf. float32 is the fastest on CPUs without bf16 kernels."""
     options: dict[str, Any] = {}
-    """Backend options (fake: `outputs`, `default_output`; hf: `max_length`, `batch_size`)."""
+    """Backend options. fake: `outputs`, `responses`, `default_output`, `favour`, `delay_s`,
+    `latencies`, `call_log`; hf (embedded, gguf, hf_dir): `max_length`, `batch_size`. Others are errors."""
 
     @model_validator(mode="after")
     def _path_when_needed(self):

@@ -96,7 +96,7 @@ class MultiTurnSpec(Strict):
 class LatencySpec(Strict):
     """Serving measurements (latency tasks): every item is sent at each concurrency level."""
 
-    concurrency: list[int] = Field(default=[1, 4], min_length=1)
+    concurrency: list[Annotated[int, Field(ge=1)]] = Field(default=[1, 4], min_length=1)
     """Requests served together. The hf backend serves N concurrent requests as one batch of N
     (static batching); latency percentiles are reported at the first level, throughput at each."""
     warmup: int = Field(default=1, ge=0)

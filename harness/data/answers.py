@@ -15,7 +15,7 @@ from harness.errors import ConfigError
 def load_answer_file(path: Path) -> dict[str, tuple[str, ...]]:
     """item id (as a string) -> the answer of each turn."""
     if not path.is_file():
-        raise ConfigError(f"{path}: answers file not found (--answers NAME=FILE)")
+        raise ConfigError(f"{path}: answers file not found (--answers NAME=FILE)", hint="FILE is relative to the current directory")
     out: dict[str, tuple[str, ...]] = {}
     for n, row in read_jsonl_objects(path):
         if "question_id" in row and "choices" in row:

@@ -4,12 +4,14 @@ naming the file and the line."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
+from harness.textfile import read_csv_rows, read_text
 
 LETTERS = "ABCDEFGHIJ"
 
@@ -36,17 +38,17 @@ class LoadRequest:
 def read_jsonl_objects(path: Path) -> list[tuple[int, dict]]:
     """(line number, object) per non-blank line; ConfigError naming the line otherwise."""
     out = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ConfigError(f"{path}: line {lineno}: malformed JSON: {exc.msg}") from None
-            if not isinstance(obj, dict):
-                raise ConfigError(f"{path}: line {lineno}: expected a JSON object, got {type(obj).__name__}")
-            out.append((lineno, obj))
+    for lineno, line in enumerate(read_text(path).split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}: line {lineno}, column {exc.colno}: malformed JSON: {exc.msg}",
+                              hint="JSONL holds one complete JSON object per line, keys and strings in double quotes") from None
+        if not isinstance(obj, dict):
+            raise ConfigError(f"{path}: line {lineno}: expected a JSON object, got {type(obj).__name__}")
+        out.append((lineno, obj))
     return out
 
 
@@ -59,14 +61,8 @@ def load_jsonl(req: LoadRequest) -> list[Record]:
 def load_csv(req: LoadRequest) -> list[Record]:
     """A CSV file with a header row."""
     path = _existing_file(req.path)
-    with path.open(encoding="utf-8", newline="") as fh:
-        reader = csv.DictReader(fh)
-        records = []
-        for row in reader:
-            if None in row:
-                raise ConfigError(f"{path}: line {reader.line_num}: more values than header columns")
-            records.append(Record(str(len(records)), dict(row)))
-    return records
+    _, rows = read_csv_rows(path)
+    return [Record(str(i), row) for i, (_, row) in enumerate(rows)]
 
 
 def load_mmlu_csv(req: LoadRequest) -> list[Record]:
@@ -89,15 +85,16 @@ def load_mmlu_csv(req: LoadRequest) -> list[Record]:
 
             raise UnknownNameError("MMLU subject", subject, available, where=str(folder))
         path = available[subject]
-        with path.open(encoding="utf-8", newline="") as fh:
-            for lineno, row in enumerate(csv.reader(fh), start=1):
-                if len(row) != 6:
-                    raise ConfigError(f"{path}: line {lineno}: expected 6 columns (question, A, B, C, D, answer), got {len(row)}")
-                answer = row[5].strip().upper()
-                if answer not in LETTERS[:4]:
-                    raise ConfigError(f"{path}: line {lineno}: answer must be A, B, C or D, got {row[5]!r}")
-                fields = {"question": row[0], "choices": row[1:5], "answer": answer, "subject": subject.replace("_", " ")}
-                records.append(Record(f"{subject}/{lineno - 1}", fields))
+        reader = csv.reader(io.StringIO(read_text(path), newline=""))
+        for n, row in enumerate(reader, start=1):
+            lineno = reader.line_num
+            if len(row) != 6:
+                raise ConfigError(f"{path}: line {lineno}: expected 6 columns (question, A, B, C, D, answer), got {len(row)}")
+            answer = row[5].strip().upper()
+            if answer not in LETTERS[:4]:
+                raise ConfigError(f"{path}: line {lineno}, column 6: answer must be A, B, C or D, got {row[5]!r}")
+            fields = {"question": row[0], "choices": row[1:5], "answer": answer, "subject": subject.replace("_", " ")}
+            records.append(Record(f"{subject}/{n - 1}", fields))
     return records
 
 
@@ -146,5 +143,5 @@ def _existing_file(path: Path | None) -> Path:
     if path is None:
         raise ConfigError("this data format needs data.path")
     if not path.is_file():
-        raise ConfigError(f"{path}: data file not found")
+        raise ConfigError(f"{path}: data file not found", hint="data.path is relative to the suite file's folder")
     return path

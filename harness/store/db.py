@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -164,18 +166,54 @@ def _check_path(path: Path, read_only: bool) -> None:
         raise StoreError(f"{path}: no results store here yet", hint="run `harness run ...` first, or pass --store")
 
 
+LOCKED = "in use by another process"
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    return "lock" in str(exc).lower()
+
+
+def _take_session_lock(path: Path):
+    """The writer-session lock `<store>.lock` (an flock, released by the OS if the process dies),
+    with the holder's PID in it for the error message."""
+    import fcntl
+    import os
+
+    lock_path = path.with_name(path.name + ".lock")
+    try:
+        f = open(lock_path, "a+")
+    except OSError as exc:
+        raise StoreError(f"{lock_path}: cannot create the store's lock file: {exc.strerror}",
+                         hint="check the folder's permissions, or pass another --store") from None
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        pid = f.read().strip()
+        f.close()
+        who = f" (process {pid})" if pid else ""
+        raise StoreError(f"{path}: another harness run or build{who} is writing to this store",
+                         hint="wait for it to finish (reports, gates and listings work meanwhile), or pass another --store") from None
+    f.seek(0)
+    f.truncate()
+    f.write(str(os.getpid()))
+    f.flush()
+    return f
+
+
 def _open_error(path: Path, exc: Exception) -> StoreError:
     """DuckDB's open failure, said in words with what to do about it."""
     import re
 
     msg = str(exc)
-    if "not a valid DuckDB database file" in msg:
+    if "not a valid DuckDB database file" in msg or "Could not read enough bytes" in msg:
         return StoreError(f"{path}: not a DuckDB database (or a truncated one)", hint="point --store at a harness store, or move this file away")
-    if "lock" in msg.lower():
+    if _is_lock_error(exc):
         pid = re.search(r"PID (\d+)", msg)
         who = f" (process {pid.group(1)})" if pid else ""
-        return StoreError(f"{path}: in use by another process{who} that has it open for writing",
-                          hint="wait for that harness run to finish; reports and gates can read a copy meanwhile")
+        return StoreError(f"{path}: {LOCKED}{who}",
+                          hint="harness runs hold the store only while committing; a long SQL session holds it until it "
+                               "closes, so query a snapshot instead (`harness export DIR`)")
     if "Permission denied" in msg:
         return StoreError(f"{path}: permission denied", hint="check the file's and its folder's permissions, or pass another --store")
     if "No space left" in msg:
@@ -183,52 +221,122 @@ def _open_error(path: Path, exc: Exception) -> StoreError:
     return StoreError(f"{path}: cannot open the store: {msg}")
 
 
+DEFAULT_WAIT_S = 60.0
+"""How long opening the store waits while another process has it (a run commits in bursts of
+well under a second; a long read-only SQL session can hold it for longer). HARNESS_STORE_WAIT_S
+overrides it."""
+
+
+def wait_seconds() -> float:
+    """The lock wait: $HARNESS_STORE_WAIT_S, else DEFAULT_WAIT_S."""
+    import os
+
+    raw = os.environ.get("HARNESS_STORE_WAIT_S")
+    if raw is None:
+        return DEFAULT_WAIT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        raise StoreError(f"HARNESS_STORE_WAIT_S={raw!r}: expected a number of seconds",
+                         hint=f"unset it to wait the default {DEFAULT_WAIT_S:.0f} s, or set e.g. HARNESS_STORE_WAIT_S=300") from None
+    if not value >= 0:
+        raise StoreError(f"HARNESS_STORE_WAIT_S={raw!r}: must be at least 0", hint="0 means: fail at once when another process holds the store")
+    return value
+
+
 class Store:
-    """A DuckDB file. One process writes; readers open read_only=True."""
+    """A DuckDB file.
 
-    def __init__(self, path: Path, read_only: bool = False):
-        import duckdb
+    Two ways to hold it. `hold=True` (the default: reports, gates, listings, short writes) keeps
+    one connection open until close(). `hold=False` is a writer session for long jobs (`harness
+    run`, `harness build`): it takes the session lock file `<store>.lock` for its whole life, so
+    a second long writer gets a clear error, but opens DuckDB only for each read or commit. So
+    readers can open the store while a run is in progress; when one holds it at the instant of a
+    commit, the commit waits for it (up to wait_seconds())."""
 
+    def __init__(self, path: Path, read_only: bool = False, hold: bool = True):
         self.path = path
+        self.hold = hold
+        self.con = None
+        self._session_lock = None
         _check_path(path, read_only)
         if not read_only:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise StoreError(f"{path}: cannot create its folder: {exc.strerror}", hint="pass another --store path") from None
+        if not hold:
+            if read_only:
+                raise ValueError("a writer session (hold=False) is never read-only")
+            self._session_lock = _take_session_lock(path)
         try:
-            self.con = duckdb.connect(str(path), read_only=read_only, config=DUCKDB_CONFIG)
-        except duckdb.Error as exc:
-            raise _open_error(path, exc) from None
-        applied = self._applied()
-        known = [name for name, _ in MIGRATIONS]
-        unknown = [name for name in applied if name not in known]
-        if unknown:
+            self.con = self._connect(read_only)
+            applied = self._applied()
+            known = [name for name, _ in MIGRATIONS]
+            unknown = [name for name in applied if name not in known]
+            if unknown:
+                raise StoreError(f"{path}: written by a newer harness (schema {', '.join(unknown)} is unknown to harness {_version()})",
+                                 hint="upgrade harness (pip install -U harness) to read this store")
+            if not read_only:
+                self._migrate()
+            elif applied != known:
+                self._migrate_then_reopen()
+        except BaseException:
+            self.close()
+            raise
+        if not hold:
             self.con.close()
-            raise StoreError(f"{path}: written by a newer harness (schema {', '.join(unknown)} is unknown to harness {_version()})",
-                             hint="upgrade harness (pip install -U harness) to read this store")
-        if not read_only:
-            self._migrate()
-        elif applied != known:
-            self._migrate_then_reopen()
+            self.con = None
+
+    def _connect(self, read_only: bool):
+        """A DuckDB connection, waiting (with a note in the log) while another process has the file."""
+        import duckdb
+
+        deadline, delay, said = time.monotonic() + wait_seconds(), 0.02, False
+        while True:
+            try:
+                return duckdb.connect(str(self.path), read_only=read_only, config=DUCKDB_CONFIG)
+            except duckdb.Error as exc:
+                err = _open_error(self.path, exc)
+                if not _is_lock_error(exc) or time.monotonic() + delay > deadline:
+                    raise err from None
+                if not said:
+                    log.warning("%s; waiting up to %.0fs for it", err.message, deadline - time.monotonic())
+                    said = True
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+
+    @contextmanager
+    def _connected(self):
+        """The connection for one read or one commit: the held one (or one an enclosing call
+        opened), or in a writer session one opened now and closed when this call is done."""
+        if self.con is not None:
+            yield self.con
+            return
+        if self.hold:
+            raise StoreError(f"{self.path}: the store is closed")
+        self.con = self._connect(False)
+        try:
+            yield self.con
+        finally:
+            con, self.con = self.con, None
+            con.close()
 
     def _migrate_then_reopen(self) -> None:
         """An older store opened for reading: migrate it (a short write), then read."""
-        import duckdb
-
         self.con.close()
+        self.con = None
         try:
-            writer = duckdb.connect(str(self.path), config=DUCKDB_CONFIG)
-        except duckdb.Error as exc:
-            err = _open_error(self.path, exc)
+            self.con = self._connect(False)
+        except StoreError as err:
             raise StoreError(f"{self.path}: store schema is older than this harness, and it can't be migrated now: {err}",
                              hint="run any writing command (e.g. `harness run`) once the store is free") from None
         try:
-            self.con = writer
             self._migrate()
         finally:
-            writer.close()
-        self.con = duckdb.connect(str(self.path), read_only=True, config=DUCKDB_CONFIG)
+            self.con.close()
+            self.con = None
+        self.con = self._connect(True)
         log.info("%s: migrated to this harness's schema", self.path)
 
     def _applied(self) -> list[str]:
@@ -256,30 +364,35 @@ class Store:
 
     # -- writes -----------------------------------------------------------------------------
     def write_task_run(self, run: RunRow, samples: list[SampleRow], scores: list[ScoreRow],
-                       judgments: list[JudgmentRow] = (), stats: list[StatRow] = ()) -> None:
+                       judgments: list[JudgmentRow] = (), stats: list[StatRow] = (), checkpoint_key: str | None = None) -> None:
         """One transaction per task: the run, its samples, scores (and judge calls and judge
-        health) land together or not at all."""
-        self.con.execute("BEGIN")
-        try:
-            self._insert("runs", [run])
-            self._insert("samples", samples)
-            self._insert("scores", scores)
-            self._insert("judgments", list(judgments))
-            self._insert("run_stats", list(stats))
-            self.con.execute("COMMIT")
-        except Exception as exc:
-            self.rollback(exc)
-            raise
+        health) land together or not at all; so does removing the run's checkpoint, when
+        `checkpoint_key` names one."""
+        with self._connected() as con:
+            con.execute("BEGIN")
+            try:
+                self._insert("runs", [run])
+                self._insert("samples", samples)
+                self._insert("scores", scores)
+                self._insert("judgments", list(judgments))
+                self._insert("run_stats", list(stats))
+                if checkpoint_key is not None:
+                    con.execute("DELETE FROM checkpoints WHERE run_key = ?", [checkpoint_key])
+                con.execute("COMMIT")
+            except Exception as exc:
+                self.rollback(exc)
+                raise
 
     def upsert_variant(self, row: VariantRow) -> None:
-        self.con.execute("BEGIN")
-        try:
-            self.con.execute("DELETE FROM variants WHERE variant_key = ?", [row.variant_key])
-            self._insert("variants", [row])
-            self.con.execute("COMMIT")
-        except Exception as exc:
-            self.rollback(exc)
-            raise
+        with self._connected() as con:
+            con.execute("BEGIN")
+            try:
+                con.execute("DELETE FROM variants WHERE variant_key = ?", [row.variant_key])
+                self._insert("variants", [row])
+                con.execute("COMMIT")
+            except Exception as exc:
+                self.rollback(exc)
+                raise
 
     def rollback(self, exc: Exception) -> None:
         """Roll back after `exc`, without letting the rollback hide it: a failed COMMIT (a full
@@ -310,7 +423,8 @@ class Store:
         """Cached judge replies for these call keys."""
         if not keys:
             return {}
-        rows = self.con.execute("SELECT cache_key, reply FROM judge_cache WHERE list_contains(?, cache_key)", [keys]).fetchall()
+        with self._connected() as con:
+            rows = con.execute("SELECT cache_key, reply FROM judge_cache WHERE list_contains(?, cache_key)", [keys]).fetchall()
         return dict(rows)
 
     def judge_cache_put(self, rows: list[tuple[str, str, str]]) -> None:
@@ -322,14 +436,52 @@ class Store:
         now = _now()
         incoming = pa.Table.from_pylist([{"cache_key": k, "judge_hash": j, "reply": r, "created_at": now}  # noqa: F841
                                          for k, j, r in rows])
-        self.con.execute("INSERT OR IGNORE INTO judge_cache BY NAME SELECT * FROM incoming")
+        with self._connected() as con:
+            con.execute("INSERT OR IGNORE INTO judge_cache BY NAME SELECT * FROM incoming")
+
+    def checkpoint_put(self, run_key: str, units: list[tuple[str, str]]) -> None:
+        """(unit, JSON payload) rows of an unfinished run, committed now."""
+        if not units:
+            return
+        import pyarrow as pa
+
+        now = _now()
+        incoming = pa.Table.from_pylist([{"run_key": run_key, "unit": u, "payload": p, "created_at": now}  # noqa: F841
+                                         for u, p in units])
+        with self._connected() as con:
+            con.execute("INSERT OR REPLACE INTO checkpoints BY NAME SELECT * FROM incoming")
+
+    def checkpoint_get(self, run_key: str) -> dict[str, str]:
+        """The units an unfinished run with this key has stored: unit -> JSON payload."""
+        with self._connected() as con:
+            return dict(con.execute("SELECT unit, payload FROM checkpoints WHERE run_key = ?", [run_key]).fetchall())
+
+    def checkpoint_clear(self, run_key: str) -> None:
+        with self._connected() as con:
+            con.execute("DELETE FROM checkpoints WHERE run_key = ?", [run_key])
+
+    def export_parquet(self, out_dir: Path) -> list[str]:
+        """Every table as Parquet in `out_dir`, from one consistent read, plus DuckDB's schema.sql
+        and load.sql (`IMPORT DATABASE 'dir'` rebuilds a store from them). Returns the tables."""
+        import duckdb
+
+        with self._connected() as con:
+            # EXPORT takes no bound parameters: the path is quoted as an SQL string literal
+            literal = "'" + str(out_dir).replace("'", "''") + "'"
+            try:
+                con.execute(f"EXPORT DATABASE {literal} (FORMAT PARQUET)")
+            except duckdb.Error as exc:
+                raise StoreError(f"{out_dir}: cannot write the snapshot: {exc}", hint="pass another directory") from None
+            return [r[0] for r in con.execute("SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
+                                              "ORDER BY table_name").fetchall()]
 
     # -- reads ------------------------------------------------------------------------------
     def query(self, sql: str, params: list[Any] | None = None) -> list[dict]:
         """Run SQL with bound parameters; rows as dicts."""
-        cur = self.con.execute(sql, params or [])
-        cols = [d[0] for d in cur.description]
-        return [dict(zip(cols, row)) for row in cur.fetchall()]
+        with self._connected() as con:
+            cur = con.execute(sql, params or [])
+            cols = [d[0] for d in cur.description]
+            return [dict(zip(cols, row)) for row in cur.fetchall()]
 
     def find_run(self, run_key: str) -> dict | None:
         rows = self.query("SELECT * FROM runs WHERE run_key = ? ORDER BY started_at DESC LIMIT 1", [run_key])
@@ -337,7 +489,8 @@ class Store:
 
     def mark_reused(self, run_id: str) -> None:
         """An identical run was asked for again: it becomes the one reports read."""
-        self.con.execute("UPDATE runs SET last_used_at = ? WHERE run_id = ?", [_now(), run_id])
+        with self._connected() as con:
+            con.execute("UPDATE runs SET last_used_at = ? WHERE run_id = ?", [_now(), run_id])
 
     def variant(self, name: str) -> dict | None:
         """The newest build of a variant name."""
@@ -349,7 +502,12 @@ class Store:
         return rows[0] if rows else None
 
     def close(self) -> None:
-        self.con.close()
+        if self.con is not None:
+            self.con.close()
+            self.con = None
+        if self._session_lock is not None:
+            self._session_lock.close()  # releases the flock
+            self._session_lock = None
 
     def __enter__(self):
         return self

@@ -162,4 +162,20 @@ MIGRATIONS: list[tuple[str, str]] = [
                 FROM runs) WHERE rn = 1;
         """,
     ),
+    (
+        "004_checkpoints",
+        """
+        -- Work units of a task run not yet written as a run (generated outputs, option
+        -- log-likelihoods, timed request groups), committed as they finish so a killed run resumes
+        -- where it stopped. Keyed by the run key; removed in the transaction that writes the run,
+        -- so reports never see a task until all of it is stored.
+        CREATE TABLE checkpoints (
+            run_key     VARCHAR NOT NULL,
+            unit        VARCHAR NOT NULL,     -- item id (generation: `<id>#t<k>` per turn), or request group
+            payload     JSON NOT NULL,
+            created_at  TIMESTAMP NOT NULL,
+            PRIMARY KEY (run_key, unit)
+        );
+        """,
+    ),
 ]
