@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="evaluate variants on suites; every sample x scorer goes to the store",
                        description="Evaluate the variants of --models on every task of the given suites. "
                                    "Tasks whose inputs are unchanged since a stored run are reused; --force recomputes. "
+                                   "Finished items are checkpointed as they go, so after a crash the same command resumes "
+                                   "where it stopped (HARNESS_CHECKPOINT_ITEMS, _MIN_SECONDS, _SECONDS tune how often). "
+                                   "The store is held only while committing: reports, gates and listings can read it meanwhile. "
                                    "Exit codes: 0 done, 1 done but judge calls failed after their retries (stored as "
                                    "unjudged; running the command again asks exactly those calls), 2 invalid input.")
     p.add_argument("suites", nargs="+", type=Path, help="suite files, e.g. suites/mmlu_sample.yaml")
@@ -400,6 +403,11 @@ def cmd_list(args) -> int:
                 part = f"  partial: {r['n_samples']} of {r['n_items_total']} items (--limit)" if r["partial"] else ""
                 print(f"{r['variant']:24} {r['suite']:16} {r['task']:22} {r['run_id']:17} {r['n_samples']:5d} {r['wall_s']:6.1f}s  "
                       f"{r['started_at']:%Y-%m-%d %H:%M}{part}")
+            pending = store.query("SELECT count(DISTINCT run_key) AS runs, count(*) FILTER (WHERE unit <> '__wall_s__') AS units, "
+                                  "max(created_at) AS last FROM checkpoints")[0]
+            if pending["runs"]:
+                print(f"{pending['runs']} task run(s) in progress or interrupted: {pending['units']} finished unit(s) checkpointed, "
+                      f"the last at {pending['last']:%Y-%m-%d %H:%M:%S}; running the same command again resumes them")
     return 0
 
 

@@ -250,23 +250,31 @@ def _run_task(store: Store, backend, variant: str, variant_key: str, suite_hash:
 
 
 def option_loglikelihoods(backend, samples, ckpt=None) -> dict[str, list]:
-    """Each multiple-choice item's option log-likelihoods, asked of the backend in groups of
-    items that are checkpointed as they finish."""
+    """Each multiple-choice item's option log-likelihoods. One backend call batches across all
+    items (as lm-eval does, so the figures don't depend on checkpointing); an item is
+    checkpointed as soon as the last of its options is scored, and stored items aren't asked again."""
     from harness.backends.base import Loglikelihood
 
     todo = [s for s in samples if ckpt is None or ckpt.get(s.id) is None]
-    size = ckpt.every_items if ckpt is not None else max(len(todo), 1)
-    found = {}
-    for start in progress(range(0, len(todo), size), desc="options", unit="group"):
-        group = todo[start:start + size]
-        results = backend.loglikelihood([(s.prompt, c) for s in group for c in s.continuations])
-        pos = 0
-        for s in group:
-            found[s.id] = results[pos:pos + len(s.continuations)]
-            pos += len(s.continuations)
-            if ckpt is not None:
-                ckpt.add(s.id, [asdict(o) for o in found[s.id]])
-    return {s.id: found.get(s.id) or [Loglikelihood(**o) for o in ckpt.get(s.id)] for s in samples}
+    requests, owner, positions = [], [], {}
+    for s in todo:
+        positions[s.id] = list(range(len(requests), len(requests) + len(s.continuations)))
+        requests += [(s.prompt, c) for c in s.continuations]
+        owner += [s.id] * len(s.continuations)
+    left = {s.id: len(s.continuations) for s in todo}
+    got: dict[int, Loglikelihood] = {}
+
+    def on_done(results: dict[int, Loglikelihood]) -> None:
+        for pos, result in results.items():
+            got[pos] = result
+            sid = owner[pos]
+            left[sid] -= 1
+            if left[sid] == 0 and ckpt is not None:
+                ckpt.add(sid, [asdict(got[p]) for p in positions[sid]])
+
+    results = backend.loglikelihood(requests, on_done=on_done) if requests else []
+    out = {sid: [results[p] for p in pos] for sid, pos in positions.items()}
+    return {s.id: out.get(s.id) or [Loglikelihood(**o) for o in ckpt.get(s.id)] for s in samples}
 
 
 def generate_checkpointed(backend, units: list[tuple[str, str]], config: GenerationConfig, ckpt=None) -> list:

@@ -83,6 +83,9 @@ def _table_counts(store: Path) -> dict[str, int]:
 # The work a task asks of the backend: one prompt per item (generation), three continuations per
 # item (multiple choice), every item at each of two concurrency levels (latency)
 WORK = {"generation": N_ITEMS, "multiple_choice": 3 * N_ITEMS, "latency": 2 * N_ITEMS}
+# Checkpoint units: an item (generation, multiple choice) or a group of requests served together
+# (latency: each item alone at concurrency 1, then groups of 3)
+UNITS = {"generation": N_ITEMS, "multiple_choice": N_ITEMS, "latency": N_ITEMS + N_ITEMS // 3}
 
 
 @pytest.mark.parametrize("kind", ["generation", "multiple_choice", "latency"])
@@ -93,8 +96,13 @@ def test_kill_9_mid_task_then_resume_asks_only_the_rest(tmp_path, kind):
     args = [sys.executable, "-m", "harness", "run", str(suite), "--models", str(models), "--store", str(store)]
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
-    while _units_asked(log) < WORK[kind] // 2 and time.time() < deadline and proc.poll() is None:
+    # Multiple choice asks for every option in one call (batched across items, as lm-eval
+    # does) and checkpoints items as their options are scored: kill half-way through that call
+    target = 1 if kind == "multiple_choice" else WORK[kind] // 2
+    while _units_asked(log) < target and time.time() < deadline and proc.poll() is None:
         time.sleep(0.01)
+    if kind == "multiple_choice":
+        time.sleep(0.04 * WORK[kind] / 2)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, proc.stderr.read()
@@ -104,7 +112,7 @@ def test_kill_9_mid_task_then_resume_asks_only_the_rest(tmp_path, kind):
     con = duckdb.connect(str(store), read_only=True)
     stored = [u for (u,) in con.execute("SELECT unit FROM checkpoints WHERE unit <> '__wall_s__'").fetchall()]
     con.close()
-    assert stored, "nothing was checkpointed before the kill"
+    assert 0 < len(stored) < UNITS[kind], "the kill was not mid-task"
 
     done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -208,3 +216,69 @@ def test_a_commit_blocked_by_a_reader_is_retried_with_the_next_one(tmp_path, mon
         ckpt.add("d", 4)
         with pytest.raises(StoreError, match="disk is full"):
             ckpt.add("e", 5)
+
+
+def test_resume_on_the_hf_backend_gives_an_uninterrupted_runs_outputs(tiny_model_dir, tmp_path, monkeypatch):
+    """The real transformers backend (CPU here; CUDA where there is one): a run that crashes
+    after two batches and resumes stores exactly the outputs and scores of a run never
+    interrupted. Commits fall on batch boundaries (HARNESS_CHECKPOINT_ITEMS = batch size), so the
+    resumed batches are the ones a fresh run forms."""
+    from harness.backends.hf import HFBackend
+    from harness.cli import main
+
+    items = [{"id": f"i{k}", "topic": "coffee " * (1 + k % 5) + f"number {k}"} for k in range(10)]
+    write(tmp_path / "d.jsonl", "\n".join(json.dumps(i) for i in items) + "\n")
+    models = write(tmp_path / "m.yaml", f"base: {{name: tiny, source: hf_dir, path: {tiny_model_dir}}}\n")
+    suite = write(tmp_path / "s.yaml", """
+        name: hfresume
+        tasks:
+          - name: work
+            type: generation
+            data: {format: jsonl, path: d.jsonl}
+            id_field: id
+            prompt: {template: "Brief: {{ topic }}\\nTweet:", reference: "{{ topic }}"}
+            generation: {max_new_tokens: 6, batch_size: 3}
+            scorers: [rouge, exact_match]
+        """)
+    monkeypatch.setenv("HARNESS_CHECKPOINT_ITEMS", "3")
+    monkeypatch.setenv("HARNESS_CHECKPOINT_MIN_SECONDS", "0")
+    real = HFBackend.generate
+    batches: list[int] = []
+
+    def crash_after_two(self, prompts, config):
+        if len(batches) == 2:
+            raise RuntimeError("killed")
+        batches.append(len(prompts))
+        return real(self, prompts, config)
+
+    monkeypatch.setattr(HFBackend, "generate", crash_after_two)
+    resumed = tmp_path / "resumed.duckdb"
+    with pytest.raises(RuntimeError, match="killed"):
+        main(["run", str(suite), "--models", str(models), "--store", str(resumed)])
+    assert _table_counts(resumed)["checkpoints"] == 6 + 1
+    batches.clear()
+    monkeypatch.setattr(HFBackend, "generate", lambda self, prompts, config: batches.append(len(prompts)) or real(self, prompts, config))
+    assert main(["run", str(suite), "--models", str(models), "--store", str(resumed)]) == 0
+    assert batches == [3, 1]  # the 4 outputs not done, in the batches a fresh run ends with
+    fresh = tmp_path / "fresh.duckdb"
+    assert main(["run", str(suite), "--models", str(models), "--store", str(fresh)]) == 0
+
+    def rows(store):
+        con = duckdb.connect(str(store), read_only=True)
+        try:
+            return (con.execute("SELECT sample_id, output FROM samples ORDER BY sample_id").fetchall(),
+                    con.execute("SELECT sample_id, metric, value FROM scores ORDER BY ALL").fetchall())
+        finally:
+            con.close()
+
+    assert rows(resumed) == rows(fresh)
+
+
+def test_list_runs_names_interrupted_runs(tmp_path, capsys):
+    from harness.cli import main
+    from harness.store.db import Store
+
+    with Store(tmp_path / "h.duckdb", hold=False) as store:
+        store.checkpoint_put("somekey", [("i1", "{}"), ("i2", "{}"), ("__wall_s__", "3.0")])
+    assert main(["list", "runs", "--store", str(tmp_path / "h.duckdb")]) == 0
+    assert "1 task run(s) in progress or interrupted: 2 finished unit(s) checkpointed" in capsys.readouterr().out

@@ -63,8 +63,10 @@ class Backend(Protocol):
         """Generate one output per prompt."""
         ...
 
-    def loglikelihood(self, requests: list[tuple[str, str]]) -> list[Loglikelihood]:
-        """Score many (context, continuation) pairs at once."""
+    def loglikelihood(self, requests: list[tuple[str, str]], on_done=None) -> list[Loglikelihood]:
+        """Score many (context, continuation) pairs at once. `on_done`, when given, is called
+        with {request index: result} as results become final (after each batch), so callers
+        can checkpoint while one call batches across all requests."""
         ...
 
     def close(self) -> None:

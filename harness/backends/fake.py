@@ -93,17 +93,19 @@ class FakeBackend:
         h = hashlib.sha256((self.name + prompt).encode()).digest()
         return " ".join(words[b % len(words)] for b in h[:8])
 
-    def loglikelihood(self, requests: list[tuple[str, str]]) -> list[Loglikelihood]:
+    def loglikelihood(self, requests: list[tuple[str, str]], on_done=None) -> list[Loglikelihood]:
         self._record("loglikelihood", len(requests))
         favour = set(self.favour or [])
         out = []
-        for context, continuation in requests:
+        for k, (context, continuation) in enumerate(requests):
             if self.delay_s:
                 time.sleep(self.delay_s)
             lp = -1.0 - 5.0 * _unit(self.name + context + "\x00" + continuation)
             if continuation.strip() in favour or continuation in favour:
                 lp += 10.0
             out.append(Loglikelihood(lp, lp > -1.5, max(1, len(continuation.split()))))
+            if on_done is not None:
+                on_done({k: out[-1]})
         return out
 
     def close(self) -> None:

@@ -88,9 +88,10 @@ class HFBackend:
         return ctx, whole[len(ctx):]
 
     # -- log-likelihood ----------------------------------------------------------------------
-    def loglikelihood(self, requests: list[tuple[str, str]]) -> list[Loglikelihood]:
+    def loglikelihood(self, requests: list[tuple[str, str]], on_done=None) -> list[Loglikelihood]:
         """Batch-first scoring. Requests whose model input is identical (e.g. the four
-        one-token answer letters of an MMLU item) share one forward pass."""
+        one-token answer letters of an MMLU item) share one forward pass. Batches are formed
+        over all requests (longest first); `on_done` gets each batch's finished results."""
         import torch
 
         encoded = [self.encode_pair(c, x) for c, x in requests]
@@ -108,7 +109,10 @@ class HFBackend:
         for idx, cont in plan:
             need[idx] = max(need[idx], len(cont))
         order = sorted(range(len(unique)), key=lambda i: -len(unique[i]))
-        logprobs: dict[int, torch.Tensor] = {}
+        asking: dict[int, list[int]] = {}  # unique input -> the requests that share it
+        for pos, (idx, _) in enumerate(plan):
+            asking.setdefault(idx, []).append(pos)
+        results: list[Loglikelihood | None] = [None] * len(plan)
         pad = self.tokenizer.pad_token_id
         for start in progress(range(0, len(order), self.batch_size), desc="loglikelihood", unit="batch"):
             batch = order[start:start + self.batch_size]
@@ -127,15 +131,17 @@ class HFBackend:
                 out = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
                                  position_ids=positions.to(self.device), logits_to_keep=keep)
             lp = torch.log_softmax(out.logits.float(), dim=-1).cpu()
+            done = {}
             for row, i in enumerate(batch):
-                logprobs[i] = lp[row, -need[i]:]
-        results = []
-        for idx, cont in plan:
-            lp = logprobs[idx][-len(cont):]
-            target = torch.tensor(cont).unsqueeze(-1)
-            total = float(torch.gather(lp, 1, target).sum())
-            greedy = bool((lp.argmax(-1) == target.squeeze(-1)).all())
-            results.append(Loglikelihood(total, greedy, len(cont)))
+                for pos in asking[i]:
+                    cont = plan[pos][1]
+                    tail = lp[row, -need[i]:][-len(cont):]
+                    target = torch.tensor(cont).unsqueeze(-1)
+                    total = float(torch.gather(tail, 1, target).sum())
+                    greedy = bool((tail.argmax(-1) == target.squeeze(-1)).all())
+                    results[pos] = done[pos] = Loglikelihood(total, greedy, len(cont))
+            if on_done is not None:
+                on_done(done)
         return results
 
     # -- generation ----------------------------------------------------------------------------

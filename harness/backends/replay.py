@@ -27,7 +27,7 @@ class ReplayBackend:
     def generate(self, prompts, config):
         raise BackendError(f"answer set '{self.name}' replays stored answers; it can't generate")
 
-    def loglikelihood(self, requests):
+    def loglikelihood(self, requests, on_done=None):
         raise BackendError(f"answer set '{self.name}' has no log-likelihoods")
 
     def close(self) -> None:
