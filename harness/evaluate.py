@@ -19,6 +19,7 @@ from harness import __version__
 from harness.backends.base import GenerationConfig
 from harness.config.models import load_models, model_names
 from harness.config.suite import load_suite
+from harness.contamination import CONTAMINATION_METRICS, training_sources
 from harness.errors import ConfigError, UnknownNameError
 from harness.hashing import eval_libraries, git_commit, stable_hash
 from harness.metricspec import TaskKind
@@ -29,8 +30,11 @@ from harness.variants import open_backend, plan_variants, prepare_base, record_b
 
 log = logging.getLogger(__name__)
 
-MULTIPLE_CHOICE = TaskKind("multiple_choice", "options scored by log-likelihood; metrics come from the task's scorers")
-GENERATION = TaskKind("generation", "outputs generated and scored by the task's scorers")
+MULTIPLE_CHOICE = TaskKind("multiple_choice", "options scored by log-likelihood; metrics come from the task's scorers",
+                           metrics=CONTAMINATION_METRICS)
+GENERATION = TaskKind("generation", "outputs generated and scored by the task's scorers", metrics=CONTAMINATION_METRICS)
+CHECKED = ("multiple_choice", "generation", "perplexity")
+"""Task types whose items are checked for contamination."""
 
 
 def run_key(task: PreparedTask, seed: int, **identity) -> str:
@@ -61,15 +65,21 @@ def run_suites(suite_paths: list[Path], models_path: Path | None, store_path: Pa
     """Evaluate `variants` (default: every model in the file, unless answer sets are given) and
     the pre-generated `answers` sets on every task of the suites; then run the suites' judge
     tasks over the stored outputs."""
+    from harness.contamination import suite_corpora
     from harness.data.answers import load_answer_file
     from harness.judge.open import check_judge_task
     from harness.judge.task import prepare_judge_task
+    from harness.variants import hash_files
 
     prepared: list[tuple[str, int, PreparedTask]] = []
     judge_tasks = []
+    checks: dict[str, tuple] = {}  # suite name -> (contamination spec, its corpora, their identity)
     for path in suite_paths:
         suite = load_suite(path)
         suite_hash = stable_hash(suite.model_dump())
+        corpora = suite_corpora(suite.contamination, path)
+        checks[suite.name] = (suite.contamination, corpora,
+                              stable_hash([suite.contamination.model_dump(), [hash_files([p]) for _, p in corpora]]))
         prepared += [(suite_hash, suite.seed, t) for t in prepare_suite(suite, path, limit)]
         judge_tasks += [(suite_hash, suite.seed, prepare_judge_task(t, suite.name, path, suite_tasks_json(suite)),
                          f"{path}: task '{t.name}'") for t in suite.tasks if t.type == "judge"]
@@ -108,14 +118,16 @@ def run_suites(suite_paths: list[Path], models_path: Path | None, store_path: Pa
         if base is not None:
             record_base(store, spec.base, base)
         for name in replayed:
-            outcomes += _run_answer_set(store, name, answers[name], answer_sets[name], prepared, force)
+            outcomes += _run_answer_set(store, name, answers[name], answer_sets[name], prepared, force, checks)
         for name in names:
             model = resolved[name]
+            trained_on = training_sources(spec, models_path, name, plans)
             backend_name = "fake" if spec.base.source == "fake" else "hf"
             todo = []
             for suite_hash, seed, task in prepared:
                 key = run_key(task, seed, variant=model.key, backend=backend_name, dtype=model.dtype,
-                              base_options=spec.base.options, quantization=model.quantization)
+                              base_options=spec.base.options, quantization=model.quantization,
+                              contamination=checks[task.suite][2])
                 cached = None if force else store.find_run(key)
                 if cached:
                     log.info("%s / %s: unchanged, reusing run %s", name, task.spec.name, cached["run_id"])
@@ -128,7 +140,8 @@ def run_suites(suite_paths: list[Path], models_path: Path | None, store_path: Pa
             backend = open_backend(spec, model)
             try:
                 for suite_hash, seed, task, key in todo:
-                    outcomes.append(_run_task(store, backend, name, model.key, suite_hash, task, key, seed, force))
+                    outcomes.append(_run_task(store, backend, name, model.key, suite_hash, task, key, seed, force,
+                                              _checker(checks[task.suite], trained_on)))
             finally:
                 backend.close()
         if judge_tasks:
@@ -136,20 +149,30 @@ def run_suites(suite_paths: list[Path], models_path: Path | None, store_path: Pa
     return outcomes
 
 
-def _run_answer_set(store: Store, name: str, path: Path, answer_set: dict, prepared, force: bool) -> list[TaskOutcome]:
+def _checker(check: tuple, trained_on: list):
+    """The contamination index of a task's run: the variant's training sets and the suite's corpora."""
+    from harness.contamination import index_for
+
+    cspec, corpora, _ = check
+    return index_for(trained_on + corpora, cspec.n, cspec.threshold) if cspec.enabled else None
+
+
+def _run_answer_set(store: Store, name: str, path: Path, answer_set: dict, prepared, force: bool,
+                    checks: dict) -> list[TaskOutcome]:
     """Store a pre-generated answer set as the outputs of `name` on each generation task."""
     from harness.backends.replay import ReplayBackend
 
     backend = ReplayBackend(name, answer_set)
     out = []
     for suite_hash, seed, task in prepared:
-        key = run_key(task, seed, answers=backend.key)
+        key = run_key(task, seed, answers=backend.key, contamination=checks[task.suite][2])
         cached = None if force else store.find_run(key)
         if cached:
             store.mark_reused(cached["run_id"])
             out.append(TaskOutcome(name, task.suite, task.spec.name, cached["run_id"], True, cached["n_samples"], 0.0))
         else:
-            out.append(_run_task(store, backend, name, backend.key, suite_hash, task, key, seed, force))
+            out.append(_run_task(store, backend, name, backend.key, suite_hash, task, key, seed, force,
+                                 _checker(checks[task.suite], [])))
     log.info("answer set %s (%s): %d task(s)", name, path, len(out))
     return out
 
@@ -187,7 +210,7 @@ def _run_judges(store: Store, judge_tasks, spec, models_path: Path | None, evalu
 
 
 def _run_task(store: Store, backend, variant: str, variant_key: str, suite_hash: str, task: PreparedTask,
-              run_key: str, seed: int, force: bool = False) -> TaskOutcome:
+              run_key: str, seed: int, force: bool = False, checker=None) -> TaskOutcome:
     from harness.checkpoint import Checkpoint
 
     spec = task.spec
@@ -229,12 +252,20 @@ def _run_task(store: Store, backend, variant: str, variant_key: str, suite_hash:
             details = {"prompt_tokens": out.prompt_tokens, "output_tokens": out.output_tokens, "latency_s": out.latency_s, **extra, **scored}
             samples.append(SampleRow(run_id, s.id, s.prompt, s.reference, out.text, json.dumps(details)))
             scores += rows
+    if checker is not None and spec.type in CHECKED:
+        from harness.contamination import check_rows
+
+        samples, extra = check_rows(run_id, samples, task.samples, checker)
+        scores += extra
     wall = ckpt.wall_s()
     info = backend.info
     from harness import registry
 
     kind = registry.resolve("task_kind", spec.type)
-    metric_order = [m.name for m in kind.metrics] + [m.name for _, s in scorers for m in s.metrics if m.level == "item"]
+    last = {m.name for m in CONTAMINATION_METRICS}  # listed after the task's own metrics
+    metric_order = ([m.name for m in kind.metrics if m.name not in last] + [m.name for _, s in scorers for m in s.metrics
+                                                                            if m.level == "item"]
+                    + ([m.name for m in CONTAMINATION_METRICS] if checker is not None and spec.type in CHECKED else []))
     run = RunRow(run_id=run_id, run_key=run_key, suite=task.suite, suite_hash=suite_hash, task=spec.name, task_type=spec.type,
                  metrics=json.dumps(metric_order),
                  variant=variant, variant_key=variant_key, backend=info.name, device=info.device, dtype=info.dtype,

@@ -117,7 +117,7 @@ class GateResult:
 
 def describe(rule: GateRule) -> str:
     """A rule in words, used when it has no name."""
-    where = f"{rule.task}/{rule.metric}"
+    where = f"{rule.task}/{rule.metric}" + (" (clean items)" if rule.clean_only else "")
     kind = rule.rule_kind
     if kind == "non_inferiority":
         return f"{rule.variant} vs {rule.baseline} on {where}: worse by at most {rule.effective_margin:g}"
@@ -145,13 +145,21 @@ def _run(store: Store, variant: str, task: str) -> dict:
     raise _RuleError(f"variant '{variant}' has no run of task '{task}' (it has: {', '.join(tasks)})")
 
 
-def _item_values(store: Store, run: dict, metric: str) -> dict[str, float]:
+def _item_values(store: Store, run: dict, metric: str, clean_only: bool = False) -> dict[str, float]:
     from harness.metrics import run_values
 
     values = run_values(store, run["run_id"], metric)
     if not values:
         stored = [r["metric"] for r in store.query("SELECT DISTINCT metric FROM scores WHERE run_id = ? ORDER BY metric", [run["run_id"]])]
         raise _RuleError(f"no values of '{metric}' in {run['variant']}'s run of {run['task']} (it stores: {', '.join(stored) or 'none'})")
+    if clean_only:
+        flags = run_values(store, run["run_id"], "contaminated")
+        if not flags:
+            raise _RuleError(f"clean_only: {run['variant']}'s run of {run['task']} has no contamination check "
+                             "(the suite's contamination: is disabled, or the run predates it; run it again)")
+        values = {k: v for k, v in values.items() if flags.get(k) == 0.0}
+        if not values:
+            raise _RuleError(f"clean_only: every item of {run['variant']}'s run of {run['task']} is contaminated")
     return values
 
 
@@ -198,13 +206,17 @@ def _test(store: Store, rule: GateRule, metric: Metric, params: dict, cand: dict
           good: str, alpha: float, spec: ReportSpec) -> tuple[TestOutcome, list[str]]:
     st = spec.statistics
     notes = []
+    if rule.clean_only and metric.level != "item":
+        raise _RuleError(f"clean_only applies to per-item metrics; '{metric.name}' is a run-level figure")
     if metric.level == "item":
-        c = _item_values(store, cand, metric.name)
+        c = _item_values(store, cand, metric.name, rule.clean_only)
+        if rule.clean_only:
+            notes.append(f"on the {len(c)} items clear of {rule.variant}'s training data")
         if base is None:
             if metric.values != "binary":  # the studentized bootstrap of the mean
                 notes += _skew_note(list(c.values()), good)
             return one_sample_test(metric.values, list(c.values()), threshold, alpha, st.resamples, st.seed), notes
-        b = _item_values(store, base, metric.name)
+        b = _item_values(store, base, metric.name, rule.clean_only)
         shared = sorted(set(c) & set(b))
         if not shared:
             raise _RuleError(f"'{rule.variant}' and '{rule.baseline}' share no items of {rule.task}")

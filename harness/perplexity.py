@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import math
 
+from harness.contamination import CONTAMINATION_METRICS
 from harness.metricspec import Metric, RunValues, TaskKind
 from harness.stats import bootstrap_statistic
 
 KIND = TaskKind(
     "perplexity", "log-likelihood of each item's text under the variant",
     metrics=(Metric("perplexity", "perplexity", "lower", low=1, description="exp(NLL per token) of the item"),
-             Metric("nll_per_token", "NLL per token", "lower", low=0, unit="nats")),
+             Metric("nll_per_token", "NLL per token", "lower", low=0, unit="nats")) + CONTAMINATION_METRICS,
     run_metrics=(Metric("corpus_perplexity", "corpus perplexity", "lower", level="run", low=1,
                         description="exp(total NLL / total tokens) over the run's items",
                         statistic="harness.perplexity:corpus_statistic"),))

@@ -211,7 +211,7 @@ def _render_sample(task: TaskSpec, rec: Record, sid: str, shots: list[Record], w
             parts.append(render(p.template, ex.fields, f"{where}: prompt.template") + ex_conts[ex_gold])
         context = render(p.template, rec.fields, f"{item_where}: prompt.template")
         prompt = description + p.example_separator.join(parts + [context])
-        return Sample(sid, prompt, tuple(conts), tuple(options), gold)
+        return Sample(sid, prompt, tuple(conts), tuple(options), gold, fields=dict(rec.fields))
     if task.multi_turn is not None:
         return _render_turns(task, rec, sid, where)
     parts = []

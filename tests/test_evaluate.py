@@ -29,9 +29,13 @@ def test_every_sample_and_scorer_is_a_row(workspace, fake_models):
     assert [(r[0], r[1], r[2], r[3]) for r in runs] == [("quiz", 20, "fake-a", "fake"), ("tweets", 6, "fake-a", "fake")]
     assert all(r[4] == 1234 and r[5] and r[6] and r[7] and r[8] and r[9] for r in runs)
     assert json.loads(runs[1][10])["max_new_tokens"] == 8 and runs[0][10] is None
-    # quiz: 20 samples x (acc, acc_norm); tweets: 6 samples x (rouge1, rouge2, rougeL, bleu, chrf, exact_match)
-    counts = dict(con.execute("SELECT r.task, count(*) FROM scores s JOIN runs r USING (run_id) GROUP BY r.task").fetchall())
+    # quiz: 20 samples x (acc, acc_norm); tweets: 6 samples x (rouge1, rouge2, rougeL, bleu, chrf, exact_match);
+    # each sample also x (contaminated, contamination_overlap): a fake base has no training data, so all clean
+    counts = dict(con.execute("SELECT r.task, count(*) FROM scores s JOIN runs r USING (run_id) WHERE scorer <> 'contamination' "
+                              "GROUP BY r.task").fetchall())
     assert counts == {"quiz": 40, "tweets": 36}
+    checked = con.execute("SELECT count(*), sum(value) FROM scores WHERE metric = 'contaminated'").fetchone()
+    assert checked == (26, 0.0)
     # The fake favours option A: accuracy equals the share of gold answers that are A, computed in SQL.
     acc = con.execute("SELECT avg(value) FROM scores WHERE metric = 'acc'").fetchone()[0]
     share_a = con.execute("SELECT avg(CASE WHEN reference = 'A' THEN 1.0 ELSE 0.0 END) FROM samples s "

@@ -90,7 +90,7 @@ def test_gate_four_verdicts_and_exit_codes(two_variants, capsys):
 
     missing = report_file(ws, "  - {variant: fake-good, task: quiz, metric: bleu, min: 0.1}")
     assert main(["gate", missing, "--store", store]) == 2
-    assert "no values of 'bleu' in fake-good's run of quiz (it stores: acc, acc_norm)" in capsys.readouterr().out
+    assert "no values of 'bleu' in fake-good's run of quiz (it stores: acc, acc_norm, contaminated, contamination_overlap)" in capsys.readouterr().out
     unknown = report_file(ws, "  - {variant: fake-typo, task: quiz, metric: acc, min: 0.1}")
     assert main(["gate", unknown, "--store", store]) == 2
     assert "no runs of variant 'fake-typo'" in capsys.readouterr().out

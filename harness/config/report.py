@@ -51,6 +51,10 @@ class GateRule(Strict):
     require_healthy_judge: bool = True
     """Rules on judged metrics (win_rate, judge_rating, lc_win_rate, ...) are inconclusive while
     the judge's health checks fail (order-swap consistency, position bias, anchor agreement)."""
+    clean_only: bool = False
+    """Decide on the items clear of the variant's training data only (the run's contamination
+    check: `contaminated` = 0 in both runs). A bound on contamination itself is a rule on the
+    metric `contaminated`, e.g. {metric: contaminated, max: 0.05}."""
     statistic: Literal["mean", "ci_low", "ci_high"] | None = None
     """Deprecated and ignored: every rule is now decided on its confidence bounds (the gate
     says so when a file still sets it). (Not named `on`: YAML 1.1 reads `on` as true.)"""

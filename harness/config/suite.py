@@ -276,6 +276,22 @@ class JudgeTaskSpec(Strict):
 AnyTask = Annotated[TaskSpec | JudgeTaskSpec, Field(discriminator="type")]
 
 
+class ContaminationSpec(Strict):
+    """The contamination check run with every multiple-choice, generation and perplexity task:
+    each item's text fields and reference against every training set in the evaluated
+    variant's lineage, plus the corpora listed here."""
+
+    enabled: bool = True
+    n: int = Field(default=13, ge=4, le=64)
+    """Words per n-gram (13, as in GPT-3's and lm-eval's decontamination)."""
+    threshold: float = Field(default=0.0, ge=0.0, lt=1.0)
+    """An item is contaminated when more than this share of one field's n-grams is found in one
+    source (0: any shared n-gram; a field shorter than n words counts when found whole)."""
+    corpora: list[str] = []
+    """More texts to check against (JSONL: every string value; other files: every line),
+    relative to the suite file: e.g. a pretraining sample or a public benchmark's test set."""
+
+
 class SuiteSpec(Strict):
     """A suite file: a named list of tasks."""
 
@@ -283,6 +299,7 @@ class SuiteSpec(Strict):
     description: str = ""
     seed: int = 1234
     """Seed for sampling-based decoding and any randomised step; recorded with every run."""
+    contamination: ContaminationSpec = ContaminationSpec()
     tasks: list[AnyTask] = Field(min_length=1)
 
     @model_validator(mode="after")

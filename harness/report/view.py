@@ -117,6 +117,9 @@ class ReportView:
     alpha: float = 0.05
     multiplicity: str = "holm"
     power: float = 0.8
+    contamination: list[dict] = field(default_factory=list)
+    """Per checked task and variant: items overlapping the variant's training data, the main
+    source, and the headline metric on all items and on the clean ones."""
 
 
 def check_names(store: Store, spec: ReportSpec, where: str) -> None:
@@ -174,6 +177,7 @@ def build_view(store: Store, spec: ReportSpec, where: str = "report") -> ReportV
             if headline in table[v]:
                 leaderboard[v][(task, headline)] = table[v][headline]
     tradeoff = _tradeoff(store, spec, leaderboard_columns, leaderboard, tasks)
+    contamination = _contamination(store, spec, tasks)
     gate = evaluate_gate(store, spec) if spec.gate else None
     return ReportView(
         title=spec.title, notes=spec.notes, generated_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -181,7 +185,42 @@ def build_view(store: Store, spec: ReportSpec, where: str = "report") -> ReportV
         leaderboard_columns=leaderboard_columns, leaderboard=leaderboard, tasks=tasks, lineage=_lineage(store, spec.variants),
         tradeoff=tradeoff, alpha=st.alpha, multiplicity=st.multiplicity, power=st.power,
         coverage=[g.words() for g in missing_tasks(store, spec.variants)] + [p.words() for p in partial_runs(store, spec.variants, spec.tasks)],
-        verdicts=gate.verdicts if gate else [], gate_status=gate.status if gate else None)
+        verdicts=gate.verdicts if gate else [], gate_status=gate.status if gate else None, contamination=contamination)
+
+
+def _contamination(store: Store, spec: ReportSpec, tasks: list[TaskView]) -> list[dict]:
+    """The contamination check of each task's runs, with the headline recomputed on clean items."""
+    from collections import Counter
+
+    from harness.metrics import run_values
+    from harness.metricspec import lookup
+    from harness.stats import bootstrap_mean
+
+    st = spec.statistics
+    out = []
+    for t in tasks:
+        declared = lookup(t.headline)
+        for r in t.runs:
+            flags = run_values(store, r["run_id"], "contaminated")
+            if not flags:
+                continue
+            dirty = sorted(k for k, v in flags.items() if v == 1.0)
+            sources = Counter()
+            if dirty:
+                for row in store.query("SELECT details FROM samples WHERE run_id = ? AND list_contains(?, sample_id)", [r["run_id"], dirty]):
+                    src = json.loads(row["details"] or "{}").get("contamination", {}).get("source")
+                    sources[src] += 1
+            clean = None
+            if declared is None or declared.level == "item":
+                values = run_values(store, r["run_id"], t.headline)
+                kept = [v for k, v in values.items() if flags.get(k) == 0.0]
+                if kept and dirty:
+                    e = bootstrap_mean(kept, st.resamples, st.confidence, st.seed)
+                    clean = Cell(e.mean, e.low, e.high, e.n)
+            out.append({"task": t.task, "variant": r["variant"], "n": len(flags), "contaminated": len(dirty),
+                        "share": len(dirty) / len(flags), "sources": sources.most_common(2), "headline": t.headline,
+                        "full": t.table.get(r["variant"], {}).get(t.headline), "clean": clean})
+    return out
 
 
 def _metric_order(store: Store, spec: ReportSpec, task: str, present: list[str]) -> list[str]:
