@@ -197,7 +197,8 @@ def training_sources(spec, models_path: Path, name: str, plans) -> list[tuple[st
                 continue
             seen.add(step)
             plan = plans[step]
-            out += [(f"{step}: {path.name}", path) for path in plan.recipe.data_files(plan.config, models_path)]
+            files = plan.recipe.training_files or plan.recipe.data_files
+            out += [(f"{step}: {path.name}", path) for path in files(plan.config, models_path)]
             todo += list(plan.dependencies)
     return sorted(set(out))
 

@@ -62,13 +62,14 @@ def test_training_sources_follow_the_lineage(tmp_path):
 
     write(tmp_path / "sft.jsonl", '{"q": "a", "a": "b"}\n')
     write(tmp_path / "pairs.jsonl", '{"q": "a", "a": "b"}\n')
+    write(tmp_path / "val.jsonl", '{"q": "a", "a": "b"}\n')  # only scored during training: not a training set
     models = write(tmp_path / "m.yaml", """
         base: {name: base, source: fake}
         variants:
           - name: sft
             parent: base
             method: sft_lora
-            config: {data: {path: sft.jsonl, prompt: "{{ q }}", completion: " {{ a }}"}}
+            config: {data: {path: sft.jsonl, validation_path: val.jsonl, prompt: "{{ q }}", completion: " {{ a }}"}}
           - name: dpo
             parent: sft
             method: dpo

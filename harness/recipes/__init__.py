@@ -66,6 +66,9 @@ class Recipe:
     """Files whose content goes into the variant's key (the recipe's training data)."""
     dependencies: Callable[[Any], list[str]] | None = None
     """Names of other models (besides the parent) that the build reads, e.g. a teacher."""
+    training_files: Callable[[Any, Path], list[Path]] | None = None
+    """Files the model is trained on, for the contamination check (default: data_files; SFT
+    leaves out its validation file, which is only scored)."""
 
     def parse_config(self, raw: dict, where: str):
         """Validate a variant's `config:` mapping against this recipe's config model."""

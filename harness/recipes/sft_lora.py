@@ -255,4 +255,8 @@ def qlora_plan(spec: QLoRASpec | None, use_cpu: bool, where: str):
     return config, ("qlora on cpu: bitsandbytes 4-bit with float32 compute" if use_cpu else None)
 
 
-RECIPE = Recipe(name="sft_lora", config_model=SFTLoraConfig, build=build, data_files=data_files)
+def training_files(config: SFTLoraConfig, models_path: Path) -> list[Path]:
+    return [resolve_data_path(config.data.path, models_path)]
+
+
+RECIPE = Recipe(name="sft_lora", config_model=SFTLoraConfig, build=build, data_files=data_files, training_files=training_files)
