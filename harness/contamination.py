@@ -92,7 +92,7 @@ class Overlap:
     source: str | None
     """The source of that largest overlap."""
     field: str | None
-    """The field it was found for (prompt or reference)."""
+    """The field it was found for: a data field's name, or `reference`."""
 
 
 class Index:
@@ -118,16 +118,13 @@ class Index:
     def add_file(self, path: Path, name: str | None = None) -> Source:
         """Add a JSONL file (every string value of every row is a text), or any other text file
         (every line is a text)."""
+        from harness.data.loaders import read_jsonl_objects
         from harness.textfile import read_text
 
-        text = read_text(path)
-        if path.suffix in (".jsonl", ".json"):
-            texts = []
-            for line in text.split("\n"):
-                if line.strip():
-                    texts += list(_strings(json.loads(line)))
+        if path.suffix == ".jsonl":
+            texts = [t for _, row in read_jsonl_objects(path) for t in _strings(row)]
         else:
-            texts = text.split("\n")
+            texts = read_text(path).split("\n")
         return self.add_texts(name or str(path), texts)
 
     def check(self, fields: dict[str, str | None]) -> Overlap:

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from harness import __version__
+from harness import __version__, fidelity
 from harness.backends.base import GenerationConfig
 from harness.config.models import load_models, model_names
 from harness.config.suite import load_suite
@@ -26,13 +26,20 @@ from harness.metricspec import TaskKind
 from harness.progress import progress
 from harness.store.db import RunRow, SampleRow, ScoreRow, StatRow, Store
 from harness.tasks import PreparedTask, prepare_suite, suite_tasks_json
-from harness.variants import open_backend, plan_variants, prepare_base, record_base, resolve_built
+from harness.variants import (
+    open_backend,
+    plan_variants,
+    prepare_base,
+    record_base,
+    resolve_built,
+)
 
 log = logging.getLogger(__name__)
 
 MULTIPLE_CHOICE = TaskKind("multiple_choice", "options scored by log-likelihood; metrics come from the task's scorers",
-                           metrics=CONTAMINATION_METRICS)
-GENERATION = TaskKind("generation", "outputs generated and scored by the task's scorers", metrics=CONTAMINATION_METRICS)
+                           metrics=CONTAMINATION_METRICS, run_metrics=fidelity.MULTIPLE_CHOICE_METRICS)
+GENERATION = TaskKind("generation", "outputs generated and scored by the task's scorers", metrics=CONTAMINATION_METRICS,
+                      run_metrics=fidelity.GENERATION_METRICS)
 CHECKED = ("multiple_choice", "generation", "perplexity")
 """Task types whose items are checked for contamination."""
 

@@ -178,7 +178,12 @@ def _run_values(store: Store, run: dict, metric: Metric, params: dict):
         from harness.metricspec import RunValues
 
         return RunValues(point=stored[0]["value"])
-    values = import_target(metric.statistic)(store, run["run_id"], metric.name, params)
+    from harness.metricspec import Unavailable
+
+    try:
+        values = import_target(metric.statistic)(store, run["run_id"], metric.name, params)
+    except Unavailable as exc:
+        raise _RuleError(f"'{metric.name}' of {run['variant']}'s run of {run['task']}: {exc}") from None
     if values.statistic is None and not values.values and values.point is None:
         raise _RuleError(f"'{metric.name}' can't be recomputed from {run['variant']}'s run of {run['task']} "
                          "(is the metric's setting, e.g. a price, missing from the task?)")

@@ -154,6 +154,11 @@ def direction(name: str) -> Direction:
     return m.direction if m else "none"
 
 
+class Unavailable(Exception):
+    """A run-level metric's statistic can't be computed for this run; the message says why
+    (e.g. a fidelity figure of a variant whose parent has no run of the task)."""
+
+
 @dataclass(frozen=True)
 class RunValues:
     """A run-level metric recomputed from a run's stored items, ready to be tested."""

@@ -117,6 +117,9 @@ class ReportView:
     alpha: float = 0.05
     multiplicity: str = "holm"
     power: float = 0.8
+    fidelity: list[dict] = field(default_factory=list)
+    """Per variant and task: how far it drifted from its parent (agreement, flips, KL; exact
+    match and ROUGE-L against the parent's outputs)."""
     contamination: list[dict] = field(default_factory=list)
     """Per checked task and variant: items overlapping the variant's training data, the main
     source, and the headline metric on all items and on the clean ones."""
@@ -178,6 +181,7 @@ def build_view(store: Store, spec: ReportSpec, where: str = "report") -> ReportV
                 leaderboard[v][(task, headline)] = table[v][headline]
     tradeoff = _tradeoff(store, spec, leaderboard_columns, leaderboard, tasks)
     contamination = _contamination(store, spec, tasks)
+    fidelity = _fidelity(store, spec, tasks)
     gate = evaluate_gate(store, spec) if spec.gate else None
     return ReportView(
         title=spec.title, notes=spec.notes, generated_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -185,7 +189,8 @@ def build_view(store: Store, spec: ReportSpec, where: str = "report") -> ReportV
         leaderboard_columns=leaderboard_columns, leaderboard=leaderboard, tasks=tasks, lineage=_lineage(store, spec.variants),
         tradeoff=tradeoff, alpha=st.alpha, multiplicity=st.multiplicity, power=st.power,
         coverage=[g.words() for g in missing_tasks(store, spec.variants)] + [p.words() for p in partial_runs(store, spec.variants, spec.tasks)],
-        verdicts=gate.verdicts if gate else [], gate_status=gate.status if gate else None, contamination=contamination)
+        verdicts=gate.verdicts if gate else [], gate_status=gate.status if gate else None, contamination=contamination,
+        fidelity=fidelity)
 
 
 def _contamination(store: Store, spec: ReportSpec, tasks: list[TaskView]) -> list[dict]:
@@ -389,6 +394,31 @@ def _lineage(store: Store, names: list[str]) -> list[dict]:
         out.append({**r, "metrics": metrics, "highlights": _highlights(metrics),
                     "loss_first": losses[0] if losses else None, "loss_last": losses[-1] if losses else None,
                     "loss_points": _sparkline(losses)})
+    return out
+
+
+def _fidelity(store: Store, spec: ReportSpec, tasks: list[TaskView]) -> list[dict]:
+    """Per variant with a parent and task both ran: each fidelity figure with its bootstrap CI."""
+    from harness.fidelity import Unavailable, item_values
+    from harness.metricspec import lookup
+    from harness.stats import bootstrap_mean
+
+    st = spec.statistics
+    out = []
+    for t in tasks:
+        if t.task_type not in ("multiple_choice", "generation"):
+            continue
+        for r in t.runs:
+            try:
+                values = item_values(store, r["run_id"])
+            except Unavailable:
+                continue
+            parent = store.query("SELECT parent_name FROM variants WHERE variant_key = ?", [r["variant_key"]])[0]["parent_name"]
+            figures = []
+            for metric, vals in values.items():
+                e = bootstrap_mean(list(vals.values()), st.resamples, st.confidence, st.seed)
+                figures.append((lookup(metric).display, Cell(e.mean, e.low, e.high, e.n)))
+            out.append({"variant": r["variant"], "parent": parent, "task": t.task, "figures": figures})
     return out
 
 

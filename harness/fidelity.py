@@ -1,0 +1,117 @@
+"""Fidelity to the parent: how far a variant drifted from the model it was built from, on the
+same items, from the two runs' stored rows (no model is loaded).
+
+Multiple choice: top-1 agreement, flips (right under the parent and wrong here, and the
+reverse) and the mean KL(parent || variant) between the option distributions (a softmax over
+each item's option log-likelihoods, as stored with every sample). Generation: exact match with
+the parent's greedy output and ROUGE-L against it. The parent is the variant's parent in the
+lineage (`variants.parent_key`); its latest full run of the same task is the reference. Each
+figure is a run-level metric of the variant's run, so the gate tests it like any other
+("int8 flips at most 2% of MMLU items": {metric: parent_flips_to_wrong, max: 0.02})."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from harness.metricspec import Metric, RunValues, Unavailable
+
+_STAT = "harness.fidelity:run_statistic"
+
+MULTIPLE_CHOICE_METRICS = (
+    Metric("parent_agreement", "top-1 agreement with the parent", "higher", level="run", low=0, high=1, statistic=_STAT,
+           description="share of items where the variant picks the parent's option"),
+    Metric("parent_flips_to_wrong", "flips right -> wrong vs the parent", "lower", level="run", low=0, high=1, statistic=_STAT,
+           description="share of items the parent gets right and the variant wrong"),
+    Metric("parent_flips_to_right", "flips wrong -> right vs the parent", "higher", level="run", low=0, high=1, statistic=_STAT,
+           description="share of items the parent gets wrong and the variant right"),
+    Metric("parent_kl", "KL(parent || variant) over the options", "lower", level="run", low=0, statistic=_STAT, unit="nats",
+           description="mean over items of the KL divergence between the option distributions"),
+)
+GENERATION_METRICS = (
+    Metric("parent_exact_match", "same output as the parent", "higher", level="run", low=0, high=1, statistic=_STAT,
+           description="share of items whose output equals the parent's (whitespace-trimmed)"),
+    Metric("parent_rougeL", "ROUGE-L against the parent's output", "higher", level="run", low=0, high=1, statistic=_STAT),
+)
+
+
+class NoParentRun(Unavailable):
+    """The variant has no parent, or the parent has no stored run of the task."""
+
+
+def parent_run(store, run_id: str) -> tuple[dict, dict]:
+    """(the variant's run, its parent's latest run of the same task)."""
+    rows = store.query("SELECT run_id, variant, variant_key, task, suite FROM runs WHERE run_id = ?", [run_id])
+    if not rows:
+        raise NoParentRun(f"no run {run_id}")
+    run = rows[0]
+    built = store.query("SELECT parent_key, parent_name FROM variants WHERE variant_key = ?", [run["variant_key"]])
+    if not built or not built[0]["parent_key"]:
+        raise NoParentRun(f"'{run['variant']}' has no parent in the lineage (a base model, or not built by harness)")
+    parent = store.query("""SELECT run_id, variant FROM runs WHERE variant_key = ? AND task = ? AND suite = ?
+                            ORDER BY coalesce(partial, false), last_used_at DESC, started_at DESC LIMIT 1""",
+                         [built[0]["parent_key"], run["task"], run["suite"]])
+    if not parent:
+        raise NoParentRun(f"the parent '{built[0]['parent_name']}' of '{run['variant']}' has no stored run of {run['task']} "
+                          f"(`harness run ... --variant {built[0]['parent_name']}`)")
+    return run, parent[0]
+
+
+def _softmax(xs: list[float]) -> list[float]:
+    m = max(xs)
+    e = [math.exp(x - m) for x in xs]
+    s = sum(e)
+    return [x / s for x in e]
+
+
+def _pick(lls: list[float]) -> int:
+    """The option the run picked: the highest log-likelihood, the first on ties (as scored)."""
+    return max(range(len(lls)), key=lambda i: (lls[i], -i))
+
+
+def item_values(store, run_id: str) -> dict[str, dict[str, float]]:
+    """metric -> {sample_id: per-item value} of every fidelity metric of this run's task type,
+    on the items both runs have."""
+    run, parent = parent_run(store, run_id)
+    mine = {r["sample_id"]: r for r in store.query("SELECT sample_id, output, details FROM samples WHERE run_id = ?", [run_id])}
+    theirs = {r["sample_id"]: r for r in store.query("SELECT sample_id, output, details FROM samples WHERE run_id = ?",
+                                                     [parent["run_id"]])}
+    shared = sorted(set(mine) & set(theirs))
+    out: dict[str, dict[str, float]] = {}
+    if not shared:
+        raise NoParentRun(f"'{run['variant']}' and its parent '{parent['variant']}' share no items of {run['task']}")
+    first = json.loads(mine[shared[0]]["details"] or "{}")
+    if "loglikelihoods" in first:
+        for metric in ("parent_agreement", "parent_flips_to_wrong", "parent_flips_to_right", "parent_kl"):
+            out[metric] = {}
+        for sid in shared:
+            dv, dp = json.loads(mine[sid]["details"]), json.loads(theirs[sid]["details"])
+            lv, lp = dv["loglikelihoods"], dp["loglikelihoods"]
+            gold, pv, pp = dv["gold"], _pick(lv), _pick(lp)
+            p, q = _softmax(lp), _softmax(lv)
+            out["parent_agreement"][sid] = float(pv == pp)
+            out["parent_flips_to_wrong"][sid] = float(pp == gold and pv != gold)
+            out["parent_flips_to_right"][sid] = float(pp != gold and pv == gold)
+            out["parent_kl"][sid] = sum(a * (math.log(a) - math.log(max(b, 1e-300))) for a, b in zip(p, q) if a > 0)
+    else:
+        from rouge_score import rouge_scorer
+
+        rouge = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+        out["parent_exact_match"], out["parent_rougeL"] = {}, {}
+        for sid in shared:
+            a, b = (mine[sid]["output"] or "").strip(), (theirs[sid]["output"] or "").strip()
+            out["parent_exact_match"][sid] = float(a == b)
+            out["parent_rougeL"][sid] = rouge.score(b, a)["rougeL"].fmeasure if (a or b) else 1.0
+    return out
+
+
+def run_statistic(store, run_id: str, metric: str, params: dict) -> RunValues:
+    """A fidelity figure of a stored run as the mean of its per-item values (resampled over items)."""
+    from harness.hypothesis import ItemStatistic
+
+    values = item_values(store, run_id).get(metric)
+    if values is None:
+        raise NoParentRun(f"'{metric}' does not apply to this task's type")
+    ids = tuple(sorted(values))
+    vals = [values[i] for i in ids]
+    return RunValues(ItemStatistic(ids, lambda idx: sum(vals[i] for i in idx) / len(idx)))
