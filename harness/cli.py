@@ -143,6 +143,19 @@ def build_parser() -> argparse.ArgumentParser:
     _store_arg(i)
     i.set_defaults(func=cmd_audit_import)
 
+    p = sub.add_parser("flips", help="the items one variant got right and another wrong, side by side",
+                       description="Compare the latest runs of two variants on TASK item by item: the items that went from pass "
+                                   "to fail and from fail to pass (0/1 metrics), or got most worse and most better (continuous "
+                                   "metrics), most informative first (the largest change; for multiple choice, then the largest "
+                                   "move of the gold option's probability), with the input and both outputs.")
+    p.add_argument("task", help="a task name, as stored")
+    p.add_argument("--from", dest="before", required=True, metavar="VARIANT", help="the variant before (e.g. the parent)")
+    p.add_argument("--to", dest="after", required=True, metavar="VARIANT", help="the variant after")
+    p.add_argument("--metric", help="per-item metric (default: the task's first)")
+    p.add_argument("-n", type=_positive, default=5, help="items shown per direction (default 5)")
+    _store_arg(p)
+    p.set_defaults(func=cmd_flips)
+
     p = sub.add_parser("export", help="snapshot the store as Parquet files, to query while runs write",
                        description="Write every table of the store as Parquet files into DIR, from one consistent read "
                                    "(well under a second), with DuckDB's schema.sql and load.sql. Query the snapshot with "
@@ -343,6 +356,41 @@ def cmd_audit_import(args) -> int:
     with open_store(args.store) as store:
         labelled, skipped = import_sheet(store, args.sheet)
     print(f"{labelled} human labels stored ({skipped} blank rows skipped)")
+    return 0
+
+
+def cmd_flips(args) -> int:
+    import json
+
+    from harness.flips import item_flips
+    from harness.store import open_store
+
+    with open_store(args.store, read_only=True) as store:
+        metric = args.metric
+        if metric is None:
+            rows = store.query("SELECT metrics FROM latest_runs WHERE variant = ? AND task = ?", [args.after, args.task])
+            metric = (json.loads(rows[0]["metrics"]) or [None])[0] if rows else "acc"
+        result = item_flips(store, args.task, args.before, args.after, metric)
+    print(result.words())
+
+    def short(text, width=110, tail=False):
+        text = " ".join((text or "").split())
+        if len(text) <= width:
+            return text
+        return "..." + text[-(width - 3):] if tail else text[: width - 3] + "..."
+
+    for title, items in ((("pass -> fail" if result.binary else "worse"), result.worse),
+                         (("fail -> pass" if result.binary else "better"), result.better)):
+        print(f"\n{title} ({len(items)}):")
+        for f in items[: args.n]:
+            shift = f", gold option p {f.gold_shift:+.2f}" if f.gold_shift is not None else ""
+            print(f"  {f.sample_id}: {result.metric} {f.before[1]:g} -> {f.after[1]:g}{shift}")
+            if f.prompt:
+                print(f"    input:  {short(f.prompt, 150, tail=True)}")  # the end of the prompt: the item, not the few-shot preamble
+            if f.reference is not None:
+                print(f"    reference: {short(f.reference)}")
+            print(f"    {args.before}: {short(f.before[0])}")
+            print(f"    {args.after}: {short(f.after[0])}")
     return 0
 
 

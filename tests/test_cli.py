@@ -10,7 +10,7 @@ import pytest
 from harness.cli import build_parser, main
 from tests.conftest import REPO, write
 
-COMMANDS = ["validate", "build", "run", "report", "gate", "plan", "audit", "list", "export"]
+COMMANDS = ["validate", "build", "run", "report", "gate", "plan", "audit", "list", "export", "flips"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

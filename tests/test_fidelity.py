@@ -107,3 +107,41 @@ def test_fidelity_is_gateable_and_in_the_report(store_path, tmp_path, capsys):
     assert main(["report", str(report), "--store", str(store_path), "--out", str(tmp_path / "r.html")]) == 0
     html = (tmp_path / "r.html").read_text()
     assert "Fidelity to the parent" in html and "top-1 agreement with the parent: <b>0.500</b>" in html
+    # each build step's effect on the headlines, drawn on the lineage tree
+    assert "What each build step changed" in html
+    assert ">quiz acc +0.000 [" in html  # pert: one item right -> wrong, one wrong -> right
+
+
+def test_flips_between_two_variants_most_informative_first(store_path, capsys):
+    from harness.flips import item_flips
+
+    with Store(store_path, read_only=True) as store:
+        f = item_flips(store, "quiz", "base", "pert", "acc")
+    assert f.binary and f.n_shared == 4
+    assert [x.sample_id for x in f.worse] == ["q0"] and [x.sample_id for x in f.better] == ["q1"]
+    p = lambda ll, k: math.exp(ll[k]) / sum(math.exp(x) for x in ll)  # noqa: E731
+    assert f.worse[0].gold_shift == pytest.approx(p(PERTURBED[0], 0) - p(BASE[0], 0))
+    assert f.worse[0].before == ("A", 1.0) and f.worse[0].after == ("B", 0.0)
+    assert main(["flips", "quiz", "--from", "base", "--to", "pert", "--store", str(store_path)]) == 0
+    out = capsys.readouterr().out
+    assert "pert vs base on quiz (acc, 4 shared items): 1 went from pass to fail, 1 from fail to pass" in out
+    assert "q0: acc 1 -> 0, gold option p -0." in out
+    with Store(store_path, read_only=True) as store:
+        with pytest.raises(Exception, match="no run of task 'quiz' for variant 'ghost'"):
+            item_flips(store, "quiz", "base", "ghost", "acc")
+
+
+def test_continuous_flips_rank_by_the_size_of_the_change(tmp_path):
+    from harness.flips import item_flips
+
+    path = tmp_path / "c.duckdb"
+    with Store(path) as store:
+        for variant, values in (("a", [0.5, 0.5, 0.5, 0.5]), ("b", [0.1, 0.45, 0.9, 0.5])):
+            run_id = f"{variant}-t"
+            store.write_task_run(RunRow(run_id, run_id, "s", "h", "t", "generation", '["rougeL"]', variant, variant, "fake", "none", "none",
+                                        "d", "p", None, 0, "t", None, NOW, NOW, 1.0, 4),
+                                 [SampleRow(run_id, f"i{k}", "P", "R", f"out {variant}{k}", "{}") for k in range(4)],
+                                 [ScoreRow(run_id, f"i{k}", "rouge", "rougeL", v) for k, v in enumerate(values)])
+        f = item_flips(store, "t", "a", "b", "rougeL")
+    assert not f.binary
+    assert [x.sample_id for x in f.worse] == ["i0", "i1"] and [x.sample_id for x in f.better] == ["i2"]

@@ -80,6 +80,8 @@ class TaskView:
     """Judge tasks: who judged, in words."""
     audit: dict | None = None
     """Hallucination tasks with imported human labels: verifier-human agreement and kappa."""
+    flips: list = field(default_factory=list)
+    """harness.flips.Flips of each variant against the baseline on the headline metric."""
 
     @property
     def stats_title(self) -> str:
@@ -117,6 +119,8 @@ class ReportView:
     alpha: float = 0.05
     multiplicity: str = "holm"
     power: float = 0.8
+    deltas: dict = field(default_factory=dict)
+    """Lineage deltas: {edges: {(parent, child): [{task, comparison, good, decided}]}, svg: layout}."""
     fidelity: list[dict] = field(default_factory=list)
     """Per variant and task: how far it drifted from its parent (agreement, flips, KL; exact
     match and ROUGE-L against the parent's outputs)."""
@@ -180,17 +184,19 @@ def build_view(store: Store, spec: ReportSpec, where: str = "report") -> ReportV
             if headline in table[v]:
                 leaderboard[v][(task, headline)] = table[v][headline]
     tradeoff = _tradeoff(store, spec, leaderboard_columns, leaderboard, tasks)
+    lineage = _lineage(store, spec.variants)
+    deltas = _lineage_deltas(store, spec, lineage, leaderboard_columns)
     contamination = _contamination(store, spec, tasks)
     fidelity = _fidelity(store, spec, tasks)
     gate = evaluate_gate(store, spec) if spec.gate else None
     return ReportView(
         title=spec.title, notes=spec.notes, generated_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         harness_version=__version__, variants=spec.variants, baseline=spec.baseline_name, confidence=st.confidence,
-        leaderboard_columns=leaderboard_columns, leaderboard=leaderboard, tasks=tasks, lineage=_lineage(store, spec.variants),
+        leaderboard_columns=leaderboard_columns, leaderboard=leaderboard, tasks=tasks, lineage=lineage,
         tradeoff=tradeoff, alpha=st.alpha, multiplicity=st.multiplicity, power=st.power,
         coverage=[g.words() for g in missing_tasks(store, spec.variants)] + [p.words() for p in partial_runs(store, spec.variants, spec.tasks)],
         verdicts=gate.verdicts if gate else [], gate_status=gate.status if gate else None, contamination=contamination,
-        fidelity=fidelity)
+        fidelity=fidelity, deltas=deltas)
 
 
 def _contamination(store: Store, spec: ReportSpec, tasks: list[TaskView]) -> list[dict]:
@@ -259,40 +265,107 @@ def _task_view(store: Store, spec: ReportSpec, suite: str, task: str, metrics: l
 
         audit = agreement(store, task, spec.variants)
     return TaskView(suite, task, task_type, metrics, headline, table, comparisons, _samples(store, spec, task, headline), runs,
-                    health, judge, audit)
+                    health, judge, audit, _flips(store, spec, task, headline, [r["variant"] for r in runs], task_type))
+
+
+def _paired(store: Store, spec: ReportSpec, variant: str, reference: str, task: str, metric: str) -> Comparison | None:
+    """`variant` against `reference` on one per-item metric, paired on the items both have."""
+    from harness.hypothesis import mde, paired_test, two_sided
+
+    st = spec.statistics
+    cand, ref = sample_values(store, variant, task, metric), sample_values(store, reference, task, metric)
+    shared = sorted(set(cand) & set(ref))
+    if not shared:
+        return None
+    declared = lookup(metric)
+    kind = declared.values if declared else "continuous"
+    c, b = [cand[k] for k in shared], [ref[k] for k in shared]
+    o = paired_test(kind, c, b, 0.0, (1 - st.confidence) / 2, st.resamples, st.seed)
+    d = [x - y for x, y in zip(c, b)]
+    return Comparison(variant, metric, o.estimate, o.low, o.high, two_sided(o),
+                      sum(x > 0 for x in d), sum(x < 0 for x in d), sum(x == 0 for x in d),
+                      o.method + (" (HL shift)" if kind == "ordinal" else ""),
+                      mde=mde(o.se, 1 - st.confidence, st.power, sided=2), n=len(shared),
+                      direction=declared.direction if declared else "none")
+
+
+def _holm_adjusted(spec: ReportSpec, comparisons: list[Comparison]) -> list[Comparison]:
+    from dataclasses import replace
+
+    from harness.hypothesis import holm
+
+    ps = [c.p_value for c in comparisons]
+    adjusted = holm(ps) if spec.statistics.multiplicity == "holm" else ps
+    return [replace(c, p_adjusted=a) for c, a in zip(comparisons, adjusted)]
 
 
 def paired_comparisons(store: Store, spec: ReportSpec, task: str, metrics: list[str]) -> list[Comparison]:
     """Every variant against the baseline on every per-item metric of the task: the paired test
     that fits the metric's values, its interval, the minimum detectable effect, and p-values
     Holm-adjusted across the table (so a table of many rubric checks does not cry wolf)."""
-    from dataclasses import replace
-
-    from harness.hypothesis import holm, mde, paired_test, two_sided
-
-    st = spec.statistics
     base = spec.baseline_name
-    out = []
-    for v in spec.variants:
-        if v == base:
+    out = [c for v in spec.variants if v != base for metric in metrics
+           if (c := _paired(store, spec, v, base, task, metric)) is not None]
+    return _holm_adjusted(spec, out)
+
+
+def _lineage_deltas(store: Store, spec: ReportSpec, lineage: list[dict], columns: list[tuple[str, str]]) -> dict:
+    """Each build step's effect: every variant against its parent (both in the report) on each
+    leaderboard headline, paired, Holm-adjusted across all of them; and the tree drawn as SVG
+    with each edge labelled by its deltas."""
+    shown = {r["name"] for r in lineage}
+    steps = []
+    for r in lineage:
+        parent = r.get("parent_name")
+        if parent not in shown:
             continue
-        for metric in metrics:
-            cand, ref = sample_values(store, v, task, metric), sample_values(store, base, task, metric)
-            shared = sorted(set(cand) & set(ref))
-            if not shared:
+        for task, metric in columns:
+            m = lookup(metric)
+            if m is not None and m.level != "item":
                 continue
-            declared = lookup(metric)
-            kind = declared.values if declared else "continuous"
-            c, b = [cand[k] for k in shared], [ref[k] for k in shared]
-            o = paired_test(kind, c, b, 0.0, (1 - st.confidence) / 2, st.resamples, st.seed)
-            d = [x - y for x, y in zip(c, b)]
-            out.append(Comparison(v, metric, o.estimate, o.low, o.high, two_sided(o),
-                                  sum(x > 0 for x in d), sum(x < 0 for x in d), sum(x == 0 for x in d),
-                                  o.method + (" (HL shift)" if kind == "ordinal" else ""),
-                                  mde=mde(o.se, 1 - st.confidence, st.power, sided=2), n=len(shared),
-                                  direction=declared.direction if declared else "none"))
-    adjusted = holm([c.p_value for c in out]) if st.multiplicity == "holm" else [c.p_value for c in out]
-    return [replace(c, p_adjusted=a) for c, a in zip(out, adjusted)]
+            c = _paired(store, spec, r["name"], parent, task, metric)
+            if c is not None:
+                steps.append((r["name"], parent, task, c))
+    adjusted = _holm_adjusted(spec, [c for *_, c in steps])
+    edges: dict[tuple[str, str], list[dict]] = {}
+    for (child, parent, task, _), c in zip(steps, adjusted):
+        good = (c.diff > 0) if c.direction == "higher" else ((c.diff < 0) if c.direction == "lower" else None)
+        edges.setdefault((parent, child), []).append({"task": task, "comparison": c, "good": good,
+                                                      "decided": c.p_adjusted < 1 - spec.statistics.confidence})
+    return {"edges": edges, "svg": _tree_svg(lineage, edges)} if edges else {}
+
+
+def _tree_svg(lineage: list[dict], edges: dict) -> dict:
+    """Layout of the lineage tree, top to bottom (one row per generation, siblings side by side),
+    each edge's deltas written beside it, between the parent's row and the child's."""
+    parent_of = {r["name"]: r.get("parent_name") for r in lineage}
+    depth: dict[str, int] = {}
+
+    def d(name: str) -> int:
+        if name not in depth:
+            p = parent_of.get(name)
+            depth[name] = 0 if p not in parent_of else d(p) + 1
+        return depth[name]
+
+    rows: dict[int, list[str]] = {}
+    for r in lineage:
+        rows.setdefault(d(r["name"]), []).append(r["name"])
+    col_w, box_w, box_h, line_h = 440, 170, 34, 15
+    labels_into = {k: max((len(edges.get((parent_of[n], n), [])) for n in names), default=0) for k, names in rows.items()}
+    top, y = {}, 20.0
+    for k in sorted(rows):
+        y += (24 + line_h * labels_into[k]) if k else 0
+        top[k] = y
+        y += box_h
+    pos = {n: (20 + i * col_w, top[k]) for k, names in rows.items() for i, n in enumerate(names)}
+    nodes = [{"name": n, "x": x, "y": yy, "w": box_w, "h": box_h} for n, (x, yy) in pos.items()]
+    lines = []
+    for (parent, child), deltas in edges.items():
+        (px, py), (cx, cy) = pos[parent], pos[child]
+        lines.append({"x1": px + box_w / 2, "y1": py + box_h, "x2": cx + box_w / 2, "y2": cy,
+                      "lx": cx + box_w / 2 + 12, "ly": py + box_h + 16, "deltas": deltas})
+    width = max(x for x, _ in pos.values()) + col_w
+    return {"nodes": nodes, "lines": lines, "width": width, "height": y + 20}
 
 
 def _tradeoff(store: Store, spec: ReportSpec, columns, leaderboard, tasks: list[TaskView]) -> dict | None:
@@ -351,6 +424,18 @@ HEALTH_ORDER = ["win_rate", "lc_win_rate", "mean_rating", "rating_sd", "consiste
                 "length_correlation", "tie_rate", "parse_failure_rate", "error_rate", "anchor_agreement", "anchor_kappa", "anchor_coverage"]
 
 
+def _flips(store: Store, spec: ReportSpec, task: str, headline: str, ran: list[str], task_type: str) -> list:
+    """Each variant against the baseline, item by item, on the headline (per-item metrics only)."""
+    from harness.flips import item_flips
+    from harness.metricspec import lookup
+
+    declared = lookup(headline)
+    base = spec.baseline_name
+    if task_type == "latency" or base not in ran or (declared is not None and declared.level != "item"):
+        return []
+    return [item_flips(store, task, base, v, headline) for v in spec.variants if v != base and v in ran]
+
+
 def _judge_words(j: dict) -> str:
     who = f"{j.get('model')} at {j.get('base_url')}" if j.get("backend") == "openai" else f"local model {j.get('model')} ({j.get('mode')} mode)"
     how = f"pairwise against {j['baseline']}, order {j.get('order')}" if j.get("baseline") else "single-answer rating 1-10"
@@ -369,11 +454,17 @@ def _samples(store: Store, spec: ReportSpec, task: str, headline: str) -> list[S
     for r in rows:
         entry = by_id.setdefault(r["sample_id"], {"prompt": r["prompt"], "reference": r["reference"], "outputs": {}})
         entry["outputs"][r["variant"]] = (r["output"], r["value"])
-    # Deterministic pick: the first ids in sorted order that every variant with a run answered
-    # (a pairwise judge task has no run for its baseline).
+    # The informative ones: among items every variant with a run answered (a pairwise judge task
+    # has no run for its baseline), those where the variants' headline scores differ most; ties
+    # (and items without scores) by id, so the pick is deterministic.
     present = [v for v in spec.variants if any(v in e["outputs"] for e in by_id.values())]
-    complete = sorted(k for k, e in by_id.items() if len(e["outputs"]) == len(present))
-    picked = complete[: spec.samples_per_task]
+    complete = [k for k, e in by_id.items() if len(e["outputs"]) == len(present)]
+
+    def spread(k: str) -> float:
+        scores = [sc for _, sc in by_id[k]["outputs"].values() if sc is not None]
+        return max(scores) - min(scores) if scores else 0.0
+
+    picked = sorted(complete, key=lambda k: (-spread(k), k))[: spec.samples_per_task]
     return [SampleView(k, by_id[k]["prompt"], by_id[k]["reference"],
                        [(v, *by_id[k]["outputs"].get(v, (None, None))) for v in spec.variants]) for k in picked]
 
