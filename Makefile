@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_CPU := torch==2.13.0
 
-.PHONY: demo test venv clean
+.PHONY: demo test venv browser screenshots clean
 
 venv: $(VENV)/.installed
 
@@ -21,8 +21,20 @@ $(VENV)/.installed: pyproject.toml
 demo: venv
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash scripts/demo.sh
 
-test: venv
+# The browser tests load the report in headless Chromium: install Debian's chromium when it is
+# missing and we can (root with apt-get, as in CI); otherwise those tests skip, saying why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; } || \
+	  echo "chromium is not installed and can't be installed here: the browser tests will be skipped"
+
+test: venv browser
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest -q
+
+# Screenshots of the demo report at desktop and phone widths (docs/screenshots), after `make demo`.
+screenshots: venv browser
+	$(PY) scripts/report_screenshots.py
 
 clean:
 	rm -rf .harness

@@ -119,6 +119,10 @@ class ReportView:
     alpha: float = 0.05
     multiplicity: str = "holm"
     power: float = 0.8
+    summary: dict = field(default_factory=dict)
+    """The verdict first: {headline sentence, tone, per-variant lines}."""
+    forest: dict = field(default_factory=dict)
+    """Each variant's paired difference from the baseline on each headline, laid out for SVG."""
     deltas: dict = field(default_factory=dict)
     """Lineage deltas: {edges: {(parent, child): [{task, comparison, good, decided}]}, svg: layout}."""
     fidelity: list[dict] = field(default_factory=list)
@@ -188,7 +192,9 @@ def build_view(store: Store, spec: ReportSpec, where: str = "report") -> ReportV
     deltas = _lineage_deltas(store, spec, lineage, leaderboard_columns)
     contamination = _contamination(store, spec, tasks)
     fidelity = _fidelity(store, spec, tasks)
+    forest = _forest(spec, tasks)
     gate = evaluate_gate(store, spec) if spec.gate else None
+    summary = _summary(spec, gate.verdicts if gate else [], leaderboard_columns, leaderboard, contamination)
     return ReportView(
         title=spec.title, notes=spec.notes, generated_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         harness_version=__version__, variants=spec.variants, baseline=spec.baseline_name, confidence=st.confidence,
@@ -196,7 +202,7 @@ def build_view(store: Store, spec: ReportSpec, where: str = "report") -> ReportV
         tradeoff=tradeoff, alpha=st.alpha, multiplicity=st.multiplicity, power=st.power,
         coverage=[g.words() for g in missing_tasks(store, spec.variants)] + [p.words() for p in partial_runs(store, spec.variants, spec.tasks)],
         verdicts=gate.verdicts if gate else [], gate_status=gate.status if gate else None, contamination=contamination,
-        fidelity=fidelity, deltas=deltas)
+        fidelity=fidelity, deltas=deltas, summary=summary, forest=forest)
 
 
 def _contamination(store: Store, spec: ReportSpec, tasks: list[TaskView]) -> list[dict]:
@@ -486,6 +492,88 @@ def _lineage(store: Store, names: list[str]) -> list[dict]:
                     "loss_first": losses[0] if losses else None, "loss_last": losses[-1] if losses else None,
                     "loss_points": _sparkline(losses)})
     return out
+
+
+def _summary(spec: ReportSpec, verdicts: list[Verdict], columns, leaderboard, contamination: list[dict]) -> dict:
+    """Which variant to ship and why, in words, from the gate's verdicts and the leaderboard."""
+    base = spec.baseline_name
+    lines, shippable, blocked = [], [], []
+    for v in spec.variants:
+        mine = [x for x in verdicts if x.rule.variant == v]
+        best = [f"{task} {metric}" for task, metric in columns if (c := leaderboard[v].get((task, metric))) and c.best]
+        counts = {s_: sum(x.status == s_ for x in mine) for s_ in ("pass", "fail", "inconclusive", "error")}
+        dirty = [r for r in contamination if r["variant"] == v and r["contaminated"]]
+        parts = []
+        if mine:
+            parts.append(", ".join(f"{n} {s_}" for s_, n in counts.items() if n) + f" of {len(mine)} gate rule(s)")
+        if best:
+            parts.append("best on " + ", ".join(best))
+        if dirty:
+            parts.append("contaminated items in " + ", ".join(f"{r['task']} ({r['contaminated']} of {r['n']})" for r in dirty))
+        why = ""
+        if counts["fail"] or counts["error"]:
+            bad = next(x for x in mine if x.status in ("fail", "error"))
+            why = f"{bad.status}: {bad.label}"
+            blocked.append(v)
+        elif counts["inconclusive"]:
+            open_ = [x for x in mine if x.status == "inconclusive"]
+            need = [x.n_needed for x in open_ if x.n_needed == x.n_needed and x.n_needed != float("inf")]
+            why = f"{len(open_)} rule(s) undecided" + (f"; the largest needs about {max(need):.0f} items" if need else "")
+        elif mine:
+            shippable.append(v)
+        lines.append({"variant": v, "baseline": v == base, "facts": "; ".join(parts) or "no gate rules, no best headline",
+                      "why": why, "status": "fail" if v in blocked else ("pass" if v in shippable else ("inconclusive" if mine else ""))})
+    if not verdicts:
+        headline, tone = "No gate rules in this report: compare the figures below; nothing here decides a release.", "none"
+    elif shippable:
+        pick = max(shippable, key=lambda v: sum(1 for c in leaderboard[v].values() if c.best))
+        headline = (f"Ship {pick}: every gate rule on it passes" + (f" ({len(shippable)} variants qualify; {pick} is best on the most "
+                    "headlines)" if len(shippable) > 1 else "") + ".")
+        tone = "pass"
+    elif blocked and len(blocked) == len({x.rule.variant for x in verdicts}):
+        headline, tone = f"Don't ship: every variant the gate judges has a failing or unevaluable rule ({', '.join(blocked)}).", "fail"
+    else:
+        headline = ("No variant can be shipped on this evidence yet: its gate rules are undecided, not failed"
+                    + (f" (and {', '.join(blocked)} is blocked)" if blocked else "") + ". More items would decide them; "
+                    "`harness plan` says how many.")
+        tone = "inconclusive"
+    return {"headline": headline, "tone": tone, "lines": lines}
+
+
+def _forest(spec: ReportSpec, tasks: list[TaskView]) -> dict:
+    """Every variant minus the baseline on each task's headline, with its interval: a forest plot,
+    one scale per task (metrics differ in range); green when the better side is decided, red when
+    the worse is. An interval that runs off the scale (or is unbounded) ends at the edge."""
+    import math
+
+    left, width, row_h = 330, 300, 20
+    rows, y = [], 26
+    for t in tasks:
+        if t.task_type == "latency":
+            continue  # per-request means mix concurrency levels (see the trade-off section)
+        group = [c for c in t.comparisons if c.metric == t.headline and not math.isnan(c.diff)]
+        finite = [abs(v) for c in group for v in (c.low, c.high, c.diff) if math.isfinite(v)]
+        if not group:
+            continue
+        span = max(finite) if finite and max(finite) > 0 else 1.0
+
+        def x(v: float) -> float:
+            v = max(-span, min(span, v)) if not math.isnan(v) else 0.0
+            return left + width / 2 + v / span * width / 2
+
+        rows.append({"header": f"{t.task}: {t.headline} (scale ±{span:.3g})", "y": y + 4})
+        y += row_h
+        for c in group:
+            decided = c.p_adjusted < 1 - spec.statistics.confidence
+            good = (c.diff > 0) if c.direction == "higher" else ((c.diff < 0) if c.direction == "lower" else None)
+            rows.append({"variant": c.variant, "y": y, "x": x(c.diff), "x1": x(c.low), "x2": x(c.high),
+                         "label": f"{c.diff:+.3g} [{c.low:+.3g}, {c.high:+.3g}]",
+                         "color": ("#1a7f37" if good else "#b42318") if decided and good is not None else "#667085"})
+            y += row_h
+        y += 6
+    if not rows:
+        return {}
+    return {"rows": rows, "zero": left + width / 2, "left": left, "width": width, "height": y + 4, "total": left + width + 190}
 
 
 def _fidelity(store: Store, spec: ReportSpec, tasks: list[TaskView]) -> list[dict]:

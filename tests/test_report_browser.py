@@ -1,0 +1,78 @@
+"""The report in a real browser (headless Chromium over the DevTools protocol): no console errors,
+no network requests, injected script inert, readable at phone width. `make test` installs
+Debian's chromium when it is missing; without it these tests are skipped, saying why."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import pytest
+
+from harness.cli import main
+from harness.report.browser import find_browser
+from harness.store.db import RunRow, SampleRow, ScoreRow, Store
+from tests.conftest import write
+
+pytestmark = pytest.mark.skipif(find_browser() is None, reason="no Chromium on PATH (make test installs it with apt-get when it can)")
+websocket = pytest.importorskip("websocket", reason="websocket-client is not installed (pip install 'harness[browser]')")
+
+NOW = datetime(2026, 11, 28)
+PAYLOADS = ['<script>window.__pwned = 1</script>', '<img src="x" onerror="window.__pwned = 2">',
+            '"><svg onload="window.__pwned = 3">', '<a href="javascript:window.__pwned=4">click</a>',
+            '<link rel="stylesheet" href="https://example.com/x.css">', "plain text"]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    """A report rendered from a fixed store whose model outputs, prompts and references carry script."""
+    tmp = tmp_path_factory.mktemp("browser")
+    with Store(tmp / "b.duckdb") as store:
+        for variant, good in (("base", 0), ("cand", 1)):
+            run_id = f"{variant}-t"
+            samples = [SampleRow(run_id, f"i{k}", f"prompt {p}", f"ref {p}", f"{variant} says {p}", json.dumps({"note": p}))
+                       for k, p in enumerate(PAYLOADS)]
+            scores = [ScoreRow(run_id, f"i{k}", "exact_match", "exact_match", float((k + good) % 2)) for k in range(len(PAYLOADS))]
+            store.write_task_run(RunRow(run_id, run_id, "s", "h", "t", "generation", '["exact_match"]', variant, variant, "fake",
+                                        "none", "none", "d", "p", None, 0, "t", None, NOW, NOW, 1.0, len(PAYLOADS)), samples, scores)
+    spec = write(tmp / "r.yaml", """
+        title: "Browser check <script>window.__pwned = 5</script>"
+        variants: [base, cand]
+        notes: "<img src=x onerror=window.__pwned=6>"
+        statistics: {resamples: 200}
+        gate:
+          - {variant: cand, task: t, metric: exact_match, min: 0.2}
+        """)
+    out = tmp / "r.html"
+    assert main(["report", str(spec), "--store", str(tmp / "b.duckdb"), "--out", str(out)]) == 0
+    return out
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_report_loads_clean_and_injected_script_stays_inert(report, tmp_path, width):
+    from harness.report.browser import check
+
+    shot = tmp_path / f"report-{width}.png"
+    result = check(report, width=width, height=900, screenshot=shot, max_height=1200,
+                   expressions={"pwned": "typeof window.__pwned", "scripts": "document.scripts.length",
+                                "verdict": "document.querySelector('.verdict .headline').textContent",
+                                "payload_text": "document.body.innerText.includes('<script>window.__pwned = 1</script>')"})
+    assert result.console_errors == []
+    assert result.requests == []  # self-contained: not even the injected stylesheet link is fetched
+    assert result.evaluated["pwned"] == "undefined" and result.evaluated["scripts"] == 0
+    assert result.evaluated["payload_text"] is True  # shown as text, not run
+    assert "gate" in result.evaluated["verdict"].lower() or "ship" in result.evaluated["verdict"].lower()
+    assert result.fits, f"the page scrolls sideways at {width}px: {result.scroll_width}px wide"
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+
+
+def test_a_script_that_escaped_would_be_caught(tmp_path):
+    """The check itself can fail: a page that runs script and fetches a resource is reported."""
+    from harness.report.browser import check
+
+    page = tmp_path / "bad.html"
+    page.write_text("<html><body><script>window.__pwned = 1; console.error('boom')</script>"
+                    "<img src='http://127.0.0.1:9/x.png'><div style='width:3000px'>wide</div></body></html>")
+    result = check(page, width=390, expressions={"pwned": "typeof window.__pwned"})
+    assert result.evaluated["pwned"] == "number" and "boom" in " ".join(result.console_errors)
+    assert any("127.0.0.1:9" in r for r in result.requests) and not result.fits
