@@ -151,6 +151,11 @@ def run_suites(suite_paths: list[Path], models_path: Path | None, store_path: Pa
                                               _checker(checks[task.suite], trained_on)))
             finally:
                 backend.close()
+        checked = [o.run_id for o in outcomes if o.variant in names]
+        if checked:
+            n = fidelity.store_rows(store, checked)
+            if n:
+                log.info("fidelity to the parent: %d per-item rows stored", n)
         if judge_tasks:
             outcomes += _run_judges(store, judge_tasks, spec, models_path, replayed + names, force, base, plans)
     return outcomes

@@ -7,7 +7,8 @@ each item's option log-likelihoods, as stored with every sample). Generation: ex
 the parent's greedy output and ROUGE-L against it. The parent is the variant's parent in the
 lineage (`variants.parent_key`); its latest full run of the same task is the reference. Each
 figure is a run-level metric of the variant's run, so the gate tests it like any other
-("int8 flips at most 2% of MMLU items": {metric: parent_flips_to_wrong, max: 0.02})."""
+("int8 flips at most 2% of MMLU items": {metric: parent_flips_to_wrong, max: 0.02}), and
+`harness run` stores the per-item values in the `fidelity` table."""
 
 from __future__ import annotations
 
@@ -72,6 +73,24 @@ def _pick(lls: list[float]) -> int:
 def item_values(store, run_id: str) -> dict[str, dict[str, float]]:
     """metric -> {sample_id: per-item value} of every fidelity metric of this run's task type,
     on the items both runs have."""
+    return _item_values(store, run_id)[1]
+
+
+def store_rows(store, run_ids: list[str]) -> int:
+    """Write the per-item fidelity of each run whose variant's parent has a run of the task to
+    the `fidelity` table (runs without one are skipped). Returns the rows written."""
+    rows = []
+    for run_id in run_ids:
+        try:
+            parent_id, values = _item_values(store, run_id)
+        except Unavailable:
+            continue
+        rows += [(run_id, parent_id, sid, metric, v) for metric, by_item in values.items() for sid, v in by_item.items()]
+    store.fidelity_put(rows)
+    return len(rows)
+
+
+def _item_values(store, run_id: str) -> tuple[str, dict[str, dict[str, float]]]:
     run, parent = parent_run(store, run_id)
     mine = {r["sample_id"]: r for r in store.query("SELECT sample_id, output, details FROM samples WHERE run_id = ?", [run_id])}
     theirs = {r["sample_id"]: r for r in store.query("SELECT sample_id, output, details FROM samples WHERE run_id = ?",
@@ -102,7 +121,7 @@ def item_values(store, run_id: str) -> dict[str, dict[str, float]]:
             a, b = (mine[sid]["output"] or "").strip(), (theirs[sid]["output"] or "").strip()
             out["parent_exact_match"][sid] = float(a == b)
             out["parent_rougeL"][sid] = rouge.score(b, a)["rougeL"].fmeasure if (a or b) else 1.0
-    return out
+    return parent["run_id"], out
 
 
 def run_statistic(store, run_id: str, metric: str, params: dict) -> RunValues:

@@ -71,7 +71,8 @@ KEYED_JUDGE = JUDGE.replace("max_retries: 0", "max_retries: 0, api_key_env: HARN
 LATENCY_SUITE = SUITE.replace("type: generation", "type: latency").replace("    scorers: [rouge]\n", "    latency: {concurrency: [0]}\n")
 SHEET_HEADER = "run_id,sample_id,claim_index,claim,verifier_supported,human_supported\n"
 
-TABLES = ("runs", "samples", "scores", "judgments", "run_stats", "variants", "judge_cache", "checkpoints", "audit_labels")
+TABLES = ("runs", "samples", "scores", "judgments", "run_stats", "variants", "judge_cache", "checkpoints", "audit_labels",
+          "fidelity")
 
 
 @dataclass

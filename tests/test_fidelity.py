@@ -145,3 +145,15 @@ def test_continuous_flips_rank_by_the_size_of_the_change(tmp_path):
         f = item_flips(store, "t", "a", "b", "rougeL")
     assert not f.binary
     assert [x.sample_id for x in f.worse] == ["i0", "i1"] and [x.sample_id for x in f.better] == ["i2"]
+
+
+def test_per_item_fidelity_is_stored_as_rows(store_path):
+    from harness.fidelity import store_rows
+
+    with Store(store_path) as store:
+        assert store_rows(store, ["same-quiz", "pert-quiz", "pert-tweets", "base-quiz"]) == 4 * 4 + 4 * 4 + 2 * 3
+        store_rows(store, ["pert-quiz"])  # again: replaced, not duplicated
+        rows = store.query("""SELECT metric, avg(value) AS mean, count(*) AS n FROM fidelity
+                              WHERE run_id = 'pert-quiz' AND parent_run_id = 'base-quiz' GROUP BY metric ORDER BY metric""")
+    assert {r["metric"]: (r["mean"], r["n"]) for r in rows}["parent_flips_to_wrong"] == (0.25, 4)
+    assert all(r["n"] == 4 for r in rows)

@@ -451,6 +451,17 @@ class Store:
         with self._connected() as con:
             con.execute("INSERT OR REPLACE INTO checkpoints BY NAME SELECT * FROM incoming")
 
+    def fidelity_put(self, rows: list[tuple[str, str, str, str, float]]) -> None:
+        """(run_id, parent_run_id, sample_id, metric, value) rows, replacing earlier ones, in one transaction."""
+        if not rows:
+            return
+        import pyarrow as pa
+
+        incoming = pa.Table.from_pylist([dict(zip(("run_id", "parent_run_id", "sample_id", "metric", "value"), r))  # noqa: F841
+                                         for r in rows])
+        with self._connected() as con:
+            con.execute("INSERT OR REPLACE INTO fidelity BY NAME SELECT * FROM incoming")
+
     def checkpoint_get(self, run_key: str) -> dict[str, str]:
         """The units an unfinished run with this key has stored: unit -> JSON payload."""
         with self._connected() as con:

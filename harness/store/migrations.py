@@ -178,4 +178,21 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "005_fidelity",
+        """
+        -- Fidelity to the parent, per item, written by `harness run` for every variant whose parent
+        -- has a run of the same task (the figures reports and gates compute from the two runs'
+        -- samples, kept here so they are one SQL query away). Keyed by both runs: a newer parent
+        -- run gets rows of its own.
+        CREATE TABLE fidelity (
+            run_id         VARCHAR NOT NULL,   -- the variant's run
+            parent_run_id  VARCHAR NOT NULL,   -- its parent's run of the same task
+            sample_id      VARCHAR NOT NULL,
+            metric         VARCHAR NOT NULL,   -- parent_agreement, parent_flips_to_wrong, parent_kl, parent_rougeL, ...
+            value          DOUBLE,
+            PRIMARY KEY (run_id, parent_run_id, sample_id, metric)
+        );
+        """,
+    ),
 ]
