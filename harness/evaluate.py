@@ -154,6 +154,8 @@ def run_suites(suite_paths: list[Path], models_path: Path | None, store_path: Pa
         checked = [o.run_id for o in outcomes if o.variant in names]
         if checked:
             n = fidelity.store_rows(store, checked)
+            perplexity = {t.spec.name: t for _, _, t in prepared if t.spec.type == "perplexity"}
+            n += fidelity.store_token_kl(store, spec, models_path, resolved, [o for o in outcomes if o.variant in names], perplexity)
             if n:
                 log.info("fidelity to the parent: %d per-item rows stored", n)
         if judge_tasks:

@@ -36,6 +36,11 @@ GENERATION_METRICS = (
 )
 
 
+TOKEN_KL = Metric("parent_token_kl", "per-token KL(parent || variant)", "lower", level="run", low=0, unit="nats",
+                  statistic="harness.fidelity:token_kl_statistic",
+                  description="mean over a perplexity task's texts of the mean next-token KL divergence, both models loaded")
+
+
 class NoParentRun(Unavailable):
     """The variant has no parent, or the parent has no stored run of the task."""
 
@@ -133,4 +138,76 @@ def run_statistic(store, run_id: str, metric: str, params: dict) -> RunValues:
         raise NoParentRun(f"'{metric}' does not apply to this task's type")
     ids = tuple(sorted(values))
     vals = [values[i] for i in ids]
+    return RunValues(ItemStatistic(ids, lambda idx: sum(vals[i] for i in idx) / len(idx)))
+
+
+def token_kl(parent, variant, texts: list[str]) -> list[float]:
+    """Per text: the mean over positions of KL(parent || variant) between the two models'
+    full next-token distributions (both hf backends in memory, the same tokenizer)."""
+    import torch
+
+    if parent.tokenizer.get_vocab() != variant.tokenizer.get_vocab():
+        raise Unavailable("the variant's tokenizer differs from its parent's: next-token distributions don't compare")
+    out = []
+    for text in texts:
+        ids = parent._encode(text)[-parent.max_length:]
+        if len(ids) < 2:
+            out.append(0.0)
+            continue
+        x = torch.tensor([ids])
+        with torch.no_grad():
+            lp = torch.log_softmax(parent.model(input_ids=x.to(parent.device)).logits.float()[0, :-1], -1).cpu()
+            lq = torch.log_softmax(variant.model(input_ids=x.to(variant.device)).logits.float()[0, :-1], -1).cpu()
+        out.append(float((lp.exp() * (lp - lq)).sum(-1).mean()))
+    return out
+
+
+def store_token_kl(store, spec, models_path, resolved: dict, outcomes: list, perplexity_tasks: dict) -> int:
+    """For each evaluated variant whose parent has a run of the same perplexity task: the
+    per-token KL on that task's texts, stored in `fidelity` (once per pair of runs). Loads
+    the variant and its parent together. Returns the rows written."""
+    from harness.config.models import lineage
+    from harness.variants import open_backend, resolve_built
+
+    if spec is None or spec.base.source == "fake":
+        return 0
+    rows = []
+    for o in outcomes:
+        task = perplexity_tasks.get(o.task)
+        if task is None or o.variant not in resolved:
+            continue
+        chain = lineage(spec, o.variant)
+        if len(chain) < 2:
+            continue
+        try:
+            _, parent_run_row = parent_run(store, o.run_id)
+        except Unavailable:
+            continue
+        done = store.query("SELECT count(*) AS n FROM fidelity WHERE run_id = ? AND parent_run_id = ? AND metric = 'parent_token_kl'",
+                           [o.run_id, parent_run_row["run_id"]])[0]["n"]
+        if done:
+            continue
+        parent_model = resolved.get(chain[-2]) or resolve_built(spec, models_path, chain[-2], store)
+        parent, variant = open_backend(spec, parent_model), open_backend(spec, resolved[o.variant])
+        try:
+            kls = token_kl(parent, variant, [s.prompt for s in task.samples])
+        finally:
+            parent.close()
+            variant.close()
+        rows += [(o.run_id, parent_run_row["run_id"], s.id, "parent_token_kl", v) for s, v in zip(task.samples, kls)]
+    store.fidelity_put(rows)
+    return len(rows)
+
+
+def token_kl_statistic(store, run_id: str, metric: str, params: dict) -> RunValues:
+    """The stored per-token KL of a perplexity run against its parent's latest run of the task."""
+    from harness.hypothesis import ItemStatistic
+
+    _, parent = parent_run(store, run_id)
+    rows = store.query("SELECT sample_id, value FROM fidelity WHERE run_id = ? AND parent_run_id = ? AND metric = ? ORDER BY sample_id",
+                       [run_id, parent["run_id"], metric])
+    if not rows:
+        raise Unavailable("no per-token KL stored for this run and its parent's (both are computed by `harness run` on a "
+                          "perplexity task, with the parent evaluated too)")
+    ids, vals = tuple(r["sample_id"] for r in rows), [r["value"] for r in rows]
     return RunValues(ItemStatistic(ids, lambda idx: sum(vals[i] for i in idx) / len(idx)))

@@ -7,6 +7,7 @@ import json
 import math
 
 from harness.contamination import CONTAMINATION_METRICS
+from harness.fidelity import TOKEN_KL
 from harness.metricspec import Metric, RunValues, TaskKind
 from harness.stats import bootstrap_statistic
 
@@ -16,7 +17,7 @@ KIND = TaskKind(
              Metric("nll_per_token", "NLL per token", "lower", low=0, unit="nats")) + CONTAMINATION_METRICS,
     run_metrics=(Metric("corpus_perplexity", "corpus perplexity", "lower", level="run", low=1,
                         description="exp(total NLL / total tokens) over the run's items",
-                        statistic="harness.perplexity:corpus_statistic"),))
+                        statistic="harness.perplexity:corpus_statistic"), TOKEN_KL))
 
 
 def corpus_perplexity(nll: list[float], tokens: list[int]):

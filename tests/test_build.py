@@ -174,3 +174,47 @@ def test_a_killed_builds_tmp_folder_is_removed_by_the_next_build(built):
     (stale / "half.bin").write_bytes(b"x")
     assert main(["build", str(models), "--store", str(ws / "h.duckdb")]) == 0  # everything reused
     assert not stale.exists()
+
+
+def test_per_token_kl_to_the_parent_on_a_perplexity_task(built, tiny_model_dir, capsys):
+    """`harness run` loads a variant with its parent on a perplexity task's texts: the mean
+    next-token KL is stored per text, is 0 for a model against itself, and is gateable."""
+    import torch
+
+    from harness.backends.hf import HFBackend
+    from harness.fidelity import token_kl
+
+    ws, models = built
+    suite = write(ws / "suites" / "ppl.yaml", f"""
+        name: ppl
+        tasks:
+          - name: held_out
+            type: perplexity
+            data: {{format: jsonl, path: {REPO / 'data' / 'brand' / 'validation.jsonl'}, limit: 4}}
+            prompt: {{template: "{{{{ tweet }}}}"}}
+        """)
+    assert main(["run", str(suite), "--models", str(models), "--store", str(ws / "h.duckdb")]) == 0
+    con = duckdb.connect(str(ws / "h.duckdb"), read_only=True)
+    rows = con.execute("""SELECT f.sample_id, f.value FROM fidelity f JOIN runs r USING (run_id)
+                          WHERE r.variant = 'tiny-sft' AND f.metric = 'parent_token_kl' ORDER BY f.sample_id""").fetchall()
+    adapter = con.execute("SELECT artifact_path FROM variants WHERE name = 'tiny-sft'").fetchone()[0]
+    con.close()
+    assert len(rows) == 4 and all(v > 0 for _, v in rows)
+    base, sft = HFBackend(tiny_model_dir), HFBackend(tiny_model_dir, adapters=[adapter])
+    texts = [json.loads(line)["tweet"] for line in (REPO / "data" / "brand" / "validation.jsonl").read_text().splitlines()[:4]]
+    assert token_kl(base, base, texts) == [0.0] * 4
+    # by hand for the first text: softmax over the vocabulary at each position, both models
+    ids = torch.tensor([base._encode(texts[0])])
+    with torch.no_grad():
+        p = torch.softmax(base.model(input_ids=ids).logits[0, :-1].double(), -1)
+        q = torch.softmax(sft.model(input_ids=ids).logits[0, :-1].double(), -1)
+    by_hand = float((p * (p.log() - q.log())).sum(-1).mean())
+    assert dict(rows)["0"] == pytest.approx(by_hand, rel=1e-3)
+    report = write(ws / "reports" / "kl.yaml", """
+        title: KL
+        variants: [tiny, tiny-sft]
+        gate:
+          - {variant: tiny-sft, task: held_out, metric: parent_token_kl, max: 50}
+        """)
+    main(["gate", str(report), "--store", str(ws / "h.duckdb")])
+    assert "tiny-sft held_out/parent_token_kl <= 50" in capsys.readouterr().out

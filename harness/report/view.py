@@ -585,11 +585,20 @@ def _fidelity(store: Store, spec: ReportSpec, tasks: list[TaskView]) -> list[dic
     st = spec.statistics
     out = []
     for t in tasks:
-        if t.task_type not in ("multiple_choice", "generation"):
+        if t.task_type not in ("multiple_choice", "generation", "perplexity"):
             continue
         for r in t.runs:
             try:
-                values = item_values(store, r["run_id"])
+                if t.task_type == "perplexity":
+                    from harness.fidelity import parent_run
+
+                    stored = store.query("SELECT sample_id, value FROM fidelity WHERE run_id = ? AND parent_run_id = ? "
+                                         "AND metric = 'parent_token_kl'", [r["run_id"], parent_run(store, r["run_id"])[1]["run_id"]])
+                    values = {"parent_token_kl": {x["sample_id"]: x["value"] for x in stored}} if stored else None
+                    if values is None:
+                        continue
+                else:
+                    values = item_values(store, r["run_id"])
             except Unavailable:
                 continue
             parent = store.query("SELECT parent_name FROM variants WHERE variant_key = ?", [r["variant_key"]])[0]["parent_name"]
