@@ -47,7 +47,7 @@ class NoParentRun(Unavailable):
 
 def parent_run(store, run_id: str) -> tuple[dict, dict]:
     """(the variant's run, its parent's latest run of the same task)."""
-    rows = store.query("SELECT run_id, variant, variant_key, task, suite FROM runs WHERE run_id = ?", [run_id])
+    rows = store.query("SELECT run_id, variant, variant_key, task, task_type, suite FROM runs WHERE run_id = ?", [run_id])
     if not rows:
         raise NoParentRun(f"no run {run_id}")
     run = rows[0]
@@ -97,6 +97,8 @@ def store_rows(store, run_ids: list[str]) -> int:
 
 def _item_values(store, run_id: str) -> tuple[str, dict[str, dict[str, float]]]:
     run, parent = parent_run(store, run_id)
+    if run["task_type"] not in ("multiple_choice", "generation"):
+        raise NoParentRun(f"agreement with the parent applies to multiple-choice and generation tasks, not {run['task_type']}")
     mine = {r["sample_id"]: r for r in store.query("SELECT sample_id, output, details FROM samples WHERE run_id = ?", [run_id])}
     theirs = {r["sample_id"]: r for r in store.query("SELECT sample_id, output, details FROM samples WHERE run_id = ?",
                                                      [parent["run_id"]])}

@@ -157,3 +157,17 @@ def test_per_item_fidelity_is_stored_as_rows(store_path):
                               WHERE run_id = 'pert-quiz' AND parent_run_id = 'base-quiz' GROUP BY metric ORDER BY metric""")
     assert {r["metric"]: (r["mean"], r["n"]) for r in rows}["parent_flips_to_wrong"] == (0.25, 4)
     assert all(r["n"] == 4 for r in rows)
+
+
+def test_only_multiple_choice_and_generation_runs_get_agreement_rows(store_path):
+    from harness.fidelity import NoParentRun, store_rows
+
+    with Store(store_path) as store:
+        for variant in ("base", "pert"):
+            run_id = f"{variant}-serving"
+            store.write_task_run(RunRow(run_id, run_id, "s", "h", "serving", "latency", '["latency_s"]', variant, variant, "fake", "none",
+                                        "none", "d", "p", None, 0, "t", None, NOW, NOW, 1.0, 1),
+                                 [SampleRow(run_id, "i0@c1", "P", None, "same text", "{}")], [])
+        assert store_rows(store, ["pert-serving"]) == 0
+        with pytest.raises(NoParentRun, match="not latency"):
+            item_values(store, "pert-serving")

@@ -76,3 +76,15 @@ def test_a_script_that_escaped_would_be_caught(tmp_path):
     result = check(page, width=390, expressions={"pwned": "typeof window.__pwned"})
     assert result.evaluated["pwned"] == "number" and "boom" in " ".join(result.console_errors)
     assert any("127.0.0.1:9" in r for r in result.requests) and not result.fits
+
+
+def test_printing_opens_every_folded_section(report):
+    """Printed, the folded sections (prompts, comparisons, provenance) are laid out, not hidden."""
+    from harness.report.browser import check
+
+    folded = "[...document.querySelectorAll('details:not([open]) pre')]"
+    screen = check(report, expressions={"shown": f"{folded}.filter(e => e.checkVisibility()).length",
+                                        "all": f"{folded}.length"})
+    printed = check(report, media="print", expressions={"shown": f"{folded}.filter(e => e.checkVisibility()).length"})
+    assert screen.evaluated["all"] > 0 and screen.evaluated["shown"] == 0
+    assert printed.evaluated["shown"] == screen.evaluated["all"] and printed.console_errors == []

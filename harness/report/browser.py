@@ -81,10 +81,11 @@ class _Session:
 
 
 def check(page: Path, width: int = 1280, height: int = 900, screenshot: Path | None = None,
-          expressions: dict[str, str] | None = None, browser: str | None = None, max_height: int | None = None) -> PageCheck:
+          expressions: dict[str, str] | None = None, browser: str | None = None, max_height: int | None = None,
+          media: str | None = None) -> PageCheck:
     """Open `page` at this window size, let it settle, and report what happened; optionally save
     a PNG of the page (its top `max_height` pixels, or all of it). `expressions`: name ->
-    JavaScript evaluated in the page afterwards."""
+    JavaScript evaluated in the page afterwards. `media: "print"` lays the page out as printed."""
     websocket = require("websocket", "checking reports in a browser", "browser")
     exe = browser or find_browser()
     if exe is None:
@@ -104,7 +105,7 @@ def check(page: Path, width: int = 1280, height: int = 900, screenshot: Path | N
         port, path = port_file.read_text().split()[:2]
         ws = websocket.create_connection(f"ws://127.0.0.1:{port}{path}", timeout=30, suppress_origin=True)
         try:
-            return _run(_Session(ws), page, width, height, screenshot, expressions or {}, max_height)
+            return _run(_Session(ws), page, width, height, screenshot, expressions or {}, max_height, media)
         finally:
             ws.close()
     finally:
@@ -117,7 +118,7 @@ def check(page: Path, width: int = 1280, height: int = 900, screenshot: Path | N
 
 
 def _run(cdp: _Session, page: Path, width: int, height: int, screenshot: Path | None, expressions: dict,
-         max_height: int | None) -> PageCheck:
+         max_height: int | None, media: str | None = None) -> PageCheck:
     import base64
 
     target = cdp.send("Target.createTarget", {"url": "about:blank"})["targetId"]
@@ -126,6 +127,8 @@ def _run(cdp: _Session, page: Path, width: int, height: int, screenshot: Path | 
         cdp.send(f"{domain}.enable", session=sid)
     cdp.send("Emulation.setDeviceMetricsOverride", {"width": width, "height": height, "deviceScaleFactor": 1,
                                                     "mobile": width < 700}, session=sid)
+    if media:
+        cdp.send("Emulation.setEmulatedMedia", {"media": media}, session=sid)
     url = page.resolve().as_uri()
     cdp.send("Page.navigate", {"url": url}, session=sid)
     cdp.wait_for("Page.loadEventFired")
