@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from harness import __version__, fidelity
+from harness import __version__, catalogue, fidelity
 from harness.backends.base import GenerationConfig
 from harness.config.models import load_models, model_names
 from harness.config.suite import load_suite
@@ -94,6 +94,8 @@ def run_suites(suite_paths: list[Path], models_path: Path | None, store_path: Pa
     if models_path is None and not answer_sets:
         raise ConfigError("nothing to evaluate: give --models (variants to run) and/or --answers NAME=FILE")
     spec = load_models(models_path) if models_path else None
+    if spec is not None:
+        catalogue.check_backends(spec, models_path)
     known = model_names(spec) if spec else []
     for name in answer_sets:
         if name in known:
@@ -129,7 +131,7 @@ def run_suites(suite_paths: list[Path], models_path: Path | None, store_path: Pa
         for name in names:
             model = resolved[name]
             trained_on = training_sources(spec, models_path, name, plans)
-            backend_name = "fake" if spec.base.source == "fake" else "hf"
+            backend_name = catalogue.backend_name(spec, name)
             todo = []
             for suite_hash, seed, task in prepared:
                 key = run_key(task, seed, variant=model.key, backend=backend_name, dtype=model.dtype,

@@ -168,10 +168,11 @@ def store_token_kl(store, spec, models_path, resolved: dict, outcomes: list, per
     """For each evaluated variant whose parent has a run of the same perplexity task: the
     per-token KL on that task's texts, stored in `fidelity` (once per pair of runs). Loads
     the variant and its parent together. Returns the rows written."""
+    from harness.catalogue import backend_name
     from harness.config.models import lineage
     from harness.variants import open_backend, resolve_built
 
-    if spec is None or spec.base.source == "fake":
+    if spec is None:
         return 0
     rows = []
     for o in outcomes:
@@ -179,8 +180,8 @@ def store_token_kl(store, spec, models_path, resolved: dict, outcomes: list, per
         if task is None or o.variant not in resolved:
             continue
         chain = lineage(spec, o.variant)
-        if len(chain) < 2:
-            continue
+        if len(chain) < 2 or {backend_name(spec, chain[-2]), backend_name(spec, o.variant)} != {"hf"}:
+            continue  # full next-token distributions: transformers models on both sides
         try:
             _, parent_run_row = parent_run(store, o.run_id)
         except Unavailable:

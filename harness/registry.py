@@ -18,8 +18,9 @@ ENTRY_POINT_GROUP = "harness.plugins"
 
 BUILTINS: dict[str, dict[str, str]] = {
     "backend": {
-        "hf": "harness.backends.hf:HFBackend",
-        "fake": "harness.backends.fake:FakeBackend",
+        # harness.backends.base.BackendFactory instances: open(model, options) -> Backend
+        "hf": "harness.backends.hf:FACTORY",
+        "fake": "harness.backends.fake:FACTORY",
     },
     "scorer": {
         "acc": "harness.scorers.multiple_choice:acc",

@@ -46,7 +46,7 @@ def validate_file(path: Path, kind: str) -> None:
         from harness.variants import check_base, plan_variants
 
         spec = load_models(path)
-        check_base(spec.base, path)  # backend options; the GGUF file or model folder it names
+        check_base(spec.base, path, spec)  # backends and their options; the GGUF file or model folder it names
         plan_variants(spec, path, base_key="-")  # configs, dependencies, data files
     elif kind == "report":
         from harness.config.report import check_rule_metrics, load_report

@@ -23,27 +23,15 @@ from harness.store.db import Store, VariantRow
 log = logging.getLogger(__name__)
 
 
-FAKE_OPTIONS = frozenset({"outputs", "responses", "default_output", "favour", "delay_s", "latencies", "call_log"})
-"""The fake backend's options (harness.backends.fake.FakeBackend)."""
-HF_OPTIONS = frozenset({"max_length", "batch_size"})
-"""The hf backend's options: whole numbers >= 1."""
+def check_base(base: BaseSpec, models_path: Path, spec: ModelsFile | None = None) -> None:
+    """Everything about the base that can be checked without loading it: its backend and the
+    options it takes (with the whole file: every backend named), and that its path holds what the
+    source says (a GGUF file by its magic bytes, a transformers directory by its config and
+    weights). `validate` and `run` both call it."""
+    from harness.catalogue import check_backends
 
-
-def check_base(base: BaseSpec, models_path: Path) -> None:
-    """Everything about the base that can be checked without loading it: backend options, and
-    that its path holds what the source says (a GGUF file by its magic bytes, a transformers
-    directory by its config and weights). `validate` and `run` both call it."""
+    check_backends(spec or ModelsFile(base=base), models_path)
     where = f"{models_path}: base"
-    if base.source == "fake":
-        unknown = set(base.options) - FAKE_OPTIONS
-        if unknown:
-            raise ConfigError(f"{where}.options: unknown fake-backend option(s) {sorted(unknown)}; allowed: {sorted(FAKE_OPTIONS)}")
-        return
-    for key, value in base.options.items():
-        if key not in HF_OPTIONS:
-            raise ConfigError(f"{where}.options.{key}: unknown hf-backend option; allowed: {', '.join(sorted(HF_OPTIONS))}")
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ConfigError(f"{where}.options.{key}: expected a whole number of at least 1, got {value!r}")
     if base.source == "gguf":
         from harness.weights import check_gguf
 
@@ -188,13 +176,7 @@ def child_model(parent: ParentModel, name: str, key: str, artifact_kind: str, ar
 
 
 def open_backend(spec: ModelsFile, model: ParentModel):
-    """Load the model behind a resolved name with the backend its base names."""
-    from harness import registry
+    """Load the model behind a resolved name with the backend that serves it (harness.catalogue)."""
+    from harness.catalogue import open_model
 
-    if spec.base.source == "fake":
-        cls = registry.resolve("backend", "fake")
-        return cls(name=model.name, **spec.base.options)
-    cls = registry.resolve("backend", "hf")
-    options = dict(spec.base.options)
-    return cls(model.base_dir, adapters=list(model.adapters), dtype=model.dtype, quantization=model.quantization,
-               max_length=options.pop("max_length", None), batch_size=options.pop("batch_size", 8))
+    return open_model(spec, model)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Callable, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -82,3 +82,17 @@ def apply_stop(text: str, stop: tuple[str, ...]) -> str:
         if i != -1:
             cut = min(cut, i)
     return text[:cut]
+
+
+@dataclass(frozen=True)
+class BackendFactory:
+    """A registered backend (registry kind `backend`): how to open a resolved model with it.
+    `open(model, options)` gets a harness.recipes.ParentModel (base directory, adapters, dtype,
+    quantization) and the models file's `options` for the base."""
+
+    open: Callable[[Any, dict], Backend]
+    options: frozenset[str]
+    """The `options` keys it accepts; any other is an error at validation."""
+    description: str = ""
+    integer_options: frozenset[str] = frozenset()
+    """Options that must be whole numbers >= 1."""

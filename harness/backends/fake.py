@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 
 from harness.backends.base import (
+    BackendFactory,
     BackendInfo,
     Generation,
     GenerationConfig,
@@ -110,3 +111,11 @@ class FakeBackend:
 
     def close(self) -> None:
         pass
+
+
+def _open(model, options: dict) -> FakeBackend:
+    return FakeBackend(name=model.name, **options)
+
+
+FACTORY = BackendFactory(_open, frozenset({"outputs", "responses", "default_output", "favour", "delay_s", "latencies", "call_log"}),
+                         "deterministic fake model (tests, dry runs)")

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from harness.backends.base import (
+    BackendFactory,
     BackendInfo,
     Generation,
     GenerationConfig,
@@ -243,3 +244,14 @@ def _model_max_length(model) -> int:
         if value:
             return min(int(value), 2048)
     return 2048
+
+
+def open_model(model, options: dict | None = None) -> HFBackend:
+    """A resolved model (base directory, adapters in order, dtype, quantization) in transformers."""
+    options = options or {}
+    return HFBackend(model.base_dir, adapters=list(model.adapters), dtype=model.dtype, quantization=model.quantization,
+                     max_length=options.get("max_length"), batch_size=options.get("batch_size", 8))
+
+
+FACTORY = BackendFactory(open_model, frozenset({"max_length", "batch_size"}), "transformers in-process (CPU or CUDA)",
+                         integer_options=frozenset({"max_length", "batch_size"}))

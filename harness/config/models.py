@@ -24,6 +24,9 @@ class BaseSpec(Strict):
     """hf_dir / gguf: the location, relative to the models file."""
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     """Weights dtype when serving with hf. float32 is the fastest on CPUs without bf16 kernels."""
+    backend: str | None = None
+    """The registered backend that serves this model and, unless they name another, its
+    variants (`harness list backends`). Default: `fake` for source fake, else `hf`."""
     options: dict[str, Any] = {}
     """Backend options. fake: `outputs`, `responses`, `default_output`, `favour`, `delay_s`,
     `latencies`, `call_log`; hf (embedded, gguf, hf_dir): `max_length`, `batch_size`. Others are errors."""
@@ -46,6 +49,8 @@ class VariantSpec(Strict):
     description: str = ""
     config: dict[str, Any] = {}
     """The recipe's typed config; validated by the recipe (unknown keys rejected)."""
+    backend: str | None = None
+    """The registered backend that serves this variant (default: the base's)."""
 
 
 class ModelsFile(Strict):

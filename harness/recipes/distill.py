@@ -103,11 +103,11 @@ def _response_level(ctx: BuildContext, cfg: DistillConfig, teacher) -> BuildResu
     import json
 
     from harness.backends.base import GenerationConfig
-    from harness.backends.hf import HFBackend
+    from harness.backends.hf import open_model
     from harness.recipes import sft_lora
 
     rows = _rows(cfg, ctx)
-    backend = HFBackend(teacher.base_dir, adapters=list(teacher.adapters), dtype=teacher.dtype, quantization=teacher.quantization)
+    backend = open_model(teacher)
     try:
         outs = backend.generate([r["prompt"] for r in rows], GenerationConfig(max_new_tokens=cfg.max_new_tokens, stop=tuple(cfg.stop)))
     finally:

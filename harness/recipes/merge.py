@@ -32,13 +32,13 @@ def build(ctx: BuildContext) -> BuildResult:
     import torch
     from transformers import AutoTokenizer
 
-    from harness.backends.hf import HFBackend
+    from harness.backends.hf import open_model
     from harness.errors import ConfigError
 
     cfg: MergeConfig = ctx.config
     if not ctx.parent.adapters:
         raise ConfigError(f"{ctx.models_path}: {ctx.variant}: merge needs a parent with a LoRA adapter; '{ctx.parent.name}' has none")
-    adapter_model = HFBackend(ctx.parent.base_dir, adapters=list(ctx.parent.adapters), dtype=ctx.parent.dtype)
+    adapter_model = open_model(ctx.parent)
     tok = AutoTokenizer.from_pretrained(str(ctx.parent.base_dir))
     ids = tok(cfg.probe, return_tensors="pt").input_ids
     with torch.no_grad():

@@ -56,10 +56,10 @@ def data_files(config: PreferenceConfig, models_path: Path) -> list[Path]:
 def _generate_with_parent(ctx: BuildContext, spec: PreferenceDataSpec):
     """For rule-based pairs: the parent's own greedy answers (a fresh model, freed afterwards)."""
     from harness.backends.base import GenerationConfig
-    from harness.backends.hf import HFBackend
+    from harness.backends.hf import open_model
 
     def generate(prompts: list[str]) -> list[str]:
-        backend = HFBackend(ctx.parent.base_dir, adapters=list(ctx.parent.adapters), dtype=ctx.parent.dtype)
+        backend = open_model(ctx.parent)
         try:
             outs = backend.generate(prompts, GenerationConfig(max_new_tokens=spec.max_new_tokens, stop=tuple(spec.stop)))
         finally:
@@ -76,10 +76,10 @@ def _open_judge(ctx: BuildContext, spec: PreferenceDataSpec):
     j = spec.judge
     if j.backend == "openai":
         return OpenAIJudge.from_spec(j)
-    from harness.backends.hf import HFBackend
+    from harness.backends.hf import open_model
 
     model = ctx.dependencies[j.variant]
-    backend = HFBackend(model.base_dir, adapters=list(model.adapters), dtype=model.dtype, quantization=model.quantization)
+    backend = open_model(model)
     return LocalJudge(backend, model.key, j.mode, j.temperature, j.max_tokens)
 
 
