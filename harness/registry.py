@@ -43,6 +43,7 @@ BUILTINS: dict[str, dict[str, str]] = {
         "merge": "harness.recipes.merge:RECIPE",
         "distill": "harness.recipes.distill:RECIPE",
         "shrink": "harness.recipes.shrink:RECIPE",
+        "adapter": "harness.recipes.adapter:RECIPE",
     },
     "task_kind": {
         # What each kind of task stores besides its scorers' metrics (harness.metricspec.TaskKind).

@@ -218,3 +218,34 @@ def test_per_token_kl_to_the_parent_on_a_perplexity_task(built, tiny_model_dir, 
         """)
     main(["gate", str(report), "--store", str(ws / "h.duckdb")])
     assert "tiny-sft held_out/parent_token_kl <= 50" in capsys.readouterr().out
+
+
+def test_an_adapter_trained_elsewhere_is_a_variant(built, tiny_model_dir, capsys):
+    """A PEFT adapter directory from outside (here: the SFT artifact, copied away) becomes a
+    variant of its own: same outputs as the variant that trained it; a wrong path is a clear error."""
+    import shutil
+
+    ws, _ = built
+    con = duckdb.connect(str(ws / "h.duckdb"), read_only=True)
+    artifact = con.execute("SELECT artifact_path FROM variants WHERE name = 'tiny-sft'").fetchone()[0]
+    con.close()
+    shutil.copytree(artifact, ws / "elsewhere")
+    models = write(ws / "models" / "ext.yaml", f"""
+        base: {{name: tiny, source: hf_dir, path: {tiny_model_dir}}}
+        variants:
+          - {{name: outside, parent: tiny, method: adapter, config: {{path: ../elsewhere}}}}
+        """)
+    assert main(["build", str(models), "--store", str(ws / "h.duckdb")]) == 0
+    from harness.backends.hf import HFBackend
+
+    con = duckdb.connect(str(ws / "h.duckdb"), read_only=True)
+    path, parent, kind = con.execute("SELECT artifact_path, parent_name, artifact_kind FROM variants WHERE name = 'outside'").fetchone()
+    con.close()
+    assert parent == "tiny" and kind == "adapter"
+    prompts = ["Write a tweet for Lumen Coffee.\nBrief: a rainy morning\nTweet:"]
+    config = GenerationConfig(max_new_tokens=8)
+    assert HFBackend(tiny_model_dir, adapters=[path]).generate(prompts, config)[0].text == \
+        HFBackend(tiny_model_dir, adapters=[artifact]).generate(prompts, config)[0].text
+    models.write_text(models.read_text().replace("../elsewhere", "../nowhere"))
+    assert main(["validate", str(models)]) == 2
+    assert "no adapter_config.json (expected a PEFT adapter directory)" in capsys.readouterr().out
