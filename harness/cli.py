@@ -431,7 +431,13 @@ def cmd_list(args) -> int:
         for line in (scorer_lines() if args.what == "scorers" else metric_lines()):
             print(line)
         return 0
-    if args.what in ("backends", "recipes", "loaders"):
+    if args.what == "backends":
+        for name in registry.names("backend"):
+            f = registry.resolve("backend", name)
+            options = ", ".join(sorted(getattr(f, "options", ()))) or "none"
+            print(f"{name:18} {getattr(f, 'description', '')} (options: {options}) [{registry.target('backend', name)}]")
+        return 0
+    if args.what in ("recipes", "loaders"):
         for name in registry.names(args.what.rstrip("s")):
             print(f"{name:18} {registry.target(args.what.rstrip('s'), name)}")
         return 0
