@@ -138,3 +138,20 @@ def test_token_level_refuses_a_different_tokenizer(tmp_path, tiny_model_dir, cap
     capsys.readouterr()
     assert main(["build", str(models), "--store", store]) == 2
     assert "share a tokenizer" in capsys.readouterr().err
+
+
+def test_the_teacher_follows_the_batch_to_its_device(tiny_model_dir):
+    """Under CUDA the trainer puts each batch on the GPU while the teacher was loaded on the CPU
+    (the recipe called it as loaded: a device mismatch on the first step). Here the batch is on the
+    `meta` device (shapes only, no GPU needed): the teacher must move to it."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from harness.recipes.distill import teacher_logits
+
+    teacher = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), attn_implementation="eager").eval()
+    batch = {"input_ids": torch.ones((2, 5), dtype=torch.long, device="meta")}
+    assert next(teacher.parameters()).device.type == "cpu"
+    logits = teacher_logits(teacher, batch)
+    assert next(teacher.parameters()).device.type == "meta"
+    assert logits.device.type == "meta" and logits.shape[:2] == (2, 5)

@@ -125,6 +125,18 @@ def _response_level(ctx: BuildContext, cfg: DistillConfig, teacher) -> BuildResu
     return BuildResult(**{**result.__dict__, "metrics": metrics})
 
 
+def teacher_logits(teacher_model, inputs: dict):
+    """The frozen teacher's logits for a batch. The trainer moves the batch (and the student) to
+    the GPU when there is one; the teacher, loaded on the CPU, follows the batch on first use."""
+    import torch
+
+    device = inputs["input_ids"].device
+    if next(teacher_model.parameters()).device != device:
+        teacher_model.to(device)
+    with torch.no_grad():
+        return teacher_model(**inputs).logits
+
+
 def _token_level(ctx: BuildContext, cfg: DistillConfig, teacher) -> BuildResult:
     import torch
     import torch.nn.functional as F
@@ -175,8 +187,7 @@ def _token_level(ctx: BuildContext, cfg: DistillConfig, teacher) -> BuildResult:
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             labels = inputs.pop("labels")
             out = model(**inputs)
-            with torch.no_grad():
-                t_logits = teacher_model(**inputs).logits
+            t_logits = teacher_logits(teacher_model, inputs)
             s = out.logits[:, :-1].float()
             t = t_logits[:, :-1].float()
             y = labels[:, 1:]

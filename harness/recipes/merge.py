@@ -40,7 +40,7 @@ def build(ctx: BuildContext) -> BuildResult:
         raise ConfigError(f"{ctx.models_path}: {ctx.variant}: merge needs a parent with a LoRA adapter; '{ctx.parent.name}' has none")
     adapter_model = open_model(ctx.parent)
     tok = AutoTokenizer.from_pretrained(str(ctx.parent.base_dir))
-    ids = tok(cfg.probe, return_tensors="pt").input_ids
+    ids = tok(cfg.probe, return_tensors="pt").input_ids.to(adapter_model.device)  # the model sits on the GPU when there is one
     with torch.no_grad():
         before = adapter_model.model(ids).logits
         merged = adapter_model.model.merge_and_unload()
