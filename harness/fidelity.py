@@ -87,12 +87,21 @@ def store_rows(store, run_ids: list[str]) -> int:
     rows = []
     for run_id in run_ids:
         try:
+            if _stored(store, run_id, parent_run(store, run_id)[1]["run_id"], token_kl=False):
+                continue  # a reused run whose parent's run is unchanged: already there
             parent_id, values = _item_values(store, run_id)
         except Unavailable:
             continue
         rows += [(run_id, parent_id, sid, metric, v) for metric, by_item in values.items() for sid, v in by_item.items()]
     store.fidelity_put(rows)
     return len(rows)
+
+
+def _stored(store, run_id: str, parent_run_id: str, token_kl: bool) -> bool:
+    """Whether `fidelity` already holds this pair of runs' per-token KL rows (or, with token_kl
+    false, its agreement rows)."""
+    return bool(store.query("SELECT count(*) AS n FROM fidelity WHERE run_id = ? AND parent_run_id = ? "
+                            "AND (metric = 'parent_token_kl') = ?", [run_id, parent_run_id, token_kl])[0]["n"])
 
 
 def _item_values(store, run_id: str) -> tuple[str, dict[str, dict[str, float]]]:
@@ -186,9 +195,7 @@ def store_token_kl(store, spec, models_path, resolved: dict, outcomes: list, per
             _, parent_run_row = parent_run(store, o.run_id)
         except Unavailable:
             continue
-        done = store.query("SELECT count(*) AS n FROM fidelity WHERE run_id = ? AND parent_run_id = ? AND metric = 'parent_token_kl'",
-                           [o.run_id, parent_run_row["run_id"]])[0]["n"]
-        if done:
+        if _stored(store, o.run_id, parent_run_row["run_id"], token_kl=True):
             continue
         parent_model = resolved.get(chain[-2]) or resolve_built(spec, models_path, chain[-2], store)
         parent, variant = open_backend(spec, parent_model), open_backend(spec, resolved[o.variant])

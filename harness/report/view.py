@@ -567,7 +567,7 @@ def _forest(spec: ReportSpec, tasks: list[TaskView]) -> dict:
             decided = c.p_adjusted < 1 - spec.statistics.confidence
             good = (c.diff > 0) if c.direction == "higher" else ((c.diff < 0) if c.direction == "lower" else None)
             rows.append({"variant": c.variant, "y": y, "x": x(c.diff), "x1": x(c.low), "x2": x(c.high),
-                         "label": f"{c.diff:+.3g} [{c.low:+.3g}, {c.high:+.3g}]",
+                         "label": f"{c.diff:+.3g} [{c.low:+.3g}, {c.high:+.3g}] n={c.n}",
                          "color": ("#1a7f37" if good else "#b42318") if decided and good is not None else "#667085"})
             y += row_h
         y += 6
