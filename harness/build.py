@@ -46,8 +46,9 @@ def build_models(models_path: Path, store_path: Path, only: list[str] | None = N
         if name not in by_name and name != spec.base.name:
             raise UnknownNameError("variant", name, [spec.base.name, *by_name], where=str(models_path))
     plan_variants(spec, models_path, base_key="-")  # validate configs and data before loading anything
-    if spec.variants and spec.base.source == "fake":
-        raise ConfigError(f"{models_path}: base.source is 'fake', which can't be trained; use embedded, hf_dir or gguf")
+    if spec.variants and spec.base.source in ("fake", "endpoint"):
+        raise ConfigError(f"{models_path}: base.source is '{spec.base.source}', which can't be trained or exported; "
+                          "use embedded, hf_dir, gguf or hub")
 
     outcomes = []
     with Store(store_path, hold=False) as store:  # its session lock: no other build or run is writing now
@@ -66,10 +67,11 @@ def build_models(models_path: Path, store_path: Path, only: list[str] | None = N
                     needed.add(n)
                     todo += list(plans[n].dependencies) if n in plans else []
         parents: dict[str, ParentModel] = {spec.base.name: base}
+        kinds: dict[str, str] = {}  # variant -> artifact kind
         for plan in (p for p in plans.values() if p.spec.name in needed):
             variant, recipe, config, key = plan.spec, plan.recipe, plan.config, plan.key
             parent = parents[variant.parent]
-            if parent.quantization is not None:
+            if parent.quantization is not None or kinds.get(variant.parent) == "gguf":
                 raise ConfigError(f"{models_path}: variant '{variant.name}': its parent '{parent.name}' is a quantized "
                                   "inference artifact; build from the full-precision variant instead")
             out_dir = artifacts_dir(store_path) / f"{variant.name}-{key}"
@@ -107,5 +109,6 @@ def build_models(models_path: Path, store_path: Path, only: list[str] | None = N
                 log.info("%s: built in %.0fs -> %s", variant.name, wall, out_dir)
                 reused = False
             parents[variant.name] = child_model(parent, variant.name, key, kind, out_dir)
+            kinds[variant.name] = kind
             outcomes.append(BuildOutcome(variant.name, key, reused, str(out_dir), time.perf_counter() - start))
     return outcomes

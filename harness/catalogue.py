@@ -2,8 +2,10 @@
 with its backend through the registry. `run`, the judge, fidelity and the recipes that need a
 model in memory all go through it; no other module picks a backend by name.
 
-A model's backend is the `backend:` of its variant entry, else of the base, else the default:
-`fake` for a fake base, `hf` (transformers) otherwise."""
+A model's backend is the `backend:` of its variant entry, else its recipe's own (a `gguf` export
+is served by `llama_cpp`), else the base's `backend:`, else the default for the base's source:
+`fake` for a fake base, `openai` for an endpoint, `hf` (transformers) otherwise. A model's
+options are its variant's `options:` over the base's, when both are served by the same backend."""
 
 from __future__ import annotations
 
@@ -12,16 +14,43 @@ from pathlib import Path
 from harness.config.models import ModelsFile, VariantSpec
 from harness.errors import ConfigError
 
-DEFAULT_BACKEND = {"fake": "fake"}
+DEFAULT_BACKEND = {"fake": "fake", "endpoint": "openai"}
 """Base source -> default backend; any other source is served by `hf`."""
+
+
+def _variant(spec: ModelsFile, name: str) -> VariantSpec | None:
+    return next((v for v in spec.variants if v.name == name), None)
 
 
 def backend_name(spec: ModelsFile, name: str) -> str:
     """The backend that serves model `name` of the models file."""
-    variant: VariantSpec | None = next((v for v in spec.variants if v.name == name), None)
-    if variant is not None and variant.backend:
-        return variant.backend
+    variant = _variant(spec, name)
+    if variant is not None:
+        if variant.backend:
+            return variant.backend
+        own = _recipe_backend(variant.method)
+        if own:
+            return own
     return spec.base.backend or DEFAULT_BACKEND.get(spec.base.source, "hf")
+
+
+def _recipe_backend(method: str) -> str | None:
+    from harness import registry
+    from harness.recipes import Recipe
+
+    try:
+        recipe = registry.resolve("recipe", method)
+    except ConfigError:
+        return None  # an unknown method is reported where recipes are checked, with its location
+    return recipe.default_backend if isinstance(recipe, Recipe) else None
+
+
+def model_options(spec: ModelsFile, name: str) -> dict:
+    """The backend options of model `name`: its variant's over the base's when the base is served
+    by the same backend (a llama_cpp export does not get the hf base's batch_size)."""
+    variant = _variant(spec, name)
+    inherited = dict(spec.base.options) if backend_name(spec, name) == backend_name(spec, spec.base.name) else {}
+    return {**inherited, **(variant.options if variant is not None else {})}
 
 
 def factory(name: str, where: str = "backend"):
@@ -37,23 +66,26 @@ def factory(name: str, where: str = "backend"):
 
 
 def check_backends(spec: ModelsFile, models_path: Path) -> None:
-    """Every backend the file names is registered, and the base's options are ones its backend takes."""
-    base_backend = backend_name(spec, spec.base.name)
-    f = factory(base_backend, f"{models_path}: base.backend")
-    where = f"{models_path}: base.options"
-    unknown = sorted(set(spec.base.options) - f.options)
-    if unknown:
-        raise ConfigError(f"{where}: unknown {base_backend}-backend option(s) {unknown}; allowed: {sorted(f.options)}")
-    for key in f.integer_options & set(spec.base.options):
-        value = spec.base.options[key]
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ConfigError(f"{where}.{key}: expected a whole number of at least 1, got {value!r}")
-    for i, v in enumerate(spec.variants):
-        if v.backend:
-            factory(v.backend, f"{models_path}: variants[{i}].backend")
+    """Every backend the file names is registered, and every model's options are ones its backend takes."""
+    entries = [("base", spec.base.name, spec.base.options)] + [(f"variants[{i}]", v.name, v.options) for i, v in enumerate(spec.variants)]
+    for where, name, own in entries:
+        backend = backend_name(spec, name)
+        f = factory(backend, f"{models_path}: {where}.backend")
+        if where != "base" and not own and backend == backend_name(spec, spec.base.name):
+            continue  # inherits the base's options, checked already
+        options = model_options(spec, name)
+        at = f"{models_path}: {where}.options" if own or where == "base" else f"{models_path}: base.options (inherited by {name})"
+        unknown = sorted(set(options) - f.options)
+        if unknown:
+            raise ConfigError(f"{at}: unknown {backend}-backend option(s) {unknown}; allowed: {sorted(f.options)}")
+        for key in f.integer_options & set(options):
+            value = options[key]
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{at}.{key}: expected a whole number of at least 1, got {value!r}")
+        if f.check is not None:
+            f.check(options, at)
 
 
 def open_model(spec: ModelsFile, model) -> object:
     """Load a resolved model (harness.recipes.ParentModel) with the backend its name is served by."""
-    name = backend_name(spec, model.name)
-    return factory(name).open(model, dict(spec.base.options))
+    return factory(backend_name(spec, model.name)).open(model, model_options(spec, model.name))

@@ -119,7 +119,7 @@ def run_suites(suite_paths: list[Path], models_path: Path | None, store_path: Pa
         resolved, base, plans = {}, None, None
         local_judge = any(jt.spec.judge.backend != "openai" for _, _, jt, _ in judge_tasks)
         if spec is not None and (names or local_judge):
-            base = prepare_base(spec.base, models_path)  # once: it verifies the GGUF's sha256
+            base = prepare_base(spec.base, models_path, spec)  # once: it verifies the GGUF's sha256
             plans = plan_variants(spec, models_path, base.key)
             resolved = {name: resolve_built(spec, models_path, name, store, base, plans) for name in names}
         for _, _, jt, where in judge_tasks:
@@ -135,7 +135,7 @@ def run_suites(suite_paths: list[Path], models_path: Path | None, store_path: Pa
             todo = []
             for suite_hash, seed, task in prepared:
                 key = run_key(task, seed, variant=model.key, backend=backend_name, dtype=model.dtype,
-                              base_options=spec.base.options, quantization=model.quantization,
+                              base_options=catalogue.model_options(spec, name), quantization=model.quantization,
                               contamination=checks[task.suite][2])
                 cached = None if force else store.find_run(key)
                 if cached:

@@ -21,6 +21,9 @@ BUILTINS: dict[str, dict[str, str]] = {
         # harness.backends.base.BackendFactory instances: open(model, options) -> Backend
         "hf": "harness.backends.hf:FACTORY",
         "fake": "harness.backends.fake:FACTORY",
+        "llama_cpp": "harness.backends.llama_cpp:FACTORY",
+        "openai": "harness.backends.openai_compat:FACTORY",
+        "vllm": "harness.backends.vllm:FACTORY",
     },
     "scorer": {
         "acc": "harness.scorers.multiple_choice:acc",
@@ -44,6 +47,7 @@ BUILTINS: dict[str, dict[str, str]] = {
         "distill": "harness.recipes.distill:RECIPE",
         "shrink": "harness.recipes.shrink:RECIPE",
         "adapter": "harness.recipes.adapter:RECIPE",
+        "gguf": "harness.recipes.gguf_export:RECIPE",
     },
     "task_kind": {
         # What each kind of task stores besides its scorers' metrics (harness.metricspec.TaskKind).

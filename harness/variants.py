@@ -28,11 +28,15 @@ def check_base(base: BaseSpec, models_path: Path, spec: ModelsFile | None = None
     options it takes (with the whole file: every backend named), and that its path holds what the
     source says (a GGUF file by its magic bytes, a transformers directory by its config and
     weights). `validate` and `run` both call it."""
-    from harness.catalogue import check_backends
+    from harness.catalogue import backend_name, check_backends
     from harness.weights import check_gguf, check_model_dir, hub_snapshot
 
-    check_backends(spec or ModelsFile(base=base), models_path)
+    spec = spec or ModelsFile(base=base)
+    check_backends(spec, models_path)
     where = f"{models_path}: base"
+    if base.source == "endpoint" and backend_name(spec, base.name) in ("hf", "llama_cpp", "vllm"):
+        raise ConfigError(f"{where}.backend: a model behind an endpoint has no weights for the "
+                          f"{backend_name(spec, base.name)} backend to load", hint="leave backend unset (openai) or name another endpoint backend")
     if base.source == "hub":
         check_model_dir(hub_snapshot(base.id, f"{where}.id"), f"{where}.id")
     elif base.source == "gguf":
@@ -41,29 +45,38 @@ def check_base(base: BaseSpec, models_path: Path, spec: ModelsFile | None = None
         check_model_dir(resolve_relative(base.path, models_path), f"{where}.path")
 
 
-def prepare_base(base: BaseSpec, models_path: Path) -> ParentModel:
-    """Resolve the base to a safetensors directory (converting a GGUF once). Nothing is stored:
-    `record_base` does that, once every check of the command has passed."""
+def prepare_base(base: BaseSpec, models_path: Path, spec: ModelsFile | None = None) -> ParentModel:
+    """Resolve the base to a safetensors directory (converting a GGUF once, unless `spec` is
+    given and no model of it is served by transformers). Nothing is stored: `record_base` does
+    that, once every check of the command has passed."""
     from harness import weights
 
     check_base(base, models_path)
+    gguf = None
     if base.source == "fake":
         key = stable_hash({"source": "fake", "options": base.options})
         base_dir = Path("-")
-    elif base.source == "embedded":
-        gguf, sha = weights.embedded_gguf()
-        base_dir = weights.convert_gguf(gguf, sha)
+    elif base.source == "endpoint":
+        # Nothing to load: the model is whatever the server answers with under that name.
+        key = stable_hash({"source": "endpoint", "base_url": base.options.get("base_url"), "model": base.options.get("model")})
+        base_dir = Path("-")
+    elif base.source in ("embedded", "gguf"):
+        if base.source == "embedded":
+            gguf, sha = weights.embedded_gguf()
+        else:
+            gguf = resolve_relative(base.path, models_path)
+            sha = weights.sha256_file(gguf)
         key = stable_hash({"source": "gguf", "sha256": sha})
-    elif base.source == "gguf":
-        gguf = resolve_relative(base.path, models_path)
-        sha = weights.sha256_file(gguf)
-        base_dir = weights.convert_gguf(gguf, sha)
-        key = stable_hash({"source": "gguf", "sha256": sha})
+        # llama.cpp serves the file as it is; transformers and training need it dequantized.
+        from harness.catalogue import backend_name
+
+        needs_hf = spec is None or any(backend_name(spec, n) != "llama_cpp" for n in [base.name, *(v.name for v in spec.variants)])
+        base_dir = weights.convert_gguf(gguf, sha) if needs_hf else weights.converted_dir(sha)
     else:
         base_dir = weights.hub_snapshot(base.id, f"{models_path}: base.id") if base.source == "hub" \
             else resolve_relative(base.path, models_path)
         key = stable_hash({"source": "hf_dir", "content": weights.dir_fingerprint(base_dir)})  # by content, wherever it came from
-    return ParentModel(base.name, key, base_dir, (), base.dtype)
+    return ParentModel(base.name, key, base_dir, (), base.dtype, gguf=gguf)
 
 
 def record_base(store: Store, base: BaseSpec, model: ParentModel) -> None:
@@ -148,7 +161,7 @@ def resolve_built(spec: ModelsFile, models_path: Path, name: str, store: Store, 
     looked up by the key its current recipe, data and parent give. The base is prepared on
     demand (pass `base` and `plans` to resolve many names with one preparation); variants must
     have been built (`harness build`)."""
-    model = base or prepare_base(spec.base, models_path)
+    model = base or prepare_base(spec.base, models_path, spec)
     plans = plans or plan_variants(spec, models_path, model.key)
     for step in lineage(spec, name)[1:]:
         key = plans[step].key
@@ -162,7 +175,11 @@ def resolve_built(spec: ModelsFile, models_path: Path, name: str, store: Store, 
 
 def child_model(parent: ParentModel, name: str, key: str, artifact_kind: str, artifact: Path) -> ParentModel:
     """An adapter stacks on its parent; a full checkpoint replaces it; a quantized variant
-    loads its recorded source checkpoint with its bitsandbytes settings."""
+    loads its recorded source checkpoint with its bitsandbytes settings; a GGUF export is its file."""
+    if artifact_kind == "gguf":
+        from harness.recipes.gguf_export import GGUF_FILE
+
+        return ParentModel(name, key, artifact, (), parent.dtype, gguf=artifact / GGUF_FILE)
     if artifact_kind == "adapter":
         return ParentModel(name, key, parent.base_dir, parent.adapters + (artifact,), parent.dtype)
     if artifact_kind == "quantized":

@@ -93,12 +93,17 @@ def hub_snapshot(model_id: str, where: str) -> Path:
                                "or use source: hf_dir with a local copy") from None
 
 
+def converted_dir(sha256: str) -> Path:
+    """Where the safetensors conversion of the GGUF with this sha256 lives (once converted)."""
+    return cache_dir() / "base" / sha256[:16]
+
+
 def convert_gguf(gguf: Path, sha256: str | None = None) -> Path:
     """Dequantize a GGUF once into a cached safetensors checkpoint; return its directory."""
     if not gguf.is_file():
         raise ConfigError(f"{gguf}: GGUF file not found")
     sha256 = sha256 or sha256_file(gguf)
-    out = cache_dir() / "base" / sha256[:16]
+    out = converted_dir(sha256)
     if (out / MARKER).is_file():
         log.debug("using converted checkpoint %s", out)
         return out

@@ -3,7 +3,12 @@
   1. QLoRA NF4 SFT (bitsandbytes 4-bit, double quantization, bf16 compute) for a few steps on
      the embedded default model;
   2. DPO for a few steps on top of it;
-  3. serve the resulting adapters with vLLM (LoRA request) and generate.
+  3. serve the DPO variant with harness's vllm backend: the SFT adapter it was trained on is
+     folded into the base first, the DPO adapter served as a LoRA request (the chain, not DPO
+     on the bare base);
+  4. multiple-choice parity: per-option log-likelihoods of vLLM against the hf backend on the
+     same chain, over data/mmlu_sample (max and mean absolute difference, answer agreement);
+  5. generation throughput of vLLM against hf on the same 64 prompts.
 
 Prints one JSON line per stage with timings and memory. Exits 0 and says so when CUDA or an
 optional package is missing. Usage:  python scripts/gpu_check.py [--workdir DIR]
@@ -79,27 +84,70 @@ def main() -> int:
             emit("variant", name=row["name"], method=row["method"], device=row["device"], fallback=row["fallback"],
                  wall_s=round(row["wall_s"], 1), train_loss=m.get("train_loss"), eval_loss=m.get("eval_loss"),
                  reward_accuracy=m.get("reward_accuracies"), reward_margin=m.get("reward_margins"))
-        adapters = {r["name"]: r["artifact_path"] for r in s.query("SELECT name, artifact_path FROM variants WHERE method != 'base'")}
-        base_dir = s.query("SELECT artifact_path FROM variants WHERE method = 'base'")[0]["artifact_path"]
     try:
-        from vllm import LLM, SamplingParams
-        from vllm.lora.request import LoRARequest
+        import vllm  # noqa: F401
     except ImportError:
         emit("vllm", skipped="vllm is not installed: pip install 'harness[vllm]'")
         return 0
-    t0 = time.perf_counter()
-    llm = LLM(model=base_dir, enable_lora=True, max_lora_rank=16, gpu_memory_utilization=0.3, max_model_len=512)
-    prompts = ["Write a tweet for Lumen Coffee.\nBrief: a rainy morning\nTweet:"] * 32
-    params = SamplingParams(max_tokens=40, temperature=0.0, stop=["\n"])
-    for i, (name, path) in enumerate(adapters.items(), start=1):
-        t1 = time.perf_counter()
-        outs = llm.generate(prompts, params, lora_request=LoRARequest(name, i, path))
-        tokens = sum(len(o.outputs[0].token_ids) for o in outs)
-        elapsed = time.perf_counter() - t1
-        emit("vllm", adapter=name, tokens=tokens, seconds=round(elapsed, 2), tokens_per_s=round(tokens / elapsed, 1),
-             sample=outs[0].outputs[0].text[:120])
-    emit("done", seconds_total=round(time.perf_counter() - t0, 1))
+    from harness.backends import hf as hf_backend
+    from harness.backends import vllm as vllm_backend
+    from harness.backends.base import GenerationConfig
+    from harness.config.models import load_models
+    from harness.variants import resolve_built
+
+    spec = load_models(models)
+    with open_store(store, read_only=True) as s:
+        chain = resolve_built(spec, models, "qlora-dpo", s)
+    emit("chain", adapters=[str(a) for a in chain.adapters])
+    requests = mmlu_requests()
+    gen_prompts = [f"Write a tweet for Lumen Coffee.\nBrief: {topic}\nTweet:" for topic in TOPICS] * 8
+    config = GenerationConfig(max_new_tokens=40, temperature=0.0, stop=("\n",), batch_size=len(gen_prompts))
+    figures = {}
+    for name, opener in (("vllm", vllm_backend.open_model), ("hf", hf_backend.open_model)):
+        t0 = time.perf_counter()
+        backend = opener(chain, {"max_length": 512} if name == "vllm" else {"batch_size": 64})
+        load_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        lls = backend.loglikelihood(requests)
+        mc_s = time.perf_counter() - t0
+        backend.generate(gen_prompts[:4], config)  # warm-up (CUDA graphs, kernels)
+        t0 = time.perf_counter()
+        outs = backend.generate(gen_prompts, config)
+        gen_s = time.perf_counter() - t0
+        tokens = sum(o.output_tokens for o in outs)
+        figures[name] = [r.logprob for r in lls]
+        emit(name, load_s=round(load_s, 1), mc_requests=len(requests), mc_s=round(mc_s, 2), gen_prompts=len(gen_prompts),
+             gen_tokens=tokens, gen_s=round(gen_s, 2), tokens_per_s=round(tokens / gen_s, 1), sample=outs[0].text[:100],
+             peak_gpu_gb=round(torch.cuda.max_memory_allocated() / 2**30, 2))
+        backend.close()
+        torch.cuda.empty_cache()
+    diffs = [abs(a - b) for a, b in zip(figures["vllm"], figures["hf"])]
+    agree = sum(_argmax(figures["vllm"][i:i + 4]) == _argmax(figures["hf"][i:i + 4]) for i in range(0, len(diffs), 4))
+    emit("parity", max_abs_diff=round(max(diffs), 5), mean_abs_diff=round(sum(diffs) / len(diffs), 5),
+         answers_agree=f"{agree}/{len(diffs) // 4}")
     return 0
+
+
+TOPICS = ["a rainy morning", "the new oat latte", "weekend opening hours", "a latte art workshop",
+          "our single-origin beans", "a loyalty card", "iced coffee season", "the new cafe in town"]
+
+
+def mmlu_requests() -> list[tuple[str, str]]:
+    """Zero-shot MMLU-style prompts over data/mmlu_sample/test, four letter options each."""
+    import csv
+
+    requests = []
+    for path in sorted((REPO / "data" / "mmlu_sample" / "test").glob("*.csv")):
+        with path.open(encoding="utf-8") as fh:
+            for row in csv.reader(fh):
+                q, opts = row[0], row[1:5]
+                prompt = q + "".join(f"\n{letter}. {o}" for letter, o in zip("ABCD", opts)) + "\nAnswer:"
+                requests += [(prompt, f" {letter}") for letter in "ABCD"]
+    return requests
+
+
+def _argmax(values: list[float]) -> int:
+    return max(range(len(values)), key=lambda i: values[i])
 
 
 if __name__ == "__main__":

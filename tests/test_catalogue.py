@@ -78,3 +78,27 @@ def test_backend_names_and_options_are_checked(echo_plugin, tmp_path, capsys):
     bad.write_text("base: {name: b, source: fake, backend: echo, options: {volume: 11}}\n")
     assert main(["validate", str(bad)]) == 2
     assert "base.options: unknown echo-backend option(s) ['volume']; allowed: ['shout']" in capsys.readouterr().out
+
+
+def test_a_recipe_picks_its_backend_and_options_follow_the_backend(tmp_path, capsys):
+    from harness.catalogue import model_options
+
+    models = write(tmp_path / "m.yaml", """
+        base: {name: b, source: hf_dir, path: x, options: {batch_size: 4}}
+        variants:
+          - {name: sft, parent: b, method: quantize, config: {scheme: int8}, options: {max_length: 256}}
+          - {name: q4, parent: b, method: gguf, options: {n_ctx: 1024}}
+          - {name: q8, parent: b, method: gguf, backend: hf}
+        """)
+    spec = load_models(models)
+    assert [backend_name(spec, n) for n in ("b", "sft", "q4", "q8")] == ["hf", "hf", "llama_cpp", "hf"]
+    assert model_options(spec, "sft") == {"batch_size": 4, "max_length": 256}  # inherited, then its own
+    assert model_options(spec, "q4") == {"n_ctx": 1024}  # another backend: the base's hf options don't apply
+    assert model_options(spec, "q8") == {"batch_size": 4}
+    bad = write(tmp_path / "models" / "bad.yaml", """
+        base: {name: b, source: fake}
+        variants:
+          - {name: q4, parent: b, method: gguf, options: {batch_size: 4}}
+        """)
+    assert main(["validate", str(bad)]) == 2
+    assert "variants[0].options: unknown llama_cpp-backend option(s) ['batch_size']" in capsys.readouterr().out

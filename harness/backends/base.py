@@ -96,3 +96,6 @@ class BackendFactory:
     description: str = ""
     integer_options: frozenset[str] = frozenset()
     """Options that must be whole numbers >= 1."""
+    check: Callable[[dict, str], None] | None = None
+    """Further checks of a model's options at validation (`check(options, where)` raises
+    ConfigError), e.g. options the backend can't do without."""

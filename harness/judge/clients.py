@@ -3,8 +3,8 @@ per call, in order; a reply carries either text or an error, so a failed call be
 row, never a dropped item or a crashed run.
 
 - OpenAIJudge: any OpenAI-compatible /chat/completions endpoint (vLLM, llama.cpp, Ollama,
-  hosted APIs), with a concurrency limit, a timeout, and retries with exponential backoff on
-  429, 5xx, timeouts and connection errors.
+  hosted APIs), with a concurrency limit; timeouts and retries (429, 5xx, timeouts, connection
+  errors) are harness.openai_http's, shared with the endpoint candidate backend.
 - LocalJudge: a loaded harness backend (hf or fake). `choice` mode scores the verdict tokens
   by log-likelihood; `generate` mode samples a judgment and leaves parsing to the caller.
 - CachedJudge: wraps either; replies are cached in the store, keyed by the judge's identity,
@@ -14,23 +14,17 @@ row, never a dropped item or a crashed run.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
-from harness.errors import ConfigError
 from harness.hashing import stable_hash
 from harness.progress import progress
 
 log = logging.getLogger(__name__)
-
-RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
-
 
 @dataclass(frozen=True)
 class JudgeCall:
@@ -63,14 +57,11 @@ class OpenAIJudge:
                  backoff_s: float = 1.0, seed: int = 0):
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model = model
-        self.api_key = None
-        if api_key_env:
-            if api_key_env not in os.environ:
-                raise ConfigError(f"judge.api_key_env: environment variable {api_key_env} is not set",
-                                  hint=f"export {api_key_env}=... (the key is read at run time and never stored)")
-            self.api_key = os.environ[api_key_env]
-        self.temperature, self.max_tokens, self.seed = temperature, max_tokens, seed
-        self.concurrency, self.timeout_s, self.max_retries, self.backoff_s = concurrency, timeout_s, max_retries, backoff_s
+        from harness.openai_http import RetryPolicy, api_key
+
+        self.api_key = api_key(api_key_env, "judge.api_key_env")
+        self.temperature, self.max_tokens, self.seed, self.concurrency = temperature, max_tokens, seed, concurrency
+        self.policy = RetryPolicy(timeout_s, max_retries, backoff_s)
         # The identity keys the cache and is recorded with runs: never the key.
         self.identity = {"backend": "openai", "base_url": base_url, "model": model, "temperature": temperature,
                          "max_tokens": max_tokens}
@@ -98,50 +89,24 @@ class OpenAIJudge:
         return replies  # type: ignore[return-value]
 
     def _one(self, call: JudgeCall) -> JudgeReply:
-        import urllib.error
-        import urllib.request
+        from harness.openai_http import EndpointError, post_json
 
-        body = json.dumps({"model": self.model, "temperature": self.temperature, "max_tokens": self.max_tokens,
-                           "seed": self.seed + call.sample_index,
-                           "messages": [{"role": "system", "content": call.system}, {"role": "user", "content": call.user}]}).encode()
-        headers = {"Content-Type": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
+        body = {"model": self.model, "temperature": self.temperature, "max_tokens": self.max_tokens,
+                "seed": self.seed + call.sample_index,
+                "messages": [{"role": "system", "content": call.system}, {"role": "user", "content": call.user}]}
         start = time.perf_counter()
-        error = "no attempt made"
-        for attempt in range(self.max_retries + 1):
-            retry_after = None
-            try:
-                req = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
-                with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
-                    payload = json.loads(resp.read().decode("utf-8"))
-                text = payload["choices"][0]["message"]["content"]
-                if not isinstance(text, str):
-                    raise ValueError("message.content is not a string")
-                return JudgeReply(text, None, time.perf_counter() - start, attempt + 1)
-            except urllib.error.HTTPError as exc:
-                detail = exc.read()[:200].decode("utf-8", "replace") if exc.fp else ""
-                error = f"HTTP {exc.code}: {detail.strip()}"
-                if exc.code not in RETRY_STATUS:
-                    return JudgeReply(None, error, time.perf_counter() - start, attempt + 1)
-                retry_after = _retry_after(exc.headers.get("Retry-After") if exc.headers else None)
-            except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
-                error = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
-            except (ValueError, KeyError, IndexError, TypeError) as exc:
-                # A 200 with a body that is not a chat completion: the server is wrong, not busy.
-                return JudgeReply(None, f"malformed response: {exc}", time.perf_counter() - start, attempt + 1)
-            if attempt < self.max_retries:
-                delay = retry_after if retry_after is not None else self.backoff_s * (2 ** attempt)
-                log.debug("judge call failed (%s); retry %d in %.2fs", error, attempt + 1, delay)
-                time.sleep(delay)
-        return JudgeReply(None, f"{error} (after {self.max_retries + 1} attempts)", time.perf_counter() - start, self.max_retries + 1)
-
-
-def _retry_after(value: str | None) -> float | None:
-    try:
-        return min(30.0, max(0.0, float(value))) if value is not None else None
-    except ValueError:
-        return None
+        try:
+            payload, attempts = post_json(self.url, body, self.api_key, self.policy)
+        except EndpointError as exc:
+            return JudgeReply(None, str(exc), time.perf_counter() - start, exc.attempts)
+        try:
+            text = payload["choices"][0]["message"]["content"]
+            if not isinstance(text, str):
+                raise ValueError("message.content is not a string")
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            # A 200 with a body that is not a chat completion: the server is wrong, not busy.
+            return JudgeReply(None, f"malformed response: {exc}", time.perf_counter() - start, attempts)
+        return JudgeReply(text, None, time.perf_counter() - start, attempts)
 
 
 VERDICT_OPTIONS = ("A", "B", "C")

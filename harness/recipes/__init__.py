@@ -23,6 +23,9 @@ class ParentModel:
     dtype: str = "float32"
     quantization: dict | None = None
     """Set for quantized variants: the bitsandbytes settings applied when loading base_dir."""
+    gguf: Path | None = None
+    """The GGUF file that serves exactly this model with llama.cpp: a GGUF base as it ships, or a
+    `gguf` export. None for models that exist only as transformers weights (and adapters)."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,8 @@ class Recipe:
     training_files: Callable[[Any, Path], list[Path]] | None = None
     """Files the model is trained on, for the contamination check (default: data_files; SFT
     leaves out its validation file, which is only scored)."""
+    default_backend: str | None = None
+    """The backend that serves what it builds, when not the base's (a GGUF export: llama_cpp)."""
 
     def parse_config(self, raw: dict, where: str):
         """Validate a variant's `config:` mapping against this recipe's config model."""

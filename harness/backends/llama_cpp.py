@@ -1,0 +1,202 @@
+"""The llama.cpp backend (llama-cpp-python, extra `harness[llama-cpp]`): a GGUF file evaluated as
+it ships, quantized weights and llama.cpp's own kernels and tokenizer included, so a Q4_K_M
+deployment's quality loss is measured rather than assumed.
+
+Log-likelihoods follow lm-eval's definition as the hf backend does (context/continuation split,
+left truncation to the context window, summed log-softmax over the continuation, greedy check),
+computed from llama.cpp's logits: on a GGUF holding unquantized weights they match the hf
+backend within float error (tests/test_llama_cpp.py). Inputs are decoded in lexicographic order
+and the KV cache keeps the longest shared prefix, so options that share their question (and
+few-shot examples that share a prompt head) are not recomputed.
+
+Generation is one sequence at a time (llama-cpp-python has no batched decoding): each output's
+latency is its own, its request latency and time to first token count the wait behind the
+requests sent with it, as a single-stream server would serve them."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+from harness.backends.base import (
+    BackendFactory,
+    BackendInfo,
+    Generation,
+    GenerationConfig,
+    Loglikelihood,
+    apply_stop,
+)
+from harness.errors import ConfigError, require
+from harness.progress import progress
+
+log = logging.getLogger(__name__)
+
+
+class LlamaCppBackend:
+    """A GGUF file in llama.cpp (CPU; `n_gpu_layers` offloads when llama.cpp was built with CUDA/Metal)."""
+
+    def __init__(self, gguf: str | Path, n_ctx: int = 2048, n_threads: int | None = None, n_batch: int = 512,
+                 n_gpu_layers: int = 0):
+        llama_cpp = require("llama_cpp", "the llama_cpp backend", "llama-cpp")
+        start = time.perf_counter()
+        self.llm = llama_cpp.Llama(str(gguf), n_ctx=n_ctx, n_batch=n_batch, n_ubatch=n_batch,
+                                   n_threads=n_threads or os.cpu_count(), n_gpu_layers=n_gpu_layers,
+                                   # A full-size sliding-window cache, so a shared prefix can be kept
+                                   # while the rest is dropped (Gemma 3 has sliding-window layers).
+                                   swa_full=True, verbose=False)
+        self.n_ctx, self.n_batch = n_ctx, n_batch
+        self._cached: list[int] = []  # the tokens whose keys and values the cache holds now
+        file_type = gguf_file_type(self.llm.metadata)
+        log.info("loaded %s (%s) in llama.cpp in %.1fs", Path(gguf).name, file_type, time.perf_counter() - start)
+        self.info = BackendInfo(name="llama_cpp", device="cuda" if n_gpu_layers else "cpu", dtype=file_type,
+                                details={"gguf": str(gguf), "n_ctx": n_ctx, "llama_cpp": llama_cpp.__version__})
+
+    # -- tokenisation, as lm-eval's HFLM does it -------------------------------------------
+    def _encode(self, text: str, bos: bool = True) -> list[int]:
+        return self.llm.tokenize(text.encode("utf-8"), add_bos=bos, special=False)
+
+    def encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
+        """lm-eval's `_encode_pair`: trailing spaces move to the continuation; encode whole and split."""
+        if context == "":
+            cont = self._encode(continuation, bos=False)
+            bos = self.llm.token_bos()
+            prefix = bos if bos >= 0 else self.llm.token_eos()
+            return ([prefix], cont) if prefix != cont[0] else (cont[:1], cont[1:])
+        n_spaces = len(context) - len(context.rstrip())
+        if n_spaces:
+            continuation = context[-n_spaces:] + continuation
+            context = context[:-n_spaces]
+        whole = self._encode(context + continuation)
+        ctx = self._encode(context)
+        return ctx, whole[len(ctx):]
+
+    # -- log-likelihood ----------------------------------------------------------------------
+    def loglikelihood(self, requests: list[tuple[str, str]], on_done=None) -> list[Loglikelihood]:
+        """Score (context, continuation) pairs. Requests with the same model input share one
+        decode; `on_done` gets each input's finished results."""
+        import numpy as np
+
+        inputs: dict[tuple[int, ...], int] = {}
+        plan = []
+        for ctx, cont in (self.encode_pair(c, x) for c, x in requests):
+            if not cont:
+                raise ValueError("empty continuation after tokenisation")
+            inp = tuple((ctx + cont)[-(self.n_ctx + 1):][:-1])
+            plan.append((inputs.setdefault(inp, len(inputs)), cont))
+        unique = list(inputs)
+        need = [0] * len(unique)
+        asking: dict[int, list[int]] = {}
+        for pos, (idx, cont) in enumerate(plan):
+            need[idx] = max(need[idx], len(cont))
+            asking.setdefault(idx, []).append(pos)
+        results: list[Loglikelihood | None] = [None] * len(plan)
+        for i in progress(sorted(range(len(unique)), key=lambda i: unique[i]), desc="loglikelihood", unit="input"):
+            logits = self._logits(list(unique[i]), need[i])  # (need, vocab), the last positions
+            lp = logits - np.logaddexp.reduce(logits, axis=-1, keepdims=True)
+            done = {}
+            for pos in asking[i]:
+                cont = plan[pos][1]
+                tail = lp[-len(cont):]
+                total = float(sum(tail[k, t] for k, t in enumerate(cont)))
+                greedy = bool(all(int(tail[k].argmax()) == t for k, t in enumerate(cont)))
+                results[pos] = done[pos] = Loglikelihood(total, greedy, len(cont))
+            if on_done is not None:
+                on_done(done)
+        return results
+
+    def _logits(self, tokens: list[int], last: int):
+        """Decode `tokens` (keeping the cached shared prefix) and return the logits of the last
+        `last` positions as a float64 array."""
+        import llama_cpp
+        import numpy as np
+
+        ctx = self.llm._ctx
+        keep = 0
+        for a, b in zip(self._cached, tokens):
+            if a != b:
+                break
+            keep += 1
+        keep = min(keep, len(tokens) - last)  # the positions we need logits of must be decoded
+        if not ctx.kv_cache_seq_rm(0, keep, -1):
+            ctx.kv_cache_seq_rm(0, 0, -1)  # this cache can't drop a suffix: start over
+            keep = 0
+        self._cached = tokens[:keep]
+        want_from = len(tokens) - last
+        n_vocab = self.llm.n_vocab()
+        out = np.empty((last, n_vocab), dtype=np.float64)
+        batch = self.llm._batch
+        for start in range(keep, len(tokens), self.n_batch):
+            chunk = tokens[start:start + self.n_batch]
+            b = batch.batch
+            b.n_tokens = len(chunk)
+            for j, tok in enumerate(chunk):
+                b.token[j] = tok
+                b.pos[j] = start + j
+                b.seq_id[j][0] = 0
+                b.n_seq_id[j] = 1
+                b.logits[j] = start + j >= want_from
+            ctx.decode(batch)
+            for j in range(len(chunk)):
+                if start + j >= want_from:
+                    row = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx.ctx, j), shape=(n_vocab,))
+                    out[start + j - want_from] = row
+        self._cached = list(tokens)
+        return out
+
+    # -- generation ----------------------------------------------------------------------------
+    def generate(self, prompts: list[str], config: GenerationConfig) -> list[Generation]:
+        results = []
+        call_start = time.perf_counter()
+        self._cached = []  # create_completion manages the cache its own way
+        for k, prompt in enumerate(progress(prompts, desc="generate", unit="output")):
+            n_prompt = len(self._encode(prompt))
+            if n_prompt + config.max_new_tokens > self.n_ctx:
+                raise ConfigError(f"a prompt of {n_prompt} tokens plus {config.max_new_tokens} new ones exceeds the llama_cpp "
+                                  f"context window ({self.n_ctx} tokens)", hint="raise the backend option n_ctx")
+            sampling = dict(temperature=config.temperature, top_p=config.top_p, top_k=0, min_p=0.0) \
+                if config.temperature > 0 else dict(temperature=0.0)
+            start = time.perf_counter()
+            first = None
+            pieces = []
+            for chunk in self.llm.create_completion(prompt, max_tokens=config.max_new_tokens, stop=list(config.stop) or None,
+                                                    repeat_penalty=1.0, seed=config.seed + k, stream=True, **sampling):
+                if first is None:
+                    first = time.perf_counter()
+                pieces.append(chunk["choices"][0]["text"])
+            end = time.perf_counter()
+            text = apply_stop("".join(pieces), config.stop)
+            n_out = len(self._encode(text, bos=False)) if text else 0
+            results.append(Generation(text, n_prompt, n_out, end - start, (first or end) - call_start, end - call_start))
+        return results
+
+    def close(self) -> None:
+        if getattr(self, "llm", None) is not None:
+            self.llm.close()
+            self.llm = None
+
+
+def gguf_file_type(metadata: dict) -> str:
+    """The weights' type as llama.cpp names it (Q4_K_M, Q8_0, F16...), from `general.file_type`."""
+    value = metadata.get("general.file_type")
+    try:
+        import gguf
+
+        return gguf.LlamaFileType(int(value)).name.removeprefix("MOSTLY_").removeprefix("ALL_")
+    except (ImportError, TypeError, ValueError):
+        return f"file_type {value}" if value is not None else "unknown"
+
+
+def open_model(model, options: dict | None = None) -> LlamaCppBackend:
+    """A resolved model whose GGUF file llama.cpp serves (a GGUF base, or a `gguf` export)."""
+    if model.gguf is None or model.adapters or model.quantization:
+        what = "LoRA adapters" if model.adapters else "bitsandbytes quantization" if model.quantization else "transformers weights only"
+        raise ConfigError(f"model '{model.name}' has no GGUF file to serve with llama_cpp ({what})",
+                          hint="add a `gguf` variant (method: gguf) that exports it; llama_cpp serves that")
+    return LlamaCppBackend(model.gguf, **(options or {}))
+
+
+FACTORY = BackendFactory(open_model, frozenset({"n_ctx", "n_threads", "n_batch", "n_gpu_layers"}),
+                         "llama.cpp on a GGUF file, as it ships (extra: llama-cpp)",
+                         integer_options=frozenset({"n_ctx", "n_threads", "n_batch"}))

@@ -1,0 +1,97 @@
+"""The `gguf` recipe: export a variant as the file a CPU or edge deployment ships. The parent's
+weights (adapters merged) are converted to GGUF with llama.cpp's own converter (f16, or f32), then
+quantized with llama.cpp's own quantizer (Q8_0, Q4_K_M, ...). The artifact is that one file;
+the variant's metrics record the size at each step and the time each took. It is served by the
+llama_cpp backend (the recipe's default), so what gets evaluated is what ships."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+from typing import Literal
+
+from harness.config.loader import Strict
+from harness.recipes import BuildContext, BuildResult, Recipe
+
+log = logging.getLogger(__name__)
+
+GGUF_FILE = "model.gguf"
+
+
+class GGUFConfig(Strict):
+    """Config of the `gguf` recipe."""
+
+    quantization: Literal["f32", "f16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q4_0"] = "Q4_K_M"
+    """The weights' type in the exported file: f32/f16 unquantized, else a llama.cpp quantization
+    applied to the f16 file (Q4_K_M: the usual CPU deployment; Q8_0: near-lossless)."""
+    tokenizer_pre: str | None = None
+    """llama.cpp's name for the tokenizer's pre-tokenizer, for a BPE tokenizer the converter does
+    not recognise (e.g. gpt-2 for a GPT-2 byte-level BPE); published models need none."""
+
+
+def data_files(config: GGUFConfig, models_path: Path) -> list[Path]:
+    return []
+
+
+def build(ctx: BuildContext) -> BuildResult:
+    from harness.gguf_tools import convert_hf, converter_path, quantize
+
+    cfg: GGUFConfig = ctx.config
+    converter_path()  # fail before any work when llama.cpp's converter is missing
+    source, merged_bytes, params = _merged(ctx)
+    out = ctx.output_dir
+    unquantized = cfg.quantization in ("f32", "f16")
+    first = out / (GGUF_FILE if unquantized else "model-f16.gguf")
+    log.info("%s: converting %s to GGUF (%s) with llama.cpp's converter", ctx.variant, ctx.parent.name, "f32" if cfg.quantization == "f32" else "f16")
+    convert_s = convert_hf(source, first, "f32" if cfg.quantization == "f32" else "f16", cfg.tokenizer_pre)
+    metrics = {"quantization": cfg.quantization, "source_bytes": merged_bytes, "gguf_f16_bytes" if not unquantized else "gguf_bytes":
+               first.stat().st_size, "convert_s": round(convert_s, 2)}
+    if not unquantized:
+        log.info("%s: quantizing to %s with llama.cpp's quantizer", ctx.variant, cfg.quantization)
+        metrics["quantize_s"] = round(quantize(first, out / GGUF_FILE, cfg.quantization), 2)
+        metrics["gguf_bytes"] = (out / GGUF_FILE).stat().st_size
+        first.unlink()
+    metrics["bits_per_weight"] = round(8 * metrics["gguf_bytes"] / params, 3) if params else None
+    shutil.rmtree(out / "merged", ignore_errors=True)
+    log.info("%s: %s, %.1f MB (source %.1f MB)", ctx.variant, cfg.quantization, metrics["gguf_bytes"] / 1e6, merged_bytes / 1e6)
+    return BuildResult("gguf", total_params=params, metrics=metrics)
+
+
+def _merged(ctx: BuildContext) -> tuple[Path, int, int]:
+    """A transformers directory with what the parent computes: its own checkpoint when it has no
+    adapters, else the base with every adapter merged (saved under the output, removed after).
+    Returns (directory, bytes of its weights, parameter count)."""
+    from harness.recipes.common import load_parent_for_training
+
+    parent = ctx.parent
+    if not parent.adapters:
+        source = parent.base_dir
+    else:
+        from transformers import AutoTokenizer
+
+        source = ctx.output_dir / "merged"
+        model = load_parent_for_training(parent)
+        model.save_pretrained(source)
+        AutoTokenizer.from_pretrained(str(parent.base_dir)).save_pretrained(source)
+        del model
+    files = list(source.glob("*.safetensors"))
+    return source, sum(f.stat().st_size for f in files), _param_count(files)
+
+
+def _param_count(files: list[Path]) -> int:
+    from safetensors import safe_open
+
+    total = 0
+    for f in files:
+        with safe_open(str(f), "np") as st:
+            for name in st.keys():
+                shape = st.get_slice(name).get_shape()
+                n = 1
+                for d in shape:
+                    n *= d
+                total += n
+    return total
+
+
+RECIPE = Recipe("gguf", GGUFConfig, build, data_files, default_backend="llama_cpp")

@@ -1,0 +1,155 @@
+"""The llama_cpp backend and the `gguf` export recipe, on the tiny model written to GGUF by
+llama.cpp's own converter. Skipped, saying why, without the `llama-cpp` extra (CI installs it:
+`make test` depends on `make llama-cpp`)."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import pytest
+
+from harness.backends.base import GenerationConfig
+from harness.cli import main
+from tests.conftest import write
+
+llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (make llama-cpp)")
+
+
+def _converter_or_skip():
+    from harness.errors import ConfigError
+    from harness.gguf_tools import converter_path
+
+    try:
+        return converter_path()
+    except ConfigError as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def tiny_gguf(tiny_model_dir, tmp_path_factory):
+    """The tiny Llama as an f32 GGUF (unquantized: llama.cpp must agree with transformers)."""
+    from harness.gguf_tools import convert_hf
+
+    _converter_or_skip()
+    out = tmp_path_factory.mktemp("gguf") / "tiny-f32.gguf"
+    convert_hf(tiny_model_dir, out, "f32", tokenizer_pre="gpt-2")
+    return out
+
+
+REQUESTS = [
+    ("Question: what is two plus two?\nAnswer:", " B"),
+    ("Question: what is two plus two?\nAnswer:", " C"),
+    ("Write a tweet for Lumen Coffee.\nBrief: a rainy morning\nTweet:", " A rainy morning calls for a warm cup."),
+    ("Write a tweet for Lumen Coffee.\nBrief: a rainy morning\nTweet: ", "A rainy day"),  # trailing space moves
+    ("", "hello world"),
+]
+
+
+def test_log_likelihoods_match_transformers_on_unquantized_weights(tiny_gguf, tiny_model_dir):
+    """The documented tolerance: per-option log-likelihoods within 1e-3 of hf's (float32 both;
+    measured up to 1e-4 on this model), the same tokens, the same greedy verdicts."""
+    from harness.backends.hf import HFBackend
+    from harness.backends.llama_cpp import LlamaCppBackend
+
+    lc, hf = LlamaCppBackend(tiny_gguf, n_ctx=512), HFBackend(tiny_model_dir)
+    assert [lc.encode_pair(c, x) for c, x in REQUESTS] == [hf.encode_pair(c, x) for c, x in REQUESTS]
+    done = {}
+    got = lc.loglikelihood(REQUESTS, on_done=done.update)
+    want = hf.loglikelihood(REQUESTS)
+    assert sorted(done) == list(range(len(REQUESTS)))
+    for a, b in zip(got, want):
+        assert a.logprob == pytest.approx(b.logprob, abs=1e-3)
+        assert (a.is_greedy, a.n_tokens) == (b.is_greedy, b.n_tokens)
+    # The KV cache keeps shared prefixes between calls: scoring again (other order) gives the same.
+    again = lc.loglikelihood(list(reversed(REQUESTS)))
+    assert [r.logprob for r in reversed(again)] == pytest.approx([r.logprob for r in got], abs=1e-6)
+
+
+def test_generation_greedy_matches_transformers_and_stops(tiny_gguf, tiny_model_dir):
+    from harness.backends.hf import HFBackend
+    from harness.backends.llama_cpp import LlamaCppBackend
+
+    lc, hf = LlamaCppBackend(tiny_gguf, n_ctx=512), HFBackend(tiny_model_dir)
+    prompts = ["Write a tweet for Lumen Coffee.\nBrief: a rainy morning\nTweet:", "Hello"]
+    config = GenerationConfig(max_new_tokens=10)
+    got = lc.generate(prompts, config)
+    assert [g.text for g in got] == [g.text for g in hf.generate(prompts, config)]
+    for g in got:
+        assert 0 < g.ttft_s <= g.request_latency_s and g.output_tokens > 0 and g.prompt_tokens > 1
+    # the second request waited behind the first (single stream): its request latency includes that
+    assert got[1].request_latency_s >= got[0].request_latency_s
+    stop = got[0].text.strip()[:2]
+    cut = lc.generate(prompts[:1], GenerationConfig(max_new_tokens=10, stop=(stop,)))[0].text
+    assert stop not in cut
+    sampled = GenerationConfig(max_new_tokens=10, temperature=1.0, seed=7)
+    assert lc.generate(prompts, sampled)[0].text == lc.generate(prompts, sampled)[0].text
+
+
+def test_a_prompt_beyond_the_context_window_is_a_clear_error(tiny_gguf):
+    from harness.backends.llama_cpp import LlamaCppBackend
+    from harness.errors import ConfigError
+
+    lc = LlamaCppBackend(tiny_gguf, n_ctx=64)
+    with pytest.raises(ConfigError, match="exceeds the llama_cpp context window"):
+        lc.generate(["word " * 80], GenerationConfig(max_new_tokens=8))
+
+
+GGUF_MODELS = """
+base: {{name: tiny, source: hf_dir, path: {model}}}
+variants:
+  - {{name: tiny-f32, parent: tiny, method: gguf, config: {{quantization: f32, tokenizer_pre: gpt-2}}}}
+  - {{name: tiny-q8, parent: tiny, method: gguf, config: {{quantization: Q8_0, tokenizer_pre: gpt-2}}, options: {{n_ctx: 1024}}}}
+"""
+
+
+def test_gguf_export_is_built_served_by_llama_cpp_and_compared_with_its_parent(workspace, tiny_model_dir):
+    _converter_or_skip()
+    models = write(workspace / "models" / "g.yaml", GGUF_MODELS.format(model=tiny_model_dir))
+    store = str(workspace / "h.duckdb")
+    assert main(["build", str(models), "--store", store]) == 0
+    assert main(["run", str(workspace / "suites" / "mc.yaml"), str(workspace / "suites" / "gen.yaml"),
+                 "--models", str(models), "--store", store]) == 0
+    con = duckdb.connect(store, read_only=True)
+    variants = {r[0]: r[1:] for r in con.execute("SELECT name, artifact_kind, metrics, total_params FROM variants").fetchall()}
+    assert variants["tiny-q8"][0] == variants["tiny-f32"][0] == "gguf"
+    q8, f32 = json.loads(variants["tiny-q8"][1]), json.loads(variants["tiny-f32"][1])
+    assert q8["quantization"] == "Q8_0" and q8["gguf_bytes"] < q8["gguf_f16_bytes"] < q8["source_bytes"]
+    assert f32["gguf_bytes"] > q8["gguf_bytes"] and 8.0 < q8["bits_per_weight"] < 12  # Q8_0 is 8.5 bits; norms stay f32, the tokenizer adds bytes
+    runs = {(r[0], r[1]): r[2:] for r in con.execute("SELECT variant, task, backend, dtype FROM runs").fetchall()}
+    assert runs[("tiny-q8", "quiz")] == ("llama_cpp", "Q8_0") and runs[("tiny-f32", "quiz")] == ("llama_cpp", "F32")
+    assert runs[("tiny", "quiz")][0] == "hf"
+    # The unquantized export answers the quiz as its parent does; fidelity says so per task.
+    agreement = dict(con.execute("SELECT r.variant, avg(f.value) FROM fidelity f JOIN runs r USING (run_id) "
+                                 "WHERE r.task = 'quiz' AND f.metric = 'parent_agreement' GROUP BY 1").fetchall())
+    assert agreement["tiny-f32"] == 1.0 and 0.0 <= agreement["tiny-q8"] <= 1.0
+    outputs = dict(con.execute("SELECT r.variant || '/' || o.sample_id, o.output FROM samples o JOIN runs r USING (run_id) "
+                               "WHERE r.task = 'tweets'").fetchall())
+    same = [k for k in outputs if k.startswith("tiny/") and outputs[k] == outputs.get("tiny-f32/" + k.split("/", 1)[1])]
+    assert len(same) == 6  # greedy generation of the f32 export equals transformers'
+
+
+def test_llama_cpp_needs_a_gguf_and_the_export_needs_the_converter(workspace, tiny_model_dir, capsys, monkeypatch):
+    store = str(workspace / "h.duckdb")
+    models = write(workspace / "models" / "m.yaml", f"base: {{name: tiny, source: hf_dir, path: {tiny_model_dir}, backend: llama_cpp}}\n")
+    assert main(["run", str(workspace / "suites" / "gen.yaml"), "--models", str(models), "--store", store]) == 2
+    err = capsys.readouterr().err
+    assert "has no GGUF file to serve with llama_cpp" in err and "method: gguf" in err
+    monkeypatch.setenv("HARNESS_LLAMA_CPP_CONVERTER", str(workspace / "nowhere" / "convert_hf_to_gguf.py"))
+    models = write(workspace / "models" / "g.yaml", GGUF_MODELS.format(model=tiny_model_dir))
+    assert main(["build", str(models), "--store", store]) == 2
+    err = capsys.readouterr().err
+    assert "convert_hf_to_gguf.py is not installed" in err and "make llama-cpp" in err
+    assert not list((workspace / "artifacts").glob("tiny-*")) if (workspace / "artifacts").exists() else True
+
+
+def test_an_unrecognised_tokenizer_names_the_setting_that_fixes_it(workspace, tiny_model_dir, capsys):
+    _converter_or_skip()
+    models = write(workspace / "models" / "g.yaml", f"""
+        base: {{name: tiny, source: hf_dir, path: {tiny_model_dir}}}
+        variants:
+          - {{name: tiny-q8, parent: tiny, method: gguf, config: {{quantization: Q8_0}}}}
+        """)
+    assert main(["build", str(models), "--store", str(workspace / "h.duckdb")]) == 2
+    err = capsys.readouterr().err
+    assert "converter failed" in err and "tokenizer_pre" in err
