@@ -60,7 +60,35 @@ def quantize(src: Path, dst: Path, qtype: str, threads: int | None = None) -> fl
     params.ftype = getattr(llama_cpp, QUANT_TYPES[qtype])
     params.nthread = threads or os.cpu_count() or 1
     start = time.perf_counter()
-    rc = llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), params)
+    with _captured_output() as captured:  # llama.cpp prints a line per tensor: keep it for errors only
+        rc = llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), params)
     if rc != 0 or not dst.is_file():
-        raise HarnessError(f"llama.cpp's quantizer failed on {src} -> {qtype} (return code {rc})")
+        tail = "\n".join(captured.read().strip().splitlines()[-6:])
+        raise HarnessError(f"llama.cpp's quantizer failed on {src} -> {qtype} (return code {rc}):\n{tail}")
     return time.perf_counter() - start
+
+
+class _captured_output:
+    """Redirect this process's stdout and stderr file descriptors (where C code writes) to a
+    temporary file for the duration; `read()` gives what was written."""
+
+    def __enter__(self):
+        import tempfile
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.file = tempfile.TemporaryFile(mode="w+b")
+        self.saved = [os.dup(1), os.dup(2)]
+        os.dup2(self.file.fileno(), 1)
+        os.dup2(self.file.fileno(), 2)
+        return self
+
+    def __exit__(self, *exc):
+        for fd, saved in zip((1, 2), self.saved):
+            os.dup2(saved, fd)
+            os.close(saved)
+        return False
+
+    def read(self) -> str:
+        self.file.seek(0)
+        return self.file.read().decode("utf-8", "replace")

@@ -102,29 +102,38 @@ def _open(url: str, body: dict, key: str | None, timeout_s: float):
         raise _Transient(f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}") from None
 
 
-def post_json(url: str, body: dict, key: str | None, policy: RetryPolicy) -> tuple[dict, int]:
-    """POST `body`, return (the JSON reply, attempts made). Raises EndpointError when every
-    attempt failed or the failure is not worth retrying."""
+def _with_retries(policy: RetryPolicy, attempt_fn):
+    """Run `attempt_fn(attempt_number)` until it returns, retrying on _Transient; every failure
+    that ends it is an EndpointError carrying the number of attempts made."""
     attempts = 0
     try:
         for attempt in _retrying(policy):
             with attempt:
                 attempts = attempt.retry_state.attempt_number
-                try:
-                    with _open(url, body, key, policy.timeout_s) as resp:
-                        raw = resp.read()
-                except (TimeoutError, ConnectionError, OSError) as exc:  # the body, not the headers, timed out
-                    raise _Transient(f"{type(exc).__name__}: {exc}") from None
-                try:
-                    return json.loads(raw.decode("utf-8")), attempts
-                except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                    raise EndpointError(f"malformed response: not JSON ({exc})", attempts) from None
+                return attempt_fn(attempts)
     except _Transient as exc:
         raise EndpointError(f"{exc} (after {attempts} attempts)", attempts, retryable=True) from None
     except EndpointError as exc:
         exc.attempts = attempts
         raise
     raise AssertionError("unreachable")
+
+
+def post_json(url: str, body: dict, key: str | None, policy: RetryPolicy) -> tuple[dict, int]:
+    """POST `body`, return (the JSON reply, attempts made). Raises EndpointError when every
+    attempt failed or the failure is not worth retrying."""
+    def attempt(n: int) -> tuple[dict, int]:
+        try:
+            with _open(url, body, key, policy.timeout_s) as resp:
+                raw = resp.read()
+        except (TimeoutError, ConnectionError, OSError) as exc:  # the body, not the headers, timed out
+            raise _Transient(f"{type(exc).__name__}: {exc}") from None
+        try:
+            return json.loads(raw.decode("utf-8")), n
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise EndpointError(f"malformed response: not JSON ({exc})", n) from None
+
+    return _with_retries(policy, attempt)
 
 
 @dataclass(frozen=True)
@@ -139,24 +148,15 @@ def post_stream(url: str, body: dict, key: str | None, policy: RetryPolicy) -> t
     """POST a streaming request (`"stream": true`); return (its events, the time the request was
     sent, attempts). A request is retried only until its stream has started: a stream cut midway
     is an error (replaying it would double-count tokens and time)."""
-    attempts = 0
-    try:
-        for attempt in _retrying(policy):
-            with attempt:
-                attempts = attempt.retry_state.attempt_number
-                sent = time.perf_counter()
-                resp = _open(url, {**body, "stream": True}, key, policy.timeout_s)
-                with resp:
-                    try:
-                        return list(_events(resp)), sent, attempts
-                    except (TimeoutError, ConnectionError, OSError) as exc:
-                        raise EndpointError(f"stream cut: {type(exc).__name__}: {exc}", attempts) from None
-    except _Transient as exc:
-        raise EndpointError(f"{exc} (after {attempts} attempts)", attempts, retryable=True) from None
-    except EndpointError as exc:
-        exc.attempts = attempts
-        raise
-    raise AssertionError("unreachable")
+    def attempt(n: int) -> tuple[list[StreamEvent], float, int]:
+        sent = time.perf_counter()
+        with _open(url, {**body, "stream": True}, key, policy.timeout_s) as resp:
+            try:
+                return list(_events(resp)), sent, n
+            except (TimeoutError, ConnectionError, OSError) as exc:
+                raise EndpointError(f"stream cut: {type(exc).__name__}: {exc}", n) from None
+
+    return _with_retries(policy, attempt)
 
 
 def _events(resp) -> Iterator[StreamEvent]:

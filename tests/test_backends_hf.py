@@ -35,6 +35,51 @@ def test_loglikelihood_matches_lm_eval_hflm(backend):
         assert got.is_greedy == ref_greedy
 
 
+FEWSHOT_HEAD = "The following are multiple choice questions (with answers) about coffee.\n\n" + "".join(
+    f"What is {k} plus {k}?\nA. {k}\nB. {2 * k}\nC. {3 * k}\nD. {4 * k}\nAnswer: B\n\n" for k in range(1, 4))
+FEWSHOT = [(FEWSHOT_HEAD + q + "\nA. yes\nB. no\nC. maybe\nD. never\nAnswer:", f" {x}")
+           for q in ("Is espresso a drink?", "Which bean is roasted darker?", "Where do beans grow?") for x in "ABCD"] + [
+    (FEWSHOT_HEAD + "Is a latte milky?\nAnswer:", " yes, a latte is mostly steamed milk"),  # several tokens
+    (FEWSHOT_HEAD, "Brief"),  # the whole head is context: its prefix must stop short of the scored position
+    ("unrelated short context", " x"),
+]
+
+
+@pytest.mark.parametrize("max_length", [512, 96])  # 96: left truncation cuts into the shared head
+def test_shared_prefix_reuse_equals_lm_eval_and_plain_batches(tiny_model_dir, max_length):
+    """Few-shot inputs share the description and the examples: scored on top of that prefix's
+    cache, they equal lm-eval's HFLM and the plain left-padded batches within 1e-4."""
+    from lm_eval.api.instance import Instance
+    from lm_eval.models.huggingface import HFLM
+
+    from harness.backends.base import plan_scoring
+    from harness.backends.hf import shared_prefix_groups
+
+    reuse = HFBackend(tiny_model_dir, max_length=max_length, batch_size=3)
+    plain = HFBackend(tiny_model_dir, max_length=max_length, batch_size=3, prefix_reuse=False)
+    p = plan_scoring([reuse.encode_pair(c, x) for c, x in FEWSHOT], max_length)
+    groups = shared_prefix_groups(p.inputs, p.need, reuse.PREFIX_MIN_TOKENS)
+    assert groups and max(len(m) for _, m in groups) >= (4 if max_length == 512 else 2)  # the path under test is taken
+    got, base = reuse.loglikelihood(FEWSHOT), plain.loglikelihood(FEWSHOT)
+    lm = HFLM(pretrained=reuse.model, tokenizer=reuse.tokenizer, max_length=max_length, batch_size=2)
+    reference = lm.loglikelihood([Instance("loglikelihood", {}, pair, i) for i, pair in enumerate(FEWSHOT)], disable_tqdm=True)
+    for a, b, (ref_lp, ref_greedy) in zip(got, base, reference):
+        assert a.logprob == pytest.approx(ref_lp, abs=1e-4) and a.logprob == pytest.approx(b.logprob, abs=1e-4)
+        assert a.is_greedy == ref_greedy == b.is_greedy
+
+
+def test_shared_prefix_groups():
+    from harness.backends.hf import shared_prefix_groups
+
+    a = tuple(range(40))
+    inputs = [a + (1, 2), a + (1, 3), a[:10] + (99,), a + (5,), (7,) * 50]
+    groups = shared_prefix_groups(inputs, [1, 1, 1, 2, 1], 32)
+    assert groups == [(39, [0, 1, 3])]  # a + (5,) is scored at its last 2 positions: the prefix stops before them
+    # a member whose scored positions start inside the shared part shortens the group's prefix
+    assert shared_prefix_groups([a + (1,), a + (2,)], [1, 5], 32) == [(36, [0, 1])]
+    assert shared_prefix_groups([a + (1,), a + (2,)], [1, 10], 32) == []  # too short to be worth it
+
+
 def test_loglikelihood_shares_forward_passes_but_not_results(backend):
     # Four one-token options on one context share a forward pass; their values must still differ.
     ctx = "What is 6 x 7?\nAnswer:"

@@ -84,6 +84,59 @@ def apply_stop(text: str, stop: tuple[str, ...]) -> str:
     return text[:cut]
 
 
+def split_pair(encode: Callable[[str], list[int]], encode_plain: Callable[[str], list[int]], prefix: int,
+               context: str, continuation: str) -> tuple[list[int], list[int]]:
+    """lm-eval's `_encode_pair`, for any tokenizer: trailing spaces of the context move to the
+    continuation; the whole is encoded (`encode`, with BOS) and split after the context's tokens.
+    An empty context scores the continuation (`encode_plain`, no BOS) after `prefix` (BOS, else EOS)."""
+    if context == "":
+        cont = encode_plain(continuation)
+        return ([prefix], cont) if prefix != cont[0] else (cont[:1], cont[1:])
+    n_spaces = len(context) - len(context.rstrip())
+    if n_spaces:
+        continuation = context[-n_spaces:] + continuation
+        context = context[:-n_spaces]
+    whole = encode(context + continuation)
+    ctx = encode(context)
+    return ctx, whole[len(ctx):]
+
+
+@dataclass(frozen=True)
+class ScoringPlan:
+    """Log-likelihood requests grouped by the model input they need (lm-eval's truncation:
+    (context + continuation)[-(max_length + 1):][:-1]): requests with the same input, such as
+    the four one-token answer letters of an MMLU item, share one forward pass."""
+
+    inputs: list[tuple[int, ...]]
+    """The distinct model inputs."""
+    continuations: list[list[int]]
+    """Per request: its continuation's tokens."""
+    input_of: list[int]
+    """Per request: the index of its input."""
+    need: list[int]
+    """Per input: how many trailing positions its requests score."""
+    asking: dict[int, list[int]]
+    """Per input: the requests that share it."""
+
+
+def plan_scoring(encoded: list[tuple[list[int], list[int]]], max_length: int) -> ScoringPlan:
+    """Group (context tokens, continuation tokens) pairs by the model input each needs."""
+    index: dict[tuple[int, ...], int] = {}
+    input_of, continuations = [], []
+    for ctx, cont in encoded:
+        if not cont:
+            raise ValueError("empty continuation after tokenisation")
+        inp = tuple((ctx + cont)[-(max_length + 1):][:-1])
+        input_of.append(index.setdefault(inp, len(index)))
+        continuations.append(cont)
+    need = [0] * len(index)
+    asking: dict[int, list[int]] = {}
+    for pos, (idx, cont) in enumerate(zip(input_of, continuations)):
+        need[idx] = max(need[idx], len(cont))
+        asking.setdefault(idx, []).append(pos)
+    return ScoringPlan(list(index), continuations, input_of, need, asking)
+
+
 @dataclass(frozen=True)
 class BackendFactory:
     """A registered backend (registry kind `backend`): how to open a resolved model with it.

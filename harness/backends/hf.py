@@ -18,7 +18,10 @@ from harness.backends.base import (
     GenerationConfig,
     Loglikelihood,
     apply_stop,
+    plan_scoring,
+    split_pair,
 )
+from harness.errors import ConfigError
 from harness.progress import progress
 
 log = logging.getLogger(__name__)
@@ -38,12 +41,14 @@ class HFBackend:
         model=None,
         tokenizer=None,
         quantization: dict | None = None,
+        prefix_reuse: bool = True,
     ):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.batch_size = batch_size
+        self.prefix_reuse = prefix_reuse
         if model is None:
             start = time.perf_counter()
             tokenizer = AutoTokenizer.from_pretrained(str(model_path))
@@ -73,54 +78,40 @@ class HFBackend:
         return encode_pair(self.tokenizer, context, continuation)
 
     # -- log-likelihood ----------------------------------------------------------------------
+    PREFIX_MIN_TOKENS = 32
+    """A shared prefix shorter than this is not worth a separate forward pass."""
+
     def loglikelihood(self, requests: list[tuple[str, str]], on_done=None) -> list[Loglikelihood]:
         """Batch-first scoring. Requests whose model input is identical (e.g. the four
-        one-token answer letters of an MMLU item) share one forward pass. Batches are formed
-        over all requests (longest first); `on_done` gets each batch's finished results."""
+        one-token answer letters of an MMLU item) share one forward pass. Inputs that share a
+        long prefix (a few-shot head: the description and the k examples) are scored on top of
+        that prefix's key/value cache, computed once; the rest are batched longest first with
+        left padding. Only the positions a continuation is scored at get the vocabulary
+        projection. `on_done` gets each batch's finished results."""
         import torch
 
-        encoded = [self.encode_pair(c, x) for c, x in requests]
-        # The model sees (context + continuation)[-(max_length+1):][:-1], as in lm-eval.
-        inputs: dict[tuple[int, ...], int] = {}
-        plan = []
-        for ctx, cont in encoded:
-            if not cont:
-                raise ValueError("empty continuation after tokenisation")
-            inp = tuple((ctx + cont)[-(self.max_length + 1):][:-1])
-            plan.append((inputs.setdefault(inp, len(inputs)), cont))
-        unique = list(inputs)
-        # For each unique input, how many trailing positions any of its requests needs.
-        need = [0] * len(unique)
-        for idx, cont in plan:
-            need[idx] = max(need[idx], len(cont))
-        order = sorted(range(len(unique)), key=lambda i: -len(unique[i]))
-        asking: dict[int, list[int]] = {}  # unique input -> the requests that share it
-        for pos, (idx, _) in enumerate(plan):
-            asking.setdefault(idx, []).append(pos)
-        results: list[Loglikelihood | None] = [None] * len(plan)
-        pad = self.tokenizer.pad_token_id
-        for start in progress(range(0, len(order), self.batch_size), desc="loglikelihood", unit="batch"):
-            batch = order[start:start + self.batch_size]
-            width = max(len(unique[i]) for i in batch)
-            keep = max(need[i] for i in batch)
-            ids = torch.full((len(batch), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, i in enumerate(batch):
-                seq = unique[i]
-                ids[row, width - len(seq):] = torch.tensor(seq)
-                mask[row, width - len(seq):] = 1
-            # Left padding keeps every row's continuation at the end, so only the last
-            # `keep` positions need the (vocabulary-sized) output projection.
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)
-            with torch.no_grad():
-                out = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
-                                 position_ids=positions.to(self.device), logits_to_keep=keep)
-            lp = torch.log_softmax(out.logits.float(), dim=-1).cpu()
+        p = plan_scoring([self.encode_pair(c, x) for c, x in requests], self.max_length)
+        results: list[Loglikelihood | None] = [None] * len(p.input_of)
+        groups = shared_prefix_groups(p.inputs, p.need, self.PREFIX_MIN_TOKENS) if self.prefix_reuse else []
+        grouped = {i for _, members in groups for i in members}
+        plain = sorted((i for i in range(len(p.inputs)) if i not in grouped), key=lambda i: -len(p.inputs[i]))
+        batches = [(None, 0, plain[s:s + self.batch_size]) for s in range(0, len(plain), self.batch_size)]
+        for g, (plen, members) in enumerate(groups):
+            members = sorted(members, key=lambda i: -len(p.inputs[i]))
+            batches += [(g, plen, members[s:s + self.batch_size]) for s in range(0, len(members), self.batch_size)]
+        cache: tuple[int | None, object] = (None, None)  # the one prefix cache alive: (group, cache)
+        for g, plen, batch in progress(batches, desc="loglikelihood", unit="batch"):
+            if g is None:
+                rows = self._score_left_padded([p.inputs[i] for i in batch], [p.need[i] for i in batch])
+            else:
+                if cache[0] != g:
+                    cache = (g, self._prefix_cache(p.inputs[batch[0]][:plen]))
+                rows = self._score_on_prefix(cache[1], plen, [p.inputs[i][plen:] for i in batch], [p.need[i] for i in batch])
             done = {}
-            for row, i in enumerate(batch):
-                for pos in asking[i]:
-                    cont = plan[pos][1]
-                    tail = lp[row, -need[i]:][-len(cont):]
+            for lp, i in zip(rows, batch):
+                for pos in p.asking[i]:
+                    cont = p.continuations[pos]
+                    tail = lp[-len(cont):]
                     target = torch.tensor(cont).unsqueeze(-1)
                     total = float(torch.gather(tail, 1, target).sum())
                     greedy = bool((tail.argmax(-1) == target.squeeze(-1)).all())
@@ -128,6 +119,69 @@ class HFBackend:
             if on_done is not None:
                 on_done(done)
         return results
+
+    def _score_left_padded(self, seqs: list[tuple[int, ...]], need: list[int]) -> list:
+        """Log-probabilities at the last need[r] positions of each sequence (one batch)."""
+        import torch
+
+        width, keep = max(len(s) for s in seqs), max(need)
+        ids = torch.full((len(seqs), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for row, seq in enumerate(seqs):
+            ids[row, width - len(seq):] = torch.tensor(seq)
+            mask[row, width - len(seq):] = 1
+        # Left padding keeps every row's continuation at the end, so only the last
+        # `keep` positions need the (vocabulary-sized) output projection.
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        with torch.no_grad():
+            out = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                             position_ids=positions.to(self.device), logits_to_keep=keep)
+        lp = torch.log_softmax(out.logits.float(), dim=-1).cpu()
+        return [lp[row, -n:] for row, n in enumerate(need)]
+
+    def _prefix_cache(self, prefix: tuple[int, ...]):
+        import torch
+
+        with torch.no_grad():
+            out = self.model(input_ids=torch.tensor([prefix], device=self.device), use_cache=True, logits_to_keep=1)
+        return out.cache if "cache" in out else out.past_key_values
+
+    def _cache_kwarg(self) -> str:
+        """transformers 5.2x calls the key/value cache argument `cache`; earlier versions `past_key_values`."""
+        import inspect
+
+        inner = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model  # under a PEFT wrapper
+        return "cache" if "cache" in inspect.signature(inner.forward).parameters else "past_key_values"
+
+    def _score_on_prefix(self, prefix_cache, plen: int, suffixes: list[tuple[int, ...]], need: list[int]) -> list:
+        """Log-probabilities at the last need[r] positions of prefix + suffixes[r], the prefix's
+        keys and values taken from its cache (copied: the forward pass appends to it). Suffixes
+        are right-padded, so the vocabulary projection runs at the union of the scored positions."""
+        import copy
+
+        import torch
+
+        width = max(len(s) for s in suffixes)
+        ids = torch.full((len(suffixes), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(suffixes), plen + width), dtype=torch.long)
+        mask[:, :plen] = 1
+        wanted: set[int] = set()
+        for row, (seq, n) in enumerate(zip(suffixes, need)):
+            ids[row, :len(seq)] = torch.tensor(seq)
+            mask[row, plen:plen + len(seq)] = 1
+            wanted.update(range(len(seq) - n, len(seq)))
+        keep = torch.tensor(sorted(wanted), dtype=torch.long)
+        column = {pos: k for k, pos in enumerate(keep.tolist())}
+        positions = (plen + torch.arange(width)).expand(len(suffixes), width)
+        past = copy.deepcopy(prefix_cache)
+        if len(suffixes) > 1:
+            past.batch_repeat_interleave(len(suffixes))
+        with torch.no_grad():
+            out = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                             position_ids=positions.to(self.device), use_cache=True, logits_to_keep=keep.to(self.device),
+                             **{self._cache_kwarg(): past})
+        lp = torch.log_softmax(out.logits.float(), dim=-1).cpu()
+        return [lp[row, [column[pos] for pos in range(len(seq) - n, len(seq))]] for row, (seq, n) in enumerate(zip(suffixes, need))]
 
     # -- generation ----------------------------------------------------------------------------
     def generate(self, prompts: list[str], config: GenerationConfig) -> list[Generation]:
@@ -209,18 +263,10 @@ def _encode(tokenizer, text: str) -> list[int]:
 
 
 def encode_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], list[int]]:
-    """lm-eval's `_encode_pair`: trailing spaces move to the continuation; encode whole and split."""
-    if context == "":
-        cont = tokenizer.encode(continuation, add_special_tokens=False)
-        prefix = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
-        return ([prefix], cont) if prefix != cont[0] else (cont[:1], cont[1:])
-    n_spaces = len(context) - len(context.rstrip())
-    if n_spaces:
-        continuation = context[-n_spaces:] + continuation
-        context = context[:-n_spaces]
-    whole = _encode(tokenizer, context + continuation)
-    ctx = _encode(tokenizer, context)
-    return ctx, whole[len(ctx):]
+    """lm-eval's `_encode_pair` with a transformers tokenizer."""
+    prefix = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+    return split_pair(lambda t: _encode(tokenizer, t), lambda t: tokenizer.encode(t, add_special_tokens=False), prefix,
+                      context, continuation)
 
 
 def load_causal_lm(model_path, adapters=(), dtype: str = "float32", merge_all: bool = True):
@@ -244,6 +290,33 @@ def load_causal_lm(model_path, adapters=(), dtype: str = "float32", merge_all: b
     return model
 
 
+def shared_prefix_groups(inputs: list[tuple[int, ...]], need: list[int], min_tokens: int) -> list[tuple[int, list[int]]]:
+    """Groups of inputs (indices) that share a prefix of at least `min_tokens` tokens, with the
+    prefix length each group can reuse: short of every member's scored positions, which must be
+    computed in the member's own pass. In lexicographic order a group's common prefix is that of
+    its first and last member, so one walk finds them; groups of one are left out."""
+    order = sorted(range(len(inputs)), key=lambda i: inputs[i])
+    groups: list[tuple[int, list[int]]] = []
+    members: list[int] = []
+    plen = 0
+    for i in order:
+        cap = len(inputs[i]) - need[i]
+        if members:
+            first = inputs[members[0]]
+            common = next((k for k, (a, b) in enumerate(zip(first, inputs[i])) if a != b), min(len(first), len(inputs[i])))
+            shared = min(plen, common, cap)
+            if shared >= min_tokens:
+                members.append(i)
+                plen = shared
+                continue
+            if len(members) > 1:
+                groups.append((plen, members))
+        members, plen = [i], cap
+    if len(members) > 1:
+        groups.append((plen, members))
+    return groups
+
+
 def _model_max_length(model) -> int:
     # lm-eval's default when the config names none is 2048; very long windows (Gemma: 32k)
     # are capped there too, since nothing in a benchmark prompt needs more.
@@ -258,8 +331,14 @@ def open_model(model, options: dict | None = None) -> HFBackend:
     """A resolved model (base directory, adapters in order, dtype, quantization) in transformers."""
     options = options or {}
     return HFBackend(model.base_dir, adapters=list(model.adapters), dtype=model.dtype, quantization=model.quantization,
-                     max_length=options.get("max_length"), batch_size=options.get("batch_size", 8))
+                     max_length=options.get("max_length"), batch_size=options.get("batch_size", 8),
+                     prefix_reuse=options.get("prefix_reuse", True))
 
 
-FACTORY = BackendFactory(open_model, frozenset({"max_length", "batch_size"}), "transformers in-process (CPU or CUDA)",
-                         integer_options=frozenset({"max_length", "batch_size"}))
+def _check(options: dict, where: str) -> None:
+    if not isinstance(options.get("prefix_reuse", True), bool):
+        raise ConfigError(f"{where}.prefix_reuse: expected true or false, got {options['prefix_reuse']!r}")
+
+
+FACTORY = BackendFactory(open_model, frozenset({"max_length", "batch_size", "prefix_reuse"}), "transformers in-process (CPU or CUDA)",
+                         integer_options=frozenset({"max_length", "batch_size"}), check=_check)

@@ -27,6 +27,8 @@ from harness.backends.base import (
     GenerationConfig,
     Loglikelihood,
     apply_stop,
+    plan_scoring,
+    split_pair,
 )
 from harness.errors import ConfigError, require
 from harness.progress import progress
@@ -58,19 +60,10 @@ class LlamaCppBackend:
         return self.llm.tokenize(text.encode("utf-8"), add_bos=bos, special=False)
 
     def encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
-        """lm-eval's `_encode_pair`: trailing spaces move to the continuation; encode whole and split."""
-        if context == "":
-            cont = self._encode(continuation, bos=False)
-            bos = self.llm.token_bos()
-            prefix = bos if bos >= 0 else self.llm.token_eos()
-            return ([prefix], cont) if prefix != cont[0] else (cont[:1], cont[1:])
-        n_spaces = len(context) - len(context.rstrip())
-        if n_spaces:
-            continuation = context[-n_spaces:] + continuation
-            context = context[:-n_spaces]
-        whole = self._encode(context + continuation)
-        ctx = self._encode(context)
-        return ctx, whole[len(ctx):]
+        """lm-eval's `_encode_pair` with llama.cpp's tokenizer."""
+        bos = self.llm.token_bos()
+        return split_pair(self._encode, lambda t: self._encode(t, bos=False), bos if bos >= 0 else self.llm.token_eos(),
+                          context, continuation)
 
     # -- log-likelihood ----------------------------------------------------------------------
     def loglikelihood(self, requests: list[tuple[str, str]], on_done=None) -> list[Loglikelihood]:
@@ -78,26 +71,15 @@ class LlamaCppBackend:
         decode; `on_done` gets each input's finished results."""
         import numpy as np
 
-        inputs: dict[tuple[int, ...], int] = {}
-        plan = []
-        for ctx, cont in (self.encode_pair(c, x) for c, x in requests):
-            if not cont:
-                raise ValueError("empty continuation after tokenisation")
-            inp = tuple((ctx + cont)[-(self.n_ctx + 1):][:-1])
-            plan.append((inputs.setdefault(inp, len(inputs)), cont))
-        unique = list(inputs)
-        need = [0] * len(unique)
-        asking: dict[int, list[int]] = {}
-        for pos, (idx, cont) in enumerate(plan):
-            need[idx] = max(need[idx], len(cont))
-            asking.setdefault(idx, []).append(pos)
-        results: list[Loglikelihood | None] = [None] * len(plan)
-        for i in progress(sorted(range(len(unique)), key=lambda i: unique[i]), desc="loglikelihood", unit="input"):
-            logits = self._logits(list(unique[i]), need[i])  # (need, vocab), the last positions
-            lp = logits - np.logaddexp.reduce(logits, axis=-1, keepdims=True)
+        p = plan_scoring([self.encode_pair(c, x) for c, x in requests], self.n_ctx)
+        results: list[Loglikelihood | None] = [None] * len(p.input_of)
+        for i in progress(sorted(range(len(p.inputs)), key=lambda i: p.inputs[i]), desc="loglikelihood", unit="input"):
+            logits = self._logits(list(p.inputs[i]), p.need[i])  # (need, vocab), the last positions
+            top = logits.max(axis=-1, keepdims=True)
+            lp = logits - (top + np.log(np.exp(logits - top).sum(axis=-1, keepdims=True)))  # log-softmax
             done = {}
-            for pos in asking[i]:
-                cont = plan[pos][1]
+            for pos in p.asking[i]:
+                cont = p.continuations[pos]
                 tail = lp[-len(cont):]
                 total = float(sum(tail[k, t] for k, t in enumerate(cont)))
                 greedy = bool(all(int(tail[k].argmax()) == t for k, t in enumerate(cont)))

@@ -12,8 +12,8 @@ CPU deployment ships: its fidelity).
 - Multiple choice: suites/mmlu_sample.yaml (40 items, 3-shot, 4 letter options): per-option
   log-likelihood differences against hf, answer agreement, accuracy, seconds.
 
-    python benchmarks/llama_cpp.py            # about 6 minutes on a 2-core CPU (first run converts)
-    python benchmarks/llama_cpp.py --keep DIR # keep the store and exports in DIR
+    python benchmarks/gguf_serving.py            # about 6 minutes on a 2-core CPU (first run converts)
+    python benchmarks/gguf_serving.py --keep DIR # keep the store and exports in DIR
 """
 
 from __future__ import annotations
