@@ -91,7 +91,8 @@ def test_list_registered_components(capsys):
     assert "rouge" in out and "harness.scorers.text_overlap:rouge" in out
     assert main(["list", "backends"]) == 0
     out = capsys.readouterr().out
-    assert "hf                 transformers in-process" in out and "(options: batch_size, max_length)" in out
+    assert "hf                 transformers in-process" in out and "(options: batch_size, max_length, prefix_reuse)" in out
+    assert "llama_cpp" in out and "openai" in out and "vllm" in out
 
 
 def test_read_commands_on_missing_store_exit_2(tmp_path, capsys):
