@@ -1,7 +1,9 @@
 """`harness run`: evaluate variants on suites and store every sample x scorer as a row.
 
 Order of work: parse and render every task (no model yet), resolve every variant, then load
-each model once and run its tasks, writing one transaction per task. A task whose run key
+each model once and run its tasks, writing one transaction per task. What a task computes is
+its kind's business (`TaskKind.rows`: harness.multiple_choice, harness.generation,
+harness.perplexity, harness.latency); this module is the loop around them. A task whose run key
 (task spec, data, prompt, variant, seed, harness version, backend) is already in the store is
 reused, not recomputed, unless --force."""
 
@@ -15,16 +17,14 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from harness import __version__, catalogue, fidelity
-from harness.backends.base import GenerationConfig
+from harness import __version__, catalogue, fidelity, registry
 from harness.config.models import load_models, model_names
 from harness.config.suite import load_suite
 from harness.contamination import CONTAMINATION_METRICS, training_sources
 from harness.errors import ConfigError, UnknownNameError
 from harness.hashing import eval_libraries, git_commit, stable_hash
-from harness.metricspec import TaskKind
-from harness.progress import progress
-from harness.store.db import RunRow, SampleRow, ScoreRow, StatRow, Store
+from harness.metricspec import TaskRun
+from harness.store.db import RunRow, Store
 from harness.tasks import PreparedTask, prepare_suite, suite_tasks_json
 from harness.variants import (
     open_backend,
@@ -36,10 +36,6 @@ from harness.variants import (
 
 log = logging.getLogger(__name__)
 
-MULTIPLE_CHOICE = TaskKind("multiple_choice", "options scored by log-likelihood; metrics come from the task's scorers",
-                           metrics=CONTAMINATION_METRICS, run_metrics=fidelity.MULTIPLE_CHOICE_METRICS)
-GENERATION = TaskKind("generation", "outputs generated and scored by the task's scorers", metrics=CONTAMINATION_METRICS,
-                      run_metrics=fidelity.GENERATION_METRICS)
 CHECKED = ("multiple_choice", "generation", "perplexity")
 """Task types whose items are checked for contamination."""
 
@@ -236,38 +232,9 @@ def _run_task(store: Store, backend, variant: str, variant_key: str, suite_hash:
     started = datetime.now(timezone.utc).replace(tzinfo=None)
     run_id = uuid.uuid4().hex[:16]
     scorers = list(task.scorers)
-    samples: list[SampleRow] = []
-    scores: list[ScoreRow] = []
-    stats: list[StatRow] = []
-    gen_config = None
-    if spec.type == "multiple_choice":
-        by_id = option_loglikelihoods(backend, task.samples, ckpt)
-        for s in task.samples:
-            out = by_id[s.id]
-            best = max(range(len(out)), key=lambda i: (out[i].logprob, -i))
-            details = {"options": list(s.options), "continuations": list(s.continuations), "gold": s.gold,
-                       "loglikelihoods": [o.logprob for o in out], "is_greedy": [o.is_greedy for o in out],
-                       "tokens": [o.n_tokens for o in out]}
-            rows, extra = _score(run_id, s, out, scorers)
-            samples.append(SampleRow(run_id, s.id, s.prompt, s.continuations[s.gold].strip(), s.continuations[best].strip(),
-                                     json.dumps({**details, **extra})))
-            scores += rows
-    elif spec.type == "perplexity":
-        from harness.perplexity import perplexity_rows
-
-        samples, scores, stats = perplexity_rows(backend, task, run_id, seed)
-    elif spec.type == "latency":
-        from harness.latency import latency_rows
-
-        samples, scores, stats, gen_config = latency_rows(backend, task, run_id, seed, ckpt)
-    else:
-        g = spec.generation
-        gen_config = GenerationConfig(g.max_new_tokens, g.temperature, g.top_p, tuple(g.stop), g.batch_size, seed)
-        for s, out, extra in generate_samples(backend, task, gen_config, ckpt):
-            rows, scored = _score(run_id, s, out, scorers)
-            details = {"prompt_tokens": out.prompt_tokens, "output_tokens": out.output_tokens, "latency_s": out.latency_s, **extra, **scored}
-            samples.append(SampleRow(run_id, s.id, s.prompt, s.reference, out.text, json.dumps(details)))
-            scores += rows
+    kind = registry.resolve("task_kind", spec.type)
+    out = kind.rows(backend, task, TaskRun(run_id, seed, ckpt, scorers))
+    samples, scores, stats, gen_config = list(out.samples), list(out.scores), list(out.stats), out.generation_config
     if checker is not None and spec.type in CHECKED:
         from harness.contamination import check_rows
 
@@ -275,9 +242,6 @@ def _run_task(store: Store, backend, variant: str, variant_key: str, suite_hash:
         scores += extra
     wall = ckpt.wall_s()
     info = backend.info
-    from harness import registry
-
-    kind = registry.resolve("task_kind", spec.type)
     last = {m.name for m in CONTAMINATION_METRICS}  # listed after the task's own metrics
     metric_order = ([m.name for m in kind.metrics if m.name not in last] + [m.name for _, s in scorers for m in s.metrics
                                                                             if m.level == "item"]
@@ -294,104 +258,3 @@ def _run_task(store: Store, backend, variant: str, variant_key: str, suite_hash:
     store.write_task_run(run, samples, scores, stats=stats, checkpoint_key=run_key)
     log.info("%s / %s: done in %.1fs", variant, spec.name, wall)
     return TaskOutcome(variant, task.suite, spec.name, run_id, False, len(task.samples), wall)
-
-
-def option_loglikelihoods(backend, samples, ckpt=None) -> dict[str, list]:
-    """Each multiple-choice item's option log-likelihoods. One backend call batches across all
-    items (as lm-eval does, so the figures don't depend on checkpointing); an item is
-    checkpointed as soon as the last of its options is scored, and stored items aren't asked again."""
-    from harness.backends.base import Loglikelihood
-
-    todo = [s for s in samples if ckpt is None or ckpt.get(s.id) is None]
-    requests, owner, positions = [], [], {}
-    for s in todo:
-        positions[s.id] = list(range(len(requests), len(requests) + len(s.continuations)))
-        requests += [(s.prompt, c) for c in s.continuations]
-        owner += [s.id] * len(s.continuations)
-    left = {s.id: len(s.continuations) for s in todo}
-    got: dict[int, Loglikelihood] = {}
-
-    def on_done(results: dict[int, Loglikelihood]) -> None:
-        for pos, result in results.items():
-            got[pos] = result
-            sid = owner[pos]
-            left[sid] -= 1
-            if left[sid] == 0 and ckpt is not None:
-                ckpt.add(sid, [asdict(got[p]) for p in positions[sid]])
-
-    results = backend.loglikelihood(requests, on_done=on_done) if requests else []
-    out = {sid: [results[p] for p in pos] for sid, pos in positions.items()}
-    return {s.id: out.get(s.id) or [Loglikelihood(**o) for o in ckpt.get(s.id)] for s in samples}
-
-
-def generate_checkpointed(backend, units: list[tuple[str, str]], config: GenerationConfig, ckpt=None) -> list:
-    """Generations for (unit, prompt) pairs, one backend call per batch, each output
-    checkpointed as its batch finishes; stored units are not generated again. Prompts go in the
-    backend's own order (longest first), so a fresh run forms the batches one call would."""
-    from harness.backends.base import Generation
-
-    if ckpt is None:
-        return backend.generate([p for _, p in units], config)
-    todo = sorted(((u, p) for u, p in units if ckpt.get(u) is None), key=lambda up: -len(up[1]))
-    size = max(config.batch_size, 1)
-    for start in progress(range(0, len(todo), size), desc="generate", unit="batch"):
-        batch = todo[start:start + size]
-        for (u, _), out in zip(batch, backend.generate([p for _, p in batch], config)):
-            ckpt.add(u, asdict(out))
-    return [Generation(**ckpt.get(u)) for u, _ in units]
-
-
-def generate_samples(backend, task: PreparedTask, config: GenerationConfig, ckpt=None):
-    """(sample, Generation, extra details) per output. Multi-turn items become one sample per
-    turn (`<id>#t<k>`): turn k is generated for every item at once, with the model's own
-    earlier answers in the conversation. A replayed answer set looks answers up by item id.
-    With a checkpoint, outputs are committed as they are generated and stored ones reused."""
-    from dataclasses import replace
-
-    from harness.tasks import conversation_prompt
-
-    spec = task.spec
-    replay = getattr(backend, "replay", None)
-    if spec.output_field is not None:
-        from harness.backends.base import Generation
-
-        outs = []
-        for s in task.samples:
-            if spec.output_field not in s.fields:
-                raise ConfigError(f"task '{spec.name}': item {s.id} has no field '{spec.output_field}' (output_field)")
-            text = str(s.fields[spec.output_field])
-            outs.append(Generation(text, 0, len(text.split()), 0.0))
-        return [(s, o, {"output_from": spec.output_field}) for s, o in zip(task.samples, outs)]
-    if spec.multi_turn is None:
-        if replay:
-            outs = replay([(s.id, 1) for s in task.samples])
-        else:
-            outs = generate_checkpointed(backend, [(s.id, s.prompt) for s in task.samples], config, ckpt)
-        return [(s, o, {}) for s, o in zip(task.samples, outs)]
-    results = []
-    answers: dict[str, list[str]] = {s.id: [] for s in task.samples}
-    n_turns = max(len(s.turns) for s in task.samples)
-    for k in range(1, n_turns + 1):
-        todo = [s for s in task.samples if len(s.turns) >= k]
-        prompts = [conversation_prompt(spec, list(s.turns[:k]), answers[s.id]) for s in todo]
-        outs = (replay([(s.id, k) for s in todo]) if replay
-                else generate_checkpointed(backend, [(f"{s.id}#t{k}", p) for s, p in zip(todo, prompts)], config, ckpt))
-        for s, prompt, out in zip(todo, prompts, outs):
-            answers[s.id].append(out.text)
-            turn_sample = replace(s, id=f"{s.id}#t{k}", prompt=prompt, reference=s.references[k - 1])
-            results.append((turn_sample, out, {"turn": k, "user_turns": list(s.turns[:k]), "answers": list(answers[s.id]),
-                                               "references": list(s.references[:k])}))
-    return sorted(results, key=lambda r: r[0].id)
-
-
-def _score(run_id: str, sample, output, scorers) -> tuple[list[ScoreRow], dict]:
-    """Score rows, and the details scorers return (stored with the sample, keyed by scorer
-    name: e.g. the hallucination scorer's claims and verdicts)."""
-    rows, details = [], {}
-    for name, scorer in scorers:
-        scored = scorer(sample, output)
-        if scored.details is not None:
-            details[name] = scored.details
-        for metric, value in scored.values.items():
-            rows.append(ScoreRow(run_id, sample.id, name, metric, None if value is None else float(value)))
-    return rows, details

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.backends.base import Generation, GenerationConfig
-from harness.metricspec import Metric, RunValues, TaskKind
+from harness.metricspec import KindRows, Metric, RunValues, TaskKind, TaskRun
 from harness.stats import Estimate, bootstrap_statistic
 
 log = logging.getLogger(__name__)
@@ -22,36 +22,6 @@ log = logging.getLogger(__name__)
 PERCENTILES = (50, 95, 99)
 
 _STAT = "harness.latency:run_statistic"
-KIND = TaskKind(
-    "latency", "serving measurements: every item sent at each concurrency level",
-    metrics=(
-        Metric("latency_s", "request latency", "lower", low=0, unit="s"),
-        Metric("ttft_s", "time to first token", "lower", low=0, unit="s"),
-        Metric("tokens_per_s", "output tokens per second (per request)", "higher", low=0, unit="tokens/s"),
-        Metric("decode_tokens_per_s", "decode tokens per second (per request)", "higher", low=0, unit="tokens/s"),
-        Metric("output_tokens", "output tokens", "none", low=0, unit="tokens"),
-        Metric("prompt_tokens", "prompt tokens", "none", low=0, unit="tokens"),
-    ),
-    run_metrics=(
-        Metric("latency_s_p{q}", "p{q} request latency", "lower", level="run", low=0, unit="s", statistic=_STAT, percentile=True,
-               description="percentile of request latency at the first concurrency level"),
-        Metric("ttft_s_p{q}", "p{q} time to first token", "lower", level="run", low=0, unit="s", statistic=_STAT, percentile=True),
-        Metric("tokens_per_s_p{q}", "p{q} tokens/s per request", "higher", level="run", low=0, unit="tokens/s", statistic=_STAT,
-               percentile=True),
-        Metric("latency_s_p{q}_{bucket}", "p{q} latency, {bucket} prompts", "lower", level="run", low=0, unit="s",
-               statistic=_STAT, percentile=True, description="requests whose prompt length is nearest the bucket's centre"),
-        Metric("prompt_tokens_{bucket}", "prompt length, {bucket} bucket centre", "none", level="run", unit="tokens"),
-        Metric("throughput_tokens_per_s_c{c}", "throughput at concurrency {c}", "higher", level="run", low=0, unit="tokens/s",
-               statistic=_STAT),
-        Metric("requests_per_s_c{c}", "requests per second at concurrency {c}", "higher", level="run", low=0, statistic=_STAT),
-        Metric("cost_per_1k_output_tokens_c{c}", "cost per 1K output tokens at concurrency {c}", "lower", level="run", low=0,
-               statistic=_STAT, description="from the task's price_per_hour"),
-        Metric("cost_per_1k_words_c{c}", "cost per 1,000 words at concurrency {c}", "lower", level="run", low=0, statistic=_STAT),
-        Metric("api_cost_per_1k_output_tokens", "API cost per 1K output tokens", "lower", level="run", low=0, statistic=_STAT),
-        Metric("api_cost_per_request", "API cost per request", "lower", level="run", low=0, statistic=_STAT),
-        Metric("peak_memory_mb", "peak memory of the serving process", "lower", level="run", low=0, unit="MB",
-               description="one measurement per run: no interval"),
-    ))
 
 
 @dataclass(frozen=True)
@@ -289,3 +259,41 @@ def peak_memory_mb() -> float:
                 return int(line.split()[1]) / 1024
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / 2**20 if sys.platform == "darwin" else rss / 1024
+
+
+def rows(backend, task, run: TaskRun) -> KindRows:
+    """The task kind's entry point (harness.metricspec.TaskKind.rows)."""
+    samples, scores, stats, config = latency_rows(backend, task, run.run_id, run.seed, run.ckpt)
+    return KindRows(samples, scores, stats, config)
+
+
+KIND = TaskKind(
+    "latency", "serving measurements: every item sent at each concurrency level",
+    metrics=(
+        Metric("latency_s", "request latency", "lower", low=0, unit="s"),
+        Metric("ttft_s", "time to first token", "lower", low=0, unit="s"),
+        Metric("tokens_per_s", "output tokens per second (per request)", "higher", low=0, unit="tokens/s"),
+        Metric("decode_tokens_per_s", "decode tokens per second (per request)", "higher", low=0, unit="tokens/s"),
+        Metric("output_tokens", "output tokens", "none", low=0, unit="tokens"),
+        Metric("prompt_tokens", "prompt tokens", "none", low=0, unit="tokens"),
+    ),
+    run_metrics=(
+        Metric("latency_s_p{q}", "p{q} request latency", "lower", level="run", low=0, unit="s", statistic=_STAT, percentile=True,
+               description="percentile of request latency at the first concurrency level"),
+        Metric("ttft_s_p{q}", "p{q} time to first token", "lower", level="run", low=0, unit="s", statistic=_STAT, percentile=True),
+        Metric("tokens_per_s_p{q}", "p{q} tokens/s per request", "higher", level="run", low=0, unit="tokens/s", statistic=_STAT,
+               percentile=True),
+        Metric("latency_s_p{q}_{bucket}", "p{q} latency, {bucket} prompts", "lower", level="run", low=0, unit="s",
+               statistic=_STAT, percentile=True, description="requests whose prompt length is nearest the bucket's centre"),
+        Metric("prompt_tokens_{bucket}", "prompt length, {bucket} bucket centre", "none", level="run", unit="tokens"),
+        Metric("throughput_tokens_per_s_c{c}", "throughput at concurrency {c}", "higher", level="run", low=0, unit="tokens/s",
+               statistic=_STAT),
+        Metric("requests_per_s_c{c}", "requests per second at concurrency {c}", "higher", level="run", low=0, statistic=_STAT),
+        Metric("cost_per_1k_output_tokens_c{c}", "cost per 1K output tokens at concurrency {c}", "lower", level="run", low=0,
+               statistic=_STAT, description="from the task's price_per_hour"),
+        Metric("cost_per_1k_words_c{c}", "cost per 1,000 words at concurrency {c}", "lower", level="run", low=0, statistic=_STAT),
+        Metric("api_cost_per_1k_output_tokens", "API cost per 1K output tokens", "lower", level="run", low=0, statistic=_STAT),
+        Metric("api_cost_per_request", "API cost per request", "lower", level="run", low=0, statistic=_STAT),
+        Metric("peak_memory_mb", "peak memory of the serving process", "lower", level="run", low=0, unit="MB",
+               description="one measurement per run: no interval"),
+    ), rows=rows)

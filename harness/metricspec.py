@@ -10,9 +10,9 @@ A name may be a family with placeholders, e.g. `rubric_{check}` or `latency_s_p{
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Callable, Literal
 
 Direction = Literal["higher", "lower", "none"]
 """Which way is better; `none`: neither (e.g. output length), so only absolute bounds apply."""
@@ -105,6 +105,32 @@ class TaskKind:
     """Per-item metrics the task kind stores (e.g. perplexity, latency_s, win_rate)."""
     run_metrics: tuple[Metric, ...] = ()
     """Run-level figures (percentiles, throughput, judge health, corpus perplexity)."""
+    rows: Callable[..., KindRows] | None = None
+    """`rows(backend, task, run: TaskRun) -> KindRows`: what a run of this kind computes. None
+    for kinds run elsewhere (the judge kinds run over stored outputs, not a backend)."""
+
+
+@dataclass(frozen=True)
+class TaskRun:
+    """What a task kind's `rows` gets besides the backend and the prepared task."""
+
+    run_id: str
+    seed: int
+    ckpt: Any
+    """The run's harness.checkpoint.Checkpoint: commit units as they finish, reuse stored ones."""
+    scorers: list
+    """(name, Scorer) pairs of the task."""
+
+
+@dataclass(frozen=True)
+class KindRows:
+    """What a task kind's run produced: sample rows, score rows, run-level stats and the
+    generation settings it used (recorded with the run), for the store."""
+
+    samples: list
+    scores: list
+    stats: list = field(default_factory=list)
+    generation_config: Any = None
 
 
 @dataclass(frozen=True)

@@ -8,16 +8,8 @@ import math
 
 from harness.contamination import CONTAMINATION_METRICS
 from harness.fidelity import TOKEN_KL
-from harness.metricspec import Metric, RunValues, TaskKind
+from harness.metricspec import KindRows, Metric, RunValues, TaskKind, TaskRun
 from harness.stats import bootstrap_statistic
-
-KIND = TaskKind(
-    "perplexity", "log-likelihood of each item's text under the variant",
-    metrics=(Metric("perplexity", "perplexity", "lower", low=1, description="exp(NLL per token) of the item"),
-             Metric("nll_per_token", "NLL per token", "lower", low=0, unit="nats")) + CONTAMINATION_METRICS,
-    run_metrics=(Metric("corpus_perplexity", "corpus perplexity", "lower", level="run", low=1,
-                        description="exp(total NLL / total tokens) over the run's items",
-                        statistic="harness.perplexity:corpus_statistic"), TOKEN_KL))
 
 
 def corpus_perplexity(nll: list[float], tokens: list[int]):
@@ -52,3 +44,18 @@ def perplexity_rows(backend, task, run_id: str, seed: int):
                    ScoreRow(run_id, s.id, "perplexity", "perplexity", math.exp(per))]
     est = bootstrap_statistic(len(nll), corpus_perplexity(nll, ntok), 1000, 0.95, seed)
     return samples, scores, [StatRow(run_id, "corpus_perplexity", est.mean, est.low, est.high, est.n, None)]
+
+
+def rows(backend, task, run: TaskRun) -> KindRows:
+    """The task kind's entry point (harness.metricspec.TaskKind.rows)."""
+    samples, scores, stats = perplexity_rows(backend, task, run.run_id, run.seed)
+    return KindRows(samples, scores, stats)
+
+
+KIND = TaskKind(
+    "perplexity", "log-likelihood of each item's text under the variant",
+    metrics=(Metric("perplexity", "perplexity", "lower", low=1, description="exp(NLL per token) of the item"),
+             Metric("nll_per_token", "NLL per token", "lower", low=0, unit="nats")) + CONTAMINATION_METRICS,
+    run_metrics=(Metric("corpus_perplexity", "corpus perplexity", "lower", level="run", low=1,
+                        description="exp(total NLL / total tokens) over the run's items",
+                        statistic="harness.perplexity:corpus_statistic"), TOKEN_KL), rows=rows)

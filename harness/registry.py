@@ -51,8 +51,8 @@ BUILTINS: dict[str, dict[str, str]] = {
     },
     "task_kind": {
         # What each kind of task stores besides its scorers' metrics (harness.metricspec.TaskKind).
-        "multiple_choice": "harness.evaluate:MULTIPLE_CHOICE",
-        "generation": "harness.evaluate:GENERATION",
+        "multiple_choice": "harness.multiple_choice:KIND",
+        "generation": "harness.generation:KIND",
         "perplexity": "harness.perplexity:KIND",
         "latency": "harness.latency:KIND",
         "judge_pairwise": "harness.judge.kinds:PAIRWISE",

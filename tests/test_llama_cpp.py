@@ -153,3 +153,16 @@ def test_an_unrecognised_tokenizer_names_the_setting_that_fixes_it(workspace, ti
     assert main(["build", str(models), "--store", str(workspace / "h.duckdb")]) == 2
     err = capsys.readouterr().err
     assert "converter failed" in err and "tokenizer_pre" in err
+
+
+def test_a_gguf_base_is_served_as_it_ships_without_dequantizing(workspace, tiny_gguf, monkeypatch):
+    """source: gguf with backend llama_cpp: the file is evaluated as it is; nothing is converted."""
+    monkeypatch.setenv("HARNESS_CACHE", str(workspace / "cache"))
+    models = write(workspace / "models" / "m.yaml", f"base: {{name: tiny-gguf, source: gguf, path: {tiny_gguf}, backend: llama_cpp, "
+                                                    "options: {n_ctx: 512}}\n")
+    store = str(workspace / "h.duckdb")
+    assert main(["run", str(workspace / "suites" / "mc.yaml"), "--models", str(models), "--store", store]) == 0
+    con = duckdb.connect(store, read_only=True)
+    assert con.execute("SELECT backend, dtype, n_samples FROM runs").fetchall() == [("llama_cpp", "F32", 20)]
+    con.close()
+    assert not (workspace / "cache" / "base").exists()

@@ -6,7 +6,7 @@ import json
 import logging
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -416,7 +416,9 @@ class Store:
         # Bulk insert BY NAME from an Arrow table: column order can't silently shift. DuckDB finds
         # `incoming` by replacement scan of this local variable (no register/unregister, which
         # would itself fail inside an aborted transaction and hide the real error).
-        incoming = pa.Table.from_pylist([asdict(r) for r in rows])  # noqa: F841 (read by DuckDB)
+        # Column by column: dataclasses.asdict per row costs more than the insert itself at scale.
+        names = [f.name for f in fields(rows[0])]
+        incoming = pa.Table.from_pydict({n: [getattr(r, n) for r in rows] for n in names})  # noqa: F841 (read by DuckDB)
         self.con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")  # table is a code constant
 
     def judge_cache_get(self, keys: list[str]) -> dict[str, str]:

@@ -1,0 +1,88 @@
+"""The store at the scale of an evaluation campaign (a benchmark, not a test): ingest of a million
+score rows, then `harness report` and `harness gate` over that store, each a whole CLI call.
+
+Campaign: --variants variants x one multiple-choice task of --items items (full MMLU is 14,042)
+x 2 metrics (acc, acc_norm), each run written as harness writes one (harness.store.Store
+.write_task_run: the run, its sample rows with JSON details, its score rows, in one transaction).
+Values are 0/1 with per-variant accuracies 0.25 + 0.01 * k, so gate rules have real differences.
+
+    python benchmarks/store_scale.py                      # 20 variants x 25,000 items x 2 = 1M score rows
+    python benchmarks/store_scale.py --items 5000         # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variants", type=int, default=20)
+    parser.add_argument("--items", type=int, default=25_000)
+    args = parser.parse_args()
+    import numpy as np
+
+    from harness.store.db import RunRow, SampleRow, ScoreRow, Store
+
+    work = Path(tempfile.mkdtemp(prefix="bench-store-"))
+    store_path = work / "campaign.duckdb"
+    rng = np.random.default_rng(0)
+    names = [f"v{k:02d}" for k in range(args.variants)]
+    now = datetime(2026, 11, 28)
+    total_scores = total_samples = 0
+    build_s = write_s = 0.0
+    with Store(store_path) as store:
+        for k, name in enumerate(names):
+            t0 = time.perf_counter()
+            run_id = f"{name}-mmlu"
+            correct = rng.random(args.items) < 0.25 + 0.01 * k
+            samples = [SampleRow(run_id, f"q{i}", f"Question {i}?\nA. a\nB. b\nC. c\nD. d\nAnswer:", "B", "B" if c else "A",
+                                 json.dumps({"loglikelihoods": [-1.2, -0.9, -1.5, -1.7], "gold": 1}))
+                       for i, c in enumerate(correct)]
+            scores = [ScoreRow(run_id, f"q{i}", metric, metric, float(c)) for metric in ("acc", "acc_norm")
+                      for i, c in enumerate(correct)]
+            run = RunRow(run_id=run_id, run_key=run_id, suite="campaign", suite_hash="h", task="mmlu", task_type="multiple_choice",
+                         metrics=json.dumps(["acc", "acc_norm"]), variant=name, variant_key=name, backend="hf", device="cpu",
+                         dtype="float32", data_hash="d", prompt_hash="p", generation_config=None, seed=0, harness_version="bench",
+                         git_commit=None, started_at=now, last_used_at=now, wall_s=1.0, n_samples=args.items)
+            t1 = time.perf_counter()
+            store.write_task_run(run, samples, scores)
+            t2 = time.perf_counter()
+            build_s += t1 - t0
+            write_s += t2 - t1
+            total_scores += len(scores)
+            total_samples += len(samples)
+    print(f"campaign: {args.variants} variants x {args.items:,} items: {total_scores:,} score rows, {total_samples:,} sample rows; "
+          f"store {store_path.stat().st_size / 1e6:.0f} MB")
+    print(f"  ingest (write_task_run, one transaction per run): {write_s:.1f} s = {total_scores / write_s:,.0f} score rows/s "
+          f"({(total_scores + total_samples) / write_s:,.0f} rows/s counting samples); building the Python rows took {build_s:.1f} s")
+    report = work / "campaign.yaml"
+    rules = "".join(f"  - {{kind: non_inferiority, variant: {n}, baseline: v00, task: mmlu, metric: acc, margin: 0.01}}\n"
+                    for n in names[1:6])
+    report.write_text(f"title: campaign\nvariants: [{', '.join(names)}]\nbaseline: v00\nstatistics: {{resamples: 2000}}\n"
+                      f"gate:\n{rules}")
+    for cmd in (["report", str(report), "--store", str(store_path), "--out", str(work / "campaign.html")],
+                ["gate", str(report), "--store", str(store_path)]):
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "harness", *cmd], cwd=REPO, capture_output=True, text=True,
+                              env={"HARNESS_PROGRESS": "0", **__import__("os").environ})
+        elapsed = time.perf_counter() - t0
+        print(f"  harness {cmd[0]} over the store (whole process, {args.variants} variants, 5 gate rules): {elapsed:.1f} s, "
+              f"exit {proc.returncode}")
+        if proc.returncode not in (0, 1, 3):
+            print(proc.stderr[-2000:])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
