@@ -8,8 +8,6 @@ log-likelihoods), so a confident new mistake comes before a coin flip that lande
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass
 
 from harness.errors import StoreError
@@ -42,21 +40,21 @@ class Flips:
     """Pass -> fail (0/1 metrics) or got worse, most informative first."""
     better: list[Flip]
     """Fail -> pass, or got better."""
+    n_worse: int = 0
+    """How many went worse (the list may hold only the first of them)."""
+    n_better: int = 0
 
     def words(self) -> str:
         kind = ("went from pass to fail", "from fail to pass") if self.binary else ("got worse", "got better")
         return (f"{self.after} vs {self.before} on {self.task} ({self.metric}, {self.n_shared} shared items): "
-                f"{len(self.worse)} {kind[0]}, {len(self.better)} {kind[1]}")
+                f"{self.n_worse} {kind[0]}, {self.n_better} {kind[1]}")
 
 
-def _gold_probability(details: str | None) -> float | None:
-    d = json.loads(details or "{}")
-    lls, gold = d.get("loglikelihoods"), d.get("gold")
-    if not lls or gold is None:
-        return None
-    m = max(lls)
-    z = sum(math.exp(x - m) for x in lls)
-    return math.exp(lls[gold] - m) / z
+GOLD_PROBABILITY = """(SELECT exp(list_extract(l, g + 1) - list_max(l)) / list_sum(list_transform(l, lambda x: exp(x - list_max(l))))
+    FROM (SELECT CAST(json_extract({d}, '$.loglikelihoods') AS DOUBLE[]) AS l, CAST(json_extract({d}, '$.gold') AS INTEGER) AS g))"""
+"""SQL: the gold option's probability (softmax over the options' log-likelihoods) from a multiple-choice
+sample's details; NULL for other samples. Computed in DuckDB, so a campaign's flips need no JSON
+parsing in Python."""
 
 
 def _latest(store, variant: str, task: str) -> dict:
@@ -67,35 +65,42 @@ def _latest(store, variant: str, task: str) -> dict:
     return rows[0]
 
 
-def item_flips(store, task: str, before: str, after: str, metric: str) -> Flips:
-    """The flips of `metric` between the latest runs of two variants on `task`."""
+def item_flips(store, task: str, before: str, after: str, metric: str, limit: int | None = None) -> Flips:
+    """The flips of `metric` between the latest runs of two variants on `task`; with `limit`, only
+    the first `limit` of each side (most informative first) are listed, and counted all the same."""
     from harness.metricspec import direction, lookup
 
     runs = {v: _latest(store, v, task)["run_id"] for v in (before, after)}
-    rows = {}
-    for v, run_id in runs.items():
-        rows[v] = {r["sample_id"]: r for r in store.query(
-            """SELECT sc.sample_id, s.prompt, s.reference, s.output, s.details, sc.value FROM scores sc
-               LEFT JOIN samples s ON s.run_id = sc.run_id AND s.sample_id = sc.sample_id
-               WHERE sc.run_id = ? AND sc.metric = ? AND sc.value IS NOT NULL""", [run_id, metric])}
-    shared = sorted(set(rows[before]) & set(rows[after]))
-    if not shared:
+    sign = -1.0 if direction(metric) == "lower" else 1.0
+    # Pairing, comparing, counting and ordering happen in DuckDB; only the listed items' text comes
+    # back to Python (a campaign's task has tens of thousands of items per variant).
+    pairs = """WITH a AS (SELECT sample_id, value FROM scores WHERE run_id = ? AND metric = ? AND value IS NOT NULL),
+                    b AS (SELECT sample_id, value FROM scores WHERE run_id = ? AND metric = ? AND value IS NOT NULL),
+                    c AS (SELECT a.sample_id, a.value AS value_a, b.value AS value_b, ? * (b.value - a.value) AS change
+                          FROM a JOIN b USING (sample_id))"""
+    args = [runs[before], metric, runs[after], metric, sign]
+    counts = store.query(pairs + """ SELECT count(*) AS n, count(*) FILTER (WHERE change < 0) AS worse,
+                                            count(*) FILTER (WHERE change > 0) AS better FROM c""", args)[0]
+    if not counts["n"]:
         stored = [r["metric"] for r in store.query("SELECT DISTINCT metric FROM scores WHERE run_id = ? ORDER BY 1", [runs[after]])]
         raise StoreError(f"no item of {task} has '{metric}' in both {before}'s and {after}'s runs (stored: {', '.join(stored)})")
+
+    def side(condition: str, order: str) -> list[Flip]:  # order: ASC for the worse side, DESC for the better
+        # most informative first: the largest change, then the largest move of the gold option's probability
+        rows = store.query(pairs + f"""
+            SELECT * FROM (
+                SELECT c.*, sa.output AS output_a, sb.prompt, sb.reference, sb.output AS output_b,
+                       {GOLD_PROBABILITY.format(d="sb.details")} - {GOLD_PROBABILITY.format(d="sa.details")} AS gold_shift
+                FROM c LEFT JOIN samples sa ON sa.run_id = ? AND sa.sample_id = c.sample_id
+                       LEFT JOIN samples sb ON sb.run_id = ? AND sb.sample_id = c.sample_id
+                WHERE {condition})
+            ORDER BY change {order}, coalesce(gold_shift, 0) {order}, sample_id LIMIT ?""",
+                           args + [runs[before], runs[after], limit if limit is not None else counts["n"]])
+        return [Flip(r["sample_id"], r["prompt"], r["reference"], (r["output_a"], r["value_a"]), (r["output_b"], r["value_b"]),
+                     r["change"], r["gold_shift"]) for r in rows]
+
     declared = lookup(metric)
-    sign = -1.0 if direction(metric) == "lower" else 1.0
     binary = declared is not None and declared.values == "binary"
-    worse, better = [], []
-    for sid in shared:
-        a, b = rows[before][sid], rows[after][sid]
-        change = sign * (b["value"] - a["value"])
-        if change == 0:
-            continue
-        pa, pb = _gold_probability(a["details"]), _gold_probability(b["details"])
-        flip = Flip(sid, b["prompt"], b["reference"], (a["output"], a["value"]), (b["output"], b["value"]), change,
-                    None if pa is None or pb is None else pb - pa)
-        (worse if change < 0 else better).append(flip)
-    # most informative first: the largest change, then the largest move of the gold option's probability
-    worse.sort(key=lambda f: (f.change, f.gold_shift if f.gold_shift is not None else 0.0, f.sample_id))
-    better.sort(key=lambda f: (-f.change, -(f.gold_shift or 0.0), f.sample_id))
-    return Flips(task, metric, before, after, binary, len(shared), worse, better)
+    worse = side("change < 0", "ASC") if counts["worse"] else []
+    better = side("change > 0", "DESC") if counts["better"] else []
+    return Flips(task, metric, before, after, binary, counts["n"], worse, better, counts["worse"], counts["better"])

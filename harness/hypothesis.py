@@ -147,9 +147,11 @@ def _tango_z(n10: int, n01: int, n: int, t: float) -> float:
 def paired_binary(candidate: Sequence[float], baseline: Sequence[float], threshold: float, alpha: float,
                   bounds: bool = True) -> TestOutcome:
     """Difference in proportions (candidate - baseline) of 0/1 outcomes on the same items."""
+    import numpy as np
+
     n = len(candidate)
-    n10 = sum(1 for c, b in zip(candidate, baseline) if c > 0.5 and b <= 0.5)
-    n01 = sum(1 for c, b in zip(candidate, baseline) if c <= 0.5 and b > 0.5)
+    cand, base = np.asarray(candidate, dtype=float) > 0.5, np.asarray(baseline, dtype=float) > 0.5
+    n10, n01 = int(np.sum(cand & ~base)), int(np.sum(~cand & base))
     if n == 0:
         return TestOutcome(NAN, NAN, NAN, NAN, NAN, 0, "exact McNemar", "difference in proportions", NAN)
     est = (n10 - n01) / n
@@ -164,7 +166,7 @@ def paired_binary(candidate: Sequence[float], baseline: Sequence[float], thresho
     # Bounds by inverting Tango's score test (continuous in the margin, unlike the exact test).
     low = _bisect(lambda t: _tango_z(n10, n01, n, t) > crit, -1 + 1e-9, est) if bounds and est > -1 + 1e-9 else -1.0
     high = _bisect(lambda t: _tango_z(n10, n01, n, t) >= -crit, est, 1 - 1e-9) if bounds and est < 1 - 1e-9 else 1.0
-    d = [(1.0 if c > 0.5 else 0.0) - (1.0 if b > 0.5 else 0.0) for c, b in zip(candidate, baseline)]
+    d = cand.astype(float) - base.astype(float)
     return TestOutcome(est, low, high, p_above, p_below, n, method, "difference in proportions", _sd(d) / math.sqrt(n))
 
 

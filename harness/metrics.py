@@ -29,16 +29,28 @@ def metric_names(store: Store, variants: list[str], tasks: list[str] | None = No
 
 def sample_values(store: Store, variant: str, task: str, metric: str) -> dict[str, float]:
     """Per-item values of one metric in the variant's latest run of the task."""
-    rows = store.query(
-        """SELECT s.sample_id, s.value FROM latest_runs r JOIN scores s USING (run_id)
-           WHERE r.variant = ? AND r.task = ? AND s.metric = ? AND s.value IS NOT NULL""", [variant, task, metric])
-    return {r["sample_id"]: r["value"] for r in rows}
+    key = ("latest_run", variant, task)
+    if key not in store.memo:
+        rows = store.query("SELECT run_id FROM latest_runs WHERE variant = ? AND task = ? ORDER BY last_used_at DESC, started_at DESC LIMIT 1",
+                           [variant, task])
+        run_id = rows[0]["run_id"] if rows else None
+        if not store.read_only:
+            return run_values(store, run_id, metric) if run_id else {}
+        store.memo[key] = run_id
+    run_id = store.memo[key]
+    return run_values(store, run_id, metric) if run_id else {}
 
 
 def run_values(store: Store, run_id: str, metric: str) -> dict[str, float]:
-    """Per-item values of one metric in one run (items without a value left out)."""
-    rows = store.query("SELECT sample_id, value FROM scores WHERE run_id = ? AND metric = ? AND value IS NOT NULL", [run_id, metric])
-    return {r["sample_id"]: r["value"] for r in rows}
+    """Per-item values of one metric in one run (items without a value left out). A read-only
+    store keeps them: a report reads a baseline's values once per comparison."""
+    key = ("run_values", run_id, metric)
+    if key in store.memo:
+        return store.memo[key]
+    values = store.pairs("SELECT sample_id, value FROM scores WHERE run_id = ? AND metric = ? AND value IS NOT NULL", [run_id, metric])
+    if store.read_only:
+        store.memo[key] = values
+    return values
 
 
 def summarize(store: Store, variants: list[str], tasks: list[str] | None = None, resamples: int = 2000,

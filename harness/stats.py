@@ -19,6 +19,12 @@ class Estimate:
         return f"{self.mean:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}] (n={self.n})"
 
 
+COUNTS_MIN_N = 2000
+"""From this many items on, bootstrap_mean draws value counts instead of item indices (below it,
+figures stay exactly those of earlier releases, which drew indices)."""
+COUNTS_MAX_DISTINCT = 64
+
+
 def bootstrap_mean(values, resamples: int = 2000, confidence: float = 0.95, seed: int = 0) -> Estimate:
     """Percentile bootstrap of the mean, resampling items with replacement."""
     import numpy as np
@@ -33,8 +39,16 @@ def bootstrap_mean(values, resamples: int = 2000, confidence: float = 0.95, seed
     from harness.hypothesis import chunk_sizes
 
     rng = np.random.default_rng(seed)
-    # In chunks, so memory stays bounded (chunk x n indices) however many items there are.
-    means = np.concatenate([x[rng.integers(0, n, size=(size, n))].mean(axis=1) for size in chunk_sizes(resamples, n)])
+    values, counts = np.unique(x, return_counts=True)
+    if n >= COUNTS_MIN_N and len(values) <= COUNTS_MAX_DISTINCT:
+        # Few distinct values (0/1 scores, ratings) and many items: a resample's mean depends only
+        # on how many times each value was drawn, and those counts are multinomial(n, observed
+        # frequencies). The same bootstrap distribution, drawn in O(resamples x distinct values)
+        # instead of O(resamples x n): 25,000 items take milliseconds, not a third of a second.
+        means = rng.multinomial(n, counts / n, size=resamples) @ values / n
+    else:
+        # In chunks, so memory stays bounded (chunk x n indices) however many items there are.
+        means = np.concatenate([x[rng.integers(0, n, size=(size, n))].mean(axis=1) for size in chunk_sizes(resamples, n)])
     alpha = (1 - confidence) / 2
     low, high = np.quantile(means, [alpha, 1 - alpha])
     return Estimate(mean, float(low), float(high), n)

@@ -180,3 +180,29 @@ def test_ratio_test_is_the_mean_test_of_the_linearised_ratio():
     nll = rng.uniform(20, 40, 30)
     ppl = ratio_test(Ratio(tuple(nll), tuple(np.full(30, 10.0)), exp=True), 20.0, 0.05, 500, 0)
     assert ppl.estimate == pytest.approx(math.exp(nll.sum() / 300)) and ppl.low < ppl.estimate < ppl.high
+
+
+def test_bootstrap_by_value_counts_matches_index_resampling_for_many_items():
+    """From COUNTS_MIN_N items on, 0/1 (and other few-valued) scores are bootstrapped by drawing
+    value counts: the same distribution as drawing item indices, so the interval must agree with
+    an index bootstrap (a different random stream: within Monte Carlo error) and with the normal
+    approximation at this n."""
+    import numpy as np
+
+    from harness.stats import COUNTS_MIN_N, bootstrap_mean
+
+    rng = np.random.default_rng(1)
+    x = (rng.random(25_000) < 0.3).astype(float)
+    assert len(x) >= COUNTS_MIN_N
+    fast = bootstrap_mean(x, resamples=4000, seed=0)
+    idx = rng.integers(0, len(x), size=(4000, len(x)))
+    slow = np.quantile(x[idx].mean(axis=1), [0.025, 0.975])
+    se = x.std() / np.sqrt(len(x))
+    for got, want, normal in ((fast.low, slow[0], x.mean() - 1.96 * se), (fast.high, slow[1], x.mean() + 1.96 * se)):
+        assert abs(got - want) < 0.15 * se and abs(got - normal) < 0.15 * se
+    # below the threshold nothing changes: the same figures as an index bootstrap with the same seed
+    small = x[:500]
+    r = np.random.default_rng(0)
+    want = np.quantile(np.concatenate([small[r.integers(0, 500, size=(2000, 500))].mean(axis=1)]), [0.025, 0.975])
+    got = bootstrap_mean(small, resamples=2000, seed=0)
+    assert (got.low, got.high) == (float(want[0]), float(want[1]))

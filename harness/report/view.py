@@ -276,6 +276,8 @@ def _task_view(store: Store, spec: ReportSpec, suite: str, task: str, metrics: l
 
 def _paired(store: Store, spec: ReportSpec, variant: str, reference: str, task: str, metric: str) -> Comparison | None:
     """`variant` against `reference` on one per-item metric, paired on the items both have."""
+    import numpy as np
+
     from harness.hypothesis import mde, paired_test, two_sided
 
     st = spec.statistics
@@ -287,9 +289,9 @@ def _paired(store: Store, spec: ReportSpec, variant: str, reference: str, task: 
     kind = declared.values if declared else "continuous"
     c, b = [cand[k] for k in shared], [ref[k] for k in shared]
     o = paired_test(kind, c, b, 0.0, (1 - st.confidence) / 2, st.resamples, st.seed)
-    d = [x - y for x, y in zip(c, b)]
+    d = np.asarray(c) - np.asarray(b)
     return Comparison(variant, metric, o.estimate, o.low, o.high, two_sided(o),
-                      sum(x > 0 for x in d), sum(x < 0 for x in d), sum(x == 0 for x in d),
+                      int((d > 0).sum()), int((d < 0).sum()), int((d == 0).sum()),
                       o.method + (" (HL shift)" if kind == "ordinal" else ""),
                       mde=mde(o.se, 1 - st.confidence, st.power, sided=2), n=len(shared),
                       direction=declared.direction if declared else "none")
@@ -439,7 +441,11 @@ def _flips(store: Store, spec: ReportSpec, task: str, headline: str, ran: list[s
     base = spec.baseline_name
     if task_type == "latency" or base not in ran or (declared is not None and declared.level != "item"):
         return []
-    return [item_flips(store, task, base, v, headline) for v in spec.variants if v != base and v in ran]
+    return [item_flips(store, task, base, v, headline, limit=FLIPS_SHOWN) for v in spec.variants if v != base and v in ran]
+
+
+FLIPS_SHOWN = 2
+"""Flips the report lists per side and variant (all are counted; `harness flips` lists them all)."""
 
 
 def _judge_words(j: dict) -> str:
@@ -451,26 +457,28 @@ def _judge_words(j: dict) -> str:
 def _samples(store: Store, spec: ReportSpec, task: str, headline: str) -> list[SampleView]:
     if spec.samples_per_task == 0:
         return []
-    rows = store.query(
-        """SELECT r.variant, s.sample_id, s.prompt, s.reference, s.output, sc.value
-           FROM latest_runs r JOIN samples s USING (run_id)
-           LEFT JOIN scores sc ON sc.run_id = s.run_id AND sc.sample_id = s.sample_id AND sc.metric = ?
-           WHERE r.task = ? AND list_contains(?, r.variant)""", [headline, task, spec.variants])
+    # The informative ones: among items every variant with a run answered (a pairwise judge task
+    # has no run for its baseline), those where the variants' headline scores differ most; ties
+    # (and items without scores) by id, so the pick is deterministic. Picked in DuckDB: a
+    # campaign's task has tens of thousands of items per variant, and only a handful are shown.
+    scored = """WITH v AS (SELECT r.variant, s.run_id, s.sample_id, sc.value
+                          FROM latest_runs r JOIN samples s USING (run_id)
+                          LEFT JOIN scores sc ON sc.run_id = s.run_id AND sc.sample_id = s.sample_id AND sc.metric = ?
+                          WHERE r.task = ? AND list_contains(?, r.variant))"""
+    args = [headline, task, spec.variants]
+    picked = [r["sample_id"] for r in store.query(scored + """
+        SELECT sample_id FROM v GROUP BY sample_id
+        HAVING count(DISTINCT variant) = (SELECT count(DISTINCT variant) FROM v)
+        ORDER BY coalesce(max(value) - min(value), 0) DESC, sample_id LIMIT ?""", args + [spec.samples_per_task])]
+    if not picked:
+        return []
+    rows = store.query(scored + """
+        SELECT v.variant, v.sample_id, s.prompt, s.reference, s.output, v.value FROM v
+        JOIN samples s ON s.run_id = v.run_id AND s.sample_id = v.sample_id WHERE list_contains(?, v.sample_id)""", args + [picked])
     by_id: dict[str, dict] = {}
     for r in rows:
         entry = by_id.setdefault(r["sample_id"], {"prompt": r["prompt"], "reference": r["reference"], "outputs": {}})
         entry["outputs"][r["variant"]] = (r["output"], r["value"])
-    # The informative ones: among items every variant with a run answered (a pairwise judge task
-    # has no run for its baseline), those where the variants' headline scores differ most; ties
-    # (and items without scores) by id, so the pick is deterministic.
-    present = [v for v in spec.variants if any(v in e["outputs"] for e in by_id.values())]
-    complete = [k for k, e in by_id.items() if len(e["outputs"]) == len(present)]
-
-    def spread(k: str) -> float:
-        scores = [sc for _, sc in by_id[k]["outputs"].values() if sc is not None]
-        return max(scores) - min(scores) if scores else 0.0
-
-    picked = sorted(complete, key=lambda k: (-spread(k), k))[: spec.samples_per_task]
     return [SampleView(k, by_id[k]["prompt"], by_id[k]["reference"],
                        [(v, *by_id[k]["outputs"].get(v, (None, None))) for v in spec.variants]) for k in picked]
 

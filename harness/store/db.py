@@ -257,6 +257,10 @@ class Store:
     def __init__(self, path: Path, read_only: bool = False, hold: bool = True):
         self.path = path
         self.hold = hold
+        self.read_only = read_only
+        self.memo: dict = {}
+        """Read-only stores only: results of repeated reads (reports ask for a baseline's values once
+        per comparison); nothing can change underneath while this process holds the file."""
         self.con = None
         self._session_lock = None
         _check_path(path, read_only)
@@ -495,6 +499,11 @@ class Store:
             cur = con.execute(sql, params or [])
             cols = [d[0] for d in cur.description]
             return [dict(zip(cols, row)) for row in cur.fetchall()]
+
+    def pairs(self, sql: str, params: list[Any] | None = None) -> dict:
+        """Run a two-column query; rows as {first: second} (no dict per row: campaign-sized reads)."""
+        with self._connected() as con:
+            return dict(con.execute(sql, params or []).fetchall())
 
     def find_run(self, run_key: str) -> dict | None:
         rows = self.query("SELECT * FROM runs WHERE run_key = ? ORDER BY started_at DESC LIMIT 1", [run_key])
