@@ -8,7 +8,7 @@ import json
 from dataclasses import asdict
 
 from harness import fidelity
-from harness.backends.base import GenerationConfig
+from harness.backends.base import GenerationConfig, token_count_note
 from harness.contamination import CONTAMINATION_METRICS
 from harness.errors import ConfigError
 from harness.metricspec import KindRows, TaskKind, TaskRun
@@ -24,9 +24,12 @@ def rows(backend, task, run: TaskRun) -> KindRows:
     g = task.spec.generation
     config = GenerationConfig(g.max_new_tokens, g.temperature, g.top_p, tuple(g.stop), g.batch_size, run.seed)
     samples, scores = [], []
-    for s, out, extra in generate_samples(backend, task, config, run.ckpt):
+    generated = generate_samples(backend, task, config, run.ckpt)
+    note = token_count_note(backend)  # after generating: an endpoint learns then whether it sends usage
+    for s, out, extra in generated:
         score_rows, scored = score_sample(run.run_id, s, out, run.scorers)
-        details = {"prompt_tokens": out.prompt_tokens, "output_tokens": out.output_tokens, "latency_s": out.latency_s, **extra, **scored}
+        details = {"prompt_tokens": out.prompt_tokens, "output_tokens": out.output_tokens, "latency_s": out.latency_s,
+                   **note, **extra, **scored}
         samples.append(SampleRow(run.run_id, s.id, s.prompt, s.reference, out.text, json.dumps(details)))
         scores += score_rows
     return KindRows(samples, scores, generation_config=config)

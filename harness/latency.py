@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.backends.base import Generation, GenerationConfig
+from harness.backends.base import Generation, GenerationConfig, token_count_note
 from harness.metricspec import KindRows, Metric, RunValues, TaskKind, TaskRun
 from harness.stats import Estimate, bootstrap_statistic
 
@@ -50,7 +50,8 @@ def latency_rows(backend, task, run_id: str, seed: int, ckpt=None):
     for r in requests:
         values = request_scores(r)
         samples.append(SampleRow(run_id, r.sample_id, r.prompt, None, r.out.text,
-                                 json.dumps({"concurrency": r.concurrency, "chunk": r.chunk, "chunk_size": r.chunk_size, **values})))
+                                 json.dumps({"concurrency": r.concurrency, "chunk": r.chunk, "chunk_size": r.chunk_size, **values,
+                                             **token_count_note(backend)})))
         scores += [ScoreRow(run_id, r.sample_id, "latency", m, v) for m, v in values.items()]
     stats = [StatRow(run_id, m, nan_to_null(e.mean), nan_to_null(e.low), nan_to_null(e.high), e.n, None)
              for m, e in run_stats(requests, walls, spec.latency, peak_memory_mb())]

@@ -7,7 +7,9 @@ import json
 import re
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tests.loopback import LoopbackServer
 
 
 def answers_in(user: str) -> tuple[str, str]:
@@ -31,7 +33,7 @@ def always_first(user: str) -> str:
     return "The first answer is better. [[A]]"
 
 
-class FakeJudgeServer:
+class FakeJudgeServer(LoopbackServer):
     def __init__(self, policy, failures: dict | None = None, delay_s: float = 0.0, flaky: dict | None = None):
         """failures: {"status": 500, "times": 2} fails the first 2 attempts of every distinct
         prompt with that status; {"sleep": 2.0, "times": 1} stalls instead (client timeout);
@@ -99,14 +101,4 @@ class FakeJudgeServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client timed out and left
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self._serve(Handler)

@@ -16,7 +16,9 @@ import json
 import re
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tests.loopback import LoopbackServer
 
 
 def word_tokens(text: str) -> list[tuple[str, int]]:
@@ -28,7 +30,7 @@ def word_logprob(token: str) -> float:
     return -len(token.strip()) / 2
 
 
-class FakeOpenAIServer:
+class FakeOpenAIServer(LoopbackServer):
     def __init__(self, reply=lambda prompt: "fresh coffee today", echo: bool = True, usage: bool = True,
                  first_delay_s: float = 0.0, token_delay_s: float = 0.0, fail_first: int = 0, fail_status: int = 503,
                  fail_when=None):
@@ -118,15 +120,4 @@ class FakeOpenAIServer:
                 return {"tokens": [t for t, _ in toks], "token_logprobs": logprobs, "text_offset": [o for _, o in toks],
                         "top_logprobs": tops}
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self._serve(Handler)

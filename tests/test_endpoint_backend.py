@@ -44,6 +44,18 @@ def test_chat_api_stop_strings_and_missing_usage():
         assert out.output_tokens == 2 and "whitespace words" in backend.info.details["token_counts"]
 
 
+def test_word_counts_are_marked_in_the_stored_samples(workspace):
+    """A server without usage: the stored samples say their token counts are words."""
+    store = str(workspace / "h.duckdb")
+    with FakeOpenAIServer(usage=False) as server:
+        models = write(workspace / "models" / "e.yaml", f"base: {{name: s, source: endpoint, options: {{base_url: '{server.url}', model: m}}}}\n")
+        assert main(["run", str(workspace / "suites" / "gen.yaml"), "--models", str(models), "--store", store]) == 0
+    con = duckdb.connect(store, read_only=True)
+    marks = {json.loads(d).get("token_counts") for (d,) in con.execute("SELECT details FROM samples").fetchall()}
+    con.close()
+    assert marks == {"whitespace words (the server sent no usage)"}
+
+
 def test_log_likelihood_from_echoed_prompt_logprobs():
     with FakeOpenAIServer() as server:
         backend = OpenAIBackend(server.url, "m")

@@ -166,3 +166,20 @@ def test_a_gguf_base_is_served_as_it_ships_without_dequantizing(workspace, tiny_
     assert con.execute("SELECT backend, dtype, n_samples FROM runs").fetchall() == [("llama_cpp", "F32", 20)]
     con.close()
     assert not (workspace / "cache" / "base").exists()
+
+
+def test_scoring_between_generations_leaves_no_stale_cache(tiny_gguf):
+    """llama-cpp-python reuses its KV cache for a prompt that shares a prefix with its last one;
+    scoring writes that cache too, so after scoring the next generation must not trust it."""
+    from harness.backends.llama_cpp import LlamaCppBackend
+
+    lc = LlamaCppBackend(tiny_gguf, n_ctx=512)
+    prompt = "Write a tweet for Lumen Coffee.\nBrief: a rainy morning\nTweet:"
+    config = GenerationConfig(max_new_tokens=12)
+    first = lc.generate([prompt], config)[0].text
+    assert lc.llm.n_tokens > 0  # llama-cpp-python now trusts its cache for this prompt's prefix
+    lc.loglikelihood([("Write something else entirely, about tea and biscuits and nothing else at all", " today")])
+    # The random tiny model's text hardly depends on context, so check the state as well as the text:
+    # after scoring, llama-cpp-python must not reuse the (overwritten) cache.
+    assert lc.llm.n_tokens == 0
+    assert lc.generate([prompt], config)[0].text == first

@@ -74,6 +74,13 @@ class Backend(Protocol):
         ...
 
 
+def token_count_note(backend) -> dict:
+    """{"token_counts": how} when the backend could not count tokens itself (an endpoint that sent
+    no usage counts words), for the details of every sample it produced; else {}."""
+    how = getattr(getattr(backend, "info", None), "details", {}).get("token_counts")
+    return {"token_counts": how} if how else {}
+
+
 def apply_stop(text: str, stop: tuple[str, ...]) -> str:
     """Cut `text` at the earliest stop string."""
     cut = len(text)

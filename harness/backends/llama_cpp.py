@@ -125,6 +125,9 @@ class LlamaCppBackend:
                     row = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx.ctx, j), shape=(n_vocab,))
                     out[start + j - want_from] = row
         self._cached = list(tokens)
+        # llama-cpp-python's generate() reuses its KV cache for a prompt sharing a prefix with its
+        # own last tokens; this decode overwrote that cache, so it must not trust it any more.
+        self.llm.n_tokens = 0
         return out
 
     # -- generation ----------------------------------------------------------------------------
