@@ -175,7 +175,7 @@ class JudgeSpec(Strict):
     """Who judges and how. The judge is an instrument: its health is measured on every run."""
 
     backend: Literal["local", "openai"] = "local"
-    """local: a model of the models file (hf or fake backend); openai: an OpenAI-compatible
+    """local: a model of the models file, served by its backend (hf, llama_cpp, an endpoint, ...); openai: an OpenAI-compatible
     chat endpoint (vLLM, llama.cpp server, Ollama, hosted APIs)."""
     variant: str | None = None
     """local: the model (base or variant name in --models) that judges; default the base."""
