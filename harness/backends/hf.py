@@ -7,6 +7,7 @@ acc/acc_norm are lm-eval's numbers; tests compare the two on a tiny model.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from pathlib import Path
@@ -44,14 +45,14 @@ class HFBackend:
         prefix_reuse: bool = True,
     ):
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM
 
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.batch_size = batch_size
         self.prefix_reuse = prefix_reuse
         if model is None:
             start = time.perf_counter()
-            tokenizer = AutoTokenizer.from_pretrained(str(model_path))
+            tokenizer = cached_tokenizer(model_path)
             if quantization is not None:
                 from harness.errors import require
                 from harness.recipes.quantize import bnb_config
@@ -267,6 +268,23 @@ def encode_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], 
     prefix = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
     return split_pair(lambda t: _encode(tokenizer, t), lambda t: tokenizer.encode(t, add_special_tokens=False), prefix,
                       context, continuation)
+
+
+def cached_tokenizer(model_path):
+    """The tokenizer of a model directory, loaded once per process and directory (Gemma's 262k-token
+    tokenizer takes about 3 s to load; a run opens the same base for every variant, the judge and
+    the fidelity checks). Backends only set padding on it, the same way every time."""
+    from pathlib import Path
+
+    path = Path(model_path).resolve()
+    return _tokenizer(str(path), (path / "tokenizer.json").stat().st_mtime_ns if (path / "tokenizer.json").exists() else 0)
+
+
+@functools.lru_cache(maxsize=4)
+def _tokenizer(path: str, mtime: int):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path)
 
 
 def load_causal_lm(model_path, adapters=(), dtype: str = "float32", merge_all: bool = True):
