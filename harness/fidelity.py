@@ -154,18 +154,27 @@ def run_statistic(store, run_id: str, metric: str, params: dict) -> RunValues:
 
 def token_kl(parent, variant, texts: list[str], batch_size: int = 8) -> list[float]:
     """Per text: the mean over positions of KL(parent || variant) between the two models'
-    full next-token distributions (both hf backends in memory, the same tokenizer). Texts go
-    through the models `batch_size` at a time, right-padded: the vocabulary projection (Gemma's
-    is 262k x 640, 671 MB in float32) is memory-bound, so one pass per batch rather than per text
-    is what makes this cheap."""
-    import torch
+    full next-token distributions (both hf backends in memory, the same tokenizer)."""
+    encoded = _same_tokenizer_texts(parent, variant, texts)
+    return kl_per_text(next_token_logprobs(parent, encoded, batch_size), next_token_logprobs(variant, encoded, batch_size))
 
+
+def _same_tokenizer_texts(parent, variant, texts: list[str]) -> list[list[int]]:
     if parent.tokenizer.get_vocab() != variant.tokenizer.get_vocab():
         raise Unavailable("the variant's tokenizer differs from its parent's: next-token distributions don't compare")
-    encoded = [parent._encode(text)[-parent.max_length:] for text in texts]
-    out = [0.0] * len(texts)
+    return [parent._encode(text)[-parent.max_length:] for text in texts]
+
+
+def next_token_logprobs(backend, encoded: list[list[int]], batch_size: int = 8) -> list:
+    """Per text of two tokens or more: the model's log-probabilities over the whole vocabulary at
+    each position that predicts a token of the text, as a (tokens - 1, vocab) float32 CPU tensor;
+    None for shorter texts. Texts go through `batch_size` at a time, right-padded (one pass of the
+    vocabulary projection per batch rather than per text)."""
+    import torch
+
+    out: list = [None] * len(encoded)
     todo = [i for i, ids in enumerate(encoded) if len(ids) >= 2]
-    pad = parent.tokenizer.pad_token_id
+    pad = backend.tokenizer.pad_token_id
     for start in range(0, len(todo), batch_size):
         rows = todo[start:start + batch_size]
         width = max(len(encoded[i]) for i in rows)
@@ -175,20 +184,28 @@ def token_kl(parent, variant, texts: list[str], batch_size: int = 8) -> list[flo
             ids[r, :len(encoded[i])] = torch.tensor(encoded[i])
             mask[r, :len(encoded[i])] = 1
         with torch.no_grad():
-            lp = torch.log_softmax(parent.model(input_ids=ids.to(parent.device), attention_mask=mask.to(parent.device)).logits.float(), -1).cpu()
-            lq = torch.log_softmax(variant.model(input_ids=ids.to(variant.device), attention_mask=mask.to(variant.device)).logits.float(), -1).cpu()
+            logits = backend.model(input_ids=ids.to(backend.device), attention_mask=mask.to(backend.device)).logits
+            lp = torch.log_softmax(logits.float(), -1).cpu()
         for r, i in enumerate(rows):
-            n = len(encoded[i]) - 1  # positions that predict a next token of the text
-            p_, q_ = lp[r, :n], lq[r, :n]
-            out[i] = float((p_.exp() * (p_ - q_)).sum(-1).mean())
+            out[i] = lp[r, :len(encoded[i]) - 1].clone()  # a copy: the batch's tensor can go
     return out
+
+
+def kl_per_text(parent_logprobs: list, variant_logprobs: list) -> list[float]:
+    """Per text: mean over positions of KL(parent || variant) (0.0 for texts under two tokens)."""
+    return [0.0 if p is None else float((p.exp() * (p - q)).sum(-1).mean()) for p, q in zip(parent_logprobs, variant_logprobs)]
+
+
+CARRY_MAX_BYTES = 1 << 30
+"""A variant's log-probabilities are kept for the next pair of its lineage (where it is the
+parent) when they take at most this much memory; otherwise they are computed again."""
 
 
 def store_token_kl(store, spec, models_path, resolved: dict, outcomes: list, perplexity_tasks: dict) -> int:
     """For each evaluated variant whose parent has a run of the same perplexity task: the
     per-token KL on that task's texts, stored in `fidelity` (once per pair of runs). Loads
-    the variant and its parent together, pairs in lineage order so each model loads once.
-    Returns the rows written."""
+    the variant and its parent together, pairs in lineage order so each model loads, and computes
+    its next-token distributions, once. Returns the rows written."""
     from harness.catalogue import backend_name
     from harness.config.models import lineage
     from harness.variants import open_backend, resolve_built
@@ -197,6 +214,7 @@ def store_token_kl(store, spec, models_path, resolved: dict, outcomes: list, per
         return 0
     rows = []
     loaded: dict[str, object] = {}  # at most a pair: in lineage order a child is the next pair's parent
+    carried = None  # (variant, task, its next-token log-probabilities) of the last pair
     try:
         for o in sorted(outcomes, key=lambda o: len(lineage(spec, o.variant)) if o.variant in resolved else 0):
             task = perplexity_tasks.get(o.task)
@@ -218,7 +236,14 @@ def store_token_kl(store, spec, models_path, resolved: dict, outcomes: list, per
                 loaded[chain[-2]] = open_backend(spec, parent_model)
             if o.variant not in loaded:
                 loaded[o.variant] = open_backend(spec, resolved[o.variant])
-            kls = token_kl(loaded[chain[-2]], loaded[o.variant], [s.prompt for s in task.samples])
+            encoded = _same_tokenizer_texts(loaded[chain[-2]], loaded[o.variant], [s.prompt for s in task.samples])
+            # In lineage order the last pair's variant is often this pair's parent: its
+            # log-probabilities on the same texts are already computed.
+            parent_lp = carried[2] if carried and carried[:2] == (chain[-2], o.task) else next_token_logprobs(loaded[chain[-2]], encoded)
+            variant_lp = next_token_logprobs(loaded[o.variant], encoded)
+            kls = kl_per_text(parent_lp, variant_lp)
+            size = sum(t.numel() * t.element_size() for t in variant_lp if t is not None)
+            carried = (o.variant, o.task, variant_lp) if size <= CARRY_MAX_BYTES else None
             rows += [(o.run_id, parent_run_row["run_id"], s.id, "parent_token_kl", v) for s, v in zip(task.samples, kls)]
     finally:
         for backend in loaded.values():

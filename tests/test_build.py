@@ -279,3 +279,45 @@ def test_a_hub_id_base_from_the_local_cache_and_a_clear_error_offline(tiny_model
     err = capsys.readouterr().err
     assert "base.id: model nobody/not-here is not in the local Hugging Face cache" in err and str(tmp_path / "hub") in err
     assert "HF_HUB_OFFLINE=0" in err
+
+
+def test_per_token_kl_along_a_chain_reuses_each_models_distributions(workspace, tiny_model_dir, tmp_path):
+    """base -> a1 -> a2: the KL pairs are computed in lineage order, a1's next-token distributions
+    carried from its own pair to a2's; the stored figures equal each pair computed on its own."""
+    from harness.backends.hf import HFBackend
+    from harness.fidelity import token_kl
+    from tests.test_vllm import _adapter
+
+    pytest.importorskip("peft")
+    a1, a2 = _adapter(tiny_model_dir, tmp_path / "a1", 1), _adapter(tiny_model_dir, tmp_path / "a2", 2)
+    models = write(workspace / "models" / "chain.yaml", f"""
+        base: {{name: tiny, source: hf_dir, path: {tiny_model_dir}}}
+        variants:
+          - {{name: a1, parent: tiny, method: adapter, config: {{path: {a1}}}}}
+          - {{name: a2, parent: a1, method: adapter, config: {{path: {a2}}}}}
+        """)
+    suite = write(workspace / "suites" / "ppl.yaml", f"""
+        name: ppl
+        tasks:
+          - name: held_out
+            type: perplexity
+            data: {{format: jsonl, path: {REPO / 'data' / 'brand' / 'validation.jsonl'}, limit: 5}}
+            prompt: {{template: "{{{{ tweet }}}}"}}
+        """)
+    store = str(workspace / "h.duckdb")
+    assert main(["build", str(models), "--store", store]) == 0
+    assert main(["run", str(suite), "--models", str(models), "--store", store]) == 0
+    con = duckdb.connect(store, read_only=True)
+    stored = {v: [x for _, x in rows] for v in ("a1", "a2") for rows in [con.execute(
+        """SELECT f.sample_id, f.value FROM fidelity f JOIN runs r USING (run_id)
+           WHERE r.variant = ? AND f.metric = 'parent_token_kl' ORDER BY f.sample_id""", [v]).fetchall()]}
+    paths = dict(con.execute("SELECT name, artifact_path FROM variants").fetchall())
+    con.close()
+    texts = [json.loads(line)["tweet"] for line in (REPO / "data" / "brand" / "validation.jsonl").read_text().splitlines()[:5]]
+    order = sorted(range(5), key=str)  # sample ids "0".."4" sort as text
+    base = HFBackend(tiny_model_dir)
+    m1 = HFBackend(tiny_model_dir, adapters=[paths["a1"]])
+    m2 = HFBackend(tiny_model_dir, adapters=[paths["a1"], paths["a2"]])
+    assert stored["a1"] == pytest.approx([token_kl(base, m1, texts)[i] for i in order], rel=1e-4)
+    assert stored["a2"] == pytest.approx([token_kl(m1, m2, texts)[i] for i in order], rel=1e-4)
+    assert all(v > 0 for v in stored["a2"])
