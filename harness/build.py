@@ -56,7 +56,6 @@ def build_models(models_path: Path, store_path: Path, only: list[str] | None = N
             log.info("removing %s, left by a build that was killed", stale)
             shutil.rmtree(stale, ignore_errors=True)
         base = prepare_base(spec.base, models_path)
-        record_base(store, spec.base, base)
         plans = plan_variants(spec, models_path, base.key)
         needed: set[str] = set()
         todo = list(wanted)
@@ -66,6 +65,13 @@ def build_models(models_path: Path, store_path: Path, only: list[str] | None = N
                 if n not in needed:
                     needed.add(n)
                     todo += list(plans[n].dependencies) if n in plans else []
+        # What a recipe needs beyond its config (a tool installed) is checked for every variant
+        # that will be built, before anything is stored.
+        for plan in (p for p in plans.values() if p.spec.name in needed and p.recipe.check is not None):
+            reusable = store.variant_by_key(plan.key) is not None and (artifacts_dir(store_path) / f"{plan.spec.name}-{plan.key}").is_dir()
+            if force or not reusable:
+                plan.recipe.check(plan.config)
+        record_base(store, spec.base, base)
         parents: dict[str, ParentModel] = {spec.base.name: base}
         kinds: dict[str, str] = {}  # variant -> artifact kind
         for plan in (p for p in plans.values() if p.spec.name in needed):

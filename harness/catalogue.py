@@ -86,6 +86,14 @@ def check_backends(spec: ModelsFile, models_path: Path) -> None:
             f.check(options, at)
 
 
+def check_servable(spec: ModelsFile, model) -> None:
+    """The backend of a resolved model can load it (llama.cpp needs a GGUF file), checked before a
+    run writes anything."""
+    f = factory(backend_name(spec, model.name))
+    if f.can_serve is not None:
+        f.can_serve(model)
+
+
 def open_model(spec: ModelsFile, model) -> object:
     """Load a resolved model (harness.recipes.ParentModel) with the backend its name is served by."""
     return factory(backend_name(spec, model.name)).open(model, model_options(spec, model.name))

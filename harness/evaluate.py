@@ -118,6 +118,8 @@ def run_suites(suite_paths: list[Path], models_path: Path | None, store_path: Pa
             base = prepare_base(spec.base, models_path, spec)  # once: it verifies the GGUF's sha256
             plans = plan_variants(spec, models_path, base.key)
             resolved = {name: resolve_built(spec, models_path, name, store, base, plans) for name in names}
+            for model in resolved.values():
+                catalogue.check_servable(spec, model)
         for _, _, jt, where in judge_tasks:
             check_judge_task(jt, where, spec, models_path, store, replayed + names, base, plans)
         if base is not None:

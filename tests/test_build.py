@@ -176,6 +176,18 @@ def test_a_killed_builds_tmp_folder_is_removed_by_the_next_build(built):
     assert not stale.exists()
 
 
+def perplexity_suite(ws, limit: int):
+    """A perplexity task over the first `limit` held-out brand tweets, as suites/ppl.yaml under `ws`."""
+    return write(ws / "suites" / "ppl.yaml", f"""
+        name: ppl
+        tasks:
+          - name: held_out
+            type: perplexity
+            data: {{format: jsonl, path: {REPO / 'data' / 'brand' / 'validation.jsonl'}, limit: {limit}}}
+            prompt: {{template: "{{{{ tweet }}}}"}}
+        """)
+
+
 def test_per_token_kl_to_the_parent_on_a_perplexity_task(built, tiny_model_dir, capsys):
     """`harness run` loads a variant with its parent on a perplexity task's texts: the mean
     next-token KL is stored per text, is 0 for a model against itself, and is gateable."""
@@ -185,14 +197,7 @@ def test_per_token_kl_to_the_parent_on_a_perplexity_task(built, tiny_model_dir, 
     from harness.fidelity import token_kl
 
     ws, models = built
-    suite = write(ws / "suites" / "ppl.yaml", f"""
-        name: ppl
-        tasks:
-          - name: held_out
-            type: perplexity
-            data: {{format: jsonl, path: {REPO / 'data' / 'brand' / 'validation.jsonl'}, limit: 4}}
-            prompt: {{template: "{{{{ tweet }}}}"}}
-        """)
+    suite = perplexity_suite(ws, limit=4)
     assert main(["run", str(suite), "--models", str(models), "--store", str(ws / "h.duckdb")]) == 0
     con = duckdb.connect(str(ws / "h.duckdb"), read_only=True)
     rows = con.execute("""SELECT f.sample_id, f.value FROM fidelity f JOIN runs r USING (run_id)
@@ -296,14 +301,7 @@ def test_per_token_kl_along_a_chain_reuses_each_models_distributions(workspace, 
           - {{name: a1, parent: tiny, method: adapter, config: {{path: {a1}}}}}
           - {{name: a2, parent: a1, method: adapter, config: {{path: {a2}}}}}
         """)
-    suite = write(workspace / "suites" / "ppl.yaml", f"""
-        name: ppl
-        tasks:
-          - name: held_out
-            type: perplexity
-            data: {{format: jsonl, path: {REPO / 'data' / 'brand' / 'validation.jsonl'}, limit: 5}}
-            prompt: {{template: "{{{{ tweet }}}}"}}
-        """)
+    suite = perplexity_suite(workspace, limit=5)
     store = str(workspace / "h.duckdb")
     assert main(["build", str(models), "--store", store]) == 0
     assert main(["run", str(suite), "--models", str(models), "--store", store]) == 0

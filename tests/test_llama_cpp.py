@@ -135,12 +135,26 @@ def test_llama_cpp_needs_a_gguf_and_the_export_needs_the_converter(workspace, ti
     assert main(["run", str(workspace / "suites" / "gen.yaml"), "--models", str(models), "--store", store]) == 2
     err = capsys.readouterr().err
     assert "has no GGUF file to serve with llama_cpp" in err and "method: gguf" in err
+    assert _variant_rows(store) == 0  # refused before the base was recorded
     monkeypatch.setenv("HARNESS_LLAMA_CPP_CONVERTER", str(workspace / "nowhere" / "convert_hf_to_gguf.py"))
     models = write(workspace / "models" / "g.yaml", GGUF_MODELS.format(model=tiny_model_dir))
     assert main(["build", str(models), "--store", store]) == 2
     err = capsys.readouterr().err
     assert "convert_hf_to_gguf.py is not installed" in err and "make llama-cpp" in err
+    assert _variant_rows(store) == 0  # refused before the base was recorded
     assert not list((workspace / "artifacts").glob("tiny-*")) if (workspace / "artifacts").exists() else True
+
+
+def _variant_rows(store: str) -> int:
+    """Rows in the store's lineage table (0 when the store was never created)."""
+    from pathlib import Path
+
+    if not Path(store).exists():
+        return 0
+    con = duckdb.connect(store, read_only=True)
+    n = con.execute("SELECT count(*) FROM variants").fetchone()[0]
+    con.close()
+    return n
 
 
 def test_an_unrecognised_tokenizer_names_the_setting_that_fixes_it(workspace, tiny_model_dir, capsys):

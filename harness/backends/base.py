@@ -159,3 +159,6 @@ class BackendFactory:
     check: Callable[[dict, str], None] | None = None
     """Further checks of a model's options at validation (`check(options, where)` raises
     ConfigError), e.g. options the backend can't do without."""
+    can_serve: Callable[[Any], None] | None = None
+    """`can_serve(model)` raises ConfigError when this backend can't load the resolved model
+    (llama.cpp needs a GGUF file): checked before a run writes anything."""

@@ -173,15 +173,20 @@ def gguf_file_type(metadata: dict) -> str:
         return f"file_type {value}" if value is not None else "unknown"
 
 
-def open_model(model, options: dict | None = None) -> LlamaCppBackend:
-    """A resolved model whose GGUF file llama.cpp serves (a GGUF base, or a `gguf` export)."""
+def can_serve(model) -> None:
+    """llama.cpp serves a GGUF file: a GGUF base, or a `gguf` export (not adapters, not bitsandbytes)."""
     if model.gguf is None or model.adapters or model.quantization:
         what = "LoRA adapters" if model.adapters else "bitsandbytes quantization" if model.quantization else "transformers weights only"
         raise ConfigError(f"model '{model.name}' has no GGUF file to serve with llama_cpp ({what})",
                           hint="add a `gguf` variant (method: gguf) that exports it; llama_cpp serves that")
+
+
+def open_model(model, options: dict | None = None) -> LlamaCppBackend:
+    """A resolved model whose GGUF file llama.cpp serves (a GGUF base, or a `gguf` export)."""
+    can_serve(model)
     return LlamaCppBackend(model.gguf, **(options or {}))
 
 
 FACTORY = BackendFactory(open_model, frozenset({"n_ctx", "n_threads", "n_batch", "n_gpu_layers"}),
                          "llama.cpp on a GGUF file, as it ships (extra: llama-cpp)",
-                         integer_options=frozenset({"n_ctx", "n_threads", "n_batch"}))
+                         integer_options=frozenset({"n_ctx", "n_threads", "n_batch"}), can_serve=can_serve)

@@ -131,11 +131,16 @@ class VLLMBackend:
         gc.collect()
 
 
-def open_model(model, options: dict | None = None) -> VLLMBackend:
-    """A resolved model (base directory and adapters) in vLLM."""
+def can_serve(model) -> None:
+    """vLLM serves transformers checkpoints and LoRA adapters, not bitsandbytes or GGUF artifacts."""
     if model.quantization is not None or (model.gguf is not None and not (Path(model.base_dir) / "config.json").is_file()):
         raise ConfigError(f"model '{model.name}': the vllm backend serves transformers checkpoints and LoRA adapters, "
                           "not bitsandbytes or GGUF artifacts", hint="serve it with hf (bitsandbytes) or llama_cpp (GGUF)")
+
+
+def open_model(model, options: dict | None = None) -> VLLMBackend:
+    """A resolved model (base directory and adapters) in vLLM."""
+    can_serve(model)
     options = dict(options or {})
     adapters = list(model.adapters)
     base = fold_adapters(model.base_dir, adapters[:-1]) if len(adapters) > 1 else Path(model.base_dir)
@@ -144,4 +149,4 @@ def open_model(model, options: dict | None = None) -> VLLMBackend:
 
 FACTORY = BackendFactory(open_model, frozenset({"dtype", "max_length", "gpu_memory_utilization", "max_lora_rank", "seed"}),
                          "vLLM's offline engine on CUDA, LoRA adapters served as LoRA (extra: vllm)",
-                         integer_options=frozenset({"max_length", "max_lora_rank"}))
+                         integer_options=frozenset({"max_length", "max_lora_rank"}), can_serve=can_serve)

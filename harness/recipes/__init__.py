@@ -74,6 +74,9 @@ class Recipe:
     leaves out its validation file, which is only scored)."""
     default_backend: str | None = None
     """The backend that serves what it builds, when not the base's (a GGUF export: llama_cpp)."""
+    check: Callable[[Any], None] | None = None
+    """Checks what the build needs beyond its config (e.g. a tool installed), run before anything
+    is stored; raises ConfigError or MissingDependencyError."""
 
     def parse_config(self, raw: dict, where: str):
         """Validate a variant's `config:` mapping against this recipe's config model."""

@@ -35,10 +35,9 @@ def data_files(config: GGUFConfig, models_path: Path) -> list[Path]:
 
 
 def build(ctx: BuildContext) -> BuildResult:
-    from harness.gguf_tools import convert_hf, converter_path, quantize
+    from harness.gguf_tools import convert_hf, quantize
 
     cfg: GGUFConfig = ctx.config
-    converter_path()  # fail before any work when llama.cpp's converter is missing
     source, merged_bytes, params = _merged(ctx)
     out = ctx.output_dir
     unquantized = cfg.quantization in ("f32", "f16")
@@ -94,4 +93,14 @@ def _param_count(files: list[Path]) -> int:
     return total
 
 
-RECIPE = Recipe("gguf", GGUFConfig, build, data_files, default_backend="llama_cpp")
+def check(config: GGUFConfig) -> None:
+    """llama.cpp's converter, and its quantizer (llama-cpp-python) unless the export stays unquantized."""
+    from harness.errors import require
+    from harness.gguf_tools import converter_path
+
+    converter_path()
+    if config.quantization not in ("f32", "f16"):
+        require("llama_cpp", "quantizing GGUF files", "llama-cpp")
+
+
+RECIPE = Recipe("gguf", GGUFConfig, build, data_files, default_backend="llama_cpp", check=check)
