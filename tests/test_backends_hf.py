@@ -138,3 +138,66 @@ def test_an_adapter_chain_applies_every_adapter(tiny_model_dir, tmp_path):
     manual_backend = HFBackend(tiny_model_dir, model=manual, tokenizer=chain_backend.tokenizer)
     assert chain == pytest.approx(manual_backend.loglikelihood(pair)[0].logprob, abs=1e-4)
     assert len({round(base, 3), round(one, 3), round(chain, 3)}) == 3
+
+
+def test_a_short_shared_description_is_reused_without_swallowing_long_heads(tiny_model_dir):
+    """0-shot items share only the task description (about a dozen tokens): worth one cached pass
+    once there are enough of them; scored on it they equal the plain batches within 1e-4. A long
+    few-shot head keeps its own group rather than being merged on the description."""
+    from harness.backends.base import plan_scoring
+    from harness.backends.hf import reuse_groups
+
+    description = "Coffee quiz.\n\n"
+    # One option an item: the tiny tokenizer splits " A" into two tokens, so an item's own
+    # options would share more than 32 tokens and pair up in the first pass.
+    zero_shot = [(description + f"Question {k}: is roast {k} darker than roast {k + 1}?\nAnswer:", " yes") for k in range(40)]
+    head = description + "".join(f"Question {k}: is {k} less than {k + 1}?\nAnswer: A\n\n" for k in range(3))
+    few_shot = [(head + f"Question {k}: is {k} odd?\nAnswer:", " yes") for k in range(5)]
+    reuse = HFBackend(tiny_model_dir, max_length=512, batch_size=8)
+    plain = HFBackend(tiny_model_dir, max_length=512, batch_size=8, prefix_reuse=False)
+    p = plan_scoring([reuse.encode_pair(c, x) for c, x in zero_shot + few_shot], 512)
+    groups = reuse_groups(p.inputs, p.need, reuse.PREFIX_MIN_TOKENS, reuse.SHORT_PREFIX_MIN_TOKENS, reuse.SHORT_PREFIX_MIN_SAVING)
+    sizes = sorted((len(m), plen, min(m)) for plen, m in groups)
+    assert len(sizes) == 2, sizes
+    (n_few, long_plen, first_few), (n_zero, short_plen, first_zero) = sizes
+    assert n_few == 5 and long_plen >= 32 and first_few == 40  # the few-shot head: its own long group
+    assert n_zero == 40 and 8 <= short_plen < 32 and first_zero == 0  # the description: one short group
+    got, base = reuse.loglikelihood(zero_shot), plain.loglikelihood(zero_shot)
+    for a, b in zip(got, base):
+        assert a.logprob == pytest.approx(b.logprob, abs=1e-4) and a.is_greedy == b.is_greedy
+    # Too few items for a short prefix to pay: no group.
+    q = plan_scoring([reuse.encode_pair(c, x) for c, x in zero_shot[:4]], 512)
+    assert reuse_groups(q.inputs, q.need, 32, 8, 256) == []
+
+
+def test_skinny_vocab_projection_gives_the_same_logits(tiny_model_dir):
+    """The few-row vocabulary projection (W @ x^T) equals the model's own within float32 rounding,
+    for one decode row, a batch of them and a long sequence (which keeps `linear`)."""
+    import torch
+
+    from harness.backends.hf import load_causal_lm, skinny_vocab_projection
+
+    model = load_causal_lm(tiny_model_dir).eval()
+    ids = torch.randint(5, 200, (3, 150))
+    with torch.no_grad():
+        before = [model(input_ids=ids[:1, :7]).logits, model(input_ids=ids[:, :9], logits_to_keep=1).logits,
+                  model(input_ids=ids).logits]
+        assert skinny_vocab_projection(model)
+        after = [model(input_ids=ids[:1, :7]).logits, model(input_ids=ids[:, :9], logits_to_keep=1).logits,
+                 model(input_ids=ids).logits]
+    for a, b in zip(before, after):
+        assert a.shape == b.shape and torch.allclose(a, b, atol=1e-5, rtol=1e-5)
+    assert not skinny_vocab_projection(load_causal_lm(tiny_model_dir, dtype="bfloat16"))  # float32 CPU only
+
+
+def test_dtype_is_a_backend_option(tiny_model_dir):
+    from harness.backends.hf import FACTORY, open_model
+    from harness.errors import ConfigError
+
+    class Resolved:
+        base_dir, adapters, dtype, quantization = tiny_model_dir, (), "float32", None
+
+    assert open_model(Resolved(), {"dtype": "bfloat16"}).info.dtype == "bfloat16"
+    assert open_model(Resolved(), {}).info.dtype == "float32"
+    with pytest.raises(ConfigError, match=r"base.options.dtype: expected one of float32, bfloat16, float16, got 'int4'"):
+        FACTORY.check({"dtype": "int4"}, "base.options")

@@ -142,7 +142,6 @@ def _token_level(ctx: BuildContext, cfg: DistillConfig, teacher) -> BuildResult:
     import torch.nn.functional as F
     from datasets import Dataset
     from transformers import (
-        AutoTokenizer,
         DataCollatorForSeq2Seq,
         PrinterCallback,
         Trainer,
@@ -152,12 +151,13 @@ def _token_level(ctx: BuildContext, cfg: DistillConfig, teacher) -> BuildResult:
     from harness.errors import ConfigError
     from harness.progress import progress_enabled
     from harness.recipes.common import LossLogger, load_parent_for_training
+    from harness.tokenizer_cache import load_tokenizer
 
     where = f"{ctx.models_path}: {ctx.variant}.config"
     if cfg.data.completion is None:
         raise ConfigError(f"{where}: token-level distillation needs data.completion (the texts whose distributions are matched)")
-    tok = AutoTokenizer.from_pretrained(str(ctx.parent.base_dir))
-    teacher_tok = AutoTokenizer.from_pretrained(str(teacher.base_dir))
+    tok = load_tokenizer(ctx.parent.base_dir)
+    teacher_tok = load_tokenizer(teacher.base_dir)
     if tok.get_vocab() != teacher_tok.get_vocab():
         raise ConfigError(f"{where}: token-level distillation needs the student and teacher '{cfg.teacher}' to share "
                           "a tokenizer; use level: response for different tokenizers")

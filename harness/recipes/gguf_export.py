@@ -67,12 +67,12 @@ def _merged(ctx: BuildContext) -> tuple[Path, int, int]:
     if not parent.adapters:
         source = parent.base_dir
     else:
-        from transformers import AutoTokenizer
+        from harness.tokenizer_cache import load_tokenizer
 
         source = ctx.output_dir / "merged"
         model = load_parent_for_training(parent)
         model.save_pretrained(source)
-        AutoTokenizer.from_pretrained(str(parent.base_dir)).save_pretrained(source)
+        load_tokenizer(parent.base_dir).save_pretrained(source)
         del model
     files = list(source.glob("*.safetensors"))
     return source, sum(f.stat().st_size for f in files), _param_count(files)

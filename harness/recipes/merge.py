@@ -30,16 +30,16 @@ def data_files(config: MergeConfig, models_path: Path) -> list[Path]:
 
 def build(ctx: BuildContext) -> BuildResult:
     import torch
-    from transformers import AutoTokenizer
 
     from harness.backends.hf import open_model
     from harness.errors import ConfigError
+    from harness.tokenizer_cache import load_tokenizer
 
     cfg: MergeConfig = ctx.config
     if not ctx.parent.adapters:
         raise ConfigError(f"{ctx.models_path}: {ctx.variant}: merge needs a parent with a LoRA adapter; '{ctx.parent.name}' has none")
     adapter_model = open_model(ctx.parent)
-    tok = AutoTokenizer.from_pretrained(str(ctx.parent.base_dir))
+    tok = load_tokenizer(ctx.parent.base_dir)
     ids = tok(cfg.probe, return_tensors="pt").input_ids.to(adapter_model.device)  # the model sits on the GPU when there is one
     with torch.no_grad():
         before = adapter_model.model(ids).logits

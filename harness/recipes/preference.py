@@ -93,7 +93,7 @@ def _build(ctx: BuildContext, loss: str) -> BuildResult:
     import torch
     from datasets import Dataset
     from peft import LoraConfig
-    from transformers import AutoTokenizer, PrinterCallback
+    from transformers import PrinterCallback
 
     from harness.preference_data import (
         build_pairs,
@@ -103,6 +103,7 @@ def _build(ctx: BuildContext, loss: str) -> BuildResult:
     )
     from harness.progress import progress_enabled
     from harness.recipes.common import LossLogger, load_parent_for_training
+    from harness.tokenizer_cache import load_tokenizer
 
     cfg: PreferenceConfig = ctx.config
     tcfg = cfg.training
@@ -128,7 +129,7 @@ def _build(ctx: BuildContext, loss: str) -> BuildResult:
     log.info("%s: %s on %d pairs (%d held out); quality %s", ctx.variant, loss, len(train), len(val),
              {k: v for k, v in asdict(quality).items() if k in ("identical_dropped", "duplicates_dropped", "length_imbalance")})
 
-    tokenizer = AutoTokenizer.from_pretrained(str(ctx.parent.base_dir))
+    tokenizer = load_tokenizer(ctx.parent.base_dir)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model = load_parent_for_training(ctx.parent)

@@ -97,9 +97,9 @@ def build(ctx: BuildContext) -> BuildResult:
     if ctx.parent.adapters:
         source = ctx.output_dir / "merged"
         model.save_pretrained(source)
-        from transformers import AutoTokenizer
+        from harness.tokenizer_cache import load_tokenizer
 
-        AutoTokenizer.from_pretrained(str(ctx.parent.base_dir)).save_pretrained(source)
+        load_tokenizer(ctx.parent.base_dir).save_pretrained(source)
     else:
         source = ctx.parent.base_dir
     fp_bytes = model.get_memory_footprint()

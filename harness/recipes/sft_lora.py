@@ -153,11 +153,12 @@ def build(ctx: BuildContext) -> BuildResult:
     import torch
     from datasets import Dataset
     from peft import LoraConfig
-    from transformers import AutoTokenizer, PrinterCallback
+    from transformers import PrinterCallback
     from trl import SFTConfig, SFTTrainer
 
     from harness.progress import progress_enabled
     from harness.recipes.common import LossLogger, load_parent_for_training
+    from harness.tokenizer_cache import load_tokenizer
 
     cfg: SFTLoraConfig = ctx.config
     tcfg = cfg.training
@@ -170,7 +171,7 @@ def build(ctx: BuildContext) -> BuildResult:
     log.info("%s: %d training pairs, %d validation pairs%s", ctx.variant, len(train_pairs), len(val_pairs),
              f" (dropped by text prep: {dropped})" if dropped else "")
 
-    tokenizer = AutoTokenizer.from_pretrained(str(ctx.parent.base_dir))
+    tokenizer = load_tokenizer(ctx.parent.base_dir)
     if cfg.data.chat_template:
         if not tokenizer.chat_template:
             from harness.errors import ConfigError

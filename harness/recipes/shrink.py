@@ -31,10 +31,10 @@ def kept_layers(n: int, k: int) -> list[int]:
 
 def build(ctx: BuildContext) -> BuildResult:
     import torch
-    from transformers import AutoTokenizer
 
     from harness.errors import ConfigError
     from harness.recipes.common import load_parent_for_training
+    from harness.tokenizer_cache import load_tokenizer
 
     cfg: ShrinkConfig = ctx.config
     model = load_parent_for_training(ctx.parent)
@@ -55,7 +55,7 @@ def build(ctx: BuildContext) -> BuildResult:
             if hasattr(module, "layer_idx"):
                 module.layer_idx = new_index
     model.save_pretrained(ctx.output_dir)
-    AutoTokenizer.from_pretrained(str(ctx.parent.base_dir)).save_pretrained(ctx.output_dir)
+    load_tokenizer(ctx.parent.base_dir).save_pretrained(ctx.output_dir)
     after = sum(p.numel() for p in model.parameters())
     return BuildResult(artifact="full", trainable_params=0, total_params=int(after),
                        metrics={"layers_kept": keep, "parameters_before": int(before), "parameters_after": int(after)})
