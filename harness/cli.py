@@ -172,7 +172,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("what", choices=["variants", "runs", "scorers", "metrics", "backends", "recipes", "loaders"])
     _store_arg(p)
     p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("schema", help="the reference of every suite, models and report key (and environment variable)",
+                       description="Print the reference of every key the suite, models and report files take, generated "
+                                   "from the models that parse them. --out writes it to a file; --check exits 1 when the "
+                                   "file differs from what would be written (CI keeps docs/reference.md current with it).")
+    p.add_argument("--out", type=Path, help="write to this file (e.g. docs/reference.md) instead of printing")
+    p.add_argument("--check", action="store_true", help="with --out: compare instead of writing; exit 1 when out of date")
+    p.set_defaults(func=cmd_schema)
     return parser
+
+
+def cmd_schema(args) -> int:
+    from harness.errors import ConfigError
+    from harness.schema import render
+
+    text = render()
+    if args.check:
+        if args.out is None:
+            raise ConfigError("--check compares with a file: give --out PATH")
+        current = args.out.read_text(encoding="utf-8") if args.out.exists() else None
+        if current != text:
+            print(f"{args.out} is out of date: run `harness schema --out {args.out}`")
+            return 1
+        print(f"{args.out} is current")
+        return 0
+    if args.out is None:
+        sys.stdout.write(text)
+        return 0
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text, encoding="utf-8")
+    print(f"wrote {args.out}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

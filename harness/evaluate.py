@@ -36,7 +36,7 @@ from harness.variants import (
 
 log = logging.getLogger(__name__)
 
-CHECKED = ("multiple_choice", "generation", "perplexity")
+CHECKED = ("multiple_choice", "generation", "perplexity", "classification")
 """Task types whose items are checked for contamination."""
 
 
@@ -223,6 +223,16 @@ def _run_judges(store: Store, judge_tasks, spec, models_path: Path | None, evalu
     return outcomes
 
 
+def with_categories(samples: list, task: PreparedTask) -> list:
+    """Sample rows with their item's category (task.category_field) in the details; a turn
+    `<id>#t<k>` belongs to item `<id>`."""
+    from dataclasses import replace
+
+    category = {s.id: str(s.fields[task.spec.category_field]) for s in task.samples}
+    return [replace(r, details=json.dumps({**json.loads(r.details or "{}"), "category": category[r.sample_id.split("#")[0]]}))
+            for r in samples]
+
+
 def _run_task(store: Store, backend, variant: str, variant_key: str, suite_hash: str, task: PreparedTask,
               run_key: str, seed: int, force: bool = False, checker=None) -> TaskOutcome:
     from harness.checkpoint import Checkpoint
@@ -237,6 +247,8 @@ def _run_task(store: Store, backend, variant: str, variant_key: str, suite_hash:
     kind = registry.resolve("task_kind", spec.type)
     out = kind.rows(backend, task, TaskRun(run_id, seed, ckpt, scorers))
     samples, scores, stats, gen_config = list(out.samples), list(out.scores), list(out.stats), out.generation_config
+    if spec.category_field is not None:
+        samples = with_categories(samples, task)
     if checker is not None and spec.type in CHECKED:
         from harness.contamination import check_rows
 

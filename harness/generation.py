@@ -18,21 +18,58 @@ from harness.tasks import PreparedTask
 
 
 def rows(backend, task, run: TaskRun) -> KindRows:
-    """A sample row per output (per turn for multi-turn items) with its accounting, and its scores."""
+    """A sample row per output (per turn for multi-turn items) with its accounting, and its scores.
+    With `generation.n` > 1, each item's draws are scored one by one and kept in its details; the
+    item's score is their aggregate (mean, max, min)."""
     from harness.store.db import SampleRow
 
     g = task.spec.generation
-    config = GenerationConfig(g.max_new_tokens, g.temperature, g.top_p, tuple(g.stop), g.batch_size, run.seed)
+    config = GenerationConfig(g.max_new_tokens, g.temperature, g.top_p, tuple(g.stop), g.batch_size, run.seed, g.top_k,
+                              g.repetition_penalty)
     samples, scores = [], []
-    generated = generate_samples(backend, task, config, run.ckpt)
+    generated = generate_draws(backend, task, config, g.n, run.ckpt) if g.n > 1 else generate_samples(backend, task, config, run.ckpt)
     note = token_count_note(backend)  # after generating: an endpoint learns then whether it sends usage
     for s, out, extra in generated:
-        score_rows, scored = score_sample(run.run_id, s, out, run.scorers)
+        if g.n > 1:
+            score_rows, scored, extra = score_draws(run.run_id, s, out, run.scorers, g.aggregate)
+            out = out[0]
+        else:
+            score_rows, scored = score_sample(run.run_id, s, out, run.scorers)
         details = {"prompt_tokens": out.prompt_tokens, "output_tokens": out.output_tokens, "latency_s": out.latency_s,
                    **note, **extra, **scored}
         samples.append(SampleRow(run.run_id, s.id, s.prompt, s.reference, out.text, json.dumps(details)))
         scores += score_rows
     return KindRows(samples, scores, generation_config=config)
+
+
+def generate_draws(backend, task: PreparedTask, config: GenerationConfig, n: int, ckpt=None):
+    """(sample, [n Generations], {}) per item: n sampled outputs of each prompt, checkpointed as
+    units `<id>#s<k>`, so a resumed run draws only the missing ones."""
+    if getattr(backend, "replay", None):
+        raise ConfigError(f"task '{task.spec.name}': an answer set holds one output per item; generation.n > 1 needs a model")
+    units = [(f"{s.id}#s{k}", s.prompt) for s in task.samples for k in range(1, n + 1)]
+    outs = generate_checkpointed(backend, units, config, ckpt)
+    return [(s, outs[i * n:(i + 1) * n], {}) for i, s in enumerate(task.samples)]
+
+
+AGGREGATES = {"mean": lambda v: sum(v) / len(v), "max": max, "min": min}
+
+
+def score_draws(run_id: str, sample, draws: list, scorers, aggregate: str) -> tuple[list, dict, dict]:
+    """Score rows of an item scored over its draws (each metric's `aggregate` over the draws
+    where it applies; None where it applies to none), its scorers' details (the first draw's),
+    and the draws themselves (text, tokens, scores) for the sample's details."""
+    from harness.store.db import ScoreRow
+
+    per_draw = [score_sample(run_id, sample, out, scorers) for out in draws]
+    keys = list(dict.fromkeys((r.scorer, r.metric) for rows, _ in per_draw for r in rows))
+    rows = []
+    for scorer_name, metric in keys:
+        values = [r.value for rs, _ in per_draw for r in rs if (r.scorer, r.metric) == (scorer_name, metric) and r.value is not None]
+        rows.append(ScoreRow(run_id, sample.id, scorer_name, metric, AGGREGATES[aggregate](values) if values else None))
+    listed = [{"text": out.text, "output_tokens": out.output_tokens,
+               "scores": {f"{r.metric}": r.value for r in rs}} for out, (rs, _) in zip(draws, per_draw)]
+    return rows, per_draw[0][1], {"draws": listed, "aggregate": aggregate}
 
 
 def generate_checkpointed(backend, units: list[tuple[str, str]], config: GenerationConfig, ckpt=None) -> list:

@@ -44,7 +44,7 @@ def latency_rows(backend, task, run_id: str, seed: int, ckpt=None):
 
     spec = task.spec
     g = spec.generation
-    gen = GenerationConfig(g.max_new_tokens, g.temperature, g.top_p, tuple(g.stop), g.batch_size, seed)
+    gen = GenerationConfig(g.max_new_tokens, g.temperature, g.top_p, tuple(g.stop), g.batch_size, seed, g.top_k, g.repetition_penalty)
     requests, walls = measure(backend, list(task.samples), gen, spec.latency.concurrency, spec.latency.warmup, ckpt)
     samples, scores = [], []
     for r in requests:

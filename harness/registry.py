@@ -35,6 +35,7 @@ BUILTINS: dict[str, dict[str, str]] = {
         "rubric": "harness.scorers.rubric:rubric",
         "hallucination": "harness.scorers.hallucination:hallucination",
         "brand_similarity": "harness.scorers.similarity:brand_similarity",
+        "answer_match": "harness.scorers.answer_match:answer_match_scorer",
     },
     "recipe": {
         "sft_lora": "harness.recipes.sft_lora:RECIPE",
@@ -55,6 +56,8 @@ BUILTINS: dict[str, dict[str, str]] = {
         "generation": "harness.generation:KIND",
         "perplexity": "harness.perplexity:KIND",
         "latency": "harness.latency:KIND",
+        "classification": "harness.classification:KIND",
+        "lm_eval": "harness.lm_eval_tasks:KIND",
         "judge_pairwise": "harness.judge.kinds:PAIRWISE",
         "judge_single": "harness.judge.kinds:SINGLE",
     },
@@ -63,6 +66,7 @@ BUILTINS: dict[str, dict[str, str]] = {
         "csv": "harness.data.loaders:load_csv",
         "mmlu_csv": "harness.data.loaders:load_mmlu_csv",
         "halueval": "harness.data.loaders:load_halueval",
+        "tweeteval": "harness.data.loaders:load_tweeteval",
         "hf": "harness.data.loaders:load_hf_dataset",
     },
 }

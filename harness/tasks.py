@@ -53,6 +53,8 @@ class PreparedTask:
     """Items the task has; fewer are evaluated when a --limit sample was drawn."""
     suite_tasks: str = "[]"
     """The suite's tasks as JSON ([{task, type, baseline}]), recorded with every run."""
+    native: object = field(default=None, compare=False, hash=False, repr=False)
+    """lm_eval tasks: lm-eval's Task object, built when the task is prepared."""
 
     @property
     def partial(self) -> bool:
@@ -79,6 +81,10 @@ def prepare_task(task: TaskSpec, suite_name: str, suite_path: Path, limit: int |
     """Load and render a task; ConfigError (file, field, line) on any problem. `limit`: a seeded
     random sample of that many items (a smoke run, recorded as partial)."""
     where = f"{suite_path}: task '{task.name}'"
+    if task.type == "lm_eval":
+        from harness.lm_eval_tasks import prepare
+
+        return prepare(task, suite_name, suite_path, limit, seed, suite_tasks)
     scorers = []
     for i, (name, config) in enumerate(task.scorer_refs):
         s = resolve_scorer(name, f"{where}: scorers[{i}]")
@@ -104,10 +110,17 @@ def prepare_task(task: TaskSpec, suite_name: str, suite_path: Path, limit: int |
 
     records = _load(task, suite_path, task.data.split, where)
     if task.data.limit:
-        records = records[: task.data.limit]
+        # A seeded random sample of the file (the suite's seed), not its first N rows: files are
+        # often sorted (by topic, by difficulty, by date), and the first N would inherit that.
+        records = sample_items(records, task.data.limit, seed, f"{task.name}/data.limit")
     if not records:
         raise ConfigError(f"{where}: data has no items", hint="check data.path (an empty file?) and data.split / data.subjects")
     shots = _fewshot_pool(task, suite_path, where)
+    if task.category_field is not None:
+        missing = [r.id for r in records if task.category_field not in r.fields]
+        if missing:
+            raise ConfigError(f"{where}: item {missing[0]} has no field '{task.category_field}' (category_field)"
+                              + (f", nor do {len(missing) - 1} more" if len(missing) > 1 else ""))
 
     samples = []
     seen: set[str] = set()
@@ -121,8 +134,8 @@ def prepare_task(task: TaskSpec, suite_name: str, suite_path: Path, limit: int |
     if limit is not None:
         samples = sample_items(samples, limit, seed, task.name)
     data_hash = stable_hash([[r.id, r.fields] for r in records] + [[r.id, r.fields] for r in shots])
-    prompt_hash = stable_hash([task.prompt.model_dump(), task.fewshot.model_dump(), task.multiple_choice.model_dump()
-                               if task.type == "multiple_choice" else None])
+    choices = {"multiple_choice": task.multiple_choice, "classification": task.classification}.get(task.type)
+    prompt_hash = stable_hash([task.prompt.model_dump(), task.fewshot.model_dump(), choices.model_dump() if choices else None])
     return PreparedTask(task, suite_name, tuple(samples), data_hash, prompt_hash, tuple(scorers), n_total, suite_tasks)
 
 
@@ -212,6 +225,8 @@ def _render_sample(task: TaskSpec, rec: Record, sid: str, shots: list[Record], w
         context = render(p.template, rec.fields, f"{item_where}: prompt.template")
         prompt = description + p.example_separator.join(parts + [context])
         return Sample(sid, prompt, tuple(conts), tuple(options), gold, fields=dict(rec.fields))
+    if task.type == "classification":
+        return _render_classification(task, rec, sid, shots, where)
     if task.multi_turn is not None:
         return _render_turns(task, rec, sid, where)
     parts = []
@@ -220,6 +235,35 @@ def _render_sample(task: TaskSpec, rec: Record, sid: str, shots: list[Record], w
     prompt = description + p.example_separator.join(parts + [render(p.template, rec.fields, f"{item_where}: prompt.template")])
     reference = render(p.reference, rec.fields, f"{item_where}: prompt.reference") if p.reference is not None else None
     return Sample(sid, prompt, reference=reference, fields=dict(rec.fields))
+
+
+def gold_label(task: TaskSpec, rec: Record, where: str) -> int:
+    """The index of a classification item's gold label (its text, or its index in `labels`)."""
+    spec = task.classification
+    if spec.label_field not in rec.fields:
+        raise ConfigError(f"{where}: missing field '{spec.label_field}' (classification.label_field)")
+    value = rec.fields[spec.label_field]
+    if isinstance(value, str) and value in spec.labels:
+        return spec.labels.index(value)
+    if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
+        index = int(value)
+        if 0 <= index < len(spec.labels):
+            return index
+    raise ConfigError(f"{where}: field '{spec.label_field}' is {value!r}: expected one of {spec.labels} or an index 0-{len(spec.labels) - 1}")
+
+
+def _render_classification(task: TaskSpec, rec: Record, sid: str, shots: list[Record], where: str) -> Sample:
+    """Like a multiple-choice item whose options are the labels: continuations are the labels
+    after the delimiter; few-shot examples show their gold label."""
+    p, spec = task.prompt, task.classification
+    item_where = f"{where}: item {rec.id}"
+    conts = tuple(spec.target_delimiter + label for label in spec.labels)
+    parts = [render(p.template, ex.fields, f"{where}: prompt.template") + conts[gold_label(task, ex, f"{where}: few-shot example {ex.id}")]
+             for ex in _examples_for(task, rec, shots)]
+    description = render(p.description, rec.fields, f"{item_where}: prompt.description") if p.description else ""
+    prompt = description + p.example_separator.join(parts + [render(p.template, rec.fields, f"{item_where}: prompt.template")])
+    gold = gold_label(task, rec, item_where)
+    return Sample(sid, prompt, conts, tuple(spec.labels), gold, reference=spec.labels[gold], fields=dict(rec.fields))
 
 
 def _render_turns(task: TaskSpec, rec: Record, sid: str, where: str) -> Sample:
@@ -235,16 +279,46 @@ def _render_turns(task: TaskSpec, rec: Record, sid: str, where: str) -> Sample:
     return Sample(sid, rendered[0], turns=rendered, references=references, fields=dict(rec.fields))
 
 
+_MISSING = object()
+
+
+def field_value(fields: dict, path: str):
+    """An item field by name, or by a dotted path into nested mappings (`choices.text`); a
+    name that exists as it is wins over the path."""
+    if path in fields:
+        return fields[path]
+    value = fields
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return _MISSING
+        value = value[part]
+    return value
+
+
 def _options(rec: Record, task: TaskSpec, where: str) -> tuple[list[str], int]:
     mc = task.multiple_choice
-    if mc.choices_field not in rec.fields:
-        raise ConfigError(f"{where}: missing field '{mc.choices_field}' (multiple_choice.choices_field)")
-    options = rec.fields[mc.choices_field]
-    if not isinstance(options, list) or len(options) < 2:
-        raise ConfigError(f"{where}: field '{mc.choices_field}' must be a list of at least 2 options")
-    if mc.answer_field not in rec.fields:
+    if mc.choices_fields:
+        missing = [f for f in mc.choices_fields if field_value(rec.fields, f) is _MISSING]
+        if missing:
+            raise ConfigError(f"{where}: missing field(s) {missing} (multiple_choice.choices_fields)")
+        options = [field_value(rec.fields, f) for f in mc.choices_fields]
+    else:
+        options = field_value(rec.fields, mc.choices_field)
+        if options is _MISSING:
+            raise ConfigError(f"{where}: missing field '{mc.choices_field}' (multiple_choice.choices_field)")
+        if not isinstance(options, list) or len(options) < 2:
+            raise ConfigError(f"{where}: field '{mc.choices_field}' must be a list of at least 2 options")
+    answer = field_value(rec.fields, mc.answer_field)
+    if answer is _MISSING:
         raise ConfigError(f"{where}: missing field '{mc.answer_field}' (multiple_choice.answer_field)")
-    answer = rec.fields[mc.answer_field]
+    if mc.labels_field is not None:
+        labels = field_value(rec.fields, mc.labels_field)
+        if not isinstance(labels, list) or len(labels) != len(options):
+            raise ConfigError(f"{where}: field '{mc.labels_field}' must list one label per option ({len(options)}) (multiple_choice.labels_field)")
+        labels = [str(x).strip() for x in labels]
+        if str(answer).strip() not in labels:
+            raise ConfigError(f"{where}: answer {answer!r} is not one of the option labels {labels}")
+        return [str(o) for o in options], labels.index(str(answer).strip())
     if isinstance(answer, str) and len(answer.strip()) == 1 and answer.strip().upper() in LETTERS:
         gold = LETTERS.index(answer.strip().upper())
     elif isinstance(answer, int) or (isinstance(answer, str) and answer.strip().isdigit()):

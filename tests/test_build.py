@@ -177,7 +177,8 @@ def test_a_killed_builds_tmp_folder_is_removed_by_the_next_build(built):
 
 
 def perplexity_suite(ws, limit: int):
-    """A perplexity task over the first `limit` held-out brand tweets, as suites/ppl.yaml under `ws`."""
+    """A perplexity task over a seeded sample of `limit` held-out brand tweets (ids: their line
+    numbers from 0), as suites/ppl.yaml under `ws`."""
     return write(ws / "suites" / "ppl.yaml", f"""
         name: ppl
         tasks:
@@ -206,7 +207,8 @@ def test_per_token_kl_to_the_parent_on_a_perplexity_task(built, tiny_model_dir, 
     con.close()
     assert len(rows) == 4 and all(v > 0 for _, v in rows)
     base, sft = HFBackend(tiny_model_dir), HFBackend(tiny_model_dir, adapters=[adapter])
-    texts = [json.loads(line)["tweet"] for line in (REPO / "data" / "brand" / "validation.jsonl").read_text().splitlines()[:4]]
+    lines = (REPO / "data" / "brand" / "validation.jsonl").read_text().splitlines()
+    texts = [json.loads(lines[int(sid)])["tweet"] for sid, _ in rows]
     assert token_kl(base, base, texts) == [0.0] * 4
     # by hand for the first text: softmax over the vocabulary at each position, both models
     ids = torch.tensor([base._encode(texts[0])])
@@ -214,7 +216,7 @@ def test_per_token_kl_to_the_parent_on_a_perplexity_task(built, tiny_model_dir, 
         p = torch.softmax(base.model(input_ids=ids).logits[0, :-1].double(), -1)
         q = torch.softmax(sft.model(input_ids=ids).logits[0, :-1].double(), -1)
     by_hand = float((p * (p.log() - q.log())).sum(-1).mean())
-    assert dict(rows)["0"] == pytest.approx(by_hand, rel=1e-3)
+    assert rows[0][1] == pytest.approx(by_hand, rel=1e-3)
     report = write(ws / "reports" / "kl.yaml", """
         title: KL
         variants: [tiny, tiny-sft]
@@ -306,13 +308,15 @@ def test_per_token_kl_along_a_chain_reuses_each_models_distributions(workspace, 
     assert main(["build", str(models), "--store", store]) == 0
     assert main(["run", str(suite), "--models", str(models), "--store", store]) == 0
     con = duckdb.connect(store, read_only=True)
-    stored = {v: [x for _, x in rows] for v in ("a1", "a2") for rows in [con.execute(
-        """SELECT f.sample_id, f.value FROM fidelity f JOIN runs r USING (run_id)
-           WHERE r.variant = ? AND f.metric = 'parent_token_kl' ORDER BY f.sample_id""", [v]).fetchall()]}
+    rows = {v: con.execute("""SELECT f.sample_id, f.value FROM fidelity f JOIN runs r USING (run_id)
+                                 WHERE r.variant = ? AND f.metric = 'parent_token_kl' ORDER BY f.sample_id""", [v]).fetchall()
+            for v in ("a1", "a2")}
+    stored = {v: [x for _, x in r] for v, r in rows.items()}
     paths = dict(con.execute("SELECT name, artifact_path FROM variants").fetchall())
     con.close()
-    texts = [json.loads(line)["tweet"] for line in (REPO / "data" / "brand" / "validation.jsonl").read_text().splitlines()[:5]]
-    order = sorted(range(5), key=str)  # sample ids "0".."4" sort as text
+    lines = (REPO / "data" / "brand" / "validation.jsonl").read_text().splitlines()
+    texts = [json.loads(lines[int(sid)])["tweet"] for sid, _ in rows["a1"]]  # the seeded sample, in stored order
+    order = range(5)
     base = HFBackend(tiny_model_dir)
     m1 = HFBackend(tiny_model_dir, adapters=[paths["a1"]])
     m2 = HFBackend(tiny_model_dir, adapters=[paths["a1"], paths["a2"]])

@@ -424,3 +424,43 @@ def test_judge_task_config_errors(tmp_path, capsys):
     suite.write_text(suite.read_text().replace("of: tweetz", "of: tweetz\n    baseline: x\n    judge: {bogus: 1}"))
     assert main(["validate", str(suite)]) == 2
     assert "tasks[1].judge.bogus: unknown key" in capsys.readouterr().out
+
+
+def test_judge_ratings_are_broken_down_by_category(tmp_path):
+    """MT-Bench style: a category_field on the generation task is stored with its samples, and the
+    report breaks the judge's rating down by it."""
+    write(tmp_path / "q.jsonl", "\n".join(json.dumps(q) for q in MT_ITEMS) + "\n")
+    models = write(tmp_path / "m.yaml", 'base: {name: fake-m, source: fake, options: {default_output: "Rating: [[7]]"}}\n')
+    suite = write(tmp_path / "s.yaml", """
+        name: mt
+        tasks:
+          - name: chat
+            type: generation
+            data: {format: jsonl, path: q.jsonl}
+            id_field: question_id
+            category_field: category
+            multi_turn: {turns_field: turns, references_field: reference}
+            prompt: {template: "{{ turn }}"}
+            generation: {max_new_tokens: 16}
+          - name: chat_rating
+            type: judge
+            grading: single
+            of: chat
+            judge: {backend: local, mode: generate}
+        """)
+    store = tmp_path / "h.duckdb"
+    assert main(["run", str(suite), "--models", str(models), "--store", str(store)]) == 0
+    con = duckdb.connect(str(store), read_only=True)
+    cats = dict(con.execute("""SELECT s.sample_id, json_extract_string(s.details, '$.category') FROM samples s
+                               JOIN latest_runs r USING (run_id) WHERE r.task = 'chat'""").fetchall())
+    con.close()
+    assert cats == {"1#t1": "writing", "1#t2": "writing", "2#t1": "math", "2#t2": "math"}
+    report = write(tmp_path / "r.yaml", "title: mt\nvariants: [fake-m]\nstatistics: {resamples: 200}\n")
+    out = tmp_path / "r.html"
+    assert main(["report", str(report), "--store", str(store), "--out", str(out)]) == 0
+    html = out.read_text()
+    section = html.split("by category")[1].split("</table>")[0]
+    assert "<td>math</td>" in section and "<td>writing</td>" in section and "n=2" in section
+    # a category field the items lack is a clear error before anything runs
+    bad = write(tmp_path / "bad.yaml", suite.read_text().replace("category_field: category", "category_field: topic"))
+    assert main(["run", str(bad), "--models", str(models), "--store", str(tmp_path / "h2.duckdb")]) == 2

@@ -16,6 +16,10 @@ class GenerationConfig:
     stop: tuple[str, ...] = ()
     batch_size: int = 8
     seed: int = 1234
+    top_k: int = 0
+    """0: no limit."""
+    repetition_penalty: float = 1.0
+    """1: off."""
 
 
 @dataclass(frozen=True)

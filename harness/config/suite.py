@@ -14,7 +14,8 @@ class DataSpec(Strict):
     """Where a task's items come from."""
 
     format: str
-    """Loader name: jsonl, csv, mmlu_csv (Hendrycks layout: no header; question, A, B, C, D, answer), hf."""
+    """Loader name: jsonl, csv, mmlu_csv (Hendrycks layout: no header; question, A, B, C, D, answer),
+    halueval, tweeteval (`<split>_text.txt`, `<split>_labels.txt`, `mapping.txt`), hf."""
     path: str | None = None
     """File or directory, relative to the suite file. Not used by `hf`."""
     split: str | None = None
@@ -26,7 +27,8 @@ class DataSpec(Strict):
     name: str | None = None
     """hf: the dataset configuration name."""
     limit: int | None = Field(default=None, ge=1)
-    """Evaluate only the first N items (deterministic order)."""
+    """Evaluate a seeded random sample of N items (the suite's `seed`; items keep their file
+    order), not the first N. The sample is the task's data: its items are in the run's data hash."""
 
 
 class PromptSpec(Strict):
@@ -57,26 +59,88 @@ class MultipleChoiceSpec(Strict):
     """How an item's options become continuations scored by log-likelihood."""
 
     choices_field: str = "choices"
-    """The item field holding the list of option texts."""
+    """The item field holding the list of option texts; a dotted path reaches into nested
+    fields (ARC ships `choices: {text: [...], label: [...]}`: `choices.text`)."""
+    choices_fields: list[str] | None = Field(default=None, min_length=2)
+    """Instead: the options are these fields, one each (a CSV export's `[A, B, C, D]` columns)."""
     answer_field: str = "answer"
-    """The item field holding the gold option: an index (0-based) or a letter (A, B, ...)."""
+    """The item field (or dotted path) holding the gold option: an index (0-based), a letter
+    (A, B, ...), or one of the options' labels when `labels_field` is set."""
+    labels_field: str | None = None
+    """The field (or dotted path) listing each option's own label (ARC's `choices.label`, which
+    may be A-D or 1-4); the answer is matched against these labels."""
     continuation: Literal["letter", "text"] = "letter"
     """Score the option letter (MMLU's convention) or the option text itself."""
     target_delimiter: str = " "
     """Placed between context and continuation (lm-eval's target_delimiter)."""
 
 
+class ClassificationSpec(Strict):
+    """A closed set of labels: each item is assigned one, by the log-likelihood of each label after
+    the prompt (as multiple choice scores options) or by generating and finding a label in the
+    output. Metrics: per-item `acc` (accuracy); per run macro-F1 and each label's precision, recall and
+    F1 (with bootstrap intervals), and a confusion matrix in the report."""
+
+    labels: list[str] = Field(min_length=2)
+    """The label set, in the order the report lists it."""
+    label_field: str = "label"
+    """The item field holding the gold label: a label's text or its 0-based index in `labels`."""
+    method: Literal["loglikelihood", "generate"] = "loglikelihood"
+    """loglikelihood: the label whose continuation scores highest; generate: the task's
+    `generation` settings, then `extract` (default: the first label named in the output)."""
+    target_delimiter: str = " "
+    """loglikelihood: placed between the prompt and each label."""
+    extract: dict | None = None
+    """generate: a harness.extract spec (e.g. {type: regex, pattern: 'Emotion: (\\w+)'}) whose
+    result is matched to a label ignoring case; an output with no label counts as an
+    extraction failure (metric `extraction_failed`) and as wrong."""
+
+    @model_validator(mode="after")
+    def _labels(self):
+        if len(set(self.labels)) != len(self.labels):
+            raise ValueError(f"labels must be distinct: {self.labels}")
+        if self.extract is not None and self.method != "generate":
+            raise ValueError("extract applies to method: generate")
+        if self.extract is not None:
+            from harness.extract import ExtractSpec
+
+            ExtractSpec.model_validate(self.extract)
+        return self
+
+
 class GenerationSpec(Strict):
     """Decoding settings for generation tasks; recorded with every run and part of its key."""
 
     max_new_tokens: int = Field(default=64, ge=1)
+    """Longest output, in tokens (stop strings may end it earlier)."""
     temperature: float = Field(default=0.0, ge=0.0)
     """0 means greedy decoding."""
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    """Sampling: draw from the smallest set of tokens whose probability reaches this (nucleus)."""
+    top_k: int = Field(default=0, ge=0)
+    """Sampling: draw among the k most likely tokens only (0: no limit)."""
+    repetition_penalty: float = Field(default=1.0, gt=0.0)
+    """Penalise tokens already in the prompt or the output (CTRL's penalty, as transformers,
+    vLLM and llama.cpp apply it; 1 = off, the case study uses 1.1). Greedy or sampled."""
     stop: list[str] = []
     """Output is cut at the first of these strings."""
     batch_size: int = Field(default=8, ge=1)
     """Prompts per generate call; larger batches are faster on CPU and GPU alike."""
+    n: int = Field(default=1, ge=1)
+    """Outputs drawn per prompt (sampling only: temperature > 0). Each draw is scored and kept
+    with the sample; the item's score is `aggregate` of the draws' scores, so paired tests and
+    gates still see one value per item."""
+    aggregate: Literal["mean", "max", "min"] = "mean"
+    """How n draws make the item's score: mean (the expected quality of one draw), max
+    (best-of-n), min (worst-of-n)."""
+
+    @model_validator(mode="after")
+    def _sampling(self):
+        if self.temperature == 0 and self.n > 1:
+            raise ValueError(f"n: {self.n} draws at temperature 0 would repeat one greedy output; set temperature > 0")
+        if self.temperature == 0 and (self.top_k or self.top_p < 1):
+            raise ValueError("top_k and top_p apply to sampling (temperature > 0); greedy decoding ignores them")
+        return self
 
 
 class MultiTurnSpec(Strict):
@@ -106,24 +170,50 @@ class LatencySpec(Strict):
     price_per_1k_input_tokens: float | None = Field(default=None, ge=0)
     """API pricing: cost per 1K prompt tokens (with price_per_1k_output_tokens)."""
     price_per_1k_output_tokens: float | None = Field(default=None, ge=0)
+    """API pricing: cost per 1K output tokens."""
+
+
+class LmEvalSpec(Strict):
+    """An lm-eval task run through the variant's harness backend (see harness.lm_eval_tasks)."""
+
+    task: str
+    """lm-eval's task name (hellaswag, arc_easy, gsm8k, ... or a local YAML's `task:`); one task, not a group."""
+    include_path: str | None = None
+    """A directory of lm-eval task YAML files, relative to the suite (local tasks over local files)."""
+    include_defaults: bool = False
+    """With include_path: also index lm-eval's own catalogue (a few seconds; needed when a local
+    YAML includes one of lm-eval's). Without include_path the catalogue is always used."""
+    num_fewshot: int | None = Field(default=None, ge=0)
+    """Few-shot examples; default the task's own setting."""
+    limit: int | None = Field(default=None, ge=1)
+    """A seeded random sample of N documents (the suite's seed), passed to lm-eval by document id."""
 
 
 class TaskSpec(Strict):
     """One task: data, prompt, (generation settings) and scorers."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    type: Literal["multiple_choice", "generation", "latency", "perplexity"]
+    """The task's name: unique in the suite; runs, reports and gate rules refer to it."""
+    type: Literal["multiple_choice", "generation", "latency", "perplexity", "classification", "lm_eval"]
     """multiple_choice: options scored by log-likelihood; generation: outputs scored by scorers;
     latency: serving measurements; perplexity: the log-likelihood of `prompt.template` (e.g. held-out
-    brand texts) under the variant."""
-    data: DataSpec
-    prompt: PromptSpec
+    brand texts) under the variant; classification: one of a closed set of labels (see
+    ClassificationSpec); lm_eval: a task of lm-eval's catalogue (see LmEvalSpec).
+    """
+    data: DataSpec | None = None
+    """Where the items come from (every type but lm_eval, whose task brings its dataset)."""
+    prompt: PromptSpec | None = None
+    """How an item becomes model input (every type but lm_eval)."""
+    lm_eval: LmEvalSpec | None = None
+    """lm_eval tasks: which lm-eval task, and how."""
     scorers: list[str | dict[str, dict[str, Any]]] = []
     """Registered scorer names (see `harness list scorers`), or `{name: config}` for a scorer
     that takes a config (e.g. `- rubric: {path: rubric.yaml}`). A generation task may have none
     when a judge task grades it."""
     fewshot: FewShotSpec = FewShotSpec()
     multiple_choice: MultipleChoiceSpec = MultipleChoiceSpec()
+    classification: ClassificationSpec | None = None
+    """Classification tasks: the labels and how one is chosen."""
     generation: GenerationSpec = GenerationSpec()
     multi_turn: MultiTurnSpec | None = None
     """Generation only: answer a list of turns as a conversation (see MultiTurnSpec)."""
@@ -134,6 +224,10 @@ class TaskSpec(Strict):
     """Latency tasks: concurrency levels, warm-up and prices."""
     id_field: str | None = None
     """Item field used as the sample id; default: position in the data (or subject/position)."""
+    category_field: str | None = None
+    """Item field that groups items (MT-Bench's `category`: writing, roleplay, reasoning, ...):
+    stored with every sample, and the report breaks the headline metric down by it, for this task
+    and for judge tasks over it."""
 
     @property
     def scorer_refs(self) -> list[tuple[str, dict[str, Any] | None]]:
@@ -151,7 +245,18 @@ class TaskSpec(Strict):
             raise ValueError("multi_turn and output_field apply to generation tasks only")
         if self.multi_turn is not None and self.output_field is not None:
             raise ValueError("output_field scores stored single-turn outputs; it can't be combined with multi_turn")
-        if self.type in ("latency", "perplexity") and self.scorers:
+        if self.generation.n > 1 and (self.type != "generation" or self.multi_turn is not None or self.output_field is not None):
+            raise ValueError("generation.n > 1 applies to single-turn generation tasks")
+        if (self.type == "lm_eval") != (self.lm_eval is not None):
+            raise ValueError("an lm_eval task needs an lm_eval block (task: <name>), and only it takes one")
+        if self.type == "lm_eval":
+            if self.data is not None or self.prompt is not None or self.scorers:
+                raise ValueError("an lm_eval task brings its own data, prompts and metrics: no data, prompt or scorers")
+        elif self.data is None or self.prompt is None:
+            raise ValueError(f"a {self.type} task needs data and prompt")
+        if (self.type == "classification") != (self.classification is not None):
+            raise ValueError("a classification task needs a classification block (labels, label_field), and only it takes one")
+        if self.type in ("latency", "perplexity", "classification") and self.scorers:
             raise ValueError(f"{self.type} tasks take no scorers (their metrics are built in)")
         return self
 
@@ -200,6 +305,7 @@ class JudgeSpec(Strict):
     backoff_s: float = Field(default=1.0, ge=0)
     """openai: first backoff delay; doubled after each retry."""
     temperature: float = Field(default=0.0, ge=0)
+    """Judge sampling temperature (0: deterministic replies)."""
     samples: int | None = Field(default=None, ge=1)
     """Judge samples per comparison, combined by majority vote (verdicts) or median (ratings).
     Default: 1 at temperature 0, 3 above."""
@@ -214,6 +320,7 @@ class JudgeSpec(Strict):
     """Prompt for items that carry a reference answer; default `single-ref` or `pair-ref`.
     Set use_reference: false to grade every item without its reference."""
     use_reference: bool = True
+    """Use an item's reference answer when it has one (reference-guided prompts)."""
     dimensions: list[str] = []
     """Single grading: score these dimensions separately (e.g. accuracy, relevance, format);
     the score is their mean and each is stored as judge_<dimension>."""
@@ -251,8 +358,11 @@ class JudgeTaskSpec(Strict):
     comparison against a baseline, in both orders by default."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    """The judge task's name (stored as the task of its runs)."""
     type: Literal["judge"]
+    """Always `judge`: it grades another task's outputs."""
     grading: Literal["single", "pairwise"]
+    """single: a 1-10 rating per output; pairwise: each variant against `baseline` (A/B/tie)."""
     of: str
     """The generation task (same suite) whose outputs are judged."""
     baseline: str | None = None
@@ -282,6 +392,7 @@ class ContaminationSpec(Strict):
     variant's lineage, plus the corpora listed here."""
 
     enabled: bool = True
+    """false: skip the check (the report says it was not run)."""
     n: int = Field(default=13, ge=4, le=64)
     """Words per n-gram (13, as in GPT-3's and lm-eval's decontamination)."""
     threshold: float = Field(default=0.0, ge=0.0, lt=1.0)
@@ -296,11 +407,15 @@ class SuiteSpec(Strict):
     """A suite file: a named list of tasks."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    """The suite's name: stored with every run."""
     description: str = ""
+    """Free text, for people reading the file."""
     seed: int = 1234
     """Seed for sampling-based decoding and any randomised step; recorded with every run."""
     contamination: ContaminationSpec = ContaminationSpec()
     tasks: list[AnyTask] = Field(min_length=1)
+    """The tasks, run in order for each variant: evaluation tasks (`type:` multiple_choice, generation,
+    classification, perplexity, latency) and judge tasks over a generation task of this suite."""
 
     @model_validator(mode="after")
     def _unique_task_names(self):
@@ -313,6 +428,9 @@ class SuiteSpec(Strict):
             if t.type == "judge" and t.of not in generation:
                 raise ValueError(f"task '{t.name}': of: '{t.of}' is not a generation task of this suite "
                                  f"(generation tasks: {', '.join(sorted(generation)) or 'none'})")
+            if t.type == "judge" and next(g for g in self.tasks if g.name == t.of).generation.n > 1:
+                raise ValueError(f"task '{t.name}': '{t.of}' draws several outputs per item (generation.n); "
+                                 "a judge grades one output per item: judge a task with n: 1")
         return self
 
 

@@ -14,6 +14,8 @@ from harness.errors import ConfigError
 from harness.textfile import read_csv_rows, read_text
 
 LETTERS = "ABCDEFGHIJ"
+HEADER_ANSWER = ("answer", "target", "label", "gold", "correct", "answerkey")
+"""The last cell of an MMLU-layout header row."""
 
 
 @dataclass(frozen=True)
@@ -66,8 +68,10 @@ def load_csv(req: LoadRequest) -> list[Record]:
 
 
 def load_mmlu_csv(req: LoadRequest) -> list[Record]:
-    """The original MMLU layout: `<dir>/<split>/<subject>_<split>.csv`, no header,
-    columns question, A, B, C, D, answer letter. Records get question, choices, answer, subject."""
+    """The original MMLU layout: `<dir>/<split>/<subject>_<split>.csv`, columns question, A, B, C,
+    D, answer (a letter, or 0-3 as common exports write it); a header row (`question,A,B,C,D,answer`
+    or similar: its last cell is not an answer) is skipped. Records get question, choices, answer
+    (a letter), subject."""
     if req.path is None:
         raise ConfigError("mmlu_csv needs data.path (the directory holding dev/ and test/)")
     split = req.split or "test"
@@ -86,15 +90,21 @@ def load_mmlu_csv(req: LoadRequest) -> list[Record]:
             raise UnknownNameError("MMLU subject", subject, available, where=str(folder))
         path = available[subject]
         reader = csv.reader(io.StringIO(read_text(path), newline=""))
+        k = 0  # data rows of this subject so far: ids stay <subject>/<row> with or without a header
         for n, row in enumerate(reader, start=1):
             lineno = reader.line_num
             if len(row) != 6:
                 raise ConfigError(f"{path}: line {lineno}: expected 6 columns (question, A, B, C, D, answer), got {len(row)}")
             answer = row[5].strip().upper()
+            if n == 1 and row[5].strip().lower() in HEADER_ANSWER:
+                continue  # a header row
+            if answer in ("0", "1", "2", "3"):
+                answer = LETTERS[int(answer)]
             if answer not in LETTERS[:4]:
-                raise ConfigError(f"{path}: line {lineno}, column 6: answer must be A, B, C or D, got {row[5]!r}")
+                raise ConfigError(f"{path}: line {lineno}, column 6: answer must be A, B, C or D (or 0-3), got {row[5]!r}")
             fields = {"question": row[0], "choices": row[1:5], "answer": answer, "subject": subject.replace("_", " ")}
-            records.append(Record(f"{subject}/{n - 1}", fields))
+            records.append(Record(f"{subject}/{k}", fields))
+            k += 1
     return records
 
 
@@ -125,6 +135,35 @@ def load_halueval(req: LoadRequest) -> list[Record]:
         n = len(out) // 2
         out.append(Record(f"{n}-right", {**base, "answer": str(obj[right]), "hallucinated": 0}))
         out.append(Record(f"{n}-hallucinated", {**base, "answer": str(obj[wrong]), "hallucinated": 1}))
+    return out
+
+
+def load_tweeteval(req: LoadRequest) -> list[Record]:
+    """TweetEval's layout as cardiffnlp ships it: `<path>/<split>_text.txt` and
+    `<path>/<split>_labels.txt` (one tweet / one label index per line, in step) and
+    `<path>/mapping.txt` (`index<TAB>name`). Records get text, label (the name) and label_id."""
+    if req.path is None or not req.path.is_dir():
+        raise ConfigError(f"{req.path}: directory not found (tweeteval expects <path>/<split>_text.txt, <split>_labels.txt, mapping.txt)")
+    split = req.split or "test"
+    texts_path, labels_path, mapping_path = (req.path / f"{split}_text.txt", req.path / f"{split}_labels.txt", req.path / "mapping.txt")
+    for f in (texts_path, labels_path, mapping_path):
+        _existing_file(f)
+    mapping = {}
+    for lineno, line in enumerate(read_text(mapping_path).splitlines(), start=1):
+        if line.strip():
+            parts = line.split("\t")
+            if len(parts) != 2 or not parts[0].strip().isdigit():
+                raise ConfigError(f"{mapping_path}: line {lineno}: expected '<index><TAB><name>', got {line!r}")
+            mapping[int(parts[0])] = parts[1].strip()
+    texts = read_text(texts_path).rstrip("\n").split("\n")
+    labels = read_text(labels_path).rstrip("\n").split("\n")
+    if len(texts) != len(labels):
+        raise ConfigError(f"{texts_path}: {len(texts)} lines, but {labels_path} has {len(labels)}: the files must be in step")
+    out = []
+    for n, (text, label) in enumerate(zip(texts, labels)):
+        if not label.strip().isdigit() or int(label) not in mapping:
+            raise ConfigError(f"{labels_path}: line {n + 1}: label {label!r} is not an index of mapping.txt ({sorted(mapping)})")
+        out.append(Record(str(n), {"text": text.strip(), "label": mapping[int(label)], "label_id": int(label)}))
     return out
 
 

@@ -82,11 +82,17 @@ class TaskView:
     """Hallucination tasks with imported human labels: verifier-human agreement and kappa."""
     flips: list = field(default_factory=list)
     """harness.flips.Flips of each variant against the baseline on the headline metric."""
+    confusion: dict | None = None
+    """Classification tasks: {labels, matrices: variant -> counts[gold][predicted] (last column: no label)}."""
+    categories: dict | None = None
+    """Tasks whose items have a category (category_field): {categories, cells: variant -> category -> Estimate}
+    of the headline metric."""
 
     @property
     def stats_title(self) -> str:
         return {"judge_pairwise": "Judge health (measured on this run)", "judge_single": "Judge health (measured on this run)",
-                "latency": "Serving figures (latency percentiles at the first concurrency level)"}.get(self.task_type, "Run-level figures")
+                "latency": "Serving figures (latency percentiles at the first concurrency level)",
+                "classification": "Per-class figures (macro-F1, precision, recall, F1; 95% bootstrap intervals)"}.get(self.task_type, "Run-level figures")
 
     @property
     def reference_label(self) -> str:
@@ -270,8 +276,42 @@ def _task_view(store: Store, spec: ReportSpec, suite: str, task: str, metrics: l
         from harness.audit import agreement
 
         audit = agreement(store, task, spec.variants)
+    confusion = None
+    if task_type == "classification" and runs:
+        from harness.classification import confusion as counts
+        from harness.classification import stored_predictions
+
+        matrices, labels = {}, []
+        for r in sorted(runs, key=lambda r: spec.variants.index(r["variant"])):
+            labels, _, gold, predicted = stored_predictions(store, r["run_id"])
+            matrices[r["variant"]] = counts(labels, gold, predicted)
+        confusion = {"labels": labels, "matrices": matrices}
     return TaskView(suite, task, task_type, metrics, headline, table, comparisons, _samples(store, spec, task, headline), runs,
-                    health, judge, audit, _flips(store, spec, task, headline, [r["variant"] for r in runs], task_type))
+                    health, judge, audit, _flips(store, spec, task, headline, [r["variant"] for r in runs], task_type), confusion,
+                    by_category(store, spec, runs, headline))
+
+
+def by_category(store: Store, spec: ReportSpec, runs: list[dict], metric: str) -> dict | None:
+    """The headline metric per item category and variant, with bootstrap intervals: the
+    categories come from the samples of the run itself or, for a judge run, of the run it judged
+    (stored when the task names a category_field). None when no sample has a category."""
+    from harness.stats import bootstrap_mean
+
+    st = spec.statistics
+    cells: dict[str, dict] = {}
+    names: set[str] = set()
+    for r in sorted(runs, key=lambda r: spec.variants.index(r["variant"])):
+        source = json.loads(r["judge"]).get("judged_run") if r.get("judge") else r["run_id"]
+        rows = store.query(
+            """SELECT json_extract_string(g.details, '$.category') AS category, list(s.value) AS values
+               FROM scores s JOIN samples g ON g.run_id = ? AND g.sample_id = s.sample_id
+               WHERE s.run_id = ? AND s.metric = ? AND s.value IS NOT NULL
+                 AND json_extract_string(g.details, '$.category') IS NOT NULL
+               GROUP BY ALL ORDER BY category""", [source, r["run_id"], metric])
+        if rows:
+            cells[r["variant"]] = {x["category"]: bootstrap_mean(x["values"], st.resamples, st.confidence, st.seed) for x in rows}
+            names.update(cells[r["variant"]])
+    return {"categories": sorted(names), "cells": cells, "metric": metric} if cells else None
 
 
 def _paired(store: Store, spec: ReportSpec, variant: str, reference: str, task: str, metric: str) -> Comparison | None:
@@ -386,7 +426,7 @@ def _tradeoff(store: Store, spec: ReportSpec, columns, leaderboard, tasks: list[
         quality = (t_spec.task, t_spec.metric)
     else:
         kinds = {t.task: t.task_type for t in tasks}
-        quality = next((c for c in columns if kinds.get(c[0]) in ("generation", "multiple_choice", "judge_pairwise", "judge_single")), None)
+        quality = next((c for c in columns if kinds.get(c[0]) in ("generation", "multiple_choice", "classification", "judge_pairwise", "judge_single")), None)
     if quality is None:
         return None
     qtask = next((t for t in tasks if t.task == quality[0]), None)

@@ -13,8 +13,12 @@ def _argmax(values: list[float]) -> int:
     return max(range(len(values)), key=lambda i: (values[i], -i))
 
 
-@scorer(task_types=("multiple_choice",), metrics=(
-    Metric("acc", "accuracy", "higher", "binary", low=0, high=1, description="1 when the top-ranked option is the gold one"),))
+ACC = Metric("acc", "accuracy", "higher", "binary", low=0, high=1,
+             description="1 when the top-ranked option (a classification task's predicted label) is the gold one")
+"""Declared once: the acc scorer's, and classification tasks' per-item correctness."""
+
+
+@scorer(task_types=("multiple_choice",), metrics=(ACC,))
 def acc(sample: Sample, output: list[Loglikelihood]) -> dict[str, float]:
     """1 when the option with the highest summed log-likelihood is the gold one."""
     return {"acc": float(_argmax([o.logprob for o in output]) == sample.gold)}

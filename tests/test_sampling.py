@@ -1,0 +1,113 @@
+"""Sampling the way users run models: data.limit as a seeded random sample, n draws per prompt
+with a declared aggregate, top_k and repetition_penalty reaching the backend."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import pytest
+
+from harness.cli import main
+from tests.conftest import write
+
+
+def _suite(tmp_path, task_extra: str, n_items: int = 20, seed: int = 1234):
+    write(tmp_path / "d.jsonl", "".join(json.dumps({"id": f"i{k:02d}", "topic": f"topic {k}", "tweet": f"tweet {k}"}) + "\n"
+                                        for k in range(n_items)))
+    return write(tmp_path / "s.yaml", f"""
+name: s
+seed: {seed}
+tasks:
+  - name: t
+    type: generation
+    data: {{format: jsonl, path: d.jsonl{task_extra}}}
+    id_field: id
+    prompt: {{template: "Brief: {{{{ topic }}}}", reference: "{{{{ tweet }}}}"}}
+    generation: {{max_new_tokens: 8}}
+    scorers: [exact_match]
+""")
+
+
+def test_data_limit_is_a_seeded_random_sample(tmp_path):
+    from harness.config.suite import load_suite
+    from harness.tasks import prepare_suite
+
+    def ids(seed):
+        path = _suite(tmp_path, ", limit: 5", seed=seed)
+        (task,) = prepare_suite(load_suite(path), path)
+        return [s.id for s in task.samples], task
+
+    first, task = ids(1234)
+    assert len(first) == 5 and first != [f"i{k:02d}" for k in range(5)]  # not the first five
+    assert first == sorted(first)  # file order kept
+    assert ids(1234)[0] == first  # reproducible
+    assert ids(99)[0] != first  # another seed, another sample
+    assert not task.partial  # the task's own data, not a --limit smoke run
+
+
+def _draw_suite(tmp_path, generation: str):
+    write(tmp_path / "d.jsonl", "".join(json.dumps({"id": f"i{k}", "topic": f"t{k}", "tweet": "yes"}) + "\n" for k in range(4)))
+    return write(tmp_path / "s.yaml", f"""
+name: s
+tasks:
+  - name: t
+    type: generation
+    data: {{format: jsonl, path: d.jsonl}}
+    id_field: id
+    prompt: {{template: "Brief: {{{{ topic }}}}", reference: "{{{{ tweet }}}}"}}
+    generation: {generation}
+    scorers: [exact_match]
+""")
+
+
+@pytest.mark.parametrize("aggregate, expected", [("mean", 1 / 3), ("max", 1.0), ("min", 0.0)])
+def test_n_draws_per_prompt_are_scored_and_aggregated(tmp_path, aggregate, expected):
+    suite = _draw_suite(tmp_path, f"{{max_new_tokens: 4, temperature: 0.8, n: 3, aggregate: {aggregate}}}")
+    models = write(tmp_path / "m.yaml", 'base: {name: f, source: fake, options: {outputs: ["yes", "no", "maybe"]}}\n')
+    assert main(["run", str(suite), "--models", str(models), "--store", str(tmp_path / "h.duckdb")]) == 0
+    con = duckdb.connect(str(tmp_path / "h.duckdb"), read_only=True)
+    values = con.execute("SELECT sample_id, value FROM scores WHERE metric = 'exact_match' ORDER BY sample_id").fetchall()
+    assert [v for _, v in values] == pytest.approx([expected] * 4)  # one value per item: paired tests unchanged
+    details = json.loads(con.execute("SELECT details FROM samples WHERE sample_id = 'i0'").fetchone()[0])
+    assert details["aggregate"] == aggregate and len(details["draws"]) == 3
+    assert sorted(d["text"] for d in details["draws"]) == ["maybe", "no", "yes"]
+    assert sorted(d["scores"]["exact_match"] for d in details["draws"]) == [0.0, 0.0, 1.0]
+
+
+@pytest.mark.parametrize("generation, message", [
+    ("{n: 3}", "at temperature 0 would repeat one greedy output"),
+    ("{top_k: 5}", "apply to sampling"),
+    ("{repetition_penalty: 0}", "generation.repetition_penalty"),
+])
+def test_bad_sampling_settings_are_refused(tmp_path, capsys, generation, message):
+    suite = _draw_suite(tmp_path, generation)
+    models = write(tmp_path / "m.yaml", "base: {name: f, source: fake}\n")
+    assert main(["run", str(suite), "--models", str(models), "--store", str(tmp_path / "h.duckdb")]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_top_k_and_repetition_penalty_reach_the_hf_backend(tiny_model_dir):
+    from harness.backends.base import GenerationConfig
+    from harness.backends.hf import HFBackend
+
+    backend = HFBackend(tiny_model_dir, max_length=128)
+    prompts = ["Write a tweet for Lumen Coffee.\nBrief: a rainy morning\nTweet:", "Morning, neighbours."]
+    greedy = [g.text for g in backend.generate(prompts, GenerationConfig(max_new_tokens=24))]
+    # top_k 1 samples the most likely token: greedy's output, at any temperature
+    top1 = [g.text for g in backend.generate(prompts, GenerationConfig(max_new_tokens=24, temperature=1.5, top_k=1, seed=3))]
+    assert top1 == greedy
+    penalised = [g.text for g in backend.generate(prompts, GenerationConfig(max_new_tokens=24, repetition_penalty=5.0))]
+    assert penalised != greedy
+
+
+def test_a_judge_of_a_several_draw_task_is_refused():
+    from pydantic import ValidationError
+
+    from harness.config.suite import SuiteSpec
+
+    gen = {"name": "g", "type": "generation", "data": {"format": "jsonl", "path": "d.jsonl"}, "prompt": {"template": "x"},
+           "generation": {"temperature": 0.7, "n": 2}}
+    judge = {"name": "j", "type": "judge", "grading": "single", "of": "g"}
+    with pytest.raises(ValidationError, match="a judge grades one output per item"):
+        SuiteSpec.model_validate({"name": "s", "tasks": [gen, judge]})
