@@ -17,8 +17,8 @@ import re
 from harness.backends.base import GenerationConfig
 from harness.contamination import CONTAMINATION_METRICS
 from harness.extract import EXTRACTION_FAILED
-from harness.scorers.multiple_choice import ACC
 from harness.metricspec import KindRows, Metric, RunValues, TaskKind, TaskRun
+from harness.scorers.multiple_choice import ACC
 
 _STAT = "harness.classification:statistic"
 
@@ -87,18 +87,32 @@ def find_label(text: str, labels: list[str]) -> str | None:
 def per_class(labels: list[str], gold: list[int], predicted: list[int | None]) -> dict[str, float]:
     """macro_f1 and precision/recall/f1 per label, as sklearn's precision_recall_fscore_support
     with zero_division=0 (a prediction of no label counts against the gold label's recall)."""
-    out, f1s = {}, []
-    for k, label in enumerate(labels):
-        tp = sum(1 for g, p in zip(gold, predicted) if g == k and p == k)
-        fp = sum(1 for g, p in zip(gold, predicted) if g != k and p == k)
-        fn = sum(1 for g, p in zip(gold, predicted) if g == k and p != k)
-        precision = tp / (tp + fp) if tp + fp else 0.0
-        recall = tp / (tp + fn) if tp + fn else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    import numpy as np
+
+    k = len(labels)
+    g = np.asarray(gold, dtype=np.int64)
+    p = np.asarray([k if x is None else x for x in predicted], dtype=np.int64)
+    counts = np.bincount(g * (k + 1) + p, minlength=k * (k + 1)).reshape(1, k, k + 1)
+    return {name: float(v[0]) for name, v in _figures(labels, counts).items()}
+
+
+def _figures(labels: list[str], counts) -> dict:
+    """Per-class figures from confusion counts of shape (resamples, gold label, predicted label or none)."""
+    import numpy as np
+
+    k = len(labels)
+    tp = counts[:, np.arange(k), np.arange(k)].astype(float)
+    predicted = counts[:, :, :k].sum(axis=1)  # per predicted label, over gold labels
+    actual = counts.sum(axis=2)  # per gold label, over predictions (none included)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(predicted > 0, tp / np.maximum(predicted, 1), 0.0)
+        recall = np.where(actual > 0, tp / np.maximum(actual, 1), 0.0)
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / np.where(precision + recall > 0, precision + recall, 1), 0.0)
+    out = {}
+    for j, label in enumerate(labels):
         name = metric_label(label)
-        out.update({f"precision_{name}": precision, f"recall_{name}": recall, f"f1_{name}": f1})
-        f1s.append(f1)
-    out["macro_f1"] = sum(f1s) / len(f1s)
+        out.update({f"precision_{name}": precision[:, j], f"recall_{name}": recall[:, j], f"f1_{name}": f1[:, j]})
+    out["macro_f1"] = f1.mean(axis=1)
     return out
 
 
@@ -110,18 +124,34 @@ def confusion(labels: list[str], gold: list[int], predicted: list[int | None]) -
     return counts
 
 
-def class_stats(run_id: str, labels: list[str], gold: list[int], predicted: list[int | None], seed: int) -> list:
-    """run_stats rows: each per-class figure with a percentile-bootstrap interval over items."""
-    from harness.stats import bootstrap_statistic
+def class_stats(run_id: str, labels: list[str], gold: list[int], predicted: list[int | None], seed: int,
+                resamples: int = 1000, confidence: float = 0.95) -> list:
+    """run_stats rows: each per-class figure with a percentile-bootstrap interval over items (the
+    same resampling as harness.stats.bootstrap_statistic, every figure from one set of resamples,
+    confusion counts per resample in one bincount)."""
+    import numpy as np
+
+    from harness.hypothesis import chunk_sizes
     from harness.store.db import StatRow
 
+    k, n = len(labels), len(gold)
+    point = per_class(labels, gold, predicted)
+    g = np.asarray(gold, dtype=np.int64)
+    p = np.asarray([k if x is None else x for x in predicted], dtype=np.int64)
+    cells = k * (k + 1)
+    rng = np.random.default_rng(seed)
+    drawn: dict[str, list] = {name: [] for name in point}
+    for size in chunk_sizes(resamples, n):
+        idx = rng.integers(0, n, size=(size, n))
+        codes = g[idx] * (k + 1) + p[idx] + (np.arange(size) * cells)[:, None]
+        counts = np.bincount(codes.ravel(), minlength=size * cells).reshape(size, k, k + 1)
+        for name, values in _figures(labels, counts).items():
+            drawn[name].append(values)
+    alpha = (1 - confidence) / 2
     rows = []
-    for name in per_class(labels, gold, predicted):
-        def figure(idx, name=name):
-            return per_class(labels, [gold[i] for i in idx], [predicted[i] for i in idx])[name]
-
-        est = bootstrap_statistic(len(gold), figure, 1000, 0.95, seed)
-        rows.append(StatRow(run_id, name, est.mean, est.low, est.high, est.n, None))
+    for name, value in point.items():
+        low, high = np.quantile(np.concatenate(drawn[name]), [alpha, 1 - alpha])
+        rows.append(StatRow(run_id, name, value, float(low), float(high), n, None))
     return rows
 
 

@@ -39,6 +39,8 @@ def prepare(task, suite_name: str, suite_path: Path, limit: int | None, seed: in
         raise ConfigError(f"{where}: lm-eval task '{spec.task}' has no documents in its evaluation split")
     samples = [Sample(str(i), _text(native, doc), reference=_target(native, doc), fields=dict(doc) if isinstance(doc, dict) else {"doc": doc})
                for i, doc in enumerate(docs)]
+    if task.category_field is not None and any(task.category_field not in s.fields for s in samples):
+        raise ConfigError(f"{where}: category_field: the task's documents have no field '{task.category_field}'")
     n_total = len(samples)
     if spec.limit:
         samples = sample_items(samples, spec.limit, seed, f"{task.name}/lm_eval.limit")

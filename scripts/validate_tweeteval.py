@@ -26,7 +26,8 @@ DATA = REPO.parent / "shared" / "data" / "tweeteval" / "emotion"
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default=str(REPO / "models" / "demo.yaml"))
-    ap.add_argument("--store", default=str(REPO / ".harness" / "tweeteval.duckdb"))
+    ap.add_argument("--store", default=str(REPO / ".harness" / "harness.duckdb"),
+                    help="the store holding the built variants (default: the demo's)")
     ap.add_argument("--limit", type=int, help="a seeded random sample of N tweets (harness run --limit)")
     ap.add_argument("--variant", action="append", help="only these variants (repeatable)")
     args = ap.parse_args()

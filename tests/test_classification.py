@@ -136,3 +136,21 @@ def test_report_shows_per_class_figures_and_confusion_and_gate_tests_macro_f1(tm
     text = capsys.readouterr().out
     assert "percentile bootstrap" in text and f"{stats['macro_f1']:.4g}" in text
     assert code in (0, 3)
+
+
+def test_per_class_intervals_are_the_item_bootstrap():
+    """class_stats draws every figure's resamples at once; they equal the generic bootstrap of
+    the figure over items with the same seed."""
+    import random
+
+    from harness.classification import class_stats, per_class
+    from harness.stats import bootstrap_statistic
+
+    rng = random.Random(5)
+    gold = [rng.randrange(4) for _ in range(300)]
+    predicted = [rng.choice([0, 1, 2, 3, None]) for _ in range(300)]
+    rows = {r.metric: r for r in class_stats("r", LABELS, gold, predicted, seed=11, resamples=400)}
+    for name in ("macro_f1", "f1_joy", "recall_sadness"):
+        ref = bootstrap_statistic(300, lambda idx, name=name: per_class(LABELS, [gold[i] for i in idx], [predicted[i] for i in idx])[name],
+                                  400, 0.95, 11)
+        assert (rows[name].value, rows[name].low, rows[name].high) == pytest.approx((ref.mean, ref.low, ref.high))

@@ -363,10 +363,12 @@ def reuse_groups(inputs: list[tuple[int, ...]], need: list[int], long_min: int, 
                  short_saving: int) -> list[tuple[int, list[int]]]:
     """The prefix groups to score on a shared cache: first those sharing at least `long_min`
     tokens (few-shot heads, one per subject), then, among the inputs left, those sharing at least
-    `short_min` tokens where the group saves `short_saving` tokens or more (a 0-shot task's
-    description). Two passes, so that a short prefix common to every subject never swallows the
-    long per-subject heads."""
-    groups = shared_prefix_groups(inputs, need, long_min)
+    `short_min` tokens (a 0-shot task's description); in both passes only groups that save
+    `short_saving` tokens or more. Two passes, so that a short prefix common to every subject
+    never swallows the long per-subject heads."""
+    # A group must also save enough to pay for its own passes: the options of one item sharing
+    # their context (multi-token labels) would otherwise make one tiny prefix pass per item.
+    groups = [(plen, m) for plen, m in shared_prefix_groups(inputs, need, long_min) if (len(m) - 1) * plen >= short_saving]
     taken = {i for _, members in groups for i in members}
     rest = [i for i in range(len(inputs)) if i not in taken]
     for plen, members in shared_prefix_groups([inputs[i] for i in rest], [need[i] for i in rest], short_min):
