@@ -1,13 +1,16 @@
 """Preference data for the DPO family: build (prompt, chosen, rejected) pairs, then check them
 before any training step.
 
-Three sources:
+Four sources:
   pairs  - given JSONL rows, fields rendered by templates;
   rule   - chosen = the reference text, rejected = the parent model's own generation
            (the model learns to prefer the house answer over what it says today);
   judge  - AI annotation: a judge picks the better of `response_a` / `response_b` in both orders,
            with a majority vote over its samples (3 by default); ties, order flips and
-           unparseable verdicts are dropped and counted.
+           unparseable verdicts are dropped and counted;
+  unpaired - (KTO only) single completions labelled desirable or undesirable (thumbs up/down),
+           in any ratio: the ratio is reported and trl's desirable/undesirable weights are set
+           from it, as trl's KTO documentation prescribes.
 
 Checks (stored with the variant): pairs with chosen == rejected are dropped, duplicates are
 removed, length balance is measured (warning when mean or median lengths of chosen and rejected
@@ -39,7 +42,7 @@ LENGTH_IMBALANCE = 0.20
 class PreferenceDataSpec(Strict):
     """Where preference pairs come from and how they are checked."""
 
-    source: Literal["pairs", "rule", "judge"] = "pairs"
+    source: Literal["pairs", "rule", "judge", "unpaired"] = "pairs"
     path: str
     """JSONL file, relative to the models file."""
     prompt: str = "{{ prompt }}"
@@ -48,6 +51,11 @@ class PreferenceDataSpec(Strict):
     """jinja2 template for the preferred response (`rule`: the reference response)."""
     rejected: str = "{{ rejected }}"
     """jinja2 template for the dispreferred response (`pairs` only)."""
+    completion: str = "{{ completion }}"
+    """`unpaired`: jinja2 template for the labelled completion."""
+    label_field: str = "label"
+    """`unpaired`: the row field saying whether the completion is desirable: true/false, 1/0,
+    desirable/undesirable, up/down, good/bad, thumbs_up/thumbs_down."""
     response_a: str = "{{ response_a }}"
     """`judge`: template for the first candidate response."""
     response_b: str = "{{ response_b }}"
@@ -75,6 +83,11 @@ class PreferenceDataSpec(Strict):
     def _rejected_only_for_pairs(self):
         if self.source == "rule" and "rejected" in self.model_fields_set:
             raise ValueError("source 'rule' generates the rejected response; remove `rejected`")
+        paired_only = {"chosen", "rejected", "response_a", "response_b"} & self.model_fields_set
+        if self.source == "unpaired" and paired_only:
+            raise ValueError(f"source 'unpaired' takes `completion` and `label_field`, not {sorted(paired_only)}")
+        if self.source != "unpaired" and {"completion", "label_field"} & self.model_fields_set:
+            raise ValueError("`completion` and `label_field` apply to source 'unpaired' (KTO)")
         if (self.source == "judge") != (self.judge is not None):
             raise ValueError("source 'judge' needs a `judge:` block (and only it takes one)")
         if self.judge is not None and self.judge.backend == "local" and not self.judge.variant:
@@ -211,6 +224,109 @@ def _judged_pairs(spec: PreferenceDataSpec, rows: list, where: str, judge, repor
         report.update(counts.__dict__)
     categories = [str(r.fields.get(spec.category_field)) if spec.category_field else None for r in rows]
     return [Pair(p, c[0], c[1], k) for p, c, k in zip(prompts, picked, categories) if c is not None]
+
+
+@dataclass(frozen=True)
+class Example:
+    """One unpaired, labelled completion (KTO's data)."""
+
+    prompt: str
+    completion: str
+    desirable: bool
+    category: str | None = None
+
+
+DESIRABLE = {"true", "1", "desirable", "up", "good", "thumbs_up", "yes"}
+UNDESIRABLE = {"false", "0", "undesirable", "down", "bad", "thumbs_down", "no"}
+
+
+def build_unpaired(spec: PreferenceDataSpec, path: Path, where: str) -> list[Example]:
+    """Render the labelled completions of an `unpaired` source; a label that is neither
+    desirable nor undesirable is an error naming the line."""
+    from harness.prompts import render
+    from harness.textprep import prep_fields
+
+    out = []
+    for r in load_rows(spec, path):
+        fields, reason = prep_fields(r.fields, spec.prep, spec.prep_fields)
+        if reason:
+            continue
+        line = f"line {int(r.id) + 1}"
+        if spec.label_field not in fields:
+            raise ConfigError(f"{where}: data ({path}, {line}): no field '{spec.label_field}' (data.label_field)")
+        label = str(fields[spec.label_field]).strip().lower()
+        if label not in DESIRABLE | UNDESIRABLE:
+            raise ConfigError(f"{where}: data ({path}, {line}): label {fields[spec.label_field]!r} is neither desirable "
+                              f"({', '.join(sorted(DESIRABLE))}) nor undesirable ({', '.join(sorted(UNDESIRABLE))})")
+        out.append(Example(render(spec.prompt, fields, f"{where}: data.prompt ({line})"),
+                           render(spec.completion, fields, f"{where}: data.completion ({line})"), label in DESIRABLE,
+                           str(fields.get(spec.category_field)) if spec.category_field else None))
+    return out
+
+
+@dataclass
+class UnpairedReport:
+    """What the checks of unpaired data found, and the KTO weights set from its balance."""
+
+    input_examples: int = 0
+    empty_dropped: int = 0
+    duplicates_dropped: int = 0
+    kept: int = 0
+    desirable: int = 0
+    undesirable: int = 0
+    desirable_share: float = 0.0
+    desirable_weight: float = 1.0
+    undesirable_weight: float = 1.0
+    weighted_ratio: float = 1.0
+    """(desirable_weight x desirable) / (undesirable_weight x undesirable): trl asks for [1, 4/3]."""
+    warnings: list[str] = field(default_factory=list)
+    categories: dict[str, int] = field(default_factory=dict)
+
+
+def kto_weights(desirable: int, undesirable: int) -> tuple[float, float]:
+    """trl's KTO documentation: choose the weights so that (desirable_weight x desirable) /
+    (undesirable_weight x undesirable) lies in [1, 4/3]. The scarcer side is up-weighted to
+    balance exactly (ratio 1), the other keeps weight 1."""
+    if desirable >= undesirable:
+        return 1.0, desirable / undesirable
+    return undesirable / desirable, 1.0
+
+
+def check_unpaired(examples: list[Example], where: str) -> tuple[list[Example], UnpairedReport]:
+    """Drop empty completions and duplicates, count each side and set the KTO weights; both
+    sides must be present (KTO compares them)."""
+    report = UnpairedReport(input_examples=len(examples))
+    seen: set[tuple[str, str, bool]] = set()
+    kept = []
+    for e in examples:
+        if not e.completion.strip():
+            report.empty_dropped += 1
+            continue
+        key = (e.prompt, e.completion, e.desirable)
+        if key in seen:
+            report.duplicates_dropped += 1
+            continue
+        seen.add(key)
+        kept.append(e)
+    report.kept = len(kept)
+    report.desirable = sum(e.desirable for e in kept)
+    report.undesirable = report.kept - report.desirable
+    if not report.desirable or not report.undesirable:
+        raise ConfigError(f"{where}: unpaired KTO data needs desirable and undesirable examples; after the checks it has "
+                          f"{report.desirable} desirable and {report.undesirable} undesirable")
+    report.desirable_share = report.desirable / report.kept
+    report.desirable_weight, report.undesirable_weight = kto_weights(report.desirable, report.undesirable)
+    report.weighted_ratio = (report.desirable_weight * report.desirable) / (report.undesirable_weight * report.undesirable)
+    if not 0.1 <= report.desirable_share <= 0.9:
+        report.warnings.append(f"{report.desirable} desirable vs {report.undesirable} undesirable: the scarce side is "
+                               f"weighted {max(report.desirable_weight, report.undesirable_weight):.1f}x, so its few examples "
+                               "dominate their half of the loss")
+    for e in kept:
+        key = e.category or "(none)"
+        report.categories[key] = report.categories.get(key, 0) + 1
+    for w in report.warnings:
+        log.warning("preference data: %s", w)
+    return kept, report
 
 
 def split_pairs(pairs: list[Pair], fraction: float, seed: int) -> tuple[list[Pair], list[Pair]]:

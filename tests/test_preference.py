@@ -136,3 +136,52 @@ def test_text_prep_applies_to_preference_data(tmp_path):
     spec = PreferenceDataSpec(path=str(data), prep={"min_chars": 10}, prep_fields=["chosen"])
     pairs = build_pairs(spec, data, "test")
     assert [p.chosen for p in pairs] == ["Visit [URL] now! thanks [USER], see you soon"]
+
+
+def test_kto_weights_balance_the_sides():
+    from harness.preference_data import kto_weights
+
+    assert kto_weights(3, 12) == (4.0, 1.0)  # 1:4 -> desirable weighted 4x: (4 x 3) / (1 x 12) = 1
+    assert kto_weights(12, 3) == (1.0, 4.0)
+    assert kto_weights(5, 5) == (1.0, 1.0)
+
+
+def test_kto_trains_on_unpaired_feedback_at_one_to_four(tmp_path, tiny_model_dir):
+    """Thumbs up/down on single completions, 1 desirable for 4 undesirable: the ratio is reported,
+    trl's weights are set from it, and the adapter changes the model."""
+    from harness.backends.hf import HFBackend
+
+    rows = [json.loads(line) for line in (REPO / "data" / "brand" / "train.jsonl").read_text().splitlines()[:15]]
+    labels = ["up", "down", "down", "down", "down"] * 3
+    lines = [json.dumps({"prompt": f"Brief: {r['topic']}\nTweet:", "completion": " " + (r["tweet"] if lab == "up" else f"cheap deal #{k}!! {r['topic']}"),
+                         "label": lab, "category": r["category"]}) for k, (r, lab) in enumerate(zip(rows, labels))]
+    data = write(tmp_path / "feedback.jsonl", "\n".join(lines) + "\n")
+    models = write(tmp_path / "models" / "m.yaml", MODELS.format(model=tiny_model_dir, method="kto", source="unpaired", data=data, extra=""))
+    store = tmp_path / "h.duckdb"
+    assert main(["build", str(models), "--store", str(store)]) == 0
+    con = duckdb.connect(str(store), read_only=True)
+    path, metrics = con.execute("SELECT artifact_path, metrics FROM variants WHERE method = 'kto'").fetchone()
+    con.close()
+    m = json.loads(metrics)
+    q = m["preference_data"]
+    assert (q["source"], q["desirable"], q["undesirable"]) == ("unpaired", 3, 12)
+    assert (q["desirable_weight"], q["undesirable_weight"], q["weighted_ratio"]) == (4.0, 1.0, 1.0)
+    assert m["steps"] == 2 and m["examples_validation"] == 4 and q["desirable_share"] == pytest.approx(0.2)
+    pair = [("Brief: a rainy morning\nTweet:", " A rainy morning calls for a warm cup.")]
+    assert HFBackend(tiny_model_dir, adapters=[path]).loglikelihood(pair)[0].logprob != pytest.approx(
+        HFBackend(tiny_model_dir).loglikelihood(pair)[0].logprob, abs=1e-4)
+
+
+@pytest.mark.parametrize("method, extra, rows, message", [
+    ("dpo", "", [{"prompt": "p", "completion": " c", "label": "up"}], "'unpaired' data (single labelled completions) trains KTO only"),
+    ("kto", "", [{"prompt": "p", "completion": " c", "label": "maybe"}], "label 'maybe' is neither desirable"),
+    ("kto", "", [{"prompt": "p", "completion": " c", "label": "up"}, {"prompt": "q", "completion": " d", "label": True}],
+     "needs desirable and undesirable examples; after the checks it has 2 desirable and 0 undesirable"),
+    ("kto", ", chosen: '{{ completion }}'", [{"prompt": "p", "completion": " c", "label": "up"}], "not ['chosen']"),
+])
+def test_bad_unpaired_data_is_refused(tmp_path, tiny_model_dir, capsys, method, extra, rows, message):
+    data = write(tmp_path / "feedback.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    models = write(tmp_path / "models" / "m.yaml", MODELS.format(model=tiny_model_dir, method=method, source="unpaired", data=data,
+                                                                  extra=extra))
+    assert main(["build", str(models), "--store", str(tmp_path / "h.duckdb")]) == 2
+    assert message in capsys.readouterr().err

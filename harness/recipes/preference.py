@@ -7,8 +7,9 @@ reward accuracy and margin on held-out pairs are stored with the variant."""
 
 from __future__ import annotations
 
+import json
 import logging
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from pydantic import Field
@@ -90,25 +91,25 @@ def dependencies(config: PreferenceConfig) -> list[str]:
 
 
 def _build(ctx: BuildContext, loss: str) -> BuildResult:
-    import torch
-    from datasets import Dataset
-    from peft import LoraConfig
-    from transformers import PrinterCallback
-
     from harness.preference_data import (
         build_pairs,
+        build_unpaired,
         check_pairs,
+        check_unpaired,
         export_audit_sample,
         split_pairs,
     )
-    from harness.progress import progress_enabled
-    from harness.recipes.common import LossLogger, load_parent_for_training
-    from harness.tokenizer_cache import load_tokenizer
 
     cfg: PreferenceConfig = ctx.config
     tcfg = cfg.training
     where = f"{ctx.models_path}: {ctx.variant}.config"
     annotation: dict = {}
+    if cfg.data.source == "unpaired" and loss != "kto":
+        from harness.errors import ConfigError
+
+        raise ConfigError(f"{where}.data.source: 'unpaired' data (single labelled completions) trains KTO only; {loss} needs pairs")
+    if cfg.data.source == "unpaired":
+        return _build_kto_unpaired(ctx, cfg, where, build_unpaired, check_unpaired, split_pairs)
     judge = _open_judge(ctx, cfg.data) if cfg.data.source == "judge" else None
     try:
         raw = build_pairs(cfg.data, resolve_data_path(cfg.data.path, ctx.models_path), where,
@@ -129,6 +130,62 @@ def _build(ctx: BuildContext, loss: str) -> BuildResult:
     log.info("%s: %s on %d pairs (%d held out); quality %s", ctx.variant, loss, len(train), len(val),
              {k: v for k, v in asdict(quality).items() if k in ("identical_dropped", "duplicates_dropped", "length_imbalance")})
 
+    if loss in ("dpo", "ipo"):
+        from trl import DPOConfig
+
+        train_ds, val_ds, make_args = as_rows(train), as_rows(val), lambda common: DPOConfig(
+            **common, beta=tcfg.beta, loss_type=["sigmoid" if loss == "dpo" else "ipo"])
+    elif loss == "simpo":
+        from trl.experimental.cpo import CPOConfig
+
+        train_ds, val_ds, make_args = as_rows(train), as_rows(val), lambda common: CPOConfig(
+            **common, beta=tcfg.beta, loss_type="simpo", cpo_alpha=0.0, simpo_gamma=tcfg.simpo_gamma)
+    else:
+        from trl import KTOConfig
+
+        train_ds, val_ds, make_args = unpaired(train), unpaired(val), lambda common: KTOConfig(**common, beta=tcfg.beta)
+    result = _train(ctx, cfg, loss, make_args, train_ds, val_ds)
+    return replace(result, metrics={**result.metrics, "pairs_train": len(train), "pairs_validation": len(val), "audit_pairs": audited,
+                                    "preference_data": {**asdict(quality), **({"judge": annotation} if annotation else {})}})
+
+
+def _build_kto_unpaired(ctx: BuildContext, cfg, where: str, build_unpaired, check_unpaired, split) -> BuildResult:
+    """KTO on single labelled completions: the balance is reported and trl's desirable /
+    undesirable weights are set from it (harness.preference_data.kto_weights)."""
+    from trl import KTOConfig
+
+    examples, quality = check_unpaired(build_unpaired(cfg.data, resolve_data_path(cfg.data.path, ctx.models_path), where), where)
+    train, val = split(examples, cfg.data.validation_fraction, cfg.data.split_seed)
+    log.info("%s: kto on %d unpaired examples (%d desirable, %d undesirable; weights %.2f / %.2f), %d held out", ctx.variant,
+             len(train), quality.desirable, quality.undesirable, quality.desirable_weight, quality.undesirable_weight, len(val))
+    audited = min(cfg.data.audit_sample, len(examples))
+    with (ctx.output_dir / "audit_examples.jsonl").open("w", encoding="utf-8") as fh:
+        import random
+
+        for e in random.Random(cfg.data.split_seed).sample(examples, audited):
+            fh.write(json.dumps({"prompt": e.prompt, "completion": e.completion, "desirable": e.desirable,
+                                 "category": e.category, "human_label": None}, ensure_ascii=False) + "\n")
+    rows = [[{"prompt": e.prompt, "completion": e.completion, "label": e.desirable} for e in part] for part in (train, val)]
+    result = _train(ctx, cfg, "kto", lambda common: KTOConfig(
+        **common, beta=cfg.training.beta, desirable_weight=quality.desirable_weight,
+        undesirable_weight=quality.undesirable_weight), rows[0], rows[1])
+    return replace(result, metrics={**result.metrics, "examples_train": len(train), "examples_validation": len(val),
+                                    "audit_examples": audited, "preference_data": {"source": "unpaired", **asdict(quality)}})
+
+
+def _train(ctx: BuildContext, cfg, loss: str, make_args, train_ds: list[dict], val_ds: list[dict]) -> BuildResult:
+    """LoRA on the parent with a trl preference trainer (`make_args(common settings)` gives its
+    config); the caller adds what it knows about the data to the result's metrics."""
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import PrinterCallback
+
+    from harness.progress import progress_enabled
+    from harness.recipes.common import LossLogger, load_parent_for_training
+    from harness.tokenizer_cache import load_tokenizer
+
+    tcfg = cfg.training
     tokenizer = load_tokenizer(ctx.parent.base_dir)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -143,21 +200,8 @@ def _build(ctx: BuildContext, loss: str) -> BuildResult:
         disable_tqdm=not progress_enabled(), dataloader_num_workers=0, gradient_checkpointing=False)
     lora = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
                       target_modules=cfg.lora.target_modules, task_type="CAUSAL_LM")
-    if loss in ("dpo", "ipo"):
-        from trl import DPOConfig, DPOTrainer
-
-        args = DPOConfig(**common, beta=tcfg.beta, loss_type=["sigmoid" if loss == "dpo" else "ipo"])
-        trainer_cls, train_ds, val_ds = DPOTrainer, as_rows(train), as_rows(val)
-    elif loss == "simpo":
-        from trl.experimental.cpo import CPOConfig, CPOTrainer
-
-        args = CPOConfig(**common, beta=tcfg.beta, loss_type="simpo", cpo_alpha=0.0, simpo_gamma=tcfg.simpo_gamma)
-        trainer_cls, train_ds, val_ds = CPOTrainer, as_rows(train), as_rows(val)
-    else:
-        from trl import KTOConfig, KTOTrainer
-
-        args = KTOConfig(**common, beta=tcfg.beta)
-        trainer_cls, train_ds, val_ds = KTOTrainer, unpaired(train), unpaired(val)
+    args = make_args(common)
+    trainer_cls = _trainer(loss)
     logger = LossLogger(tcfg.max_steps, ctx.variant)
     trainer = trainer_cls(model=model, args=args, train_dataset=Dataset.from_list(train_ds),
                           eval_dataset=Dataset.from_list(val_ds) if val_ds else None,
@@ -169,8 +213,6 @@ def _build(ctx: BuildContext, loss: str) -> BuildResult:
     trainer.model.save_pretrained(str(ctx.output_dir))
     trainable, total = trainer.model.get_nb_trainable_parameters()
     metrics = {"loss_type": loss, "train_loss": float(out.training_loss), "steps": int(trainer.state.global_step),
-               "pairs_train": len(train), "pairs_validation": len(val), "audit_pairs": audited,
-               "preference_data": {**asdict(quality), **({"judge": annotation} if annotation else {})},
                "validation_before": _numbers(before), "validation_after": _numbers(after)}
     for key in ("eval_rewards/accuracies", "eval_rewards/margins"):
         if key in after:
@@ -180,6 +222,20 @@ def _build(ctx: BuildContext, loss: str) -> BuildResult:
     metrics["lora_rank"] = adapter_rank_report(ctx.output_dir)
     return BuildResult(artifact="adapter", trainable_params=int(trainable), total_params=int(total),
                        train_curve=logger.curve, metrics=metrics, device="cpu" if use_cpu else "cuda")
+
+
+def _trainer(loss: str):
+    if loss in ("dpo", "ipo"):
+        from trl import DPOTrainer
+
+        return DPOTrainer
+    if loss == "simpo":
+        from trl.experimental.cpo import CPOTrainer
+
+        return CPOTrainer
+    from trl import KTOTrainer
+
+    return KTOTrainer
 
 
 def as_rows(pairs) -> list[dict]:
