@@ -81,3 +81,27 @@ def test_answer_match_counts_extraction_failures(tmp_path):
     assert [got[f"q{k}:extraction_failed"] for k in range(6)] == [0, 0, 0, 1, 0, 1]
     details = json.loads(con.execute("SELECT details FROM samples WHERE sample_id = 'q4'").fetchone()[0])
     assert details["answer_match"] == {"extracted": "8", "gold": "8", "extractor": "last_number"}  # shown per sample
+
+
+def test_the_report_shows_what_was_extracted(tmp_path):
+    items = [{"id": f"q{k}", "question": f"What is {k} + {k}?", "answer": str(2 * k)} for k in range(3)]
+    write(tmp_path / "d.jsonl", "".join(json.dumps(i) + "\n" for i in items))
+    replies = {"What is 0 + 0?": "zero", "What is 1 + 1?": "It is 2.", "What is 2 + 2?": "5, I think"}
+    suite = write(tmp_path / "s.yaml", """
+        name: math
+        tasks:
+          - name: sums
+            type: generation
+            data: {format: jsonl, path: d.jsonl}
+            id_field: id
+            prompt: {template: "{{ question }}", reference: "{{ answer }}"}
+            scorers:
+              - answer_match: {extract: {type: last_number}, compare: numeric}
+    """)
+    models = write(tmp_path / "m.yaml", f"base: {{name: f, source: fake, options: {{responses: {json.dumps(replies)}}}}}\n")
+    store = tmp_path / "h.duckdb"
+    assert main(["run", str(suite), "--models", str(models), "--store", str(store)]) == 0
+    report = write(tmp_path / "r.yaml", "title: t\nvariants: [f]\nsamples_per_task: 3\nstatistics: {resamples: 200}\n")
+    assert main(["report", str(report), "--store", str(store), "--out", str(tmp_path / "r.html")]) == 0
+    html = (tmp_path / "r.html").read_text()
+    assert "extracted &#39;2&#39; (gold &#39;2&#39;)" in html and "no answer found (gold &#39;0&#39;)" in html

@@ -56,8 +56,8 @@ class SampleView:
     sample_id: str
     prompt: str
     reference: str | None
-    outputs: list[tuple[str, str | None, float | None]]
-    """(variant, output, headline score) per variant."""
+    outputs: list[tuple[str, str | None, float | None, str | None]]
+    """(variant, output, headline score, what was read from the output: an extracted answer) per variant."""
 
 
 @dataclass(frozen=True)
@@ -513,14 +513,28 @@ def _samples(store: Store, spec: ReportSpec, task: str, headline: str) -> list[S
     if not picked:
         return []
     rows = store.query(scored + """
-        SELECT v.variant, v.sample_id, s.prompt, s.reference, s.output, v.value FROM v
+        SELECT v.variant, v.sample_id, s.prompt, s.reference, s.output, v.value,
+               json_extract_string(s.details, '$.answer_match.extracted') AS extracted,
+               json_extract_string(s.details, '$.answer_match.gold') AS gold,
+               json_extract_string(s.details, '$.predicted') AS predicted FROM v
         JOIN samples s ON s.run_id = v.run_id AND s.sample_id = v.sample_id WHERE list_contains(?, v.sample_id)""", args + [picked])
     by_id: dict[str, dict] = {}
     for r in rows:
         entry = by_id.setdefault(r["sample_id"], {"prompt": r["prompt"], "reference": r["reference"], "outputs": {}})
-        entry["outputs"][r["variant"]] = (r["output"], r["value"])
+        entry["outputs"][r["variant"]] = (r["output"], r["value"], _read_from(r))
     return [SampleView(k, by_id[k]["prompt"], by_id[k]["reference"],
-                       [(v, *by_id[k]["outputs"].get(v, (None, None))) for v in spec.variants]) for k in picked]
+                       [(v, *by_id[k]["outputs"].get(v, (None, None, None))) for v in spec.variants]) for k in picked]
+
+
+def _read_from(row: dict) -> str | None:
+    """What the scoring read from an output, shown under it: an extracted answer (or that none
+    was found) against the gold one; a classification's predicted label."""
+    if row["gold"] is not None:
+        return f"extracted {row['extracted']!r} (gold {row['gold']!r})" if row["extracted"] is not None else \
+            f"no answer found (gold {row['gold']!r})"
+    if row["predicted"] is not None:
+        return f"predicted label: {row['predicted']}"
+    return None
 
 
 def _lineage(store: Store, names: list[str]) -> list[dict]:
