@@ -63,6 +63,16 @@ class PreferenceDataSpec(Strict):
     judge: JudgeSpec | None = None
     """`judge`: who annotates. A local judge names its model (`judge.variant`, declared before this
     variant in the models file); an endpoint uses backend: openai. `judge.samples` defaults to 3 here."""
+    principles: str | None = None
+    """`judge`: a principles file (harness.constitution: the brand's constitution). Each pair is
+    judged once per principle and labelled by the side more principles prefer; the verdicts are
+    stored per pair, and the file's content is part of the variant's key."""
+    human_labels: str | None = None
+    """`judge`: a small human-labelled validation set (JSONL: prompt, response_a, response_b,
+    human: A, B or tie), judged first the same way; agreement and Cohen's kappa are stored."""
+    min_agreement: float = Field(default=0.6, ge=0, le=1)
+    """With human_labels: the build stops (before any training) when the AI labels agree with the
+    human ones on fewer than this share of the validation pairs."""
     category_field: str | None = None
     """Row field used for the coverage-by-category check."""
     max_new_tokens: int = Field(default=48, ge=1)
@@ -90,6 +100,15 @@ class PreferenceDataSpec(Strict):
             raise ValueError("`completion` and `label_field` apply to source 'unpaired' (KTO)")
         if (self.source == "judge") != (self.judge is not None):
             raise ValueError("source 'judge' needs a `judge:` block (and only it takes one)")
+        if self.source != "judge" and (self.principles or self.human_labels):
+            raise ValueError("principles and human_labels apply to source 'judge' (AI feedback)")
+        if self.judge is not None:
+            # Pairwise annotation uses the judge's client settings, samples and prompt file; these
+            # others would be silently meaningless here, so they are refused.
+            unused = sorted({"dimensions", "anchors", "reference_prompt", "use_reference", "thresholds"} & self.judge.model_fields_set)
+            if unused:
+                raise ValueError(f"judge.{', judge.'.join(unused)}: not used by preference annotation (pairwise, no "
+                                 "references; agreement comes from human_labels)")
         if self.judge is not None and self.judge.backend == "local" and not self.judge.variant:
             raise ValueError("a local preference judge names its model: judge.variant (a model declared earlier in this file)")
         return self
@@ -180,9 +199,12 @@ def load_rows(spec: PreferenceDataSpec, path: Path) -> list:
     return rows[: spec.limit] if spec.limit else rows
 
 
-def build_pairs(spec: PreferenceDataSpec, path: Path, where: str, generate=None, judge=None, report=None) -> list[Pair]:
+def build_pairs(spec: PreferenceDataSpec, path: Path, where: str, generate=None, judge=None, report=None,
+                constitution=None, prompts_path: Path | None = None, verdicts: list | None = None) -> list[Pair]:
     """Render (or, for `rule`, generate; for `judge`, annotate) the pairs. `generate(prompts) ->
-    texts` is the parent model; `judge` a judge client; `report` receives the annotation counts."""
+    texts` is the parent model; `judge` a judge client; `report` receives the annotation counts;
+    `constitution` (harness.constitution) the principles the judge applies, `verdicts` each
+    annotated pair's verdict per principle."""
     from harness.prompts import render
     from harness.textprep import prep_fields
 
@@ -192,7 +214,7 @@ def build_pairs(spec: PreferenceDataSpec, path: Path, where: str, generate=None,
         if not reason:
             rows.append(type(r)(r.id, fields))
     if spec.source == "judge":
-        return _judged_pairs(spec, rows, where, judge, report)
+        return _judged_pairs(spec, rows, where, judge, report, constitution, prompts_path, verdicts)
     prompts = [render(spec.prompt, r.fields, f"{where}: data.prompt (line {int(r.id) + 1})") for r in rows]
     chosen = [render(spec.chosen, r.fields, f"{where}: data.chosen (line {int(r.id) + 1})") for r in rows]
     if spec.source == "rule":
@@ -208,7 +230,8 @@ def build_pairs(spec: PreferenceDataSpec, path: Path, where: str, generate=None,
     return [Pair(p, c, x, k) for p, c, x, k in zip(prompts, chosen, rejected, categories)]
 
 
-def _judged_pairs(spec: PreferenceDataSpec, rows: list, where: str, judge, report) -> list[Pair]:
+def _judged_pairs(spec: PreferenceDataSpec, rows: list, where: str, judge, report, constitution=None, prompts_path=None,
+                  verdicts=None) -> list[Pair]:
     from harness.judge.annotate import annotate
     from harness.prompts import render
 
@@ -218,12 +241,46 @@ def _judged_pairs(spec: PreferenceDataSpec, rows: list, where: str, judge, repor
         return [render(template, r.fields, f"{where}: data.{field} (line {int(r.id) + 1})") for r in rows]
 
     prompts, a, b = rendered(spec.prompt, "prompt"), rendered(spec.response_a, "response_a"), rendered(spec.response_b, "response_b")
-    # The seed's advice for AI annotation: a majority over 3 samples (a deterministic judge gets 1).
-    picked, counts = annotate(judge, prompts, a, b, spec.judge.samples or (1 if spec.judge.deterministic else 3))
+    per_pair: list = []
+    picked, counts = annotate(judge, prompts, a, b, judge_samples(spec), spec.judge.prompt or "pair",
+                              constitution.principles if constitution else None, prompts_path, per_pair)
     if report is not None:
         report.update(counts.__dict__)
+    if verdicts is not None and constitution:
+        verdicts += [{"prompt": p, "response_a": x, "response_b": y, "label": None if c is None else ("a" if c[0] == x else "b"),
+                      "principles": v} for p, x, y, c, v in zip(prompts, a, b, picked, per_pair)]
     categories = [str(r.fields.get(spec.category_field)) if spec.category_field else None for r in rows]
     return [Pair(p, c[0], c[1], k) for p, c, k in zip(prompts, picked, categories) if c is not None]
+
+
+def judge_samples(spec: PreferenceDataSpec) -> int:
+    """The seed's advice for AI annotation: a majority over 3 samples (a deterministic judge gets 1)."""
+    return spec.judge.samples or (1 if spec.judge.deterministic else 3)
+
+
+def human_agreement(spec: PreferenceDataSpec, path: Path, where: str, judge, constitution=None, prompts_path=None) -> dict:
+    """Judge the human-labelled validation pairs exactly as the training pairs will be judged,
+    and measure agreement with the people (harness.constitution.agreement)."""
+    from harness.constitution import agreement
+    from harness.data.loaders import read_jsonl_objects
+    from harness.judge.annotate import annotate
+
+    rows = read_jsonl_objects(path)
+    missing = [n for n, r in rows if not all(k in r for k in ("prompt", "response_a", "response_b", "human"))]
+    if missing:
+        raise ConfigError(f"{where}: data.human_labels ({path}, line {missing[0]}): expected prompt, response_a, response_b, human")
+    human = []
+    for n, r in rows:
+        h = str(r["human"]).strip().lower()
+        if h not in ("a", "b", "tie"):
+            raise ConfigError(f"{where}: data.human_labels ({path}, line {n}): human must be A, B or tie, got {r['human']!r}")
+        human.append(h)
+    labels: list[str] = []
+    annotate(judge, [str(r["prompt"]) for _, r in rows], [str(r["response_a"]) for _, r in rows],
+             [str(r["response_b"]) for _, r in rows], judge_samples(spec), spec.judge.prompt or "pair",
+             constitution.principles if constitution else None, prompts_path, labels=labels)
+    ai = [lab if lab in ("a", "b", "tie") else None for lab in labels]
+    return {**agreement(ai, human), "min_agreement": spec.min_agreement}
 
 
 @dataclass(frozen=True)

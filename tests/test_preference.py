@@ -185,3 +185,105 @@ def test_bad_unpaired_data_is_refused(tmp_path, tiny_model_dir, capsys, method, 
                                                                   extra=extra))
     assert main(["build", str(models), "--store", str(tmp_path / "h.duckdb")]) == 2
     assert message in capsys.readouterr().err
+
+
+CONSTITUTION = """
+name: lumen-brand
+principles:
+  - {name: warm, text: "Prefer the reply that sounds like a warm neighbour."}
+  - {name: brief, text: "Prefer the shorter reply."}
+  - {name: honest, text: "Prefer the reply that promises nothing the brief does not state."}
+"""
+
+
+def _principled_policy(user: str) -> str:
+    """warm and honest prefer the GOOD answer; brief prefers the shorter one."""
+    from tests.fake_judge_server import answers_in
+
+    a, b = answers_in(user)
+    if "-- brief:" in user:
+        return "[[A]]" if len(a) < len(b) else "[[B]]" if len(b) < len(a) else "[[C]]"
+    if ("GOOD" in a) == ("GOOD" in b):
+        return "[[C]]"
+    return "[[A]]" if "GOOD" in a else "[[B]]"
+
+
+def _judge_data(tmp_path, n=6):
+    rows = [json.loads(line) for line in (REPO / "data" / "brand" / "train.jsonl").read_text().splitlines()[:n]]
+    lines = []
+    for i, r in enumerate(rows):
+        good, bad = " GOOD " + r["tweet"], " meh"  # the GOOD one is longer: `brief` disagrees with the others
+        a, b = (good, bad) if i % 2 else (bad, good)
+        lines.append(json.dumps({"prompt": f"Brief: {r['topic']}\nTweet:", "response_a": a, "response_b": b}))
+    return write(tmp_path / "judge_pairs.jsonl", "\n".join(lines) + "\n")
+
+
+def test_a_constitution_labels_pairs_principle_by_principle(tmp_path, tiny_model_dir):
+    from tests.fake_judge_server import FakeJudgeServer
+
+    data = _judge_data(tmp_path)
+    principles = write(tmp_path / "models" / "constitution.yaml", CONSTITUTION)
+    human = write(tmp_path / "models" / "human.jsonl", "\n".join(json.dumps(h) for h in [
+        {"prompt": "p1", "response_a": " GOOD hello neighbours", "response_b": " x", "human": "A"},
+        {"prompt": "p2", "response_a": " x", "response_b": " GOOD see you soon", "human": "B"},
+        {"prompt": "p3", "response_a": " GOOD a", "response_b": " GOOD b", "human": "tie"},
+        {"prompt": "p4", "response_a": " y", "response_b": " GOOD hi there", "human": "A"}]) + "\n")
+    with FakeJudgeServer(_principled_policy) as srv:
+        extra = (f", principles: constitution.yaml, human_labels: human.jsonl, min_agreement: 0.5, "
+                 f"judge: {{backend: openai, base_url: '{srv.url}', model: fake, backoff_s: 0, samples: 1}}")
+        models = write(tmp_path / "models" / "m.yaml", MODELS.format(model=tiny_model_dir, method="dpo", source="judge", data=data,
+                                                                      extra=extra))
+        store = tmp_path / "h.duckdb"
+        assert main(["build", str(models), "--store", str(store)]) == 0
+        # 4 human pairs + 6 training pairs, 3 principles, both orders, 1 sample
+        assert len(srv.requests) == (4 + 6) * 3 * 2
+        assert all("[Judge by this principle only -- " in r["messages"][-1]["content"] for r in srv.requests)
+        con = duckdb.connect(str(store), read_only=True)
+        key1, path, metrics = con.execute("SELECT variant_key, artifact_path, metrics FROM variants WHERE method = 'dpo'").fetchone()
+        con.close()
+        m = json.loads(metrics)
+        assert m["constitution"]["name"] == "lumen-brand" and m["constitution"]["principles"] == ["warm", "brief", "honest"]
+        assert len(m["constitution"]["sha256"]) == 64
+        counts = m["preference_data"]["judge"]["principles"]
+        assert counts["warm"]["a"] + counts["warm"]["b"] == 6 and counts["brief"]["a"] + counts["brief"]["b"] == 6
+        assert m["preference_data"]["judge"]["kept"] == 6  # 2 of 3 principles prefer GOOD on every pair
+        assert m["human_agreement"]["n"] == 4 and m["human_agreement"]["agreement"] == pytest.approx(0.75)  # p4: human says A
+        verdicts = [json.loads(line) for line in (tmp_path / path / "annotations.jsonl").read_text().splitlines()]
+        assert len(verdicts) == 6 and all(set(v["principles"]) == {"warm", "brief", "honest"} for v in verdicts)
+        assert all(v["principles"]["brief"] != v["principles"]["warm"] for v in verdicts)
+        # Another constitution is another variant: its hash is in the key.
+        principles.write_text(CONSTITUTION.replace("warm neighbour", "warm, kind neighbour"))
+        assert main(["build", str(models), "--store", str(store)]) == 0
+        con = duckdb.connect(str(store), read_only=True)
+        keys = [k for (k,) in con.execute("SELECT variant_key FROM variants WHERE method = 'dpo'").fetchall()]
+        con.close()
+        assert len(keys) == 2 and key1 in keys
+
+
+def test_low_agreement_with_people_stops_the_build(tmp_path, tiny_model_dir, capsys):
+    from tests.fake_judge_server import FakeJudgeServer, always_first
+
+    data = _judge_data(tmp_path)
+    write(tmp_path / "models" / "human.jsonl", "\n".join(json.dumps({"prompt": f"p{i}", "response_a": " a", "response_b": " b",
+                                                                     "human": "B"}) for i in range(5)) + "\n")
+    with FakeJudgeServer(always_first) as srv:
+        extra = (f", human_labels: human.jsonl, min_agreement: 0.8, "
+                 f"judge: {{backend: openai, base_url: '{srv.url}', model: fake, backoff_s: 0, samples: 1}}")
+        models = write(tmp_path / "models" / "m.yaml", MODELS.format(model=tiny_model_dir, method="dpo", source="judge", data=data,
+                                                                      extra=extra))
+        store = tmp_path / "h.duckdb"
+        assert main(["build", str(models), "--store", str(store)]) == 2
+        assert len(srv.requests) == 5 * 2  # only the validation pairs were judged
+    err = capsys.readouterr().err
+    assert "agree with the human labels on 0% of 5 validation pairs, below data.min_agreement 80%" in err
+    con = duckdb.connect(str(store), read_only=True)
+    assert con.execute("SELECT count(*) FROM variants WHERE method = 'dpo'").fetchone()[0] == 0
+    con.close()
+
+
+def test_judge_settings_annotation_cannot_use_are_refused(tmp_path, tiny_model_dir, capsys):
+    extra = ", judge: {backend: openai, base_url: 'http://127.0.0.1:9', model: m, dimensions: [tone]}"
+    models = write(tmp_path / "models" / "m.yaml", MODELS.format(model=tiny_model_dir, method="dpo", source="judge",
+                                                                  data=pref_file(tmp_path), extra=extra))
+    assert main(["validate", str(models)]) == 2
+    assert "judge.dimensions: not used by preference annotation" in capsys.readouterr().out

@@ -51,7 +51,11 @@ class PreferenceConfig(Strict):
 
 
 def data_files(config: PreferenceConfig, models_path: Path) -> list[Path]:
-    return [resolve_data_path(config.data.path, models_path)]
+    """What the build reads, hashed into the variant's key: the data, and for AI feedback the
+    constitution, the human-labelled validation set and the judge-prompt file."""
+    d = config.data
+    extra = [d.principles, d.human_labels, d.judge.prompts if d.judge is not None else None]
+    return [resolve_data_path(p, models_path) for p in [d.path, *extra] if p]
 
 
 def _generate_with_parent(ctx: BuildContext, spec: PreferenceDataSpec):
@@ -97,6 +101,7 @@ def _build(ctx: BuildContext, loss: str) -> BuildResult:
         check_pairs,
         check_unpaired,
         export_audit_sample,
+        human_agreement,
         split_pairs,
     )
 
@@ -110,11 +115,24 @@ def _build(ctx: BuildContext, loss: str) -> BuildResult:
         raise ConfigError(f"{where}.data.source: 'unpaired' data (single labelled completions) trains KTO only; {loss} needs pairs")
     if cfg.data.source == "unpaired":
         return _build_kto_unpaired(ctx, cfg, where, build_unpaired, check_unpaired, split_pairs)
+    constitution, prompts_path, verdicts, human = _feedback_setup(ctx, cfg.data)
     judge = _open_judge(ctx, cfg.data) if cfg.data.source == "judge" else None
     try:
+        if judge is not None and cfg.data.human_labels:
+            human = human_agreement(cfg.data, resolve_data_path(cfg.data.human_labels, ctx.models_path), where, judge,
+                                    constitution, prompts_path)
+            log.info("%s: AI labels agree with the human ones on %s of %d validation pairs (kappa %s)", ctx.variant,
+                     "n/a" if human["agreement"] is None else f"{human['agreement']:.0%}", human["n"], human["kappa"])
+            if human["agreement"] is None or human["agreement"] < cfg.data.min_agreement:
+                from harness.errors import ConfigError
+
+                raise ConfigError(f"{where}: the judge's labels agree with the human labels on "
+                                  f"{0 if human['agreement'] is None else human['agreement']:.0%} of {human['n']} validation pairs, "
+                                  f"below data.min_agreement {cfg.data.min_agreement:.0%}: the build stops before training",
+                                  hint="fix the judge or the principles, or lower min_agreement deliberately")
         raw = build_pairs(cfg.data, resolve_data_path(cfg.data.path, ctx.models_path), where,
                           generate=_generate_with_parent(ctx, cfg.data) if cfg.data.source == "rule" else None,
-                          judge=judge, report=annotation)
+                          judge=judge, report=annotation, constitution=constitution, prompts_path=prompts_path, verdicts=verdicts)
     finally:
         if judge is not None and hasattr(judge, "backend"):
             judge.backend.close()
@@ -145,8 +163,34 @@ def _build(ctx: BuildContext, loss: str) -> BuildResult:
 
         train_ds, val_ds, make_args = unpaired(train), unpaired(val), lambda common: KTOConfig(**common, beta=tcfg.beta)
     result = _train(ctx, cfg, loss, make_args, train_ds, val_ds)
+    feedback = {}
+    if constitution is not None:
+        with (ctx.output_dir / "annotations.jsonl").open("w", encoding="utf-8") as fh:
+            for v in verdicts:
+                fh.write(json.dumps(v, ensure_ascii=False) + "\n")
+        feedback["constitution"] = {"name": constitution.name, "principles": [p.name for p in constitution.principles],
+                                    "sha256": _sha256(resolve_data_path(cfg.data.principles, ctx.models_path))}
+    if human is not None:
+        feedback["human_agreement"] = human
     return replace(result, metrics={**result.metrics, "pairs_train": len(train), "pairs_validation": len(val), "audit_pairs": audited,
-                                    "preference_data": {**asdict(quality), **({"judge": annotation} if annotation else {})}})
+                                    "preference_data": {**asdict(quality), **({"judge": annotation} if annotation else {})},
+                                    **feedback})
+
+
+def _feedback_setup(ctx: BuildContext, spec):
+    """The constitution (parsed), the judge-prompt file (resolved), a list for per-pair verdicts
+    and the human agreement (filled later), for AI-feedback pair building."""
+    from harness.constitution import load_constitution
+
+    constitution = load_constitution(resolve_data_path(spec.principles, ctx.models_path)) if spec.principles else None
+    prompts_path = resolve_data_path(spec.judge.prompts, ctx.models_path) if spec.judge is not None and spec.judge.prompts else None
+    return constitution, prompts_path, [], None
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _build_kto_unpaired(ctx: BuildContext, cfg, where: str, build_unpaired, check_unpaired, split) -> BuildResult:
