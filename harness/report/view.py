@@ -84,9 +84,16 @@ class TaskView:
     """harness.flips.Flips of each variant against the baseline on the headline metric."""
     confusion: dict | None = None
     """Classification tasks: {labels, matrices: variant -> counts[gold][predicted] (last column: no label)}."""
+    review: list = field(default_factory=list)
+    """Rubric tasks with imported human reviews: per check, agreement of the automatic check with the person."""
     categories: dict | None = None
     """Tasks whose items have a category (category_field): {categories, cells: variant -> category -> Estimate}
     of the headline metric."""
+
+    @property
+    def has_rubric(self) -> bool:
+        """The task is scored by the rubric (so a human review of its checks can be imported)."""
+        return any(m.startswith("rubric_") for m in self.metrics)
 
     @property
     def stats_title(self) -> str:
@@ -288,7 +295,15 @@ def _task_view(store: Store, spec: ReportSpec, suite: str, task: str, metrics: l
         confusion = {"labels": labels, "matrices": matrices}
     return TaskView(suite, task, task_type, metrics, headline, table, comparisons, _samples(store, spec, task, headline), runs,
                     health, judge, audit, _flips(store, spec, task, headline, [r["variant"] for r in runs], task_type), confusion,
-                    by_category(store, spec, runs, headline))
+                    review_rows(store, spec, task, metrics), by_category(store, spec, runs, headline))
+
+
+def review_rows(store: Store, spec: ReportSpec, task: str, metrics: list[str]) -> list:
+    if not any(m.startswith("rubric_") for m in metrics):
+        return []
+    from harness.review import review_agreement
+
+    return review_agreement(store, task, spec.variants)
 
 
 def by_category(store: Store, spec: ReportSpec, runs: list[dict], metric: str) -> dict | None:

@@ -195,4 +195,20 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "006_review_labels",
+        """
+        -- A person's verdicts on rubric checks (`harness review import`), beside the automatic
+        -- verdict of the same check on the same output, for per-check agreement in the report.
+        CREATE TABLE review_labels (
+            run_id       VARCHAR NOT NULL,
+            sample_id    VARCHAR NOT NULL,
+            check_name   VARCHAR NOT NULL,
+            automatic    BOOLEAN,            -- the rubric scorer's verdict (null: the check has none)
+            human        BOOLEAN NOT NULL,
+            imported_at  TIMESTAMP NOT NULL,
+            PRIMARY KEY (run_id, sample_id, check_name)
+        );
+        """,
+    ),
 ]

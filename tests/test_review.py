@@ -1,0 +1,98 @@
+"""`harness review`: a person scores sampled outputs on the rubric's checks; the report shows
+per-check agreement with the automatic checks."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import duckdb
+import pytest
+
+from harness.cli import main
+from tests.conftest import write
+
+RUBRIC = """
+name: house
+checks:
+  - {name: hashtag, type: hashtags, min: 1}
+  - {name: short, type: length, max: 40}
+"""
+
+
+@pytest.fixture
+def rubric_run(tmp_path):
+    items = [{"id": f"b{k}", "topic": f"topic {k}", "tweet": "ref"} for k in range(12)]
+    write(tmp_path / "d.jsonl", "".join(json.dumps(i) + "\n" for i in items))
+    write(tmp_path / "rubric.yaml", RUBRIC)
+    replies = {f"topic {k}\n": ("=HYPERLINK(\"x\") morning #Lumen" if k == 0 else f"a long answer number {k} without any tag at all"
+                                if k % 3 else f"short #tag{k}") for k in range(12)}
+    suite = write(tmp_path / "s.yaml", """
+        name: brand
+        tasks:
+          - name: tweets
+            type: generation
+            data: {format: jsonl, path: d.jsonl}
+            id_field: id
+            prompt: {template: "{{ topic }}\\n", reference: "{{ tweet }}"}
+            scorers:
+              - rubric: {path: rubric.yaml}
+    """)
+    models = write(tmp_path / "m.yaml", f"base: {{name: f, source: fake, options: {{responses: {json.dumps(replies)}}}}}\n")
+    store = tmp_path / "h.duckdb"
+    assert main(["run", str(suite), "--models", str(models), "--store", str(store)]) == 0
+    return tmp_path, store
+
+
+def test_review_round_trip_and_agreement_in_the_report(rubric_run, capsys):
+    tmp_path, store = rubric_run
+    sheet = tmp_path / "review.csv"
+    assert main(["review", "export", "--task", "tweets", "-n", "8", "--seed", "3", "--out", str(sheet), "--store", str(store)]) == 0
+    with sheet.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 8 and {"auto_hashtag", "human_hashtag", "auto_short", "human_short"} <= set(rows[0])
+    again = tmp_path / "again.csv"
+    main(["review", "export", "--task", "tweets", "-n", "8", "--seed", "3", "--out", str(again), "--store", str(store)])
+    assert again.read_text() == sheet.read_text()  # seeded
+    assert all(not r["output"].startswith("=") for r in rows)  # formula injection neutralised
+    # The person agrees on `hashtag` everywhere and disagrees on `short` for the first two rows;
+    # one cell is left blank.
+    for k, r in enumerate(rows):
+        r["human_hashtag"] = r["auto_hashtag"]
+        r["human_short"] = ("no" if r["auto_short"] == "yes" else "yes") if k < 2 else r["auto_short"]
+    rows[7]["human_short"] = ""
+    with sheet.open("w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    assert main(["review", "import", str(sheet), "--store", str(store)]) == 0
+    assert "15 human verdicts stored (1 blank cells skipped)" in capsys.readouterr().out
+    con = duckdb.connect(str(store), read_only=True)
+    assert con.execute("SELECT count(*) FROM review_labels").fetchone()[0] == 15
+    con.close()
+    report = write(tmp_path / "r.yaml", "title: t\nvariants: [f]\nstatistics: {resamples: 200}\n")
+    assert main(["report", str(report), "--store", str(store), "--out", str(tmp_path / "r.html")]) == 0
+    html = (tmp_path / "r.html").read_text()
+    section = html.split("Human rubric review")[1].split("</table>")[0]
+    assert "<td>hashtag</td>" in section and "1.000" in section
+    assert f"{5 / 7:.3f}" in section  # short: 5 of the 7 reviewed agree
+
+
+def test_a_bad_review_sheet_writes_nothing(rubric_run, capsys):
+    tmp_path, store = rubric_run
+    sheet = tmp_path / "review.csv"
+    assert main(["review", "export", "--task", "tweets", "-n", "3", "--out", str(sheet), "--store", str(store)]) == 0
+    with sheet.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    rows[0]["human_hashtag"] = "yes"
+    rows[2]["human_short"] = "maybe"
+    with sheet.open("w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    assert main(["review", "import", str(sheet), "--store", str(store)]) == 2
+    assert "column human_short: expected yes or no, got 'maybe'" in capsys.readouterr().err
+    con = duckdb.connect(str(store), read_only=True)
+    assert con.execute("SELECT count(*) FROM review_labels").fetchone()[0] == 0
+    con.close()
+    assert main(["review", "export", "--task", "nope", "--out", str(sheet), "--store", str(store)]) == 2
