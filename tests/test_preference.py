@@ -223,7 +223,7 @@ def test_a_constitution_labels_pairs_principle_by_principle(tmp_path, tiny_model
 
     data = _judge_data(tmp_path)
     principles = write(tmp_path / "models" / "constitution.yaml", CONSTITUTION)
-    human = write(tmp_path / "models" / "human.jsonl", "\n".join(json.dumps(h) for h in [
+    write(tmp_path / "models" / "human.jsonl", "\n".join(json.dumps(h) for h in [
         {"prompt": "p1", "response_a": " GOOD hello neighbours", "response_b": " x", "human": "A"},
         {"prompt": "p2", "response_a": " x", "response_b": " GOOD see you soon", "human": "B"},
         {"prompt": "p3", "response_a": " GOOD a", "response_b": " GOOD b", "human": "tie"},
