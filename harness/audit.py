@@ -60,14 +60,20 @@ def export_sheet(store: Store, task: str, out: Path, n: int = 100, seed: int = 0
         raise StoreError(f"no checked claims stored for task '{task}'",
                          hint="audit a generation task that uses the hallucination scorer (`harness run` it first)")
     picked = random.Random(seed).sample(rows, min(n, len(rows)))
+    write_sheet(out, COLUMNS, picked)
+    return len(picked)
+
+
+def write_sheet(out: Path, columns: list[str], rows: list[dict]) -> None:
+    """A CSV sheet for people to fill in: every text cell spreadsheet-safe, written to a temp file
+    and renamed, so a reader never sees half a sheet."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(out.suffix + ".tmp")
     with tmp.open("w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=COLUMNS)
+        w = csv.DictWriter(f, fieldnames=columns)
         w.writeheader()
-        w.writerows({k: spreadsheet_safe(v) for k, v in row.items()} for row in picked)
+        w.writerows({k: spreadsheet_safe(v) for k, v in row.items()} for row in rows)
     tmp.replace(out)
-    return len(picked)
 
 
 def import_sheet(store: Store, path: Path) -> tuple[int, int]:

@@ -11,12 +11,11 @@ is written.
 
 from __future__ import annotations
 
-import csv
 import random
 from datetime import datetime, timezone
 from pathlib import Path
 
-from harness.audit import FALSE, TRUE, from_sheet, spreadsheet_safe
+from harness.audit import FALSE, TRUE, from_sheet, write_sheet
 from harness.errors import ConfigError, StoreError
 from harness.store.db import Store
 
@@ -46,19 +45,15 @@ def export_review(store: Store, task: str, out: Path, n: int = 50, seed: int = 0
         """SELECT run_id, sample_id, metric, value FROM scores WHERE list_contains(?, run_id) AND metric LIKE 'rubric\\_%' ESCAPE '\\'""",
         [sorted({p["run_id"] for p in picked})])}
     columns = BASE_COLUMNS + [c for check in checks for c in (f"auto_{check}", f"human_{check}")]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=columns)
-        w.writeheader()
-        for p in picked:
-            row = {k: spreadsheet_safe(p[k]) for k in BASE_COLUMNS}
-            for check in checks:
-                value = auto.get((p["run_id"], p["sample_id"], check))
-                row[f"auto_{check}"] = "" if value is None else ("yes" if value >= 0.5 else "no")
-                row[f"human_{check}"] = ""
-            w.writerow(row)
-    tmp.replace(out)
+    rows = []
+    for p in picked:
+        row = {k: p[k] for k in BASE_COLUMNS}
+        for check in checks:
+            value = auto.get((p["run_id"], p["sample_id"], check))
+            row[f"auto_{check}"] = "" if value is None else ("yes" if value >= 0.5 else "no")
+            row[f"human_{check}"] = ""
+        rows.append(row)
+    write_sheet(out, columns, rows)
     return len(picked)
 
 
