@@ -98,8 +98,8 @@ def import_review(store: Store, path: Path) -> tuple[int, int]:
 
 
 def review_agreement(store: Store, task: str, variants: list[str]) -> list[dict]:
-    """Per check: items a person reviewed, agreement of the automatic check with the person (a
-    bootstrap interval) and Cohen's kappa, and both pass rates. Empty when nothing was imported."""
+    """Per check: items a person reviewed, agreement of the automatic check with the person and
+    Cohen's kappa (each with a bootstrap interval; kappa NaN where one label only), both pass rates. Empty when nothing was imported."""
     from harness.judge.health import cohen_kappa
     from harness.stats import bootstrap_statistic
 
@@ -111,7 +111,8 @@ def review_agreement(store: Store, task: str, variants: list[str]) -> list[dict]
     for r in rows:
         a, h = r["auto"], r["human"]
         agree = bootstrap_statistic(len(a), lambda idx: sum(a[i] == h[i] for i in idx) / len(idx), 1000, 0.95, 0)
-        kappa = cohen_kappa(a, h, [True, False])
+        kappa = bootstrap_statistic(len(a), lambda idx: cohen_kappa([a[i] for i in idx], [h[i] for i in idx], [True, False]),
+                                    1000, 0.95, 0)
         out.append({"check": r["check_name"], "n": len(a), "agreement": agree, "kappa": kappa,
                     "human_pass": sum(h) / len(h), "auto_pass": sum(a) / len(a)})
     return out

@@ -49,8 +49,16 @@ def load_tokenizer(model_dir: str | Path):
         except Exception as exc:  # a truncated or stale file: rebuilt below, and said
             log.warning("tokenizer cache %s unreadable (%s); loading %s afresh", file, exc, path)
     tokenizer = AutoTokenizer.from_pretrained(str(path))
+    try:
+        _store(tokenizer, file)
+    except OSError as exc:  # a read-only or full cache only costs speed: say so and go on
+        log.warning("tokenizer cache %s not written (%s); %s loads at full cost each time", file, exc, path)
+    return tokenizer
+
+
+def _store(tokenizer, file: Path) -> None:
+    """Written beside and renamed: a reader never sees half a file."""
     file.parent.mkdir(parents=True, exist_ok=True)
-    # Written beside and renamed: a reader never sees half a file.
     fd, tmp = tempfile.mkstemp(dir=file.parent, suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -59,7 +67,6 @@ def load_tokenizer(model_dir: str | Path):
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return tokenizer
 
 
 def shared_tokenizer(model_dir: str | Path):

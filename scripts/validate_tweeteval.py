@@ -46,6 +46,7 @@ def main() -> int:
     from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
     from harness.classification import metric_label
+    from harness.stats import bootstrap_mean
 
     con = duckdb.connect(args.store, read_only=True)
     runs = con.execute("SELECT variant, run_id FROM latest_runs WHERE task = 'emotion' ORDER BY variant").fetchall()
@@ -57,6 +58,7 @@ def main() -> int:
         pred = [r["predicted"] if r["predicted"] is not None else "(none)" for r in rows]
         stats = {m: (v, lo, hi) for m, v, lo, hi in con.execute("SELECT metric, value, low, high FROM run_stats WHERE run_id = ?", [run_id]).fetchall()}
         acc = con.execute("SELECT avg(value) FROM scores WHERE run_id = ? AND metric = 'acc'", [run_id]).fetchone()[0]
+        acc_ci = bootstrap_mean([float(g == p) for g, p in zip(gold, pred)], 2000, 0.95, 0)
         p, r, f, support = precision_recall_fscore_support(gold, pred, labels=labels, zero_division=0)
         ours = [stats["macro_f1"][0], acc] + [stats[f"{k}_{metric_label(label)}"][0] for label in labels for k in ("precision", "recall", "f1")]
         theirs = [f1_score(gold, pred, labels=labels, average="macro", zero_division=0), accuracy_score(gold, pred)]
@@ -65,7 +67,7 @@ def main() -> int:
         worst = max(worst, diff)
         predicted_share = {label: pred.count(label) / len(pred) for label in labels}
         m = stats["macro_f1"]
-        print(f"{variant:16} n={len(rows)}  accuracy {acc:.3f}  macro-F1 {m[0]:.3f} [{m[1]:.3f}, {m[2]:.3f}]  "
+        print(f"{variant:16} n={len(rows)}  accuracy {acc:.3f} [{acc_ci.low:.3f}, {acc_ci.high:.3f}]  macro-F1 {m[0]:.3f} [{m[1]:.3f}, {m[2]:.3f}]  "
               f"F1 per label {', '.join(f'{label} {x:.2f}' for label, x in zip(labels, f))}  "
               f"predicted {', '.join(f'{label} {predicted_share[label]:.0%}' for label in labels)}  "
               f"max |harness - sklearn| {diff:.1e}")

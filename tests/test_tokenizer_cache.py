@@ -58,3 +58,15 @@ def test_small_tokenizers_are_not_cached(monkeypatch, tmp_path, tiny_model_dir):
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
     tc.load_tokenizer(tiny_model_dir)
     assert not (tmp_path / "cache" / "tokenizers").exists()
+
+
+def test_an_unwritable_cache_costs_speed_not_the_load(monkeypatch, tmp_path, tiny_model_dir, caplog):
+    import harness.tokenizer_cache as tc
+
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the cache directory would be")
+    monkeypatch.setenv("HARNESS_CACHE", str(blocker))
+    monkeypatch.setattr(tc, "PICKLE_MIN_BYTES", 0)
+    with caplog.at_level(logging.WARNING, logger="harness.tokenizer_cache"):
+        tok = tc.load_tokenizer(tiny_model_dir)
+    assert tok("hello")["input_ids"] and "not written" in caplog.text

@@ -115,7 +115,9 @@ def _build(ctx: BuildContext, loss: str) -> BuildResult:
         raise ConfigError(f"{where}.data.source: 'unpaired' data (single labelled completions) trains KTO only; {loss} needs pairs")
     if cfg.data.source == "unpaired":
         return _build_kto_unpaired(ctx, cfg, where, build_unpaired, check_unpaired, split_pairs)
-    constitution, prompts_path, verdicts, human = _feedback_setup(ctx, cfg.data)
+    constitution, prompts_path = _feedback_files(ctx, cfg.data)
+    verdicts: list = []  # each annotated pair's verdict per principle (with a constitution)
+    human = None  # agreement with the human-labelled validation pairs (with human_labels)
     judge = _open_judge(ctx, cfg.data) if cfg.data.source == "judge" else None
     try:
         if judge is not None and cfg.data.human_labels:
@@ -177,14 +179,13 @@ def _build(ctx: BuildContext, loss: str) -> BuildResult:
                                     **feedback})
 
 
-def _feedback_setup(ctx: BuildContext, spec):
-    """The constitution (parsed), the judge-prompt file (resolved), a list for per-pair verdicts
-    and the human agreement (filled later), for AI-feedback pair building."""
+def _feedback_files(ctx: BuildContext, spec):
+    """The constitution (parsed) and the judge-prompt file (resolved) of AI-feedback pair building."""
     from harness.constitution import load_constitution
 
     constitution = load_constitution(resolve_data_path(spec.principles, ctx.models_path)) if spec.principles else None
     prompts_path = resolve_data_path(spec.judge.prompts, ctx.models_path) if spec.judge is not None and spec.judge.prompts else None
-    return constitution, prompts_path, [], None
+    return constitution, prompts_path
 
 
 def _sha256(path: Path) -> str:
