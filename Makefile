@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_CPU := torch==2.13.0
 
-.PHONY: demo test venv llama-cpp browser screenshots clean
+.PHONY: demo alignment test venv llama-cpp browser screenshots clean
 
 venv: $(VENV)/.installed
 
@@ -30,6 +30,11 @@ $(VENV)/.llama-cpp: $(VENV)/.installed
 
 demo: venv llama-cpp
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash scripts/demo.sh
+
+# The alignment loop (models/alignment.yaml): constitution-labelled pairs checked against human
+# labels, a reward model and DPO on them, evaluated with the reward model and sequence KL.
+alignment: venv
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash scripts/alignment.sh
 
 # The browser tests load the report in headless Chromium: install Debian's chromium when it is
 # missing and we can (root with apt-get, as in CI); otherwise those tests skip, saying why.

@@ -88,7 +88,10 @@ def check_backends(spec: ModelsFile, models_path: Path) -> None:
 
 def check_servable(spec: ModelsFile, model) -> None:
     """The backend of a resolved model can load it (llama.cpp needs a GGUF file), checked before a
-    run writes anything."""
+    run writes anything. A reward model is never served: it scores outputs (the `reward` scorer)."""
+    if getattr(model, "reward_head", None) is not None:
+        raise ConfigError(f"{model.name}: a reward model scores outputs; it cannot generate or answer as a model",
+                          hint=f"use it in a generation task's scorers: `- reward: {{model: {model.name}}}`")
     f = factory(backend_name(spec, model.name))
     if f.can_serve is not None:
         f.can_serve(model)
@@ -96,4 +99,5 @@ def check_servable(spec: ModelsFile, model) -> None:
 
 def open_model(spec: ModelsFile, model) -> object:
     """Load a resolved model (harness.recipes.ParentModel) with the backend its name is served by."""
+    check_servable(spec, model)
     return factory(backend_name(spec, model.name)).open(model, model_options(spec, model.name))

@@ -145,13 +145,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("review", help="rubric review sheets: a person scores sampled outputs on the checks",
                        description="export: write a seeded random sample of outputs of a rubric-scored task, with each check's "
-                                   "automatic verdict (auto_<check>) and an empty human_<check> column, to CSV; import: read "
-                                   "the human verdicts back (the report then shows per-check agreement with the automatic checks).")
+                                   "automatic verdict (auto_<check>) and an empty human_<check> column, plus a rating_<dimension> column "
+                                   "(1-10) per judged dimension of the rubric, to CSV; import: read the human verdicts and "
+                                   "ratings back (the report then shows per-check agreement with the automatic checks, and the "
+                                   "person's ratings beside an LLM judge's).")
     review_sub = p.add_subparsers(dest="review_command", metavar="ACTION")
     review_sub.required = True
     e = review_sub.add_parser("export", help="write sampled outputs to a CSV sheet for human rubric review",
                               description="Sample N outputs of TASK's latest runs into a CSV with auto_<check> and empty "
-                                          "human_<check> columns (fill with yes or no).")
+                                          "human_<check> columns (fill with yes or no), and an empty rating_<dimension> column "
+                                          "per judged dimension of the rubric (fill with 1-10).")
     e.add_argument("--task", required=True, help="a generation task that uses the rubric scorer")
     e.add_argument("--variant", action="append", help="only this variant; repeatable (default: all)")
     e.add_argument("-n", type=_positive, default=50, help="outputs to sample (default 50, as the chapter reviews)")
@@ -160,8 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     _store_arg(e)
     e.set_defaults(func=cmd_review_export)
     i = review_sub.add_parser("import", help="read human rubric verdicts from a filled-in sheet",
-                              description="Read SHEET (from `harness review export`, human_<check> cells filled with yes/no; "
-                                          "blank cells are skipped) into the store. All rows are checked before anything is written.")
+                              description="Read SHEET (from `harness review export`, human_<check> cells filled with yes/no, "
+                                          "rating_<dimension> cells with 1-10; blank cells are skipped) into the store. "
+                                          "All rows are checked before anything is written.")
     i.add_argument("sheet", type=Path)
     _store_arg(i)
     i.set_defaults(func=cmd_review_import)
@@ -419,7 +423,8 @@ def cmd_review_export(args) -> int:
 
     with open_store(args.store, read_only=True) as store:
         n = export_review(store, args.task, args.out, args.n, args.seed, args.variant)
-    print(f"{n} outputs written to {args.out}; fill the human_<check> columns with yes or no, then `harness review import {args.out}`")
+    print(f"{n} outputs written to {args.out}; fill the human_<check> columns with yes or no (and any rating_<dimension> "
+          f"with 1-10), then `harness review import {args.out}`")
     return 0
 
 
@@ -429,7 +434,7 @@ def cmd_review_import(args) -> int:
 
     with open_store(args.store) as store:
         labelled, skipped = import_review(store, args.sheet)
-    print(f"{labelled} human verdicts stored ({skipped} blank cells skipped)")
+    print(f"{labelled} human verdicts and ratings stored ({skipped} blank cells skipped)")
     return 0
 
 

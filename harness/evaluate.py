@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+import harness.scorers.reward as reward_scorer
 from harness import __version__, catalogue, fidelity, registry
 from harness.config.models import load_models, model_names
 from harness.config.suite import load_suite
@@ -24,6 +25,7 @@ from harness.contamination import CONTAMINATION_METRICS, training_sources
 from harness.errors import ConfigError, UnknownNameError
 from harness.hashing import eval_libraries, git_commit, stable_hash
 from harness.metricspec import TaskRun
+from harness.sequence_kl import store_sequence_kl
 from harness.store.db import RunRow, Store
 from harness.tasks import PreparedTask, prepare_suite, suite_tasks_json
 from harness.variants import (
@@ -96,10 +98,17 @@ def run_suites(suite_paths: list[Path], models_path: Path | None, store_path: Pa
     for name in answer_sets:
         if name in known:
             raise ConfigError(f"--answers {name}: the name is already a model of {models_path}; pick another")
-    names = [v for v in variants or ([] if answer_sets else known) if v not in answer_sets]
+    scorers_only = evaluator_models(spec) if spec else []  # reward models: they score outputs
+    names = [v for v in variants or ([] if answer_sets else [k for k in known if k not in scorers_only]) if v not in answer_sets]
     for name in names:
         if name not in known:
             raise UnknownNameError("variant", name, known + list(answer_sets), where=str(models_path or "--variant"))
+        if name in scorers_only:
+            raise ConfigError(f"--variant {name}: a reward model scores outputs, it does not generate them",
+                              hint=f"use it in a generation task's scorers: `- reward: {{model: {name}}}`")
+    reward_models = reward_scorer.needs_models(prepared)
+    if reward_models and spec is None:
+        raise ConfigError(f"the reward scorer names {', '.join(reward_models)}: give --models with the file that declares it")
     replayed = [a for a in answer_sets if not variants or a in variants]
     if answer_sets and any(t.spec.type != "generation" for _, _, t in prepared):
         other = [f"{t.spec.name} ({t.spec.type})" for _, _, t in prepared if t.spec.type != "generation"]
@@ -114,10 +123,12 @@ def run_suites(suite_paths: list[Path], models_path: Path | None, store_path: Pa
         # unless all of them pass
         resolved, base, plans = {}, None, None
         local_judge = any(jt.spec.judge.backend != "openai" for _, _, jt, _ in judge_tasks)
-        if spec is not None and (names or local_judge):
+        if spec is not None and (names or local_judge or reward_models):
             base = prepare_base(spec.base, models_path, spec)  # once: it verifies the GGUF's sha256
             plans = plan_variants(spec, models_path, base.key)
             resolved = {name: resolve_built(spec, models_path, name, store, base, plans) for name in names}
+            prepared = reward_scorer.bind(prepared, lambda name, where: _resolve_named(spec, models_path, name, where, store,
+                                                                                      base, plans))
             for model in resolved.values():
                 catalogue.check_servable(spec, model)
         for _, _, jt, where in judge_tasks:
@@ -156,11 +167,27 @@ def run_suites(suite_paths: list[Path], models_path: Path | None, store_path: Pa
             n = fidelity.store_rows(store, checked)
             perplexity = {t.spec.name: t for _, _, t in prepared if t.spec.type == "perplexity"}
             n += fidelity.store_token_kl(store, spec, models_path, resolved, [o for o in outcomes if o.variant in names], perplexity)
+            sampled = {t.spec.name: t for _, _, t in prepared if t.spec.type == "generation" and t.spec.sequence_kl is not None}
+            n += store_sequence_kl(store, spec, models_path, resolved, [o for o in outcomes if o.variant in names], sampled)
             if n:
                 log.info("fidelity to the parent: %d per-item rows stored", n)
         if judge_tasks:
             outcomes += _run_judges(store, judge_tasks, spec, models_path, replayed + names, force, base, plans)
     return outcomes
+
+
+def evaluator_models(spec) -> list[str]:
+    """The models of the file that score outputs (reward models) rather than generate them."""
+    from harness.recipes import recipe_for
+
+    return [v.name for v in spec.variants if recipe_for(v.method).evaluator]
+
+
+def _resolve_named(spec, models_path: Path, name: str, where: str, store, base, plans):
+    """A model a scorer names, built: unknown names list the file's models."""
+    if name not in model_names(spec):
+        raise UnknownNameError("model", name, model_names(spec), where=where)
+    return resolve_built(spec, models_path, name, store, base, plans)
 
 
 def _checker(check: tuple, trained_on: list):

@@ -37,8 +37,14 @@ GENERATION_METRICS = (
 
 
 TOKEN_KL = Metric("parent_token_kl", "per-token KL(parent || variant)", "lower", level="run", low=0, unit="nats",
-                  statistic="harness.fidelity:token_kl_statistic",
+                  statistic="harness.fidelity:kl_statistic",
                   description="mean over a perplexity task's texts of the mean next-token KL divergence, both models loaded")
+SEQUENCE_KL = Metric("parent_seq_kl", "sequence-level KL(variant || parent)", "lower", level="run", unit="nats",
+                     statistic="harness.fidelity:kl_statistic",
+                     description="mean over a generation task's prompts of log p_variant(y) - log p_parent(y) for completions y "
+                                 "sampled from the variant (`sequence_kl:` on the task): RLHF's KL penalty, the drift signal")
+MODEL_KL_METRICS = ("parent_token_kl", "parent_seq_kl")
+"""Fidelity rows computed with both models loaded (the rest are computed from stored samples)."""
 
 
 class NoParentRun(Unavailable):
@@ -87,7 +93,7 @@ def store_rows(store, run_ids: list[str]) -> int:
     rows = []
     for run_id in run_ids:
         try:
-            if _stored(store, run_id, parent_run(store, run_id)[1]["run_id"], token_kl=False):
+            if _stored(store, run_id, parent_run(store, run_id)[1]["run_id"], None):
                 continue  # a reused run whose parent's run is unchanged: already there
             parent_id, values = _item_values(store, run_id)
         except Unavailable:
@@ -97,11 +103,15 @@ def store_rows(store, run_ids: list[str]) -> int:
     return len(rows)
 
 
-def _stored(store, run_id: str, parent_run_id: str, token_kl: bool) -> bool:
-    """Whether `fidelity` already holds this pair of runs' per-token KL rows (or, with token_kl
-    false, its agreement rows)."""
-    return bool(store.query("SELECT count(*) AS n FROM fidelity WHERE run_id = ? AND parent_run_id = ? "
-                            "AND (metric = 'parent_token_kl') = ?", [run_id, parent_run_id, token_kl])[0]["n"])
+def _stored(store, run_id: str, parent_run_id: str, metric: str | None) -> bool:
+    """Whether `fidelity` already holds this pair of runs' rows of `metric` (one of
+    MODEL_KL_METRICS), or with None its agreement rows (those computed from stored samples)."""
+    if metric is None:
+        sql, params = f"metric NOT IN ({', '.join('?' for _ in MODEL_KL_METRICS)})", list(MODEL_KL_METRICS)
+    else:
+        sql, params = "metric = ?", [metric]
+    return bool(store.query(f"SELECT count(*) AS n FROM fidelity WHERE run_id = ? AND parent_run_id = ? AND {sql}",
+                            [run_id, parent_run_id, *params])[0]["n"])
 
 
 def _item_values(store, run_id: str) -> tuple[str, dict[str, dict[str, float]]]:
@@ -155,11 +165,11 @@ def run_statistic(store, run_id: str, metric: str, params: dict) -> RunValues:
 def token_kl(parent, variant, texts: list[str], batch_size: int = 8) -> list[float]:
     """Per text: the mean over positions of KL(parent || variant) between the two models'
     full next-token distributions (both hf backends in memory, the same tokenizer)."""
-    encoded = _same_tokenizer_texts(parent, variant, texts)
+    encoded = same_tokenizer_texts(parent, variant, texts)
     return kl_per_text(next_token_logprobs(parent, encoded, batch_size), next_token_logprobs(variant, encoded, batch_size))
 
 
-def _same_tokenizer_texts(parent, variant, texts: list[str]) -> list[list[int]]:
+def same_tokenizer_texts(parent, variant, texts: list[str]) -> list[list[int]]:
     if parent.tokenizer.get_vocab() != variant.tokenizer.get_vocab():
         raise Unavailable("the variant's tokenizer differs from its parent's: next-token distributions don't compare")
     return [parent._encode(text)[-parent.max_length:] for text in texts]
@@ -172,17 +182,13 @@ def next_token_logprobs(backend, encoded: list[list[int]], batch_size: int = 8) 
     vocabulary projection per batch rather than per text)."""
     import torch
 
+    from harness.backends.hf import right_padded
+
     out: list = [None] * len(encoded)
     todo = [i for i, ids in enumerate(encoded) if len(ids) >= 2]
-    pad = backend.tokenizer.pad_token_id
     for start in range(0, len(todo), batch_size):
         rows = todo[start:start + batch_size]
-        width = max(len(encoded[i]) for i in rows)
-        ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for r, i in enumerate(rows):
-            ids[r, :len(encoded[i])] = torch.tensor(encoded[i])
-            mask[r, :len(encoded[i])] = 1
+        ids, mask = right_padded([encoded[i] for i in rows], backend.tokenizer.pad_token_id)
         with torch.no_grad():
             logits = backend.model(input_ids=ids.to(backend.device), attention_mask=mask.to(backend.device)).logits
             lp = torch.log_softmax(logits.float(), -1).cpu()
@@ -201,33 +207,30 @@ CARRY_MAX_BYTES = 1 << 30
 parent) when they take at most this much memory; otherwise they are computed again."""
 
 
-def store_token_kl(store, spec, models_path, resolved: dict, outcomes: list, perplexity_tasks: dict) -> int:
-    """For each evaluated variant whose parent has a run of the same perplexity task: the
-    per-token KL on that task's texts, stored in `fidelity` (once per pair of runs). Loads
-    the variant and its parent together, pairs in lineage order so each model loads, and computes
-    its next-token distributions, once. Returns the rows written."""
+def model_pairs(store, spec, models_path, resolved: dict, outcomes: list, tasks: dict, metric: str):
+    """(outcome, task, parent backend, variant backend, parent's run row) for each evaluated
+    variant served by transformers whose transformers-served parent has a run of one of `tasks`
+    and whose `metric` rows are not stored yet. Pairs come in lineage order and at most two
+    models are loaded at a time (a child is often the next pair's parent, so it stays). Use it
+    with contextlib.closing: the models are closed when the iteration ends."""
     from harness.catalogue import backend_name
     from harness.config.models import lineage
     from harness.variants import open_backend, resolve_built
 
-    if spec is None:
-        return 0
-    rows = []
-    loaded: dict[str, object] = {}  # at most a pair: in lineage order a child is the next pair's parent
-    carried = None  # (variant, task, its next-token log-probabilities) of the last pair
+    loaded: dict[str, object] = {}
     try:
         for o in sorted(outcomes, key=lambda o: len(lineage(spec, o.variant)) if o.variant in resolved else 0):
-            task = perplexity_tasks.get(o.task)
+            task = tasks.get(o.task)
             if task is None or o.variant not in resolved:
                 continue
             chain = lineage(spec, o.variant)
             if len(chain) < 2 or {backend_name(spec, chain[-2]), backend_name(spec, o.variant)} != {"hf"}:
-                continue  # full next-token distributions: transformers models on both sides
+                continue  # full distributions: transformers models on both sides
             try:
                 _, parent_run_row = parent_run(store, o.run_id)
             except Unavailable:
                 continue
-            if _stored(store, o.run_id, parent_run_row["run_id"], token_kl=True):
+            if _stored(store, o.run_id, parent_run_row["run_id"], metric):
                 continue
             for name in [n for n in loaded if n not in (chain[-2], o.variant)]:
                 loaded.pop(name).close()
@@ -236,31 +239,48 @@ def store_token_kl(store, spec, models_path, resolved: dict, outcomes: list, per
                 loaded[chain[-2]] = open_backend(spec, parent_model)
             if o.variant not in loaded:
                 loaded[o.variant] = open_backend(spec, resolved[o.variant])
-            encoded = _same_tokenizer_texts(loaded[chain[-2]], loaded[o.variant], [s.prompt for s in task.samples])
+            yield o, task, loaded[chain[-2]], loaded[o.variant], parent_run_row
+    finally:
+        for backend in loaded.values():
+            backend.close()
+
+
+def store_token_kl(store, spec, models_path, resolved: dict, outcomes: list, perplexity_tasks: dict) -> int:
+    """For each evaluated variant whose parent has a run of the same perplexity task: the
+    per-token KL on that task's texts, stored in `fidelity` (once per pair of runs). Each model
+    computes its next-token distributions once (model_pairs). Returns the rows written."""
+    from contextlib import closing
+
+    if spec is None:
+        return 0
+    rows = []
+    carried = None  # (variant, task, its next-token log-probabilities) of the last pair
+    with closing(model_pairs(store, spec, models_path, resolved, outcomes, perplexity_tasks, "parent_token_kl")) as pairs:
+        for o, task, parent, variant, parent_run_row in pairs:
+            parent_name = parent_run_row["variant"]
+            encoded = same_tokenizer_texts(parent, variant, [s.prompt for s in task.samples])
             # In lineage order the last pair's variant is often this pair's parent: its
             # log-probabilities on the same texts are already computed.
-            parent_lp = carried[2] if carried and carried[:2] == (chain[-2], o.task) else next_token_logprobs(loaded[chain[-2]], encoded)
-            variant_lp = next_token_logprobs(loaded[o.variant], encoded)
+            parent_lp = carried[2] if carried and carried[:2] == (parent_name, o.task) else next_token_logprobs(parent, encoded)
+            variant_lp = next_token_logprobs(variant, encoded)
             kls = kl_per_text(parent_lp, variant_lp)
             size = sum(t.numel() * t.element_size() for t in variant_lp if t is not None)
             carried = (o.variant, o.task, variant_lp) if size <= CARRY_MAX_BYTES else None
             rows += [(o.run_id, parent_run_row["run_id"], s.id, "parent_token_kl", v) for s, v in zip(task.samples, kls)]
-    finally:
-        for backend in loaded.values():
-            backend.close()
     store.fidelity_put(rows)
     return len(rows)
 
 
-def token_kl_statistic(store, run_id: str, metric: str, params: dict) -> RunValues:
-    """The stored per-token KL of a perplexity run against its parent's latest run of the task."""
+def kl_statistic(store, run_id: str, metric: str, params: dict) -> RunValues:
+    """A KL computed with both models loaded (per-token on a perplexity task, sequence-level on a
+    generation task), as stored for this run against its parent's latest run of the task."""
     from harness.hypothesis import ItemStatistic
 
     _, parent = parent_run(store, run_id)
     rows = store.query("SELECT sample_id, value FROM fidelity WHERE run_id = ? AND parent_run_id = ? AND metric = ? ORDER BY sample_id",
                        [run_id, parent["run_id"], metric])
     if not rows:
-        raise Unavailable("no per-token KL stored for this run and its parent's (both are computed by `harness run` on a "
-                          "perplexity task, with the parent evaluated too)")
+        raise Unavailable(f"no {metric} stored for this run and its parent's (computed by `harness run` with the parent "
+                          "evaluated too: per-token KL on a perplexity task, sequence KL on a generation task with sequence_kl:)")
     ids, vals = tuple(r["sample_id"] for r in rows), [r["value"] for r in rows]
     return RunValues(ItemStatistic(ids, lambda idx: sum(vals[i] for i in idx) / len(idx)))

@@ -133,4 +133,4 @@ def generate_samples(backend, task: PreparedTask, config: GenerationConfig, ckpt
 
 
 KIND = TaskKind("generation", "outputs generated and scored by the task's scorers", metrics=CONTAMINATION_METRICS,
-                run_metrics=fidelity.GENERATION_METRICS, rows=rows)
+                run_metrics=(*fidelity.GENERATION_METRICS, fidelity.SEQUENCE_KL), rows=rows)

@@ -36,6 +36,7 @@ BUILTINS: dict[str, dict[str, str]] = {
         "hallucination": "harness.scorers.hallucination:hallucination",
         "brand_similarity": "harness.scorers.similarity:brand_similarity",
         "answer_match": "harness.scorers.answer_match:answer_match_scorer",
+        "reward": "harness.scorers.reward:reward",
     },
     "recipe": {
         "sft_lora": "harness.recipes.sft_lora:RECIPE",
@@ -49,6 +50,8 @@ BUILTINS: dict[str, dict[str, str]] = {
         "shrink": "harness.recipes.shrink:RECIPE",
         "adapter": "harness.recipes.adapter:RECIPE",
         "gguf": "harness.recipes.gguf_export:RECIPE",
+        "reward_model": "harness.recipes.reward_model:RECIPE",
+        "rloo": "harness.recipes.rloo:RECIPE",
     },
     "task_kind": {
         # What each kind of task stores besides its scorers' metrics (harness.metricspec.TaskKind).

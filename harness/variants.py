@@ -141,6 +141,9 @@ def plan_variants(spec: ModelsFile, models_path: Path, base_key: str) -> dict[st
     for i, v in enumerate(spec.variants):
         where = f"{models_path}: variants[{i}] ({v.name})"
         recipe = recipe_for(v.method, where=where + ".method")
+        if v.parent in plans and plans[v.parent].recipe.evaluator:
+            raise ConfigError(f"{where}.parent: '{v.parent}' is a {plans[v.parent].spec.method} (it scores outputs); "
+                              "a variant derives from a generating model", hint="name the reward model's own parent instead")
         config = recipe.parse_config(v.config, where + ".config")
         deps = tuple(recipe.dependencies(config)) if recipe.dependencies else ()
         for d in deps:
@@ -182,6 +185,8 @@ def child_model(parent: ParentModel, name: str, key: str, artifact_kind: str, ar
         return ParentModel(name, key, artifact, (), parent.dtype, gguf=artifact / GGUF_FILE)
     if artifact_kind == "adapter":
         return ParentModel(name, key, parent.base_dir, parent.adapters + (artifact,), parent.dtype)
+    if artifact_kind == "reward_model":
+        return ParentModel(name, key, parent.base_dir, parent.adapters, parent.dtype, reward_head=artifact)
     if artifact_kind == "quantized":
         import json
 

@@ -251,6 +251,20 @@ def test_a_constitution_labels_pairs_principle_by_principle(tmp_path, tiny_model
         verdicts = [json.loads(line) for line in (tmp_path / path / "annotations.jsonl").read_text().splitlines()]
         assert len(verdicts) == 6 and all(set(v["principles"]) == {"warm", "brief", "honest"} for v in verdicts)
         assert all(v["principles"]["brief"] != v["principles"]["warm"] for v in verdicts)
+        # The report's lineage row says what the labels came from and how well they agree with people.
+        write(tmp_path / "briefs.jsonl", '{"id": "0", "q": "Brief: new beans"}\n{"id": "1", "q": "Brief: rain"}\n')
+        suite = write(tmp_path / "s.yaml", """
+            name: s
+            tasks:
+              - {name: t, type: generation, data: {format: jsonl, path: briefs.jsonl}, id_field: id,
+                 prompt: {template: "{{ q }}"}, generation: {max_new_tokens: 2}}
+            """)
+        assert main(["run", str(suite), "--models", str(models), "--store", str(store)]) == 0
+        report = write(tmp_path / "r.yaml", "title: t\nvariants: [tiny, tiny-dpo]\nstatistics: {resamples: 200}\n")
+        assert main(["report", str(report), "--store", str(store), "--out", str(tmp_path / "r.html")]) == 0
+        html = (tmp_path / "r.html").read_text()
+        assert "against the constitution &#39;lumen-brand&#39; (3 principles" in html
+        assert "AI labels vs people: agreement 75% [" in html and "on 4 validation pairs, Cohen&#39;s kappa" in html
         # Another constitution is another variant: its hash is in the key.
         principles.write_text(CONSTITUTION.replace("warm neighbour", "warm, kind neighbour"))
         assert main(["build", str(models), "--store", str(store)]) == 0
@@ -275,7 +289,7 @@ def test_low_agreement_with_people_stops_the_build(tmp_path, tiny_model_dir, cap
         assert main(["build", str(models), "--store", str(store)]) == 2
         assert len(srv.requests) == 5 * 2  # only the validation pairs were judged
     err = capsys.readouterr().err
-    assert "agree with the human labels on 0% of 5 validation pairs, below data.min_agreement 80%" in err
+    assert "agree with the human labels on 0% of 5 validation pairs (Cohen" in err
     con = duckdb.connect(str(store), read_only=True)
     assert con.execute("SELECT count(*) FROM variants WHERE method = 'dpo'").fetchone()[0] == 0
     con.close()

@@ -12,6 +12,20 @@ import pytest
 from harness.cli import main
 from tests.conftest import write
 
+
+def read_sheet(path) -> list[dict]:
+    with path.open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def write_sheet(path, rows: list[dict]) -> None:
+    """What a person's spreadsheet saves: the same columns, filled in."""
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
 RUBRIC = """
 name: house
 checks:
@@ -48,8 +62,7 @@ def test_review_round_trip_and_agreement_in_the_report(rubric_run, capsys):
     tmp_path, store = rubric_run
     sheet = tmp_path / "review.csv"
     assert main(["review", "export", "--task", "tweets", "-n", "8", "--seed", "3", "--out", str(sheet), "--store", str(store)]) == 0
-    with sheet.open(newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
+    rows = read_sheet(sheet)
     assert len(rows) == 8 and {"auto_hashtag", "human_hashtag", "auto_short", "human_short"} <= set(rows[0])
     again = tmp_path / "again.csv"
     main(["review", "export", "--task", "tweets", "-n", "8", "--seed", "3", "--out", str(again), "--store", str(store)])
@@ -61,12 +74,9 @@ def test_review_round_trip_and_agreement_in_the_report(rubric_run, capsys):
         r["human_hashtag"] = r["auto_hashtag"]
         r["human_short"] = ("no" if r["auto_short"] == "yes" else "yes") if k < 2 else r["auto_short"]
     rows[7]["human_short"] = ""
-    with sheet.open("w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_sheet(sheet, rows)
     assert main(["review", "import", str(sheet), "--store", str(store)]) == 0
-    assert "15 human verdicts stored (1 blank cells skipped)" in capsys.readouterr().out
+    assert "15 human verdicts and ratings stored (1 blank cells skipped)" in capsys.readouterr().out
     con = duckdb.connect(str(store), read_only=True)
     assert con.execute("SELECT count(*) FROM review_labels").fetchone()[0] == 15
     con.close()
@@ -82,17 +92,70 @@ def test_a_bad_review_sheet_writes_nothing(rubric_run, capsys):
     tmp_path, store = rubric_run
     sheet = tmp_path / "review.csv"
     assert main(["review", "export", "--task", "tweets", "-n", "3", "--out", str(sheet), "--store", str(store)]) == 0
-    with sheet.open(newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
+    rows = read_sheet(sheet)
     rows[0]["human_hashtag"] = "yes"
     rows[2]["human_short"] = "maybe"
-    with sheet.open("w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_sheet(sheet, rows)
     assert main(["review", "import", str(sheet), "--store", str(store)]) == 2
     assert "column human_short: expected yes or no, got 'maybe'" in capsys.readouterr().err
     con = duckdb.connect(str(store), read_only=True)
     assert con.execute("SELECT count(*) FROM review_labels").fetchone()[0] == 0
     con.close()
     assert main(["review", "export", "--task", "nope", "--out", str(sheet), "--store", str(store)]) == 2
+
+
+def test_judged_dimensions_are_rated_by_the_person_and_compared_with_the_judge(tmp_path, capsys):
+    """The rubric's `judged:` dimensions become rating columns of the sheet; the report sets the
+    person's ratings beside an LLM judge's ratings of the same outputs."""
+    import re
+
+    from tests.fake_judge_server import FakeJudgeServer
+
+    items = [{"id": f"b{k}", "topic": f"topic {k}", "tweet": "ref"} for k in range(8)]
+    write(tmp_path / "d.jsonl", "".join(json.dumps(i) + "\n" for i in items))
+    write(tmp_path / "rubric.yaml", RUBRIC + "judged: [tone]\n")
+    replies = {f"topic {k}\n": "warm " * (k + 1) + "#tag" for k in range(8)}
+
+    def rate_by_warmth(user: str) -> str:  # the judge's tone rating: one point per "warm"
+        answer = re.search(r"### Assistant's answer\n(.*?)\n###", user, re.DOTALL | re.IGNORECASE)
+        return f"tone: [[{min(10, (answer.group(1) if answer else '').count('warm') + 1)}]]"
+
+    models = write(tmp_path / "m.yaml", f"base: {{name: f, source: fake, options: {{responses: {json.dumps(replies)}}}}}\n")
+    store = tmp_path / "h.duckdb"
+    with FakeJudgeServer(rate_by_warmth) as srv:
+        suite = write(tmp_path / "s.yaml", f"""
+            name: brand
+            tasks:
+              - name: tweets
+                type: generation
+                data: {{format: jsonl, path: d.jsonl}}
+                id_field: id
+                prompt: {{template: "{{{{ topic }}}}\\n", reference: "{{{{ tweet }}}}"}}
+                scorers:
+                  - rubric: {{path: rubric.yaml}}
+              - name: tone
+                type: judge
+                grading: single
+                of: tweets
+                judge: {{backend: openai, base_url: "{srv.url}", model: fake, dimensions: [tone], backoff_s: 0.01}}
+        """)
+        assert main(["run", str(suite), "--models", str(models), "--store", str(store)]) == 0
+    sheet = tmp_path / "review.csv"
+    assert main(["review", "export", "--task", "tweets", "-n", "6", "--out", str(sheet), "--store", str(store)]) == 0
+    rows = read_sheet(sheet)
+    assert "rating_tone" in rows[0] and all(r["rating_tone"] == "" for r in rows)
+    for r in rows:  # the person agrees with the judge's ordering, a point lower
+        r["rating_tone"] = str(r["output"].count("warm"))
+    rows[0]["rating_tone"] = "11"
+    write_sheet(sheet, rows)
+    assert main(["review", "import", str(sheet), "--store", str(store)]) == 2
+    assert "column rating_tone: expected a rating from 1 to 10, got '11'" in capsys.readouterr().err
+    rows[0]["rating_tone"] = str(rows[0]["output"].count("warm"))
+    write_sheet(sheet, rows)
+    assert main(["review", "import", str(sheet), "--store", str(store)]) == 0
+    report = write(tmp_path / "r.yaml", "title: t\nvariants: [f]\nstatistics: {resamples: 200}\n")
+    assert main(["report", str(report), "--store", str(store), "--out", str(tmp_path / "r.html")]) == 0
+    section = (tmp_path / "r.html").read_text().split("judged dimensions, rated 1-10")[1].split("</table>")[0]
+    assert "<td>tone</td>" in section
+    assert "1.00 <span" in section  # |person - judge| is exactly one point, and Spearman's rho is 1
+    assert re.search(r"1\.00 <span class=\"ci\">\[1\.00, 1\.00\]</span></td>\s*</tr>", section), section

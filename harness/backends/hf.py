@@ -281,6 +281,20 @@ SKINNY_ROWS = 128
 """Up to this many rows, the vocabulary projection is computed as W @ x^T (see skinny_vocab_projection)."""
 
 
+def right_padded(sequences: list[list[int]], pad_token_id: int | None):
+    """(input_ids, attention_mask) long tensors of token sequences padded on the right: what
+    sequence scoring (rewards, per-token log-probabilities) passes to a model."""
+    import torch
+
+    width = max(len(seq) for seq in sequences)
+    ids = torch.full((len(sequences), width), pad_token_id if pad_token_id is not None else 0, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for r, seq in enumerate(sequences):
+        ids[r, :len(seq)] = torch.tensor(seq, dtype=torch.long)
+        mask[r, :len(seq)] = 1
+    return ids, mask
+
+
 def skinny_vocab_projection(model) -> bool:
     """Compute a CPU float32 model's vocabulary projection for a few rows (one decode step of a
     batch, the answer positions of a scoring batch) as (W @ x^T)^T rather than x @ W^T.
@@ -389,6 +403,11 @@ def _model_max_length(model) -> int:
 
 def open_model(model, options: dict | None = None) -> HFBackend:
     """A resolved model (base directory, adapters in order, dtype, quantization) in transformers."""
+    if getattr(model, "reward_head", None) is not None:
+        from harness.errors import ConfigError
+
+        # Its chain is its parent's: loading it as a causal LM would silently serve the parent.
+        raise ConfigError(f"{model.name}: a reward model scores outputs; it cannot generate or judge as a model")
     options = options or {}
     return HFBackend(model.base_dir, adapters=list(model.adapters), dtype=options.get("dtype", model.dtype), quantization=model.quantization,
                      max_length=options.get("max_length"), batch_size=options.get("batch_size", 8),

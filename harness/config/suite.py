@@ -173,6 +173,19 @@ class LatencySpec(Strict):
     """API pricing: cost per 1K output tokens."""
 
 
+class SequenceKLSpec(Strict):
+    """Sequence-level KL(variant || parent) on this task's prompts, estimated from samples: the
+    drift and reward-hacking signal of a preference-trained variant (the KL penalty of RLHF)."""
+
+    samples: int = Field(default=4, ge=1)
+    """Completions sampled from the variant per prompt (plain sampling at temperature 1: the
+    estimator needs the variant's own distribution)."""
+    max_new_tokens: int = Field(default=32, ge=1)
+    """Length of each sample: the KL is that of the first max_new_tokens tokens (or up to EOS)."""
+    seed: int = 0
+    """Seed of the sampling: the same seed draws the same completions."""
+
+
 class LmEvalSpec(Strict):
     """An lm-eval task run through the variant's harness backend (see harness.lm_eval_tasks)."""
 
@@ -224,6 +237,9 @@ class TaskSpec(Strict):
     """Latency tasks: concurrency levels, warm-up and prices."""
     id_field: str | None = None
     """Item field used as the sample id; default: position in the data (or subject/position)."""
+    sequence_kl: SequenceKLSpec | None = None
+    """Generation tasks: also estimate each transformers-served variant's sequence-level
+    KL(variant || parent) on the prompts (harness.sequence_kl), stored as `parent_seq_kl`."""
     category_field: str | None = None
     """Item field that groups items (MT-Bench's `category`: writing, roleplay, reasoning, ...):
     stored with every sample, and the report breaks the headline metric down by it, for this task
@@ -245,6 +261,8 @@ class TaskSpec(Strict):
             raise ValueError("multi_turn and output_field apply to generation tasks only")
         if self.multi_turn is not None and self.output_field is not None:
             raise ValueError("output_field scores stored single-turn outputs; it can't be combined with multi_turn")
+        if self.sequence_kl is not None and (self.type != "generation" or self.multi_turn is not None):
+            raise ValueError("sequence_kl applies to single-turn generation tasks (its prompts are the fixed prompt set)")
         if self.generation.n > 1 and (self.type != "generation" or self.multi_turn is not None or self.output_field is not None):
             raise ValueError("generation.n > 1 applies to single-turn generation tasks")
         if (self.type == "lm_eval") != (self.lm_eval is not None):

@@ -26,6 +26,10 @@ class ParentModel:
     gguf: Path | None = None
     """The GGUF file that serves exactly this model with llama.cpp: a GGUF base as it ships, or a
     `gguf` export. None for models that exist only as transformers weights (and adapters)."""
+    reward_head: Path | None = None
+    """Set for reward models: the sequence-classification adapter (LoRA plus the scalar `score`
+    head) applied over the chain above (harness.reward_model). Such a model scores outputs; it is
+    never a candidate or a parent."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,9 @@ class Recipe:
     check: Callable[[Any], None] | None = None
     """Checks what the build needs beyond its config (e.g. a tool installed), run before anything
     is stored; raises ConfigError or MissingDependencyError."""
+    evaluator: bool = False
+    """It builds a model that scores outputs (a reward model), not one that generates them: not
+    evaluated as a candidate by `harness run`, not a parent of other variants."""
 
     def parse_config(self, raw: dict, where: str):
         """Validate a variant's `config:` mapping against this recipe's config model."""

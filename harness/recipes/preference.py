@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from pydantic import Field
@@ -95,60 +95,21 @@ def dependencies(config: PreferenceConfig) -> list[str]:
 
 
 def _build(ctx: BuildContext, loss: str) -> BuildResult:
-    from harness.preference_data import (
-        build_pairs,
-        build_unpaired,
-        check_pairs,
-        check_unpaired,
-        export_audit_sample,
-        human_agreement,
-        split_pairs,
-    )
+    from harness.preference_data import build_unpaired, check_unpaired, split_pairs
 
     cfg: PreferenceConfig = ctx.config
     tcfg = cfg.training
     where = f"{ctx.models_path}: {ctx.variant}.config"
-    annotation: dict = {}
     if cfg.data.source == "unpaired" and loss != "kto":
         from harness.errors import ConfigError
 
         raise ConfigError(f"{where}.data.source: 'unpaired' data (single labelled completions) trains KTO only; {loss} needs pairs")
     if cfg.data.source == "unpaired":
         return _build_kto_unpaired(ctx, cfg, where, build_unpaired, check_unpaired, split_pairs)
-    constitution, prompts_path = _feedback_files(ctx, cfg.data)
-    verdicts: list = []  # each annotated pair's verdict per principle (with a constitution)
-    human = None  # agreement with the human-labelled validation pairs (with human_labels)
-    judge = _open_judge(ctx, cfg.data) if cfg.data.source == "judge" else None
-    try:
-        if judge is not None and cfg.data.human_labels:
-            human = human_agreement(cfg.data, resolve_data_path(cfg.data.human_labels, ctx.models_path), where, judge,
-                                    constitution, prompts_path)
-            log.info("%s: AI labels agree with the human ones on %s of %d validation pairs (kappa %s)", ctx.variant,
-                     "n/a" if human["agreement"] is None else f"{human['agreement']:.0%}", human["n"], human["kappa"])
-            if human["agreement"] is None or human["agreement"] < cfg.data.min_agreement:
-                from harness.errors import ConfigError
-
-                raise ConfigError(f"{where}: the judge's labels agree with the human labels on "
-                                  f"{0 if human['agreement'] is None else human['agreement']:.0%} of {human['n']} validation pairs, "
-                                  f"below data.min_agreement {cfg.data.min_agreement:.0%}: the build stops before training",
-                                  hint="fix the judge or the principles, or lower min_agreement deliberately")
-        raw = build_pairs(cfg.data, resolve_data_path(cfg.data.path, ctx.models_path), where,
-                          generate=_generate_with_parent(ctx, cfg.data) if cfg.data.source == "rule" else None,
-                          judge=judge, report=annotation, constitution=constitution, prompts_path=prompts_path, verdicts=verdicts)
-    finally:
-        if judge is not None and hasattr(judge, "backend"):
-            judge.backend.close()
-    pairs, quality = check_pairs(raw)
-    if len(pairs) < 2:
-        from harness.errors import ConfigError
-
-        dropped = (f"; the judge dropped {annotation['ties_dropped']} ties, {annotation['inconsistent_dropped']} order flips and "
-                   f"{annotation['unjudged_dropped']} unparsed of {annotation['judged']}") if annotation else ""
-        raise ConfigError(f"{where}: only {len(pairs)} usable preference pairs after the quality checks{dropped}")
-    audited = export_audit_sample(pairs, ctx.output_dir / "audit_pairs.jsonl", cfg.data.audit_sample, cfg.data.split_seed)
-    train, val = split_pairs(pairs, cfg.data.validation_fraction, cfg.data.split_seed)
+    collected = collect_pairs(ctx, cfg.data, where)
+    train, val = collected.train, collected.validation
     log.info("%s: %s on %d pairs (%d held out); quality %s", ctx.variant, loss, len(train), len(val),
-             {k: v for k, v in asdict(quality).items() if k in ("identical_dropped", "duplicates_dropped", "length_imbalance")})
+             {k: v for k, v in asdict(collected.quality).items() if k in ("identical_dropped", "duplicates_dropped", "length_imbalance")})
 
     if loss in ("dpo", "ipo"):
         from trl import DPOConfig
@@ -165,18 +126,72 @@ def _build(ctx: BuildContext, loss: str) -> BuildResult:
 
         train_ds, val_ds, make_args = unpaired(train), unpaired(val), lambda common: KTOConfig(**common, beta=tcfg.beta)
     result = _train(ctx, cfg, loss, make_args, train_ds, val_ds)
-    feedback = {}
+    return replace(result, metrics={**result.metrics, **collected.metrics})
+
+
+@dataclass(frozen=True)
+class CollectedPairs:
+    """Checked preference pairs, split, with what is stored about them on the variant."""
+
+    train: list
+    validation: list
+    quality: object
+    metrics: dict
+    """pairs_train/validation, audit_pairs, preference_data (quality and judge counts) and, for AI
+    feedback, the constitution and the agreement with the human labels."""
+
+
+def collect_pairs(ctx: BuildContext, spec: PreferenceDataSpec, where: str) -> CollectedPairs:
+    """Pairs from the data's source (given, rule-built with the parent, or judge-annotated with
+    the constitution and checked against the human labels first), checked, audited and split:
+    what the DPO family and the reward model train on."""
+    from harness.errors import ConfigError
+    from harness.preference_data import build_pairs, check_pairs, export_audit_sample, human_agreement, split_pairs
+
+    annotation: dict = {}
+    constitution, prompts_path = _feedback_files(ctx, spec)
+    verdicts: list = []  # each annotated pair's verdict per principle (with a constitution)
+    human = None  # agreement with the human-labelled validation pairs (with human_labels)
+    judge = _open_judge(ctx, spec) if spec.source == "judge" else None
+    try:
+        if judge is not None and spec.human_labels:
+            human = human_agreement(spec, resolve_data_path(spec.human_labels, ctx.models_path), where, judge,
+                                    constitution, prompts_path)
+            kappa = "undefined" if human["kappa"] is None else f"{human['kappa']:.2f}"
+            unlabelled = (f"; the judge gave no usable label on {human['unlabelled_by_ai']} of them (its verdict flipped with "
+                          "the order of the responses, or could not be read)") if human["unlabelled_by_ai"] else ""
+            log.info("%s: AI labels agree with the human ones on %s of %d validation pairs (kappa %s)%s", ctx.variant,
+                     "n/a" if human["agreement"] is None else f"{human['agreement']:.0%}", human["n"], kappa, unlabelled)
+            if human["agreement"] is None or human["agreement"] < spec.min_agreement:
+                raise ConfigError(f"{where}: the judge's labels agree with the human labels on "
+                                  f"{0 if human['agreement'] is None else human['agreement']:.0%} of {human['n']} validation pairs "
+                                  f"(Cohen's kappa {kappa}){unlabelled}, below data.min_agreement {spec.min_agreement:.0%}: "
+                                  "the build stops before training",
+                                  hint="fix the judge or the principles, or lower min_agreement deliberately")
+        raw = build_pairs(spec, resolve_data_path(spec.path, ctx.models_path), where,
+                          generate=_generate_with_parent(ctx, spec) if spec.source == "rule" else None,
+                          judge=judge, report=annotation, constitution=constitution, prompts_path=prompts_path, verdicts=verdicts)
+    finally:
+        if judge is not None and hasattr(judge, "backend"):
+            judge.backend.close()
+    pairs, quality = check_pairs(raw)
+    if len(pairs) < 2:
+        dropped = (f"; the judge dropped {annotation['ties_dropped']} ties, {annotation['inconsistent_dropped']} order flips and "
+                   f"{annotation['unjudged_dropped']} unparsed of {annotation['judged']}") if annotation else ""
+        raise ConfigError(f"{where}: only {len(pairs)} usable preference pairs after the quality checks{dropped}")
+    audited = export_audit_sample(pairs, ctx.output_dir / "audit_pairs.jsonl", spec.audit_sample, spec.split_seed)
+    train, val = split_pairs(pairs, spec.validation_fraction, spec.split_seed)
+    metrics: dict = {"pairs_train": len(train), "pairs_validation": len(val), "audit_pairs": audited,
+                     "preference_data": {**asdict(quality), **({"judge": annotation} if annotation else {})}}
     if constitution is not None:
         with (ctx.output_dir / "annotations.jsonl").open("w", encoding="utf-8") as fh:
             for v in verdicts:
                 fh.write(json.dumps(v, ensure_ascii=False) + "\n")
-        feedback["constitution"] = {"name": constitution.name, "principles": [p.name for p in constitution.principles],
-                                    "sha256": _sha256(resolve_data_path(cfg.data.principles, ctx.models_path))}
+        metrics["constitution"] = {"name": constitution.name, "principles": [p.name for p in constitution.principles],
+                                   "sha256": _sha256(resolve_data_path(spec.principles, ctx.models_path))}
     if human is not None:
-        feedback["human_agreement"] = human
-    return replace(result, metrics={**result.metrics, "pairs_train": len(train), "pairs_validation": len(val), "audit_pairs": audited,
-                                    "preference_data": {**asdict(quality), **({"judge": annotation} if annotation else {})},
-                                    **feedback})
+        metrics["human_agreement"] = human
+    return CollectedPairs(train, val, quality, metrics)
 
 
 def _feedback_files(ctx: BuildContext, spec):
@@ -226,7 +241,6 @@ def _train(ctx: BuildContext, cfg, loss: str, make_args, train_ds: list[dict], v
     from peft import LoraConfig
     from transformers import PrinterCallback
 
-    from harness.progress import progress_enabled
     from harness.recipes.common import LossLogger, load_parent_for_training
     from harness.tokenizer_cache import load_tokenizer
 
@@ -236,13 +250,7 @@ def _train(ctx: BuildContext, cfg, loss: str, make_args, train_ds: list[dict], v
         tokenizer.pad_token = tokenizer.eos_token
     model = load_parent_for_training(ctx.parent)
     use_cpu = not torch.cuda.is_available()
-    common = dict(
-        output_dir=str(ctx.output_dir / "trainer"), max_steps=tcfg.max_steps, per_device_train_batch_size=tcfg.batch_size,
-        per_device_eval_batch_size=tcfg.batch_size, gradient_accumulation_steps=tcfg.gradient_accumulation_steps,
-        learning_rate=tcfg.learning_rate, lr_scheduler_type=tcfg.lr_scheduler, warmup_steps=tcfg.warmup_ratio,
-        logging_steps=tcfg.logging_steps, max_length=tcfg.max_length, seed=tcfg.seed, data_seed=tcfg.seed,
-        use_cpu=use_cpu, bf16=False, report_to="none", save_strategy="no", eval_strategy="no",
-        disable_tqdm=not progress_enabled(), dataloader_num_workers=0, gradient_checkpointing=False)
+    common = trainer_settings(ctx, tcfg)
     lora = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
                       target_modules=cfg.lora.target_modules, task_type="CAUSAL_LM")
     args = make_args(common)
@@ -267,6 +275,22 @@ def _train(ctx: BuildContext, cfg, loss: str, make_args, train_ds: list[dict], v
     metrics["lora_rank"] = adapter_rank_report(ctx.output_dir)
     return BuildResult(artifact="adapter", trainable_params=int(trainable), total_params=int(total),
                        train_curve=logger.curve, metrics=metrics, device="cpu" if use_cpu else "cuda")
+
+
+def trainer_settings(ctx: BuildContext, tcfg) -> dict:
+    """The trl config settings every preference-style trainer here shares (CPU unless CUDA is
+    there, no checkpoints, no reporting, harness's own progress logging)."""
+    import torch
+
+    from harness.progress import progress_enabled
+
+    return dict(
+        output_dir=str(ctx.output_dir / "trainer"), max_steps=tcfg.max_steps, per_device_train_batch_size=tcfg.batch_size,
+        per_device_eval_batch_size=tcfg.batch_size, gradient_accumulation_steps=tcfg.gradient_accumulation_steps,
+        learning_rate=tcfg.learning_rate, lr_scheduler_type=tcfg.lr_scheduler, warmup_steps=tcfg.warmup_ratio,
+        logging_steps=tcfg.logging_steps, max_length=tcfg.max_length, seed=tcfg.seed, data_seed=tcfg.seed,
+        use_cpu=not torch.cuda.is_available(), bf16=False, report_to="none", save_strategy="no", eval_strategy="no",
+        disable_tqdm=not progress_enabled(), dataloader_num_workers=0, gradient_checkpointing=False)
 
 
 def _trainer(loss: str):

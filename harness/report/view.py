@@ -89,6 +89,9 @@ class TaskView:
     categories: dict | None = None
     """Tasks whose items have a category (category_field): {categories, cells: variant -> category -> Estimate}
     of the headline metric."""
+    ratings: list = field(default_factory=list)
+    """Rubric tasks with imported human ratings of the judged dimensions: per dimension, the person
+    against the LLM judge on the same outputs (harness.review.rating_agreement)."""
 
     @property
     def has_rubric(self) -> bool:
@@ -201,7 +204,7 @@ def build_view(store: Store, spec: ReportSpec, where: str = "report") -> ReportV
             if headline in table[v]:
                 leaderboard[v][(task, headline)] = table[v][headline]
     tradeoff = _tradeoff(store, spec, leaderboard_columns, leaderboard, tasks)
-    lineage = _lineage(store, spec.variants)
+    lineage = _lineage(store, spec.variants + _reward_models(store, spec.variants))
     deltas = _lineage_deltas(store, spec, lineage, leaderboard_columns)
     contamination = _contamination(store, spec, tasks)
     fidelity = _fidelity(store, spec, tasks)
@@ -295,7 +298,8 @@ def _task_view(store: Store, spec: ReportSpec, suite: str, task: str, metrics: l
         confusion = {"labels": labels, "matrices": matrices}
     return TaskView(suite, task, task_type, metrics, headline, table, comparisons, _samples(store, spec, task, headline), runs,
                     health, judge, audit, _flips(store, spec, task, headline, [r["variant"] for r in runs], task_type), confusion,
-                    review_rows(store, spec, task, metrics), by_category(store, spec, runs, headline))
+                    review_rows(store, spec, task, metrics), by_category(store, spec, runs, headline),
+                    rating_rows(store, spec, task, metrics))
 
 
 def review_rows(store: Store, spec: ReportSpec, task: str, metrics: list[str]) -> list:
@@ -304,6 +308,14 @@ def review_rows(store: Store, spec: ReportSpec, task: str, metrics: list[str]) -
     from harness.review import review_agreement
 
     return review_agreement(store, task, spec.variants)
+
+
+def rating_rows(store: Store, spec: ReportSpec, task: str, metrics: list[str]) -> list:
+    if not any(m.startswith("rubric_") for m in metrics):
+        return []
+    from harness.review import rating_agreement
+
+    return rating_agreement(store, task, spec.variants)
 
 
 def by_category(store: Store, spec: ReportSpec, runs: list[dict], metric: str) -> dict | None:
@@ -552,6 +564,14 @@ def _read_from(row: dict) -> str | None:
     return None
 
 
+def _reward_models(store: Store, variants: list[str]) -> list[str]:
+    """The reward models that scored the report's runs (their held-out accuracy belongs beside the scores)."""
+    rows = store.query("""SELECT DISTINCT json_extract_string(s.details, '$.reward.model') AS model FROM latest_runs r
+                          JOIN samples s USING (run_id) WHERE list_contains(?, r.variant)
+                          AND json_extract_string(s.details, '$.reward.model') IS NOT NULL ORDER BY model""", [variants])
+    return [r["model"] for r in rows if r["model"] not in variants]
+
+
 def _lineage(store: Store, names: list[str]) -> list[dict]:
     rows = store.query(
         """SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY name ORDER BY created_at DESC) AS rn FROM variants)
@@ -666,16 +686,18 @@ def _fidelity(store: Store, spec: ReportSpec, tasks: list[TaskView]) -> list[dic
             continue
         for r in t.runs:
             try:
-                if t.task_type == "perplexity":
-                    from harness.fidelity import parent_run
+                from harness.fidelity import parent_run
 
-                    stored = store.query("SELECT sample_id, value FROM fidelity WHERE run_id = ? AND parent_run_id = ? "
-                                         "AND metric = 'parent_token_kl'", [r["run_id"], parent_run(store, r["run_id"])[1]["run_id"]])
-                    values = {"parent_token_kl": {x["sample_id"]: x["value"] for x in stored}} if stored else None
-                    if values is None:
-                        continue
-                else:
-                    values = item_values(store, r["run_id"])
+                # KLs computed with both models loaded: per-token on perplexity texts, sequence-level
+                # on a generation task's prompts (sequence_kl:)
+                stored = store.query("SELECT metric, sample_id, value FROM fidelity WHERE run_id = ? AND parent_run_id = ? "
+                                     "AND metric IN ('parent_token_kl', 'parent_seq_kl')",
+                                     [r["run_id"], parent_run(store, r["run_id"])[1]["run_id"]])
+                values = {} if t.task_type == "perplexity" else item_values(store, r["run_id"])
+                for x in stored:
+                    values.setdefault(x["metric"], {})[x["sample_id"]] = x["value"]
+                if not values:
+                    continue
             except Unavailable:
                 continue
             parent = store.query("SELECT parent_name FROM variants WHERE variant_key = ?", [r["variant_key"]])[0]["parent_name"]
@@ -692,13 +714,33 @@ def _highlights(m: dict) -> list[str]:
     out = []
     if "eval_loss" in m:
         out.append(f"validation loss {m['eval_loss']:.3f}")
-    if "reward_accuracies" in m:
+    after = m.get("heldout_after")
+    if after:  # a reward model: held-out pairwise accuracy beside the length baseline
+        base = m.get("length_baseline") or {}
+        out.append(f"held-out pairwise accuracy {after['accuracy']:.3f} [{after['ci95'][0]:.3f}, {after['ci95'][1]:.3f}] "
+                   f"(n={after['n']}; before training {m['heldout_before']['accuracy']:.3f}"
+                   + (f"; 'longer is better' {base['accuracy']:.3f}" if base else "") + ")")
+    elif "reward_accuracies" in m:
         before = m.get("validation_before", {}).get("eval_rewards/accuracies")
         out.append(f"held-out reward accuracy {m['reward_accuracies']:.2f}" + (f" (before {before:.2f})" if before is not None else ""))
+    if m.get("loss_type") == "rloo" and m.get("reward_first") is not None:
+        kl = f", KL to the parent {m['kl_last']:.4f}" if m.get("kl_last") is not None else ""
+        out.append(f"RL on {m['reward_model']}: mean reward {m['reward_first']:+.3f} -> {m['reward_last']:+.3f} "
+                   f"(first and last logged step{kl}; beta {m['beta']})")
+    if "constitution" in m:
+        c = m["constitution"]
+        out.append(f"pairs labelled by an AI judge against the constitution '{c['name']}' ({len(c['principles'])} principles, "
+                   f"sha256 {c['sha256'][:12]})")
+    human = m.get("human_agreement")
+    if human and human.get("n"):
+        out.append(_human_agreement_line(human))
     if "reward_margins" in m:
         out.append(f"reward margin {m['reward_margins']:+.3f}")
     pref = m.get("preference_data")
-    if pref:
+    if pref and pref.get("source") == "unpaired":
+        out.append(f"unpaired feedback: {pref['desirable']} desirable / {pref['undesirable']} undesirable; KTO weights "
+                   f"{pref['desirable_weight']:.2f} / {pref['undesirable_weight']:.2f}")
+    elif pref:
         out.append(f"pairs kept {pref['kept']}/{pref['input_pairs']}, length imbalance {pref['length_imbalance']:.0%}")
         out += [f"warning: {w}" for w in pref.get("warnings", [])]
     if "relative_error_mean" in m:
@@ -712,6 +754,17 @@ def _highlights(m: dict) -> list[str]:
     if "teacher" in m:
         out.append(f"{m.get('level', '')}-level distillation from {m['teacher']}")
     return out
+
+
+def _human_agreement_line(h: dict) -> str:
+    """AI labels against the human-labelled validation pairs, with the interval of the agreement."""
+    from harness.stats import bootstrap_mean
+
+    agreed = round((h["agreement"] or 0) * h["n"])
+    e = bootstrap_mean([1.0] * agreed + [0.0] * (h["n"] - agreed))
+    kappa = "undefined" if h.get("kappa") is None else f"{h['kappa']:.2f}"
+    return (f"AI labels vs people: agreement {e.mean:.0%} [{e.low:.0%}, {e.high:.0%}] on {h['n']} validation pairs, "
+            f"Cohen's kappa {kappa} (the build stops below {h.get('min_agreement', 0):.0%})")
 
 
 def _sparkline(values: list[float], width: int = 160, height: int = 32) -> str:

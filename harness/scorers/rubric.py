@@ -16,7 +16,7 @@ from pydantic import Field, model_validator
 from harness.config.loader import Strict, load_model_file, parse_model
 from harness.hashing import stable_hash
 from harness.metricspec import Metric
-from harness.scorers import needs_config, scorer
+from harness.scorers import Scored, needs_config, scorer
 from harness.textprep import EMOJI, MENTION, URL
 
 HASHTAG = re.compile(r"(?<!\w)#\w+")
@@ -77,7 +77,9 @@ class RubricSpec(Strict):
     description: str = ""
     checks: list[RubricCheck] = Field(min_length=1)
     judged: list[str] = []
-    """Dimensions that need a judge (e.g. tone, warmth): shown in the report as judged elsewhere."""
+    """Dimensions no rule can check (e.g. tone, warmth): an LLM judge rates them (a judge task with
+    `dimensions:`), and `harness review export` asks the person for a 1-10 rating of each, which
+    the report compares with the judge's ratings of the same outputs."""
 
     @model_validator(mode="after")
     def _unique(self):
@@ -141,10 +143,11 @@ def configure(config: dict, where: str, base_dir: Path):
     """A rubric scorer for this config."""
     spec = load_rubric(config, where, base_dir)
 
-    def score(sample, output) -> dict[str, float]:
+    def score(sample, output) -> Scored:
         text = output.text
         passed = {f"rubric_{c.name}": float(run_check(c, text)) for c in spec.checks}
-        return {"rubric": sum(passed.values()) / len(passed), **passed}
+        # The dimensions no rule checks go with the sample, so a review sheet asks a person for them
+        return Scored({"rubric": sum(passed.values()) / len(passed), **passed}, {"judged": spec.judged} if spec.judged else None)
 
     metrics = (RUBRIC,) + tuple(CHECK.named(f"rubric_{c.name}", check=c.name) for c in spec.checks)
     return rubric.configured(score, metrics, stable_hash(spec.model_dump()), rubric=spec)

@@ -211,4 +211,19 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "007_review_ratings",
+        """
+        -- A person's 1-10 ratings of the rubric's judged dimensions (tone, warmth) from the same
+        -- review sheets, compared in the report with an LLM judge's ratings of the same outputs.
+        CREATE TABLE review_ratings (
+            run_id       VARCHAR NOT NULL,
+            sample_id    VARCHAR NOT NULL,
+            dimension    VARCHAR NOT NULL,
+            rating       DOUBLE NOT NULL,
+            imported_at  TIMESTAMP NOT NULL,
+            PRIMARY KEY (run_id, sample_id, dimension)
+        );
+        """,
+    ),
 ]

@@ -1,0 +1,156 @@
+"""Online RL from a reward model with a KL penalty (RLHF): trl's RLOOTrainer (REINFORCE
+leave-one-out) with a LoRA adapter on the parent.
+
+For each prompt the policy samples `num_generations` completions; a built reward model (`method:
+reward_model` in the same models file, a build dependency) scores them, exactly as the `reward`
+scorer does; each completion's advantage is its reward minus the mean of the others', and the loss
+carries beta x KL(policy || parent), the penalty that keeps the policy near its reference. This is
+the chapter's PPO path: trl (1.x) no longer ships a PPO trainer, and RLOO is its replacement for
+reward-model RL (no value model; Ahmadian et al. 2024 report it matching or beating PPO).
+
+The training curve keeps the mean reward and the KL per logged step: reward rising while KL
+explodes is reward hacking, and `sequence_kl:` on an evaluation task measures the end state."""
+
+from __future__ import annotations
+
+import logging
+
+from pydantic import Field, model_validator
+
+from harness.config.loader import Strict
+from harness.recipes import BuildContext, BuildResult, Recipe, resolve_data_path
+from harness.recipes.sft_lora import LoraSpec
+
+log = logging.getLogger(__name__)
+
+
+class RlooDataSpec(Strict):
+    """The prompts the policy practises on."""
+
+    path: str
+    """JSONL file, relative to the models file."""
+    prompt: str = "{{ prompt }}"
+    """jinja2 template for the prompt."""
+    limit: int | None = Field(default=None, ge=1)
+    """Use only the first N rows."""
+
+
+class RlooRewardSpec(Strict):
+    """Who scores the completions."""
+
+    model: str
+    """A `reward_model` variant declared earlier in this models file."""
+
+
+class RlooTrainingSpec(Strict):
+    """Optimisation settings."""
+
+    beta: float = Field(default=0.05, ge=0)
+    """Weight of the KL(policy || parent) penalty (0: no penalty, no reference model loaded)."""
+    num_generations: int = Field(default=4, ge=2)
+    """Completions sampled per prompt (the leave-one-out baseline needs at least 2)."""
+    max_completion_length: int = Field(default=32, ge=1)
+    temperature: float = Field(default=1.0, gt=0)
+    learning_rate: float = Field(default=1e-5, gt=0)
+    max_steps: int = Field(default=10, ge=1)
+    batch_size: int = Field(default=4, ge=1)
+    """Completions per step: a multiple of num_generations."""
+    gradient_accumulation_steps: int = Field(default=1, ge=1)
+    logging_steps: int = Field(default=1, ge=1)
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _whole_groups(self):
+        if (self.batch_size * self.gradient_accumulation_steps) % self.num_generations:
+            raise ValueError(f"batch_size x gradient_accumulation_steps ({self.batch_size * self.gradient_accumulation_steps}) "
+                             f"must be a multiple of num_generations ({self.num_generations})")
+        return self
+
+
+class RlooConfig(Strict):
+    """Config of the rloo recipe."""
+
+    data: RlooDataSpec
+    reward: RlooRewardSpec
+    lora: LoraSpec = LoraSpec()
+    training: RlooTrainingSpec = RlooTrainingSpec()
+
+
+def _prompts(cfg: RlooConfig, ctx: BuildContext, where: str) -> list[str]:
+    from harness.data.loaders import read_jsonl_objects
+    from harness.prompts import render
+
+    rows = read_jsonl_objects(resolve_data_path(cfg.data.path, ctx.models_path))
+    rows = rows[: cfg.data.limit] if cfg.data.limit else rows
+    return [render(cfg.data.prompt, row, f"{where}.data.prompt (line {n})") for n, row in rows]
+
+
+def _build(ctx: BuildContext) -> BuildResult:
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import PrinterCallback
+    from trl import RLOOConfig, RLOOTrainer
+
+    from harness.errors import ConfigError
+    from harness.progress import progress_enabled
+    from harness.recipes.common import LossLogger, load_parent_for_training
+    from harness.reward_model import load_reward_model
+    from harness.tokenizer_cache import load_tokenizer
+
+    cfg: RlooConfig = ctx.config
+    tcfg = cfg.training
+    where = f"{ctx.models_path}: {ctx.variant}.config"
+    rm_model = ctx.dependencies[cfg.reward.model]
+    if rm_model.reward_head is None:
+        raise ConfigError(f"{where}.reward.model: '{cfg.reward.model}' is not a reward model (method: reward_model)")
+    prompts = _prompts(cfg, ctx, where)
+    if not prompts:
+        raise ConfigError(f"{where}.data.path: no prompts")
+    rm = load_reward_model(rm_model)
+
+    def brand_reward(prompts, completions, **_):
+        # The reward scorer's own tokenisation (prompt + completion, cut from the left).
+        return rm.score([p + c for p, c in zip(prompts, completions)])
+
+    brand_reward.__name__ = f"reward_{cfg.reward.model}"
+    tokenizer = load_tokenizer(ctx.parent.base_dir)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    use_cpu = not torch.cuda.is_available()
+    args = RLOOConfig(
+        output_dir=str(ctx.output_dir / "trainer"), max_steps=tcfg.max_steps, per_device_train_batch_size=tcfg.batch_size,
+        gradient_accumulation_steps=tcfg.gradient_accumulation_steps, learning_rate=tcfg.learning_rate,
+        logging_steps=tcfg.logging_steps, seed=tcfg.seed, data_seed=tcfg.seed, beta=tcfg.beta,
+        num_generations=tcfg.num_generations, max_completion_length=tcfg.max_completion_length,
+        temperature=tcfg.temperature, top_p=1.0, top_k=0, use_cpu=use_cpu, bf16=False, report_to="none",
+        save_strategy="no", disable_tqdm=not progress_enabled(), dataloader_num_workers=0)
+    lora = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
+                      target_modules=cfg.lora.target_modules, task_type="CAUSAL_LM")
+    logger = LossLogger(tcfg.max_steps, ctx.variant)
+    try:
+        trainer = RLOOTrainer(model=load_parent_for_training(ctx.parent), reward_funcs=brand_reward, args=args,
+                              train_dataset=Dataset.from_list([{"prompt": p} for p in prompts]), processing_class=tokenizer,
+                              peft_config=lora, callbacks=[logger])
+        trainer.remove_callback(PrinterCallback)
+        out = trainer.train()
+    finally:
+        rm.close()
+    trainer.model.save_pretrained(str(ctx.output_dir))
+    trainable, total = trainer.model.get_nb_trainable_parameters()
+    rewards = [p["reward"] for p in logger.curve if "reward" in p]
+    kls = [p["kl"] for p in logger.curve if "kl" in p]
+    metrics = {"loss_type": "rloo", "train_loss": float(out.training_loss), "steps": int(trainer.state.global_step),
+               "reward_model": cfg.reward.model, "prompts": len(prompts), "beta": tcfg.beta,
+               "reward_first": rewards[0] if rewards else None, "reward_last": rewards[-1] if rewards else None,
+               "kl_last": kls[-1] if kls else None}
+    from harness.diagnostics.lora_rank import adapter_rank_report
+
+    metrics["lora_rank"] = adapter_rank_report(ctx.output_dir)
+    return BuildResult(artifact="adapter", trainable_params=int(trainable), total_params=int(total),
+                       train_curve=logger.curve, metrics=metrics, device="cpu" if use_cpu else "cuda")
+
+
+RECIPE = Recipe(name="rloo", config_model=RlooConfig, build=_build,
+                data_files=lambda config, models_path: [resolve_data_path(config.data.path, models_path)],
+                dependencies=lambda config: [config.reward.model])
