@@ -87,13 +87,17 @@ class PairwiseAccuracy:
         return {"accuracy": self.accuracy, "ci95": [self.low, self.high], "n": self.n, "margin": self.margin}
 
 
+def wins(chosen: list[float], rejected: list[float]) -> list[float]:
+    """Per pair: 1 when the chosen response scores higher, 0.5 on a tie, else 0."""
+    return [1.0 if c > r else 0.5 if c == r else 0.0 for c, r in zip(chosen, rejected)]
+
+
 def pairwise_accuracy(chosen: list[float], rejected: list[float]) -> PairwiseAccuracy:
     """Held-out accuracy of a scoring of pairs, with its interval."""
     from harness.stats import bootstrap_mean
 
-    wins = [1.0 if c > r else 0.5 if c == r else 0.0 for c, r in zip(chosen, rejected)]
-    est = bootstrap_mean(wins)
-    margin = sum(c - r for c, r in zip(chosen, rejected)) / len(wins) if wins else float("nan")
+    est = bootstrap_mean(wins(chosen, rejected))
+    margin = sum(c - r for c, r in zip(chosen, rejected)) / len(chosen) if chosen else float("nan")
     return PairwiseAccuracy(est.mean, est.low, est.high, est.n, margin)
 
 
@@ -101,6 +105,17 @@ def length_baseline(chosen: list[str], rejected: list[str]) -> PairwiseAccuracy:
     """The trivial reward "longer is better" (characters), on the same pairs: what a reward
     model must beat before its accuracy means anything."""
     return pairwise_accuracy([float(len(c)) for c in chosen], [float(len(r)) for r in rejected])
+
+
+def versus_length(rewards: tuple[list[float], list[float]], texts: tuple[list[str], list[str]]) -> dict:
+    """The reward model's accuracy minus the length baseline's, paired on the same pairs, with its
+    95% bootstrap interval: whether it beats "longer is better", or the data can't tell."""
+    from harness.stats import bootstrap_mean
+
+    mine = wins(*rewards)
+    length = wins([float(len(c)) for c in texts[0]], [float(len(r)) for r in texts[1]])
+    e = bootstrap_mean([a - b for a, b in zip(mine, length)])
+    return {"difference": e.mean, "ci95": [e.low, e.high], "n": e.n}
 
 
 @dataclass

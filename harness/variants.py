@@ -141,8 +141,9 @@ def plan_variants(spec: ModelsFile, models_path: Path, base_key: str) -> dict[st
     for i, v in enumerate(spec.variants):
         where = f"{models_path}: variants[{i}] ({v.name})"
         recipe = recipe_for(v.method, where=where + ".method")
-        if v.parent in plans and plans[v.parent].recipe.evaluator:
-            raise ConfigError(f"{where}.parent: '{v.parent}' is a {plans[v.parent].spec.method} (it scores outputs); "
+        parent = next((p for p in spec.variants if p.name == v.parent), None)
+        if parent is not None and recipe_for(parent.method).evaluator:
+            raise ConfigError(f"{where}.parent: '{v.parent}' is a {parent.method} (it scores outputs); "
                               "a variant derives from a generating model", hint="name the reward model's own parent instead")
         config = recipe.parse_config(v.config, where + ".config")
         deps = tuple(recipe.dependencies(config)) if recipe.dependencies else ()

@@ -92,6 +92,9 @@ def main() -> int:
     print(f"| 'longer is better' (characters) | {fmt(base_line)} | - |")
     print(f"| reward model before training (random head) | {fmt(before)} | {before['margin']:.3f} |")
     print(f"| reward model after training | {fmt(after)} | {after['margin']:.3f} |")
+    vs = metrics["versus_length"]
+    print(f"reward model minus 'longer is better', paired on the same pairs: {vs['difference']:+.3f} "
+          f"[{vs['ci95'][0]:+.3f}, {vs['ci95'][1]:+.3f}]")
     print(f"length balance of the pairs: {metrics['preference_data']['length_imbalance']:.2f}; work dir {work}")
     return 0
 

@@ -33,6 +33,21 @@ tasks:
     scorers: [rouge]
 """
 
+RLOO = """\
+variants:
+  - name: rm
+    parent: fake-b
+    method: reward_model
+    config: {data: {path: d.jsonl, prompt: "{{ topic }}", chosen: " {{ tweet }}", rejected: " no"}}
+  - name: rl
+    parent: fake-b
+    method: rloo
+    config:
+      data: {path: d.jsonl, prompt: "{{ topic }}"}
+      reward: {model: rm}
+      training: {num_generations: 2, batch_size: 4}
+"""
+
 JUDGE = """\
   - name: judged
     type: judge
@@ -243,6 +258,17 @@ CASES = [
      ["m.yaml", "variants[0].config", "lora.r"], False),
     ("models-training-data-missing", lambda w: (w.put("models/m.yaml", MODELS + SFT.replace("path: d.jsonl", "path: gone.jsonl")), w.validate(w.models))[1],
      ["gone.jsonl"], True),
+    ("models-rloo-partial-groups", lambda w: (w.put("models/m.yaml", MODELS + RLOO.replace("batch_size: 4", "batch_size: 3")),
+                                              w.validate(w.models))[1],
+     ["m.yaml", "variants[1].config", "must be a multiple of num_generations (2)"], False),
+    ("models-reward-model-as-parent", lambda w: (w.put("models/m.yaml", MODELS + RLOO.replace("parent: fake-b\n    method: rloo",
+                                                                                            "parent: rm\n    method: rloo")),
+                                                 w.validate(w.models))[1],
+     ["m.yaml", "variants[1] (rl).parent: 'rm' is a reward_model (it scores outputs)"], True),
+    ("suite-reward-unknown-model", lambda w: (w.put("suites/s.yaml", SUITE.replace("[rouge]", "[{reward: {model: nope}}]")), w.run())[1],
+     ["s.yaml", "task 'tweets'", "unknown model 'nope'"], False),
+    ("suite-sequence-kl-zero-samples", lambda w: (w.put("suites/s.yaml", SUITE + "    sequence_kl: {samples: 0}\n"), w.run())[1],
+     ["s.yaml", "sequence_kl.samples"], False),
     ("models-duplicate-key", lambda w: (w.put("models/m.yaml", MODELS + "base: {name: again}\n"), w.run())[1],
      ["m.yaml", "duplicate key 'base' (first on line 1, again on line 5)"], True),
     ("models-fake-unknown-option", lambda w: (w.put("models/m.yaml", MODELS.replace("default_output", "defualt_output")), w.validate(w.models))[1],

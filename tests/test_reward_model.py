@@ -59,6 +59,8 @@ def test_a_reward_model_learns_a_planted_preference(built_rm):
         assert baseline["accuracy"] == 0.5  # equal lengths: every pair a tie
         assert after["n"] == 12 and after["ci95"][0] > 0.5, (name, after)  # above chance, interval included
         assert after["margin"] > before["margin"]
+        vs = metrics["versus_length"]  # paired against the baseline on the same pairs
+        assert vs["difference"] == pytest.approx(after["accuracy"] - 0.5) and vs["ci95"][0] > 0
 
 
 def test_the_reward_scorer_ranks_outputs_by_the_learned_preference(built_rm, tmp_path):

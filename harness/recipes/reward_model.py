@@ -65,7 +65,15 @@ def _build(ctx: BuildContext) -> BuildResult:
     from trl import RewardConfig, RewardTrainer
 
     from harness.recipes.common import LossLogger, load_parent_for_training
-    from harness.reward_model import META_FILE, encode, length_baseline, pairwise_accuracy, scores, sequence_classifier
+    from harness.reward_model import (
+        META_FILE,
+        encode,
+        length_baseline,
+        pairwise_accuracy,
+        scores,
+        sequence_classifier,
+        versus_length,
+    )
     from harness.tokenizer_cache import load_tokenizer
 
     cfg: RewardModelConfig = ctx.config
@@ -89,14 +97,15 @@ def _build(ctx: BuildContext) -> BuildResult:
         return [{"chosen_ids": encode(tokenizer, p.prompt + p.chosen, tcfg.max_length),
                  "rejected_ids": encode(tokenizer, p.prompt + p.rejected, tcfg.max_length)} for p in pairs]
 
-    def held_out() -> dict:
-        if not val:
-            return {}
-        rc = scores(model, tokenizer, [p.prompt + p.chosen for p in val], tcfg.max_length, cfg.score_batch_size)
-        rr = scores(model, tokenizer, [p.prompt + p.rejected for p in val], tcfg.max_length, cfg.score_batch_size)
-        return pairwise_accuracy(rc, rr).as_dict()
+    texts = ([p.prompt + p.chosen for p in val], [p.prompt + p.rejected for p in val])
 
-    before = held_out()
+    def held_out() -> tuple[dict, tuple]:
+        if not val:
+            return {}, ()
+        rewards = tuple(scores(model, tokenizer, side, tcfg.max_length, cfg.score_batch_size) for side in texts)
+        return pairwise_accuracy(*rewards).as_dict(), rewards
+
+    before, _ = held_out()
     settings = trainer_settings(ctx, tcfg)
     args = RewardConfig(**settings, center_rewards_coefficient=tcfg.center_rewards_coefficient)
     logger = LossLogger(tcfg.max_steps, ctx.variant)
@@ -104,8 +113,8 @@ def _build(ctx: BuildContext) -> BuildResult:
                             processing_class=tokenizer, callbacks=[logger])
     trainer.remove_callback(PrinterCallback)
     out = trainer.train()
-    after = held_out()
-    baseline = length_baseline([p.prompt + p.chosen for p in val], [p.prompt + p.rejected for p in val]).as_dict() if val else {}
+    after, rewards = held_out()
+    baseline = length_baseline(*texts).as_dict() if val else {}
     trainer.model.save_pretrained(str(ctx.output_dir))
     (ctx.output_dir / META_FILE).write_text(json.dumps({"max_length": tcfg.max_length, "pad_token_id": tokenizer.pad_token_id}))
     trainable, total = trainer.model.get_nb_trainable_parameters()
@@ -114,6 +123,7 @@ def _build(ctx: BuildContext) -> BuildResult:
                  ctx.variant, after["accuracy"], *after["ci95"], after["n"], before["accuracy"], baseline["accuracy"])
     metrics = {"loss_type": "bradley_terry", "train_loss": float(out.training_loss), "steps": int(trainer.state.global_step),
                "heldout_before": before, "heldout_after": after, "length_baseline": baseline,
+               "versus_length": versus_length(rewards, texts) if val else {},
                **({"reward_accuracies": after["accuracy"], "reward_margins": after["margin"]} if after else {}),
                **collected.metrics}
     return BuildResult(artifact="reward_model", trainable_params=int(trainable), total_params=int(total),

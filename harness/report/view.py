@@ -720,6 +720,10 @@ def _highlights(m: dict) -> list[str]:
         out.append(f"held-out pairwise accuracy {after['accuracy']:.3f} [{after['ci95'][0]:.3f}, {after['ci95'][1]:.3f}] "
                    f"(n={after['n']}; before training {m['heldout_before']['accuracy']:.3f}"
                    + (f"; 'longer is better' {base['accuracy']:.3f}" if base else "") + ")")
+        vs = m.get("versus_length")
+        if vs:
+            out.append(f"accuracy minus 'longer is better' on the same pairs: {vs['difference']:+.3f} "
+                       f"[{vs['ci95'][0]:+.3f}, {vs['ci95'][1]:+.3f}]")
     elif "reward_accuracies" in m:
         before = m.get("validation_before", {}).get("eval_rewards/accuracies")
         out.append(f"held-out reward accuracy {m['reward_accuracies']:.2f}" + (f" (before {before:.2f})" if before is not None else ""))
