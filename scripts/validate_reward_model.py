@@ -5,7 +5,7 @@ model on the embedded Gemma 3 270M (or --base-dir, a transformers directory) and
 pairwise accuracy before and after training, with its interval, beside the trivial "longer is
 better" baseline on the same held-out pairs. Not a unit test: it needs ../shared/data.
 
-    python scripts/validate_reward_model.py [--pairs 500] [--steps 100] [--max-length 256]
+    python scripts/validate_reward_model.py [--pairs 500] [--steps 200] [--lr 5e-4] [--max-length 256]
 """
 
 from __future__ import annotations
@@ -52,10 +52,10 @@ variants:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pairs", type=int, default=500)
-    ap.add_argument("--steps", type=int, default=100)
+    ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--max-length", type=int, default=256)
-    ap.add_argument("--lr", type=float, default=2e-4)
+    ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--held-out", type=float, default=0.2, help="share of pairs held out (validation_fraction)")
     ap.add_argument("--base-dir", help="a transformers model directory instead of the embedded Gemma 3 270M")
     args = ap.parse_args()
