@@ -164,6 +164,7 @@ def test_rloo_trains_against_the_reward_model_with_a_kl_penalty(built_rm, tmp_pa
     con.close()
     metrics, curve = json.loads(metrics), json.loads(curve)
     assert metrics["steps"] == 3 and metrics["reward_model"] == "tiny-rm" and metrics["prompts"] == 4
+    assert metrics["completions_per_step"] == 4
     logged = [p for p in curve if "reward" in p]
     assert len(logged) == 3 and all("kl" in p for p in logged)
     pair = [("Brief: a rainy morning\nTweet:", " A rainy morning calls for a warm cup.")]

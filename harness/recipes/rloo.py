@@ -142,6 +142,7 @@ def _build(ctx: BuildContext) -> BuildResult:
     kls = [p["kl"] for p in logger.curve if "kl" in p]
     metrics = {"loss_type": "rloo", "train_loss": float(out.training_loss), "steps": int(trainer.state.global_step),
                "reward_model": cfg.reward.model, "prompts": len(prompts), "beta": tcfg.beta,
+               "completions_per_step": tcfg.batch_size * tcfg.gradient_accumulation_steps * tcfg.logging_steps,
                "reward_first": rewards[0] if rewards else None, "reward_last": rewards[-1] if rewards else None,
                "kl_last": kls[-1] if kls else None}
     from harness.diagnostics.lora_rank import adapter_rank_report

@@ -729,8 +729,9 @@ def _highlights(m: dict) -> list[str]:
         out.append(f"held-out reward accuracy {m['reward_accuracies']:.2f}" + (f" (before {before:.2f})" if before is not None else ""))
     if m.get("loss_type") == "rloo" and m.get("reward_first") is not None:
         kl = f", KL to the parent {m['kl_last']:.4f}" if m.get("kl_last") is not None else ""
+        n = f", each over {m['completions_per_step']} sampled completions" if m.get("completions_per_step") else ""
         out.append(f"RL on {m['reward_model']}: mean reward {m['reward_first']:+.3f} -> {m['reward_last']:+.3f} "
-                   f"(first and last logged step{kl}; beta {m['beta']})")
+                   f"(first and last logged step{n}: single steps, no interval{kl}; beta {m['beta']})")
     if "constitution" in m:
         c = m["constitution"]
         out.append(f"pairs labelled by an AI judge against the constitution '{c['name']}' ({len(c['principles'])} principles, "
