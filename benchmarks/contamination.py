@@ -1,4 +1,4 @@
-"""Contamination check throughput (a benchmark, not a test): how fast harness.contamination indexes
+"""Contamination check throughput (a benchmark, not a test): how fast harness.analysis.contamination indexes
 training text and checks evaluation items against it, beside a plain-Python reference (a set of
 13-word tuples) on the same data, which also confirms both find the same items.
 
@@ -20,10 +20,12 @@ import sys
 import time
 from pathlib import Path
 
+from _measurements import add_write_docs_flag, run_recorded  # beside this script: its folder is on sys.path
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from harness.contamination import Index, words  # noqa: E402
+from harness.analysis.contamination import Index, words  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data"
 
@@ -60,6 +62,7 @@ def main() -> None:
     parser.add_argument("--words", type=int, default=1_000_000)
     parser.add_argument("--items", type=int, default=1000)
     parser.add_argument("--n", type=int, default=13)
+    add_write_docs_flag(parser)
     args = parser.parse_args()
     docs, origin = corpus(args.words, 0)
     rng = random.Random(1)
@@ -118,4 +121,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_recorded("contamination", main, markdown=True))

@@ -24,9 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
+from _measurements import add_write_docs_flag, run_recorded  # beside this script: its folder is on sys.path
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness.hypothesis import (  # noqa: E402
+from harness.stats.hypothesis import (  # noqa: E402
     ItemStatistic,
     Ratio,
     bootstrap_statistic_test,
@@ -191,6 +193,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--sections", nargs="+", choices=["paired", "bounds", "holm"], default=["paired", "bounds", "holm"],
                     help="which tables to simulate (default all)")
+    add_write_docs_flag(ap)
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
     t0 = time.perf_counter()
@@ -209,4 +212,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_recorded("gate_statistics", main, markdown=True))

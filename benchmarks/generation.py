@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from _measurements import add_write_docs_flag, run_recorded  # beside this script: its folder is on sys.path
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
@@ -24,6 +26,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--settings", nargs="+", default=["float32", "bfloat16", "int8"])
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 8])
+    add_write_docs_flag(parser)
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HARNESS_PROGRESS", "0")
@@ -32,7 +35,7 @@ def main() -> int:
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)  # a warning per int8 matmul otherwise
     from harness.backends.base import GenerationConfig
     from harness.backends.hf import HFBackend
-    from harness.weights import convert_gguf, embedded_gguf
+    from harness.models.weights import convert_gguf, embedded_gguf
 
     model_dir = convert_gguf(*embedded_gguf())
     briefs = [json.loads(line)["topic"] for line in (REPO / "data" / "brand" / "test.jsonl").read_text().splitlines()[:16]]
@@ -59,4 +62,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_recorded("generation", main))

@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _measurements import add_write_docs_flag, run_recorded  # beside this script: its folder is on sys.path
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
@@ -53,6 +55,7 @@ tasks:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", type=Path, default=None, help="work in DIR and keep it (default: a temporary folder)")
+    add_write_docs_flag(parser)
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from harness.cli import main as harness
@@ -121,4 +124,4 @@ def _argmax(values: list[float]) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_recorded("gguf_serving", main, start='machine:'))

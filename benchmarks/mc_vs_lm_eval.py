@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _measurements import add_write_docs_flag, run_recorded  # beside this script: its folder is on sys.path
+
 REPO = Path(__file__).resolve().parent.parent
 MMLU = REPO.parent / "shared" / "data" / "mmlu"
 
@@ -76,6 +78,7 @@ def main() -> int:
     parser.add_argument("--subject", default="college_biology")
     parser.add_argument("--shots", type=int, nargs="+", default=[0, 5])
     parser.add_argument("--no-prefix-reuse", action="store_true")
+    add_write_docs_flag(parser)
     args = parser.parse_args()
     if not (MMLU / "test" / f"{args.subject}_test.csv").is_file():
         print(f"{MMLU}/test/{args.subject}_test.csv not found (this benchmark reads ../shared/data)", file=sys.stderr)
@@ -90,7 +93,7 @@ def main() -> int:
     models = work / "models.yaml"
     models.write_text(MODELS.format(reuse=str(not args.no_prefix_reuse).lower()))
     sys.path.insert(0, str(REPO))
-    from harness.weights import convert_gguf, embedded_gguf
+    from harness.models.weights import convert_gguf, embedded_gguf
 
     model_dir = convert_gguf(*embedded_gguf())  # the checkpoint both sides load (converted once, cached)
     n = len(rows(MMLU / "test" / f"{args.subject}_test.csv"))
@@ -125,4 +128,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_recorded("mc_vs_lm_eval", main))

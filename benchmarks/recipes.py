@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _measurements import add_write_docs_flag, run_recorded  # beside this script: its folder is on sys.path
+
 REPO = Path(__file__).resolve().parent.parent
 PROMPT = "Write a tweet for Lumen Coffee.\\nBrief: {{ topic }}\\nTweet:"
 
@@ -98,6 +100,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--only", nargs="*", choices=sorted(RECIPES))
+    add_write_docs_flag(parser)
     args = parser.parse_args()
     rows = [run(r, args.steps) for r in (args.only or RECIPES)]
     cols = list(rows[0])
@@ -108,4 +111,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_recorded("recipes", main))

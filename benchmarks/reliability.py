@@ -29,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _measurements import add_write_docs_flag, run_recorded  # beside this script: its folder is on sys.path
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
@@ -93,7 +95,7 @@ def resume(kills: int, n: int, seed: int) -> None:
 
 def checkpoint_cost(n: int, repeats: int) -> None:
     print(f"\n## Checkpoint cost (generation, {n} items, fake backend with no delay: only the harness's work)\n")
-    print("| commits | wall (median of %d) | commits made | cost per commit |" % repeats)
+    print(f"| commits | wall (median of {repeats}) | commits made | cost per commit |")
     print("|---|---:|---:|---:|")
     policies = (("one at the end", {"HARNESS_CHECKPOINT_ITEMS": str(10**9)}),
                 ("default: every 16 outputs, at most one a second", {}),
@@ -127,7 +129,7 @@ def readers(n: int, probes: int) -> None:
         proc = subprocess.Popen(args, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(2.0)
         results = {"list runs": [], "gate": []}
-        for i in range(probes):
+        for _ in range(probes):
             for name, cmd in (("list runs", ["list", "runs"]), ("gate", ["gate", str(root / "r.yaml")])):
                 t0 = time.perf_counter()
                 r = subprocess.run([sys.executable, "-m", "harness", *cmd, "--store", str(root / "h.duckdb")], env=ENV,
@@ -191,6 +193,7 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=8, help="kill -9 trials (default 8)")
     parser.add_argument("--items", type=int, default=400, help="items of the resume and reader tasks (default 400)")
     parser.add_argument("--seed", type=int, default=0)
+    add_write_docs_flag(parser)
     args = parser.parse_args()
     print(f"# Reliability ({os.cpu_count()} CPUs; {time.strftime('%Y-%m-%d')})")
     resume(args.kills, args.items // 2, args.seed)
@@ -200,4 +203,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_recorded("reliability", main, markdown=True))

@@ -21,6 +21,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from _measurements import add_write_docs_flag, run_recorded  # beside this script: its folder is on sys.path
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
@@ -29,6 +31,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", type=int, default=20)
     parser.add_argument("--items", type=int, default=25_000)
+    add_write_docs_flag(parser)
     args = parser.parse_args()
     import numpy as np
 
@@ -103,4 +106,4 @@ def _conversion_reference(rows) -> tuple[float, float]:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_recorded("store_scale", main))

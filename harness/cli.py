@@ -212,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_schema(args) -> int:
     from harness.errors import ConfigError
-    from harness.schema import render
+    from harness.config.schema import render
 
     text = render()
     if args.check:
@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
 # -- commands ---------------------------------------------------------------------------------
 
 def cmd_validate(args) -> int:
-    from harness.validate import validate_paths
+    from harness.run.validate import validate_paths
 
     paths = args.paths or [p for p in (Path("suites"), Path("models"), Path("reports")) if p.exists()]
     results = validate_paths(paths)
@@ -278,7 +278,7 @@ def cmd_validate(args) -> int:
 
 
 def cmd_build(args) -> int:
-    from harness.build import build_models
+    from harness.run.build import build_models
 
     outcomes = build_models(args.models, args.store, args.variant, args.force)
     for o in outcomes:
@@ -290,9 +290,9 @@ def cmd_build(args) -> int:
 
 def cmd_run(args) -> int:
     from harness.data.answers import parse_answers_arg
-    from harness.evaluate import run_suites
-    from harness.metrics import summarize
-    from harness.store import open_store
+    from harness.run.evaluate import run_suites
+    from harness.analysis.metrics import summarize
+    from harness.store.db import open_store
 
     outcomes = run_suites(args.suites, args.models, args.store, args.variant, args.force, args.limit,
                           parse_answers_arg(args.answers))
@@ -323,7 +323,7 @@ def cmd_report(args) -> int:
     from harness.config.report import load_report
     from harness.report.render import write_report
     from harness.report.view import build_view
-    from harness.store import open_store
+    from harness.store.db import open_store
 
     spec = load_report(args.report)
     with open_store(args.store, read_only=True) as store:
@@ -344,9 +344,9 @@ def cmd_report(args) -> int:
 def cmd_gate(args) -> int:
     from harness.config.report import load_report
     from harness.errors import ConfigError
-    from harness.gate import evaluate_gate
-    from harness.gate_output import to_json, to_junit, to_markdown
-    from harness.store import open_store
+    from harness.report.gate import evaluate_gate
+    from harness.report.gate_output import to_json, to_junit, to_markdown
+    from harness.store.db import open_store
 
     spec = load_report(args.report)
     if not spec.gate:
@@ -377,7 +377,7 @@ def cmd_gate(args) -> int:
 
 def _write(path: Path, text: str, append: bool = False) -> None:
     from harness.errors import ConfigError
-    from harness.gate_output import write_text
+    from harness.report.gate_output import write_text
 
     try:
         write_text(path, text, append)
@@ -387,8 +387,8 @@ def _write(path: Path, text: str, append: bool = False) -> None:
 
 def cmd_plan(args) -> int:
     from harness.config.report import load_report
-    from harness.planning import plan_lines
-    from harness.store import open_store
+    from harness.report.planning import plan_lines
+    from harness.store.db import open_store
 
     spec = load_report(args.report)
     with open_store(args.store, read_only=True) as store:
@@ -398,8 +398,8 @@ def cmd_plan(args) -> int:
 
 
 def cmd_audit_export(args) -> int:
-    from harness.audit import export_sheet
-    from harness.store import open_store
+    from harness.review.audit import export_sheet
+    from harness.store.db import open_store
 
     with open_store(args.store, read_only=True) as store:
         n = export_sheet(store, args.task, args.out, args.n, args.seed, args.variant)
@@ -408,8 +408,8 @@ def cmd_audit_export(args) -> int:
 
 
 def cmd_audit_import(args) -> int:
-    from harness.audit import import_sheet
-    from harness.store import open_store
+    from harness.review.audit import import_sheet
+    from harness.store.db import open_store
 
     with open_store(args.store) as store:
         labelled, skipped = import_sheet(store, args.sheet)
@@ -418,8 +418,8 @@ def cmd_audit_import(args) -> int:
 
 
 def cmd_review_export(args) -> int:
-    from harness.review import export_review
-    from harness.store import open_store
+    from harness.review.rubric import export_review
+    from harness.store.db import open_store
 
     with open_store(args.store, read_only=True) as store:
         n = export_review(store, args.task, args.out, args.n, args.seed, args.variant)
@@ -429,8 +429,8 @@ def cmd_review_export(args) -> int:
 
 
 def cmd_review_import(args) -> int:
-    from harness.review import import_review
-    from harness.store import open_store
+    from harness.review.rubric import import_review
+    from harness.store.db import open_store
 
     with open_store(args.store) as store:
         labelled, skipped = import_review(store, args.sheet)
@@ -441,8 +441,8 @@ def cmd_review_import(args) -> int:
 def cmd_flips(args) -> int:
     import json
 
-    from harness.flips import item_flips
-    from harness.store import open_store
+    from harness.analysis.flips import item_flips
+    from harness.store.db import open_store
 
     with open_store(args.store, read_only=True) as store:
         metric = args.metric
@@ -477,7 +477,7 @@ def cmd_export(args) -> int:
     import shutil
 
     from harness.errors import ConfigError
-    from harness.store import open_store
+    from harness.store.db import open_store
 
     out: Path = args.dir
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -504,10 +504,10 @@ def cmd_export(args) -> int:
 def cmd_list(args) -> int:
     from harness import registry
 
-    if args.what in ("scorers", "metrics"):
-        from harness.listing import metric_lines, scorer_lines
+    if args.what in ("scorers", "metrics", "recipes"):
+        from harness.report.listing import metric_lines, recipe_lines, scorer_lines
 
-        for line in (scorer_lines() if args.what == "scorers" else metric_lines()):
+        for line in {"scorers": scorer_lines, "metrics": metric_lines, "recipes": recipe_lines}[args.what]():
             print(line)
         return 0
     if args.what == "backends":
@@ -516,15 +516,15 @@ def cmd_list(args) -> int:
             options = ", ".join(sorted(getattr(f, "options", ()))) or "none"
             print(f"{name:18} {getattr(f, 'description', '')} (options: {options}) [{registry.target('backend', name)}]")
         return 0
-    if args.what in ("recipes", "loaders"):
-        for name in registry.names(args.what.rstrip("s")):
-            print(f"{name:18} {registry.target(args.what.rstrip('s'), name)}")
+    if args.what == "loaders":
+        for name in registry.names("loader"):
+            print(f"{name:18} {registry.target('loader', name)}")
         return 0
-    from harness.store import open_store
+    from harness.store.db import open_store
 
     with open_store(args.store, read_only=True) as store:
         if args.what == "variants":
-            from harness.listing import lineage_tree
+            from harness.report.listing import lineage_tree
 
             for line in lineage_tree(store):
                 print(line)

@@ -54,13 +54,13 @@ BUILTINS: dict[str, dict[str, str]] = {
         "rloo": "harness.recipes.rloo:RECIPE",
     },
     "task_kind": {
-        # What each kind of task stores besides its scorers' metrics (harness.metricspec.TaskKind).
-        "multiple_choice": "harness.multiple_choice:KIND",
-        "generation": "harness.generation:KIND",
-        "perplexity": "harness.perplexity:KIND",
-        "latency": "harness.latency:KIND",
-        "classification": "harness.classification:KIND",
-        "lm_eval": "harness.lm_eval_tasks:KIND",
+        # What each kind of task stores besides its scorers' metrics (harness.stats.metricspec.TaskKind).
+        "multiple_choice": "harness.tasks.kinds.multiple_choice:KIND",
+        "generation": "harness.tasks.kinds.generation:KIND",
+        "perplexity": "harness.tasks.kinds.perplexity:KIND",
+        "latency": "harness.tasks.kinds.latency:KIND",
+        "classification": "harness.tasks.kinds.classification:KIND",
+        "lm_eval": "harness.tasks.kinds.lm_eval:KIND",
         "judge_pairwise": "harness.judge.kinds:PAIRWISE",
         "judge_single": "harness.judge.kinds:SINGLE",
     },

@@ -34,7 +34,11 @@ variants:
     parent: gemma3-270m
     method: sft_lora
     config:
-      data: {{path: {data}/train.jsonl, prompt: "Write a tweet for Lumen Coffee.\\nBrief: {{{{ topic }}}}\\nTweet:", completion: " {{{{ tweet }}}}", validation_fraction: 0.1}}
+      data:
+        path: {data}/train.jsonl
+        prompt: "Write a tweet for Lumen Coffee.\\nBrief: {{{{ topic }}}}\\nTweet:"
+        completion: " {{{{ tweet }}}}"
+        validation_fraction: 0.1
       lora: {{r: 16, alpha: 32, target_modules: all-linear}}
       training: {{learning_rate: 0.0002, max_steps: 30, batch_size: 8, max_length: 96, logging_steps: 5}}
       qlora: {{quant_type: nf4, double_quant: true, compute_dtype: bfloat16}}
@@ -42,7 +46,13 @@ variants:
     parent: qlora-sft
     method: dpo
     config:
-      data: {{source: rule, path: {data}/train.jsonl, prompt: "Write a tweet for Lumen Coffee.\\nBrief: {{{{ topic }}}}\\nTweet:", chosen: " {{{{ tweet }}}}", limit: 64, max_new_tokens: 40}}
+      data:
+        source: rule
+        path: {data}/train.jsonl
+        prompt: "Write a tweet for Lumen Coffee.\\nBrief: {{{{ topic }}}}\\nTweet:"
+        chosen: " {{{{ tweet }}}}"
+        limit: 64
+        max_new_tokens: 40
       training: {{max_steps: 10, batch_size: 8, max_length: 96, learning_rate: 0.0001}}
 """
 
@@ -70,8 +80,8 @@ def main() -> int:
     store = work / "harness.duckdb"
     emit("device", name=torch.cuda.get_device_name(0), torch=torch.__version__)
 
-    from harness.build import build_models
-    from harness.store import open_store
+    from harness.run.build import build_models
+    from harness.store.db import open_store
 
     torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
@@ -93,7 +103,7 @@ def main() -> int:
     from harness.backends import vllm as vllm_backend
     from harness.backends.base import GenerationConfig
     from harness.config.models import load_models
-    from harness.variants import resolve_built
+    from harness.models.variants import resolve_built
 
     spec = load_models(models)
     with open_store(store, read_only=True) as s:

@@ -4,7 +4,7 @@ llama-cpp-python installs llama.cpp's library and quantizer but not its Python c
 converter ships in the same sdist (vendor/llama.cpp). This fetches the sdist of the installed
 llama-cpp-python version through pip (its cache makes a second run free) and extracts
 convert_hf_to_gguf.py, its `conversion` package and its `gguf-py` into
-<sys.prefix>/share/harness/llama.cpp, where harness.gguf_tools looks for them.
+<sys.prefix>/share/harness/llama.cpp, where harness.models.gguf looks for them.
 
     python scripts/install_llama_cpp_converter.py
 """

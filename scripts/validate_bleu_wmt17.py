@@ -30,9 +30,9 @@ def main() -> int:
     import sacrebleu
     import yaml
 
-    from harness.evaluate import run_suites
-    from harness.metrics import summarize
-    from harness.store import open_store
+    from harness.run.evaluate import run_suites
+    from harness.analysis.metrics import summarize
+    from harness.store.db import open_store
 
     refs = ref_file.read_text(encoding="utf-8").splitlines()
     print("system | metric | sacrebleu | harness | equal")

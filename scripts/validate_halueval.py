@@ -38,7 +38,7 @@ def load_sets(limit: int | None) -> dict[str, list[tuple[list[str], str, str]]]:
 
 def supports(verifier, items):
     """Per answer: (label 1 = hallucinated, min claim support, any novel entity/number)."""
-    from harness.hallucination import split_claims
+    from harness.scorers.claims import split_claims
 
     out = []
     for sources, right, hallucinated in items:
@@ -62,7 +62,7 @@ def main() -> int:
     if not DATA.is_dir():
         print(f"skip: {DATA} not found (the shared validation data is not part of a clone)")
         return 0
-    from harness.hallucination import EmbeddingVerifier, HybridVerifier, LexicalVerifier
+    from harness.scorers.claims import EmbeddingVerifier, HybridVerifier, LexicalVerifier
 
     sets = load_sets(args.limit)
     print(f"{'set':14} {'verifier':10} {'strict':6} {'threshold':>9} {'dev acc':>8} {'test acc':>9} {'ChatGPT':>8} {'overlap':>8} {'n test':>7} {'s':>5}")

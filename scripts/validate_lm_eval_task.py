@@ -83,7 +83,7 @@ def main() -> int:
     models = work / "models.yaml"
     models.write_text("base: {name: gemma, source: embedded, dtype: float32, options: {batch_size: 8}}\n")
     sys.path.insert(0, str(REPO))
-    from harness.weights import convert_gguf, embedded_gguf
+    from harness.models.weights import convert_gguf, embedded_gguf
 
     model_dir = convert_gguf(*embedded_gguf())
     store = work / "h.duckdb"

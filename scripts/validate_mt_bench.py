@@ -39,9 +39,9 @@ def main() -> int:
         print(f"skip: {DATA} not found (the shared validation data is not part of a clone)")
         return 0
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from harness.evaluate import run_suites
+    from harness.run.evaluate import run_suites
     from harness.progress import setup_logging
-    from harness.store import open_store
+    from harness.store.db import open_store
 
     setup_logging()
     work = args.workdir
@@ -93,7 +93,7 @@ tasks:
     t0 = time.perf_counter()
     run_suites([work / "suite.yaml"], None if args.base_url else args.models, store_path, answers=answers)
     wall = time.perf_counter() - t0
-    from harness.metrics import summarize
+    from harness.analysis.metrics import summarize
 
     with open_store(store_path, read_only=True) as store:
         rows = {(r.variant, r.task, r.metric): r.estimate for r in summarize(store, list(PUBLISHED))}

@@ -175,7 +175,8 @@ def test_skinny_vocab_projection_gives_the_same_logits(tiny_model_dir):
     for one decode row, a batch of them and a long sequence (which keeps `linear`)."""
     import torch
 
-    from harness.backends.hf import load_causal_lm, skinny_vocab_projection
+    from harness.backends.hf import skinny_vocab_projection
+    from harness.models.loading import load_causal_lm
 
     model = load_causal_lm(tiny_model_dir).eval()
     ids = torch.randint(5, 200, (3, 150))
@@ -193,11 +194,10 @@ def test_skinny_vocab_projection_gives_the_same_logits(tiny_model_dir):
 def test_dtype_is_a_backend_option(tiny_model_dir):
     from harness.backends.hf import FACTORY, open_model
     from harness.errors import ConfigError
+    from harness.models.parent import ParentModel
 
-    class Resolved:
-        base_dir, adapters, dtype, quantization = tiny_model_dir, (), "float32", None
-
-    assert open_model(Resolved(), {"dtype": "bfloat16"}).info.dtype == "bfloat16"
-    assert open_model(Resolved(), {}).info.dtype == "float32"
+    resolved = ParentModel("tiny", "-", tiny_model_dir)
+    assert open_model(resolved, {"dtype": "bfloat16"}).info.dtype == "bfloat16"
+    assert open_model(resolved, {}).info.dtype == "float32"
     with pytest.raises(ConfigError, match=r"base.options.dtype: expected one of float32, bfloat16, float16, got 'int4'"):
         FACTORY.check({"dtype": "int4"}, "base.options")

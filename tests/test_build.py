@@ -195,7 +195,7 @@ def test_per_token_kl_to_the_parent_on_a_perplexity_task(built, tiny_model_dir, 
     import torch
 
     from harness.backends.hf import HFBackend
-    from harness.fidelity import token_kl
+    from harness.analysis.fidelity import token_kl
 
     ws, models = built
     suite = perplexity_suite(ws, limit=4)
@@ -292,7 +292,7 @@ def test_per_token_kl_along_a_chain_reuses_each_models_distributions(workspace, 
     """base -> a1 -> a2: the KL pairs are computed in lineage order, a1's next-token distributions
     carried from its own pair to a2's; the stored figures equal each pair computed on its own."""
     from harness.backends.hf import HFBackend
-    from harness.fidelity import token_kl
+    from harness.analysis.fidelity import token_kl
     from tests.test_vllm import _adapter
 
     pytest.importorskip("peft")

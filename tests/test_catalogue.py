@@ -7,7 +7,7 @@ import duckdb
 import pytest
 
 from harness.backends.base import BackendFactory, BackendInfo, Generation
-from harness.catalogue import backend_name
+from harness.models.serving import backend_name
 from harness.cli import main
 from harness.config.models import load_models
 from tests.conftest import write
@@ -81,7 +81,7 @@ def test_backend_names_and_options_are_checked(echo_plugin, tmp_path, capsys):
 
 
 def test_a_recipe_picks_its_backend_and_options_follow_the_backend(tmp_path, capsys):
-    from harness.catalogue import model_options
+    from harness.models.serving import model_options
 
     models = write(tmp_path / "m.yaml", """
         base: {name: b, source: hf_dir, path: x, options: {batch_size: 4}}

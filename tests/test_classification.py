@@ -127,7 +127,7 @@ def test_report_shows_per_class_figures_and_confusion_and_gate_tests_macro_f1(tm
     assert main(["report", str(report), "--store", str(store), "--out", str(out)]) == 0
     html = out.read_text()
     assert "Per-class figures" in html and "macro_f1" in html and "Confusion matrices" in html
-    from harness.classification import confusion
+    from harness.tasks.kinds.classification import confusion
 
     matrix = confusion(LABELS, [LABELS.index(g) for g in gold], [LABELS.index(p) for p in predicted])
     assert f'<td class="num diag">{matrix[1][1]}</td>' in html.split("Confusion matrices")[1].split("</table>")[0].split("<th>joy</th>")[2]
@@ -143,8 +143,8 @@ def test_per_class_intervals_are_the_item_bootstrap():
     the figure over items with the same seed."""
     import random
 
-    from harness.classification import class_stats, per_class
-    from harness.stats import bootstrap_statistic
+    from harness.tasks.kinds.classification import class_stats, per_class
+    from harness.stats.intervals import bootstrap_statistic
 
     rng = random.Random(5)
     gold = [rng.randrange(4) for _ in range(300)]

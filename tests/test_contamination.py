@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from harness.contamination import Index, ngram_hashes, training_sources, words
+from harness.analysis.contamination import Index, ngram_hashes, words
 from tests.conftest import REPO, write
 
 
@@ -57,8 +57,7 @@ def test_the_shipped_brand_test_split_is_clean_and_a_planted_copy_is_found():
 
 
 def test_training_sources_follow_the_lineage(tmp_path):
-    from harness.config.models import load_models
-    from harness.variants import plan_variants
+    from harness.models.catalogue import Catalogue
 
     write(tmp_path / "sft.jsonl", '{"q": "a", "a": "b"}\n')
     write(tmp_path / "pairs.jsonl", '{"q": "a", "a": "b"}\n')
@@ -75,10 +74,9 @@ def test_training_sources_follow_the_lineage(tmp_path):
             method: dpo
             config: {data: {source: pairs, path: pairs.jsonl, prompt: "{{ q }}", chosen: "{{ a }}", rejected: "{{ q }}"}}
         """)
-    spec = load_models(models)
-    plans = plan_variants(spec, models, base_key="-")
-    assert [label for label, _ in training_sources(spec, models, "dpo", plans)] == ["dpo: pairs.jsonl", "sft: sft.jsonl"]
-    assert training_sources(spec, models, "base", plans) == []
+    catalogue = Catalogue.load(models)
+    assert [label for label, _ in catalogue.training_sources("dpo")] == ["dpo: pairs.jsonl", "sft: sft.jsonl"]
+    assert catalogue.training_sources("base") == []
 
 
 def test_a_run_stores_contamination_rows_from_the_suites_corpora(tmp_path, capsys):

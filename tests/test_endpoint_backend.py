@@ -152,7 +152,7 @@ def test_a_real_llama_cpp_server_serving_the_embedded_gguf(tmp_path):
     """Opt-in (-m slow): llama_cpp.server (pip install 'llama-cpp-python[server]') serving the
     embedded Gemma 3 270M GGUF on 127.0.0.1; generation and prompt-logprob multiple choice."""
     pytest.importorskip("llama_cpp.server.app", reason="llama-cpp-python[server] is not installed")
-    from harness.weights import embedded_gguf
+    from harness.models.weights import embedded_gguf
 
     gguf, _ = embedded_gguf()
     port = _free_port()

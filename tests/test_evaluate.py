@@ -105,7 +105,7 @@ def test_reports_read_full_runs_over_newer_partial_ones(workspace, fake_models):
 
 
 def test_run_key_covers_library_versions(workspace, fake_models, monkeypatch):
-    import harness.evaluate as evaluate
+    import harness.run.evaluate as evaluate
     from harness.hashing import eval_libraries
 
     assert run(workspace, fake_models) == 0
@@ -137,8 +137,8 @@ def test_run_key_covers_the_base_loading_options(workspace, tiny_model_dir):
 def test_corpus_bleu_and_chrf_are_sacrebleus(workspace, fake_models):
     import sacrebleu
 
-    from harness.metrics import summarize
-    from harness.store import open_store
+    from harness.analysis.metrics import summarize
+    from harness.store.db import open_store
 
     assert run(workspace, fake_models) == 0
     with open_store(workspace / "h.duckdb", read_only=True) as store:

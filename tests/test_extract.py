@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 from harness.cli import main
-from harness.extract import ExtractSpec, extract, normalise_number
+from harness.tasks.extract import ExtractSpec, extract, normalise_number
 from tests.conftest import write
 
 

@@ -10,7 +10,7 @@ from datetime import datetime
 import pytest
 
 from harness.cli import main
-from harness.fidelity import item_values
+from harness.analysis.fidelity import item_values
 from harness.store.db import RunRow, SampleRow, ScoreRow, Store, VariantRow
 from tests.conftest import write
 
@@ -73,7 +73,7 @@ def test_identity_and_a_perturbed_variant_match_a_hand_computation(store_path):
         pert = item_values(store, "pert-quiz")
         gen_same = item_values(store, "same-tweets")
         gen_pert = item_values(store, "pert-tweets")
-        from harness.fidelity import NoParentRun
+        from harness.analysis.fidelity import NoParentRun
 
         with pytest.raises(NoParentRun, match="'base' has no parent"):
             item_values(store, "base-quiz")
@@ -113,7 +113,7 @@ def test_fidelity_is_gateable_and_in_the_report(store_path, tmp_path, capsys):
 
 
 def test_flips_between_two_variants_most_informative_first(store_path, capsys):
-    from harness.flips import item_flips
+    from harness.analysis.flips import item_flips
 
     with Store(store_path, read_only=True) as store:
         f = item_flips(store, "quiz", "base", "pert", "acc")
@@ -132,7 +132,7 @@ def test_flips_between_two_variants_most_informative_first(store_path, capsys):
 
 
 def test_continuous_flips_rank_by_the_size_of_the_change(tmp_path):
-    from harness.flips import item_flips
+    from harness.analysis.flips import item_flips
 
     path = tmp_path / "c.duckdb"
     with Store(path) as store:
@@ -148,7 +148,7 @@ def test_continuous_flips_rank_by_the_size_of_the_change(tmp_path):
 
 
 def test_per_item_fidelity_is_stored_as_rows(store_path):
-    from harness.fidelity import store_rows
+    from harness.analysis.fidelity import store_rows
 
     with Store(store_path) as store:
         assert store_rows(store, ["same-quiz", "pert-quiz", "pert-tweets", "base-quiz"]) == 4 * 4 + 4 * 4 + 2 * 3
@@ -160,7 +160,7 @@ def test_per_item_fidelity_is_stored_as_rows(store_path):
 
 
 def test_only_multiple_choice_and_generation_runs_get_agreement_rows(store_path):
-    from harness.fidelity import NoParentRun, store_rows
+    from harness.analysis.fidelity import NoParentRun, store_rows
 
     with Store(store_path) as store:
         for variant in ("base", "pert"):

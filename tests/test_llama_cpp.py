@@ -18,7 +18,7 @@ llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python is not ins
 
 def _converter_or_skip():
     from harness.errors import ConfigError
-    from harness.gguf_tools import converter_path
+    from harness.models.gguf import converter_path
 
     try:
         return converter_path()
@@ -29,7 +29,7 @@ def _converter_or_skip():
 @pytest.fixture(scope="session")
 def tiny_gguf(tiny_model_dir, tmp_path_factory):
     """The tiny Llama as an f32 GGUF (unquantized: llama.cpp must agree with transformers)."""
-    from harness.gguf_tools import convert_hf
+    from harness.models.gguf import convert_hf
 
     _converter_or_skip()
     out = tmp_path_factory.mktemp("gguf") / "tiny-f32.gguf"

@@ -8,7 +8,7 @@ import pytest
 
 from harness import registry
 from harness.cli import main
-from harness.metricspec import declarations, direction, lookup, resolve
+from harness.stats.metricspec import declarations, direction, lookup, resolve
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -45,7 +45,7 @@ def test_families_fill_in_their_placeholders():
 
 def test_every_metric_of_the_shipped_suites_is_declared():
     from harness.config.suite import load_suite
-    from harness.tasks import prepare_suite
+    from harness.tasks.prepare import prepare_suite
 
     for path in sorted((REPO / "suites").glob("*.yaml")):
         for task in prepare_suite(load_suite(path), path):

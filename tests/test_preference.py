@@ -8,7 +8,7 @@ import duckdb
 import pytest
 
 from harness.cli import main
-from harness.preference_data import Pair, check_pairs, export_audit_sample
+from harness.recipes.preference_data import Pair, check_pairs, export_audit_sample
 from tests.conftest import REPO, write
 
 
@@ -127,7 +127,7 @@ def test_local_preference_judge_must_name_its_model(tmp_path, tiny_model_dir, ca
 
 
 def test_text_prep_applies_to_preference_data(tmp_path):
-    from harness.preference_data import PreferenceDataSpec, build_pairs
+    from harness.recipes.preference_data import PreferenceDataSpec, build_pairs
 
     data = write(tmp_path / "p.jsonl", "\n".join([
         json.dumps({"prompt": "Hi", "chosen": "Visit https://x.example now!!! thanks @maya, see you soon", "rejected": "no"}),
@@ -139,7 +139,7 @@ def test_text_prep_applies_to_preference_data(tmp_path):
 
 
 def test_kto_weights_balance_the_sides():
-    from harness.preference_data import kto_weights
+    from harness.recipes.preference_data import kto_weights
 
     assert kto_weights(3, 12) == (4.0, 1.0)  # 1:4 -> desirable weighted 4x: (4 x 3) / (1 x 12) = 1
     assert kto_weights(12, 3) == (1.0, 4.0)

@@ -12,7 +12,7 @@ import pytest
 
 from harness.cli import main
 from harness.errors import ConfigError
-from harness.hallucination import LexicalVerifier, audit, is_abstention, split_claims
+from harness.scorers.claims import LexicalVerifier, audit, is_abstention, split_claims
 from harness.scorers.rubric import RubricCheck, load_rubric, run_check
 from tests.conftest import REPO, write
 
@@ -240,7 +240,7 @@ def test_brand_similarity_prefers_on_brand_text(tmp_path):
 
 def test_configured_scorer_without_config_is_an_error():
     from harness.config.suite import TaskSpec
-    from harness.tasks import prepare_task
+    from harness.tasks.prepare import prepare_task
 
     spec = TaskSpec.model_validate({"name": "t", "type": "generation", "data": {"format": "jsonl", "path": "x.jsonl"},
                                     "prompt": {"template": "x"}, "scorers": ["rubric"]})

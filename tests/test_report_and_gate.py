@@ -171,7 +171,7 @@ def test_ordinal_ratings_use_wilcoxon_and_direction_none_refuses_paired_rules(tm
 
 
 def test_holm_across_rules_makes_a_marginal_rule_inconclusive(tmp_path, capsys):
-    from harness.hypothesis import paired_test
+    from harness.stats.hypothesis import paired_test
 
     rng = np.random.default_rng(3)
     base = rng.normal(0.5, 0.2, 40)

@@ -31,7 +31,7 @@ tasks:
 
 def test_data_limit_is_a_seeded_random_sample(tmp_path):
     from harness.config.suite import load_suite
-    from harness.tasks import prepare_suite
+    from harness.tasks.prepare import prepare_suite
 
     def ids(seed):
         path = _suite(tmp_path, ", limit: 5", seed=seed)

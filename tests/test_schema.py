@@ -15,7 +15,7 @@ def test_reference_is_current(capsys):
 
 
 def test_every_key_is_documented_and_check_catches_drift(tmp_path, capsys):
-    from harness.schema import render
+    from harness.config.schema import render
 
     text = render()
     assert "|  |\n" not in text  # every key says what it is

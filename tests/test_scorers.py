@@ -8,7 +8,7 @@ from harness.backends.base import Generation, Loglikelihood
 from harness.scorers.multiple_choice import acc, acc_norm
 from harness.scorers.text_match import exact_match
 from harness.scorers.text_overlap import bleu, chrf, rouge
-from harness.tasks import Sample
+from harness.tasks.sample import Sample
 
 
 def ll(*values):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy.stats import binom, binomtest, wilcoxon
 
-from harness.hypothesis import (
+from harness.stats.hypothesis import (
     ItemStatistic,
     bootstrap_statistic_test,
     chunk_sizes,
@@ -25,7 +25,7 @@ from harness.hypothesis import (
     quantile_test,
     two_sided_p,
 )
-from harness.stats import bootstrap_mean
+from harness.stats.intervals import bootstrap_mean
 
 
 def test_bootstrap_is_seeded_and_brackets_the_mean():
@@ -166,7 +166,7 @@ def test_small_p_values_are_resolved_beyond_the_resample_count():
 
 
 def test_ratio_test_is_the_mean_test_of_the_linearised_ratio():
-    from harness.hypothesis import Ratio, one_sample_mean, ratio_test
+    from harness.stats.hypothesis import Ratio, one_sample_mean, ratio_test
 
     rng = np.random.default_rng(8)
     tokens, seconds = rng.poisson(20, 30).astype(float), rng.gamma(4, 0.25, 30)
@@ -189,7 +189,7 @@ def test_bootstrap_by_value_counts_matches_index_resampling_for_many_items():
     approximation at this n."""
     import numpy as np
 
-    from harness.stats import COUNTS_MIN_N, bootstrap_mean
+    from harness.stats.intervals import COUNTS_MIN_N, bootstrap_mean
 
     rng = np.random.default_rng(1)
     x = (rng.random(25_000) < 0.3).astype(float)

@@ -8,7 +8,7 @@ import duckdb
 import pytest
 
 from harness.errors import StoreError
-from harness.store import open_store
+from harness.store.db import open_store
 from harness.store.db import RunRow, SampleRow, ScoreRow
 from harness.store.migrations import MIGRATIONS
 
@@ -141,7 +141,7 @@ def test_a_writer_session_lets_readers_in_between_commits(tmp_path, monkeypatch)
     monkeypatch.setenv("HARNESS_STORE_WAIT_S", "0.3")
     with Store(path, hold=False) as writer:
         writer.write_task_run(run_row("r1"), [], [])
-        reader = subprocess.run([sys.executable, "-c", f"from harness.store import open_store; s = open_store({str(path)!r}, read_only=True); "
+        reader = subprocess.run([sys.executable, "-c", f"from harness.store.db import open_store; s = open_store({str(path)!r}, read_only=True); "
                                  "print(s.query('SELECT count(*) AS n FROM runs')[0]['n'])"], capture_output=True, text=True, timeout=60)
         assert reader.returncode == 0, reader.stderr
         assert reader.stdout.strip() == "1"

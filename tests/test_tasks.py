@@ -6,7 +6,7 @@ import pytest
 
 from harness.config.suite import load_suite
 from harness.errors import ConfigError, UnknownNameError
-from harness.tasks import prepare_suite
+from harness.tasks.prepare import prepare_suite
 from tests.conftest import REPO, write
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from harness.textprep import TextPrepSpec, clean, prepare_rows, split_of
+from harness.data.textprep import TextPrepSpec, clean, prepare_rows, split_of
 
 SPEC = TextPrepSpec()
 

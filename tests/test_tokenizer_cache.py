@@ -11,7 +11,7 @@ import pytest
 
 @pytest.fixture
 def cached(monkeypatch, tmp_path):
-    import harness.tokenizer_cache as tc
+    import harness.models.tokenizers as tc
 
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(tc, "PICKLE_MIN_BYTES", 0)  # the tiny model's tokenizer is far below the real threshold
@@ -40,7 +40,7 @@ def test_a_cached_tokenizer_is_the_same_tokenizer(cached, tiny_model_dir, tmp_pa
     assert tc.shared_tokenizer(model_dir) is tc.shared_tokenizer(model_dir)  # once per process
 
     files[0].write_bytes(b"not a pickle")  # a damaged cache file is said and replaced, not trusted
-    with caplog.at_level(logging.WARNING, logger="harness.tokenizer_cache"):
+    with caplog.at_level(logging.WARNING, logger="harness.models.tokenizers"):
         again = tc.load_tokenizer(model_dir)
     assert "unreadable" in caplog.text and again(text)["input_ids"] == reference(text)["input_ids"]
     assert files[0].read_bytes() != b"not a pickle"
@@ -53,7 +53,7 @@ def test_a_cached_tokenizer_is_the_same_tokenizer(cached, tiny_model_dir, tmp_pa
 
 
 def test_small_tokenizers_are_not_cached(monkeypatch, tmp_path, tiny_model_dir):
-    import harness.tokenizer_cache as tc
+    import harness.models.tokenizers as tc
 
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
     tc.load_tokenizer(tiny_model_dir)
@@ -61,12 +61,12 @@ def test_small_tokenizers_are_not_cached(monkeypatch, tmp_path, tiny_model_dir):
 
 
 def test_an_unwritable_cache_costs_speed_not_the_load(monkeypatch, tmp_path, tiny_model_dir, caplog):
-    import harness.tokenizer_cache as tc
+    import harness.models.tokenizers as tc
 
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the cache directory would be")
     monkeypatch.setenv("HARNESS_CACHE", str(blocker))
     monkeypatch.setattr(tc, "PICKLE_MIN_BYTES", 0)
-    with caplog.at_level(logging.WARNING, logger="harness.tokenizer_cache"):
+    with caplog.at_level(logging.WARNING, logger="harness.models.tokenizers"):
         tok = tc.load_tokenizer(tiny_model_dir)
     assert tok("hello")["input_ids"] and "not written" in caplog.text

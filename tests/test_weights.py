@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness import weights
+from harness.models import weights
 from harness.errors import ConfigError
 
 

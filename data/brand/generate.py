@@ -139,13 +139,13 @@ def tweet(rng):
 def main():
     """240 tweets; a candidate that shares a 13-word run (the contamination check's n-gram) with a
     tweet of another brief is drawn again, and the splits are a hash of the normalised brief
-    (harness.textprep.split_of). So no test brief is a training brief and no test tweet shares a
+    (harness.data.textprep.split_of). So no test brief is a training brief and no test tweet shares a
     13-word run with a training tweet, by construction; `harness run` checks it on every run."""
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from harness.contamination import words
-    from harness.textprep import split_of
+    from harness.analysis.contamination import words
+    from harness.data.textprep import split_of
 
     rng = random.Random(20261128)
     seen, rows, owner = set(), [], {}

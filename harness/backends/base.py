@@ -6,6 +6,14 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, runtime_checkable
 
 
+GENERATE = "generate"
+"""Capability: generate(prompts, config)."""
+LOGLIKELIHOOD = "loglikelihood"
+"""Capability: loglikelihood(pairs) (multiple choice, classification, perplexity)."""
+REPLAY = "replay"
+"""Capability: replay((item id, turn) pairs): stored answers, not a model (answer sets)."""
+
+
 @dataclass(frozen=True)
 class GenerationConfig:
     """Decoding settings passed to generate()."""
@@ -55,6 +63,11 @@ class BackendInfo:
     device: str = "cpu"
     dtype: str = "float32"
     details: dict = field(default_factory=dict, hash=False)
+    capabilities: frozenset[str] = frozenset({GENERATE, LOGLIKELIHOOD})
+    """What this opened backend can do (GENERATE, LOGLIKELIHOOD, REPLAY): declared, so callers
+    check a capability instead of probing for methods."""
+    max_length: int | None = None
+    """The longest token sequence it scores in one window, where it has one."""
 
 
 @runtime_checkable
@@ -81,7 +94,7 @@ class Backend(Protocol):
 def token_count_note(backend) -> dict:
     """{"token_counts": how} when the backend could not count tokens itself (an endpoint that sent
     no usage counts words), for the details of every sample it produced; else {}."""
-    how = getattr(getattr(backend, "info", None), "details", {}).get("token_counts")
+    how = backend.info.details.get("token_counts")
     return {"token_counts": how} if how else {}
 
 
@@ -151,7 +164,7 @@ def plan_scoring(encoded: list[tuple[list[int], list[int]]], max_length: int) ->
 @dataclass(frozen=True)
 class BackendFactory:
     """A registered backend (registry kind `backend`): how to open a resolved model with it.
-    `open(model, options)` gets a harness.recipes.ParentModel (base directory, adapters, dtype,
+    `open(model, options)` gets a harness.models.parent.ParentModel (base directory, adapters, dtype,
     quantization) and the models file's `options` for the base."""
 
     open: Callable[[Any, dict], Backend]

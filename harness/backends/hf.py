@@ -23,6 +23,8 @@ from harness.backends.base import (
 )
 from harness.errors import ConfigError
 from harness.progress import progress
+from harness.models.tokenizers import shared_tokenizer
+from harness.models.loading import load_causal_lm, load_quantized
 
 log = logging.getLogger(__name__)
 
@@ -44,22 +46,15 @@ class HFBackend:
         prefix_reuse: bool = True,
     ):
         import torch
-        from transformers import AutoModelForCausalLM
-
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.batch_size = batch_size
         self.prefix_reuse = prefix_reuse
         if model is None:
             start = time.perf_counter()
-            from harness.tokenizer_cache import shared_tokenizer
 
             tokenizer = shared_tokenizer(model_path)
             if quantization is not None:
-                from harness.errors import require
-                from harness.recipes.quantize import bnb_config
-
-                require("bitsandbytes", "quantized variants", "quant")
-                model = AutoModelForCausalLM.from_pretrained(str(model_path), quantization_config=bnb_config(quantization))
+                model = load_quantized(model_path, quantization)
             else:
                 model = load_causal_lm(model_path, adapters, dtype, merge_all=False)
             log.info("loaded %s%s in %.1fs", model_path, f" + {len(adapters)} adapter(s)" if adapters else "", time.perf_counter() - start)
@@ -71,7 +66,7 @@ class HFBackend:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.max_length = max_length or _model_max_length(model)
         dtype_name = quantization["scheme"] if quantization else str(next(model.parameters()).dtype).replace("torch.", "")
-        self.info = BackendInfo(name="hf", device=self.device, dtype=dtype_name,
+        self.info = BackendInfo(name="hf", device=self.device, dtype=dtype_name, max_length=self.max_length,
                                 details={"model_path": str(model_path), "adapters": [str(a) for a in adapters], "max_length": self.max_length})
 
     def _encode(self, text: str) -> list[int]:
@@ -281,20 +276,6 @@ SKINNY_ROWS = 128
 """Up to this many rows, the vocabulary projection is computed as W @ x^T (see skinny_vocab_projection)."""
 
 
-def right_padded(sequences: list[list[int]], pad_token_id: int | None):
-    """(input_ids, attention_mask) long tensors of token sequences padded on the right: what
-    sequence scoring (rewards, per-token log-probabilities) passes to a model."""
-    import torch
-
-    width = max(len(seq) for seq in sequences)
-    ids = torch.full((len(sequences), width), pad_token_id if pad_token_id is not None else 0, dtype=torch.long)
-    mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    for r, seq in enumerate(sequences):
-        ids[r, :len(seq)] = torch.tensor(seq, dtype=torch.long)
-        mask[r, :len(seq)] = 1
-    return ids, mask
-
-
 def skinny_vocab_projection(model) -> bool:
     """Compute a CPU float32 model's vocabulary projection for a few rows (one decode step of a
     batch, the answer positions of a scoring batch) as (W @ x^T)^T rather than x @ W^T.
@@ -323,27 +304,6 @@ def skinny_vocab_projection(model) -> bool:
 
     head.forward = forward
     return True
-
-
-def load_causal_lm(model_path, adapters=(), dtype: str = "float32", merge_all: bool = True):
-    """A causal LM with LoRA adapters applied in lineage order. Every adapter but the last is
-    merged into the weights first: a PeftModel wrapped in another PeftModel does not stack
-    (the outer one silently replaces the inner), so a chain base -> SFT -> DPO must be folded
-    step by step. `merge_all` also folds the last one (for training a new adapter on top)."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    model = AutoModelForCausalLM.from_pretrained(str(model_path), dtype=getattr(torch, dtype))
-    adapters = list(adapters)
-    if adapters:
-        from harness.errors import require
-
-        peft = require("peft", "LoRA adapters", "train")
-        for i, adapter in enumerate(adapters):
-            model = peft.PeftModel.from_pretrained(model, str(adapter))
-            if merge_all or i < len(adapters) - 1:
-                model = model.merge_and_unload()
-    return model
 
 
 def shared_prefix_groups(inputs: list[tuple[int, ...]], need: list[int], min_tokens: int) -> list[tuple[int, list[int]]]:
@@ -403,8 +363,7 @@ def _model_max_length(model) -> int:
 
 def open_model(model, options: dict | None = None) -> HFBackend:
     """A resolved model (base directory, adapters in order, dtype, quantization) in transformers."""
-    if getattr(model, "reward_head", None) is not None:
-        from harness.errors import ConfigError
+    if model.reward_head is not None:
 
         # Its chain is its parent's: loading it as a causal LM would silently serve the parent.
         raise ConfigError(f"{model.name}: a reward model scores outputs; it cannot generate or judge as a model")

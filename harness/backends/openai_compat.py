@@ -8,7 +8,7 @@ whatever a server answers under a name: a hosted API, `vllm serve`, llama.cpp's 
 - Multiple choice by log-likelihood uses the completions API with `echo` and `logprobs`: the
   server returns the prompt's token log-probabilities (vLLM, llama_cpp.server with logits_all).
   A server that does not is a clear error, never a silent guess.
-- Timeouts and retries are harness.openai_http's, shared with the judge client. A request that
+- Timeouts and retries are harness.backends.openai_http's, shared with the judge client. A request that
   still fails stops the run with the error; the outputs already received are in the checkpoint,
   so the same command resumes with only the rest.
 - The API key is read from the environment variable `api_key_env` names, at run time; it is never
@@ -21,6 +21,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from harness.backends.base import (
+    GENERATE,
+    LOGLIKELIHOOD,
     BackendFactory,
     BackendInfo,
     Generation,
@@ -29,7 +31,7 @@ from harness.backends.base import (
     apply_stop,
 )
 from harness.errors import ConfigError, HarnessError
-from harness.openai_http import EndpointError, RetryPolicy, api_key, post_json, post_stream
+from harness.backends.openai_http import EndpointError, RetryPolicy, api_key, post_json, post_stream
 from harness.progress import progress
 
 log = logging.getLogger(__name__)
@@ -46,7 +48,9 @@ class OpenAIBackend:
         self.policy = RetryPolicy(timeout_s, max_retries, backoff_s)
         self.token_counts = "server"
         self.info = BackendInfo(name="openai", device="remote", dtype="served",
-                                details={"base_url": base_url, "model": model, "api": api})
+                                details={"base_url": base_url, "model": model, "api": api},
+                                # Prompt log-probabilities come only from the completions API.
+                                capabilities=frozenset({GENERATE, LOGLIKELIHOOD} if api == "completions" else {GENERATE}))
 
     # -- generation ----------------------------------------------------------------------------
     def generate(self, prompts: list[str], config: GenerationConfig) -> list[Generation]:

@@ -3,7 +3,7 @@ looked up by item id and turn, never generated; log-likelihoods are not availabl
 
 from __future__ import annotations
 
-from harness.backends.base import BackendInfo, Generation
+from harness.backends.base import REPLAY, BackendInfo, Generation
 from harness.errors import BackendError
 from harness.hashing import stable_hash
 
@@ -13,7 +13,7 @@ class ReplayBackend:
         self.name = name
         self.answers = answers
         self.key = stable_hash({"answers": answers})
-        self.info = BackendInfo(name="replay", device="none", dtype="none")
+        self.info = BackendInfo(name="replay", device="none", dtype="none", capabilities=frozenset({REPLAY}))
 
     def replay(self, wanted: list[tuple[str, int]]) -> list[Generation]:
         """The stored answer of each (item id, turn); a missing one is a BackendError naming it."""

@@ -26,13 +26,15 @@ from harness.backends.base import (
     apply_stop,
 )
 from harness.errors import ConfigError, require
+from harness.backends.hf import encode_pair
+from harness.models.loading import load_causal_lm
+from harness.models import weights
 
 log = logging.getLogger(__name__)
 
 
 def fold_adapters(base_dir: Path, adapters: tuple[Path, ...] | list[Path]) -> Path:
     """A checkpoint with `adapters` merged in order (cached by their paths' content keys)."""
-    from harness import weights
 
     if not adapters:
         return Path(base_dir)
@@ -42,7 +44,6 @@ def fold_adapters(base_dir: Path, adapters: tuple[Path, ...] | list[Path]) -> Pa
         return out
     from transformers import AutoTokenizer
 
-    from harness.backends.hf import load_causal_lm
 
     log.info("folding %d adapter(s) into %s for vLLM", len(adapters), out)
     model = load_causal_lm(base_dir, adapters, "float32", merge_all=True)
@@ -77,7 +78,7 @@ class VLLMBackend:
             self.lora = LoRARequest(Path(adapter).name, 1, str(adapter))
         self.max_length = max_length
         log.info("loaded %s in vLLM%s in %.1fs", model_dir, " + LoRA" if adapter else "", time.perf_counter() - start)
-        self.info = BackendInfo(name="vllm", device="cuda", dtype=dtype,
+        self.info = BackendInfo(name="vllm", device="cuda", dtype=dtype, max_length=max_length,
                                 details={"model_path": str(model_dir), "lora": str(adapter) if adapter else None,
                                          "vllm": vllm.__version__})
 
@@ -107,7 +108,6 @@ class VLLMBackend:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
-        from harness.backends.hf import encode_pair
 
         encoded = [encode_pair(self.tokenizer, c, x) for c, x in requests]
         inputs = [(ctx + cont)[-self.max_length:] for ctx, cont in encoded]

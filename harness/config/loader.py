@@ -10,6 +10,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from harness.errors import ConfigError
+from harness.textfile import read_text
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -123,7 +124,6 @@ UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, 
 def read_yaml(path: Path | str) -> object:
     """Load a YAML file safely (UniqueKeyLoader); a missing file, a file that is not UTF-8, a
     YAML syntax error or a repeated key is a ConfigError naming the place."""
-    from harness.textfile import read_text
 
     path = Path(path)
     if not path.is_file():

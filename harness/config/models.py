@@ -8,6 +8,8 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from harness.config.loader import Strict, load_model_file
+from harness.errors import UnknownNameError
+from harness.recipes import recipe_for
 
 NAME = r"^[A-Za-z0-9_.-]+$"
 
@@ -87,8 +89,6 @@ class ModelsFile(Strict):
 
 def load_models(path: Path | str) -> ModelsFile:
     """Parse a models file, check parents, and validate each variant's recipe config."""
-    from harness.errors import UnknownNameError
-    from harness.recipes import recipe_for
 
     spec = load_model_file(ModelsFile, path)
     known = {spec.base.name}
@@ -118,7 +118,6 @@ def lineage(spec: ModelsFile, name: str) -> list[str]:
     """Names from the base down to `name`, inclusive."""
     by_name = {v.name: v for v in spec.variants}
     if name != spec.base.name and name not in by_name:
-        from harness.errors import UnknownNameError
 
         raise UnknownNameError("model", name, model_names(spec))
     chain = [name]

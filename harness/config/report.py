@@ -8,6 +8,10 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from harness.config.loader import Strict, load_model_file
+from harness.errors import ConfigError
+from harness.errors import UnknownNameError
+from harness.stats.metricspec import declarations
+from harness.stats.metricspec import lookup
 
 RuleKind = Literal["non_inferiority", "superiority", "bound"]
 
@@ -173,8 +177,6 @@ def load_report(path: Path | str) -> ReportSpec:
 def check_rule_metrics(spec: ReportSpec, path: Path | str) -> None:
     """Every gate rule names a declared metric, and a comparison rule one with a better direction
     (checked without a store: `harness validate` catches a misspelt metric before CI does)."""
-    from harness.errors import ConfigError, UnknownNameError
-    from harness.metricspec import declarations, lookup
 
     for i, rule in enumerate(spec.gate):
         metric = lookup(rule.metric)

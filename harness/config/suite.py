@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from harness.config.loader import Strict, load_model_file
+from harness.tasks.extract import ExtractSpec
 
 
 class DataSpec(Strict):
@@ -91,7 +92,7 @@ class ClassificationSpec(Strict):
     target_delimiter: str = " "
     """loglikelihood: placed between the prompt and each label."""
     extract: dict | None = None
-    """generate: a harness.extract spec (e.g. {type: regex, pattern: 'Emotion: (\\w+)'}) whose
+    """generate: a harness.tasks.extract spec (e.g. {type: regex, pattern: 'Emotion: (\\w+)'}) whose
     result is matched to a label ignoring case; an output with no label counts as an
     extraction failure (metric `extraction_failed`) and as wrong."""
 
@@ -102,7 +103,6 @@ class ClassificationSpec(Strict):
         if self.extract is not None and self.method != "generate":
             raise ValueError("extract applies to method: generate")
         if self.extract is not None:
-            from harness.extract import ExtractSpec
 
             ExtractSpec.model_validate(self.extract)
         return self
@@ -187,7 +187,7 @@ class SequenceKLSpec(Strict):
 
 
 class LmEvalSpec(Strict):
-    """An lm-eval task run through the variant's harness backend (see harness.lm_eval_tasks)."""
+    """An lm-eval task run through the variant's harness backend (see harness.tasks.kinds.lm_eval)."""
 
     task: str
     """lm-eval's task name (hellaswag, arc_easy, gsm8k, ... or a local YAML's `task:`); one task, not a group."""
@@ -239,7 +239,7 @@ class TaskSpec(Strict):
     """Item field used as the sample id; default: position in the data (or subject/position)."""
     sequence_kl: SequenceKLSpec | None = None
     """Generation tasks: also estimate each transformers-served variant's sequence-level
-    KL(variant || parent) on the prompts (harness.sequence_kl), stored as `parent_seq_kl`."""
+    KL(variant || parent) on the prompts (harness.analysis.sequence_kl), stored as `parent_seq_kl`."""
     category_field: str | None = None
     """Item field that groups items (MT-Bench's `category`: writing, roleplay, reasoning, ...):
     stored with every sample, and the report breaks the headline metric down by it, for this task
@@ -453,5 +453,5 @@ class SuiteSpec(Strict):
 
 
 def load_suite(path: Path | str) -> SuiteSpec:
-    """Parse a suite file (structure only; see harness.tasks for data and scorer checks)."""
+    """Parse a suite file (structure only; see harness.tasks.prepare for data and scorer checks)."""
     return load_model_file(SuiteSpec, path)

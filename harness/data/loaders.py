@@ -12,6 +12,8 @@ from typing import Any
 
 from harness.errors import ConfigError
 from harness.textfile import read_csv_rows, read_text
+from harness.errors import UnknownNameError
+from harness.errors import require
 
 LETTERS = "ABCDEFGHIJ"
 HEADER_ANSWER = ("answer", "target", "label", "gold", "correct", "answerkey")
@@ -85,7 +87,6 @@ def load_mmlu_csv(req: LoadRequest) -> list[Record]:
     records = []
     for subject in subjects:
         if subject not in available:
-            from harness.errors import UnknownNameError
 
             raise UnknownNameError("MMLU subject", subject, available, where=str(folder))
         path = available[subject]
@@ -169,7 +170,6 @@ def load_tweeteval(req: LoadRequest) -> list[Record]:
 
 def load_hf_dataset(req: LoadRequest) -> list[Record]:
     """A Hugging Face `datasets` dataset (needs network or a local cache)."""
-    from harness.errors import require
 
     datasets = require("datasets", "the hf data source", "hf")
     if not req.dataset:

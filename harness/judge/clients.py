@@ -4,7 +4,7 @@ row, never a dropped item or a crashed run.
 
 - OpenAIJudge: any OpenAI-compatible /chat/completions endpoint (vLLM, llama.cpp, Ollama,
   hosted APIs), with a concurrency limit; timeouts and retries (429, 5xx, timeouts, connection
-  errors) are harness.openai_http's, shared with the endpoint candidate backend.
+  errors) are harness.backends.openai_http's, shared with the endpoint candidate backend.
 - LocalJudge: a loaded harness backend (hf or fake). `choice` mode scores the verdict tokens
   by log-likelihood; `generate` mode samples a judgment and leaves parsing to the caller.
 - CachedJudge: wraps either; replies are cached in the store, keyed by the judge's identity,
@@ -23,6 +23,11 @@ from dataclasses import dataclass
 
 from harness.hashing import stable_hash
 from harness.progress import progress
+from harness.backends.base import GenerationConfig
+from harness.backends.openai_http import EndpointError
+from harness.backends.openai_http import RetryPolicy
+from harness.backends.openai_http import api_key
+from harness.backends.openai_http import post_json
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +62,6 @@ class OpenAIJudge:
                  backoff_s: float = 1.0, seed: int = 0):
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model = model
-        from harness.openai_http import RetryPolicy, api_key
 
         self.api_key = api_key(api_key_env, "judge.api_key_env")
         self.temperature, self.max_tokens, self.seed, self.concurrency = temperature, max_tokens, seed, concurrency
@@ -89,7 +93,6 @@ class OpenAIJudge:
         return replies  # type: ignore[return-value]
 
     def _one(self, call: JudgeCall) -> JudgeReply:
-        from harness.openai_http import EndpointError, post_json
 
         body = {"model": self.model, "temperature": self.temperature, "max_tokens": self.max_tokens,
                 "seed": self.seed + call.sample_index,
@@ -145,7 +148,6 @@ class LocalJudge:
         return replies
 
     def _generate(self, calls: list[JudgeCall]) -> list[JudgeReply]:
-        from harness.backends.base import GenerationConfig
 
         replies: list[JudgeReply | None] = [None] * len(calls)
         # One batch per sample index, so each of the k votes gets its own seed.

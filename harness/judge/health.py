@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from harness.stats import Estimate, bootstrap_statistic
+from harness.stats.intervals import Estimate, bootstrap_statistic
 
 NAN = float("nan")
 

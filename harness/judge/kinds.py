@@ -6,7 +6,18 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from harness.metricspec import Metric, RunValues, TaskKind
+from harness.stats.metricspec import Metric, RunValues, TaskKind
+from harness.judge.health import PAIRWISE_FIGURES
+from harness.judge.health import RATING_CATEGORIES
+from harness.judge.health import SINGLE_FIGURES
+from harness.judge.health import anchor_agrees
+from harness.judge.health import cohen_kappa
+from harness.judge.health import pairwise_point
+from harness.judge.health import rounded_rating_anchors
+from harness.judge.health import single_point
+from harness.judge.task import combine_pairwise
+from harness.judge.task import combine_single
+from harness.stats.hypothesis import ItemStatistic
 
 _STAT = "harness.judge.kinds:run_statistic"
 
@@ -62,18 +73,6 @@ def run_statistic(store, run_id: str, metric: str, params: dict) -> RunValues:
     judge calls (the same computation as when the run was written)."""
     import json
 
-    from harness.hypothesis import ItemStatistic
-    from harness.judge.health import (
-        PAIRWISE_FIGURES,
-        RATING_CATEGORIES,
-        SINGLE_FIGURES,
-        anchor_agrees,
-        cohen_kappa,
-        pairwise_point,
-        rounded_rating_anchors,
-        single_point,
-    )
-    from harness.judge.task import combine_pairwise, combine_single
 
     run = store.query("SELECT task_type, judge FROM runs WHERE run_id = ?", [run_id])
     rows = [SimpleNamespace(**r) for r in store.query("SELECT * FROM judgments WHERE run_id = ? ORDER BY call_index", [run_id])]

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import ConfigError
+from harness.data.loaders import read_jsonl_objects
 
 BUILTIN_PROMPTS = Path(__file__).with_name("prompts.jsonl")
 _FIELD = re.compile(r"\{([a-z][a-z0-9_]*)\}")
@@ -43,7 +44,6 @@ def load_judge_prompts(path: Path | str | None = None) -> dict[str, JudgePrompt]
     path = Path(path) if path else BUILTIN_PROMPTS
     if not path.is_file():
         raise ConfigError(f"{path}: judge prompt file not found")
-    from harness.data.loaders import read_jsonl_objects
 
     out: dict[str, JudgePrompt] = {}
     for n, row in read_jsonl_objects(path):

@@ -45,6 +45,8 @@ from harness.store.db import (
     Store,
     nan_to_null,
 )
+from harness.data.loaders import read_jsonl_objects
+from harness.errors import UnknownNameError
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +72,7 @@ class PreparedJudgeTask:
     prompts_hash: str
     anchors_hash: str
     suite_tasks: str = "[]"
-    """The suite's tasks as JSON, recorded with the run (see harness.tasks.suite_tasks_json)."""
+    """The suite's tasks as JSON, recorded with the run (see harness.tasks.prepare.suite_tasks_json)."""
 
 
 def prepare_judge_task(spec: JudgeTaskSpec, suite: str, suite_path: Path, suite_tasks: str = "[]") -> PreparedJudgeTask:
@@ -85,7 +87,6 @@ def prepare_judge_task(spec: JudgeTaskSpec, suite: str, suite_path: Path, suite_
     needed = [("prompt", _base_name(spec))] + ([("reference_prompt", _ref_name(spec))] if j.use_reference else [])
     for key, name in needed:
         if name not in prompts:
-            from harness.errors import UnknownNameError
 
             raise UnknownNameError("judge prompt", name, prompts, where=f"{where}: judge.{key}")
         if prompts[name].type != want:
@@ -110,7 +111,6 @@ def _load_anchors(path: Path, grading: str) -> list[dict]:
     if not path.is_file():
         raise ConfigError(f"{path}: anchor file not found (judge.anchors)")
     need = ("question", "answer_a", "answer_b", "human") if grading == "pairwise" else ("question", "answer", "human")
-    from harness.data.loaders import read_jsonl_objects
 
     out = []
     for n, row in read_jsonl_objects(path):
@@ -306,9 +306,9 @@ def run_judge_task(store: Store, judge, task: PreparedJudgeTask, candidate: str,
     started = datetime.now(timezone.utc).replace(tzinfo=None)
     t0 = time.perf_counter()
     plans = _plan_pairwise(task, cand, base, seed) if baseline else _plan_single(task, cand)
-    before = getattr(judge, "calls_made", 0)
+    before = judge.calls_made
     replies = judge.judge_many([p.call for p in plans], desc=f"judge {spec.name} {candidate}")
-    made = getattr(judge, "calls_made", 0) - before
+    made = judge.calls_made - before
     run_id = uuid.uuid4().hex[:16]
     judgments = [_judgment_row(run_id, i, p, r, spec) for i, (p, r) in enumerate(zip(plans, replies))]
     if baseline:

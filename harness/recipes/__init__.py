@@ -10,26 +10,7 @@ from typing import Any, Callable
 from harness import registry
 from harness.config.loader import Strict, parse_model
 from harness.errors import ConfigError
-
-
-@dataclass(frozen=True)
-class ParentModel:
-    """How to load the model a recipe starts from: a base checkpoint plus adapters, in order."""
-
-    name: str
-    key: str
-    base_dir: Path
-    adapters: tuple[Path, ...] = ()
-    dtype: str = "float32"
-    quantization: dict | None = None
-    """Set for quantized variants: the bitsandbytes settings applied when loading base_dir."""
-    gguf: Path | None = None
-    """The GGUF file that serves exactly this model with llama.cpp: a GGUF base as it ships, or a
-    `gguf` export. None for models that exist only as transformers weights (and adapters)."""
-    reward_head: Path | None = None
-    """Set for reward models: the sequence-classification adapter (LoRA plus the scalar `score`
-    head) applied over the chain above (harness.reward_model). Such a model scores outputs; it is
-    never a candidate or a parent."""
+from harness.models.parent import ParentModel
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from pathlib import Path
 from harness.config.loader import Strict
 from harness.errors import ConfigError
 from harness.recipes import BuildContext, BuildResult, Recipe, resolve_data_path
+from harness.models.loading import load_causal_lm
 
 
 class AdapterConfig(Strict):
@@ -43,7 +44,6 @@ def build(ctx: BuildContext) -> BuildResult:
     import json
     import shutil
 
-    from harness.backends.hf import load_causal_lm
 
     cfg: AdapterConfig = ctx.config
     source = _adapter_dir(cfg, ctx.models_path)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from harness.recipes import ParentModel
+from harness.models.parent import ParentModel
+from harness.models.loading import load_causal_lm
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,6 @@ def load_parent_for_training(parent: ParentModel, quantization=None):
         model = AutoModelForCausalLM.from_pretrained(str(parent.base_dir), dtype=getattr(torch, parent.dtype),
                                                      quantization_config=quantization)
         return _prepare_kbit(model)
-    from harness.backends.hf import load_causal_lm
 
     return load_causal_lm(parent.base_dir, parent.adapters, parent.dtype, merge_all=True)
 

@@ -19,7 +19,21 @@ from pydantic import Field
 from harness.config.loader import Strict
 from harness.recipes import BuildContext, BuildResult, Recipe, resolve_data_path
 from harness.recipes.sft_lora import LoraSpec, SFTTrainingSpec
-from harness.textprep import TextPrepSpec
+from harness.data.textprep import TextPrepSpec
+from harness.backends.base import GenerationConfig
+from harness.backends.hf import open_model
+from harness.data.loaders import LoadRequest
+from harness.data.loaders import load_jsonl
+from harness.data.textprep import prep_fields
+from harness.diagnostics.lora_rank import adapter_rank_report
+from harness.diagnostics.lora_rank import full_finetune_rank_report
+from harness.errors import ConfigError
+from harness.models.tokenizers import load_tokenizer
+from harness.progress import progress_enabled
+from harness.recipes import sft_lora
+from harness.recipes.common import LossLogger
+from harness.recipes.common import load_parent_for_training
+from harness.tasks.prompts import render
 
 log = logging.getLogger(__name__)
 
@@ -70,13 +84,10 @@ def dependencies(config: DistillConfig) -> list[str]:
 
 
 def _rows(cfg: DistillConfig, ctx: BuildContext) -> list[dict]:
-    from harness.data.loaders import LoadRequest, load_jsonl
-    from harness.prompts import render
 
     where = f"{ctx.models_path}: {ctx.variant}.config.data"
     rows = load_jsonl(LoadRequest(resolve_data_path(cfg.data.path, ctx.models_path)))
     rows = rows[: cfg.data.limit] if cfg.data.limit else rows
-    from harness.textprep import prep_fields
 
     out = []
     for r in rows:
@@ -102,9 +113,6 @@ def _response_level(ctx: BuildContext, cfg: DistillConfig, teacher) -> BuildResu
     """Teacher generates; the student learns its outputs with the SFT recipe."""
     import json
 
-    from harness.backends.base import GenerationConfig
-    from harness.backends.hf import open_model
-    from harness.recipes import sft_lora
 
     rows = _rows(cfg, ctx)
     backend = open_model(teacher)
@@ -148,10 +156,6 @@ def _token_level(ctx: BuildContext, cfg: DistillConfig, teacher) -> BuildResult:
         TrainingArguments,
     )
 
-    from harness.errors import ConfigError
-    from harness.progress import progress_enabled
-    from harness.recipes.common import LossLogger, load_parent_for_training
-    from harness.tokenizer_cache import load_tokenizer
 
     where = f"{ctx.models_path}: {ctx.variant}.config"
     if cfg.data.completion is None:
@@ -221,10 +225,6 @@ def _token_level(ctx: BuildContext, cfg: DistillConfig, teacher) -> BuildResult:
         tok.save_pretrained(str(ctx.output_dir))
         total = trainable = sum(p.numel() for p in student.parameters())
         artifact = "full"
-    from harness.diagnostics.lora_rank import (
-        adapter_rank_report,
-        full_finetune_rank_report,
-    )
 
     rank = (adapter_rank_report(ctx.output_dir) if cfg.train == "lora"
             else full_finetune_rank_report(initial, dict(student.named_modules())))

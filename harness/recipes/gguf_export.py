@@ -13,6 +13,12 @@ from typing import Literal
 
 from harness.config.loader import Strict
 from harness.recipes import BuildContext, BuildResult, Recipe
+from harness.errors import require
+from harness.models.gguf import convert_hf
+from harness.models.gguf import converter_path
+from harness.models.gguf import quantize
+from harness.models.tokenizers import load_tokenizer
+from harness.recipes.common import load_parent_for_training
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +41,6 @@ def data_files(config: GGUFConfig, models_path: Path) -> list[Path]:
 
 
 def build(ctx: BuildContext) -> BuildResult:
-    from harness.gguf_tools import convert_hf, quantize
 
     cfg: GGUFConfig = ctx.config
     source, merged_bytes, params = _merged(ctx)
@@ -61,13 +66,11 @@ def _merged(ctx: BuildContext) -> tuple[Path, int, int]:
     """A transformers directory with what the parent computes: its own checkpoint when it has no
     adapters, else the base with every adapter merged (saved under the output, removed after).
     Returns (directory, bytes of its weights, parameter count)."""
-    from harness.recipes.common import load_parent_for_training
 
     parent = ctx.parent
     if not parent.adapters:
         source = parent.base_dir
     else:
-        from harness.tokenizer_cache import load_tokenizer
 
         source = ctx.output_dir / "merged"
         model = load_parent_for_training(parent)
@@ -95,8 +98,6 @@ def _param_count(files: list[Path]) -> int:
 
 def check(config: GGUFConfig) -> None:
     """llama.cpp's converter, and its quantizer (llama-cpp-python) unless the export stays unquantized."""
-    from harness.errors import require
-    from harness.gguf_tools import converter_path
 
     converter_path()
     if config.quantization not in ("f32", "f16"):

@@ -13,6 +13,9 @@ from pydantic import Field
 
 from harness.config.loader import Strict
 from harness.recipes import BuildContext, BuildResult, Recipe
+from harness.backends.hf import open_model
+from harness.errors import ConfigError
+from harness.models.tokenizers import load_tokenizer
 
 
 class MergeConfig(Strict):
@@ -31,9 +34,6 @@ def data_files(config: MergeConfig, models_path: Path) -> list[Path]:
 def build(ctx: BuildContext) -> BuildResult:
     import torch
 
-    from harness.backends.hf import open_model
-    from harness.errors import ConfigError
-    from harness.tokenizer_cache import load_tokenizer
 
     cfg: MergeConfig = ctx.config
     if not ctx.parent.adapters:

@@ -15,9 +15,27 @@ from pathlib import Path
 from pydantic import Field
 
 from harness.config.loader import Strict
-from harness.preference_data import PreferenceDataSpec
+from harness.recipes.preference_data import PreferenceDataSpec
 from harness.recipes import BuildContext, BuildResult, Recipe, resolve_data_path
 from harness.recipes.sft_lora import LoraSpec
+from harness.backends.base import GenerationConfig
+from harness.backends.hf import open_model
+from harness.diagnostics.lora_rank import adapter_rank_report
+from harness.errors import ConfigError
+from harness.judge.clients import LocalJudge
+from harness.judge.clients import OpenAIJudge
+from harness.judge.constitution import load_constitution
+from harness.models.tokenizers import load_tokenizer
+from harness.progress import progress_enabled
+from harness.recipes.common import LossLogger
+from harness.recipes.common import load_parent_for_training
+from harness.recipes.preference_data import build_pairs
+from harness.recipes.preference_data import build_unpaired
+from harness.recipes.preference_data import check_pairs
+from harness.recipes.preference_data import check_unpaired
+from harness.recipes.preference_data import export_audit_sample
+from harness.recipes.preference_data import human_agreement
+from harness.recipes.preference_data import split_pairs
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +78,6 @@ def data_files(config: PreferenceConfig, models_path: Path) -> list[Path]:
 
 def _generate_with_parent(ctx: BuildContext, spec: PreferenceDataSpec):
     """For rule-based pairs: the parent's own greedy answers (a fresh model, freed afterwards)."""
-    from harness.backends.base import GenerationConfig
-    from harness.backends.hf import open_model
 
     def generate(prompts: list[str]) -> list[str]:
         backend = open_model(ctx.parent)
@@ -76,12 +92,10 @@ def _generate_with_parent(ctx: BuildContext, spec: PreferenceDataSpec):
 
 def _open_judge(ctx: BuildContext, spec: PreferenceDataSpec):
     """The annotating judge: an endpoint, or a model of the models file (a build dependency)."""
-    from harness.judge.clients import LocalJudge, OpenAIJudge
 
     j = spec.judge
     if j.backend == "openai":
         return OpenAIJudge.from_spec(j)
-    from harness.backends.hf import open_model
 
     model = ctx.dependencies[j.variant]
     backend = open_model(model)
@@ -95,13 +109,11 @@ def dependencies(config: PreferenceConfig) -> list[str]:
 
 
 def _build(ctx: BuildContext, loss: str) -> BuildResult:
-    from harness.preference_data import build_unpaired, check_unpaired, split_pairs
 
     cfg: PreferenceConfig = ctx.config
     tcfg = cfg.training
     where = f"{ctx.models_path}: {ctx.variant}.config"
     if cfg.data.source == "unpaired" and loss != "kto":
-        from harness.errors import ConfigError
 
         raise ConfigError(f"{where}.data.source: 'unpaired' data (single labelled completions) trains KTO only; {loss} needs pairs")
     if cfg.data.source == "unpaired":
@@ -145,8 +157,6 @@ def collect_pairs(ctx: BuildContext, spec: PreferenceDataSpec, where: str) -> Co
     """Pairs from the data's source (given, rule-built with the parent, or judge-annotated with
     the constitution and checked against the human labels first), checked, audited and split:
     what the DPO family and the reward model train on."""
-    from harness.errors import ConfigError
-    from harness.preference_data import build_pairs, check_pairs, export_audit_sample, human_agreement, split_pairs
 
     annotation: dict = {}
     constitution, prompts_path = _feedback_files(ctx, spec)
@@ -196,7 +206,6 @@ def collect_pairs(ctx: BuildContext, spec: PreferenceDataSpec, where: str) -> Co
 
 def _feedback_files(ctx: BuildContext, spec):
     """The constitution (parsed) and the judge-prompt file (resolved) of AI-feedback pair building."""
-    from harness.constitution import load_constitution
 
     constitution = load_constitution(resolve_data_path(spec.principles, ctx.models_path)) if spec.principles else None
     prompts_path = resolve_data_path(spec.judge.prompts, ctx.models_path) if spec.judge is not None and spec.judge.prompts else None
@@ -211,7 +220,7 @@ def _sha256(path: Path) -> str:
 
 def _build_kto_unpaired(ctx: BuildContext, cfg, where: str, build_unpaired, check_unpaired, split) -> BuildResult:
     """KTO on single labelled completions: the balance is reported and trl's desirable /
-    undesirable weights are set from it (harness.preference_data.kto_weights)."""
+    undesirable weights are set from it (harness.recipes.preference_data.kto_weights)."""
     from trl import KTOConfig
 
     examples, quality = check_unpaired(build_unpaired(cfg.data, resolve_data_path(cfg.data.path, ctx.models_path), where), where)
@@ -241,8 +250,6 @@ def _train(ctx: BuildContext, cfg, loss: str, make_args, train_ds: list[dict], v
     from peft import LoraConfig
     from transformers import PrinterCallback
 
-    from harness.recipes.common import LossLogger, load_parent_for_training
-    from harness.tokenizer_cache import load_tokenizer
 
     tcfg = cfg.training
     tokenizer = load_tokenizer(ctx.parent.base_dir)
@@ -270,7 +277,6 @@ def _train(ctx: BuildContext, cfg, loss: str, make_args, train_ds: list[dict], v
     for key in ("eval_rewards/accuracies", "eval_rewards/margins"):
         if key in after:
             metrics[key.replace("eval_rewards/", "reward_")] = float(after[key])
-    from harness.diagnostics.lora_rank import adapter_rank_report
 
     metrics["lora_rank"] = adapter_rank_report(ctx.output_dir)
     return BuildResult(artifact="adapter", trainable_params=int(trainable), total_params=int(total),
@@ -282,7 +288,6 @@ def trainer_settings(ctx: BuildContext, tcfg) -> dict:
     there, no checkpoints, no reporting, harness's own progress logging)."""
     import torch
 
-    from harness.progress import progress_enabled
 
     return dict(
         output_dir=str(ctx.output_dir / "trainer"), max_steps=tcfg.max_steps, per_device_train_batch_size=tcfg.batch_size,

@@ -15,6 +15,10 @@ from typing import Literal
 
 from harness.config.loader import Strict
 from harness.recipes import BuildContext, BuildResult, Recipe
+from harness.errors import require
+from harness.models.loading import bnb_config
+from harness.models.tokenizers import load_tokenizer
+from harness.recipes.common import load_parent_for_training
 
 log = logging.getLogger(__name__)
 
@@ -36,18 +40,6 @@ class QuantizeConfig(Strict):
 
 def data_files(config: QuantizeConfig, models_path: Path) -> list[Path]:
     return []
-
-
-def bnb_config(spec: dict):
-    """A transformers BitsAndBytesConfig from the stored quantization.json content."""
-    import torch
-    from transformers import BitsAndBytesConfig
-
-    if spec["scheme"] == "int8":
-        return BitsAndBytesConfig(load_in_8bit=True)
-    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=spec["scheme"],
-                              bnb_4bit_use_double_quant=spec["double_quant"],
-                              bnb_4bit_compute_dtype=getattr(torch, spec["compute_dtype"]))
 
 
 def layer_errors(model, scheme: str, double_quant: bool, limit: int | None = None) -> list[dict]:
@@ -86,8 +78,6 @@ def _state_bytes(state) -> int:
 def build(ctx: BuildContext) -> BuildResult:
     import torch
 
-    from harness.errors import require
-    from harness.recipes.common import load_parent_for_training
 
     require("bitsandbytes", "quantization", "quant")
     from transformers import AutoModelForCausalLM
@@ -97,7 +87,6 @@ def build(ctx: BuildContext) -> BuildResult:
     if ctx.parent.adapters:
         source = ctx.output_dir / "merged"
         model.save_pretrained(source)
-        from harness.tokenizer_cache import load_tokenizer
 
         load_tokenizer(ctx.parent.base_dir).save_pretrained(source)
     else:

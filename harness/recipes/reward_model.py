@@ -15,10 +15,20 @@ import logging
 from pydantic import Field, model_validator
 
 from harness.config.loader import Strict
-from harness.preference_data import PreferenceDataSpec
+from harness.recipes.preference_data import PreferenceDataSpec
 from harness.recipes import BuildContext, BuildResult, Recipe
 from harness.recipes.preference import collect_pairs, data_files, dependencies, trainer_settings
 from harness.recipes.sft_lora import LoraSpec
+from harness.models.reward_model import META_FILE
+from harness.models.reward_model import encode
+from harness.models.reward_model import length_baseline
+from harness.models.reward_model import pairwise_accuracy
+from harness.models.reward_model import scores
+from harness.models.reward_model import sequence_classifier
+from harness.models.reward_model import versus_length
+from harness.models.tokenizers import load_tokenizer
+from harness.recipes.common import LossLogger
+from harness.recipes.common import load_parent_for_training
 
 log = logging.getLogger(__name__)
 
@@ -64,17 +74,6 @@ def _build(ctx: BuildContext) -> BuildResult:
     from transformers import PrinterCallback
     from trl import RewardConfig, RewardTrainer
 
-    from harness.recipes.common import LossLogger, load_parent_for_training
-    from harness.reward_model import (
-        META_FILE,
-        encode,
-        length_baseline,
-        pairwise_accuracy,
-        scores,
-        sequence_classifier,
-        versus_length,
-    )
-    from harness.tokenizer_cache import load_tokenizer
 
     cfg: RewardModelConfig = ctx.config
     tcfg = cfg.training

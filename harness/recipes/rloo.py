@@ -20,6 +20,15 @@ from pydantic import Field, model_validator
 from harness.config.loader import Strict
 from harness.recipes import BuildContext, BuildResult, Recipe, resolve_data_path
 from harness.recipes.sft_lora import LoraSpec
+from harness.data.loaders import read_jsonl_objects
+from harness.diagnostics.lora_rank import adapter_rank_report
+from harness.errors import ConfigError
+from harness.models.reward_model import load_reward_model
+from harness.models.tokenizers import load_tokenizer
+from harness.progress import progress_enabled
+from harness.recipes.common import LossLogger
+from harness.recipes.common import load_parent_for_training
+from harness.tasks.prompts import render
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +86,6 @@ class RlooConfig(Strict):
 
 
 def _prompts(cfg: RlooConfig, ctx: BuildContext, where: str) -> list[str]:
-    from harness.data.loaders import read_jsonl_objects
-    from harness.prompts import render
 
     rows = read_jsonl_objects(resolve_data_path(cfg.data.path, ctx.models_path))
     rows = rows[: cfg.data.limit] if cfg.data.limit else rows
@@ -92,11 +99,6 @@ def _build(ctx: BuildContext) -> BuildResult:
     from transformers import PrinterCallback
     from trl import RLOOConfig, RLOOTrainer
 
-    from harness.errors import ConfigError
-    from harness.progress import progress_enabled
-    from harness.recipes.common import LossLogger, load_parent_for_training
-    from harness.reward_model import load_reward_model
-    from harness.tokenizer_cache import load_tokenizer
 
     cfg: RlooConfig = ctx.config
     tcfg = cfg.training
@@ -145,7 +147,6 @@ def _build(ctx: BuildContext) -> BuildResult:
                "completions_per_step": tcfg.batch_size * tcfg.gradient_accumulation_steps * tcfg.logging_steps,
                "reward_first": rewards[0] if rewards else None, "reward_last": rewards[-1] if rewards else None,
                "kl_last": kls[-1] if kls else None}
-    from harness.diagnostics.lora_rank import adapter_rank_report
 
     metrics["lora_rank"] = adapter_rank_report(ctx.output_dir)
     return BuildResult(artifact="adapter", trainable_params=int(trainable), total_params=int(total),

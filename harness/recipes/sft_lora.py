@@ -15,7 +15,18 @@ from pydantic import Field, model_validator
 
 from harness.config.loader import Strict
 from harness.recipes import BuildContext, BuildResult, Recipe, resolve_data_path
-from harness.textprep import TextPrepSpec
+from harness.data.textprep import TextPrepSpec
+from harness.data.loaders import LoadRequest
+from harness.data.loaders import load_jsonl
+from harness.data.textprep import prep_fields
+from harness.diagnostics.lora_rank import adapter_rank_report
+from harness.errors import ConfigError
+from harness.errors import require
+from harness.models.tokenizers import load_tokenizer
+from harness.progress import progress_enabled
+from harness.recipes.common import LossLogger
+from harness.recipes.common import load_parent_for_training
+from harness.tasks.prompts import render
 
 log = logging.getLogger(__name__)
 
@@ -117,9 +128,6 @@ def data_files(config: SFTLoraConfig, models_path: Path) -> list[Path]:
 def load_pairs(path: Path, config: SFTDataSpec, where: str, dropped: dict | None = None) -> list[dict]:
     """Rows -> {'prompt', 'completion'} via the templates (errors name file and line).
     With `prep`, the `prep_fields` are cleaned first and filtered rows counted in `dropped`."""
-    from harness.data.loaders import LoadRequest, load_jsonl
-    from harness.prompts import render
-    from harness.textprep import prep_fields
 
     pairs = []
     for r in load_jsonl(LoadRequest(path)):
@@ -156,9 +164,6 @@ def build(ctx: BuildContext) -> BuildResult:
     from transformers import PrinterCallback
     from trl import SFTConfig, SFTTrainer
 
-    from harness.progress import progress_enabled
-    from harness.recipes.common import LossLogger, load_parent_for_training
-    from harness.tokenizer_cache import load_tokenizer
 
     cfg: SFTLoraConfig = ctx.config
     tcfg = cfg.training
@@ -174,7 +179,6 @@ def build(ctx: BuildContext) -> BuildResult:
     tokenizer = load_tokenizer(ctx.parent.base_dir)
     if cfg.data.chat_template:
         if not tokenizer.chat_template:
-            from harness.errors import ConfigError
 
             raise ConfigError(f"{where}: data.chat_template is true but the parent's tokenizer has no chat template")
         train_pairs, val_pairs = [as_conversation(p) for p in train_pairs], [as_conversation(p) for p in val_pairs]
@@ -227,7 +231,6 @@ def build(ctx: BuildContext) -> BuildResult:
         metrics.update({k: float(v) for k, v in trainer.evaluate().items() if isinstance(v, (int, float))})
     trainer.model.save_pretrained(str(ctx.output_dir))
     trainable, total = trainer.model.get_nb_trainable_parameters()
-    from harness.diagnostics.lora_rank import adapter_rank_report
 
     metrics["lora_rank"] = adapter_rank_report(ctx.output_dir)
     return BuildResult(artifact="adapter", trainable_params=int(trainable), total_params=int(total),
@@ -238,7 +241,6 @@ def qlora_plan(spec: QLoRASpec | None, use_cpu: bool, where: str):
     """(BitsAndBytesConfig or None, fallback description or None) for this machine."""
     if spec is None:
         return None, None
-    from harness.errors import ConfigError, require
 
     if use_cpu and spec.cpu_fallback == "error":
         raise ConfigError(f"{where}: QLoRA needs CUDA and this machine has none",

@@ -9,6 +9,9 @@ from pydantic import Field
 
 from harness.config.loader import Strict
 from harness.recipes import BuildContext, BuildResult, Recipe
+from harness.errors import ConfigError
+from harness.models.tokenizers import load_tokenizer
+from harness.recipes.common import load_parent_for_training
 
 
 class ShrinkConfig(Strict):
@@ -32,9 +35,6 @@ def kept_layers(n: int, k: int) -> list[int]:
 def build(ctx: BuildContext) -> BuildResult:
     import torch
 
-    from harness.errors import ConfigError
-    from harness.recipes.common import load_parent_for_training
-    from harness.tokenizer_cache import load_tokenizer
 
     cfg: ShrinkConfig = ctx.config
     model = load_parent_for_training(ctx.parent)

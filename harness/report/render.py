@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.formatting import figure, p_value
+from harness.report.formatting import figure, p_value
 from harness.report.view import ReportView
 
 

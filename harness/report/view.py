@@ -10,10 +10,27 @@ from datetime import datetime, timezone
 from harness import __version__
 from harness.config.report import ReportSpec
 from harness.errors import ConfigError
-from harness.gate import Verdict, evaluate_gate
-from harness.metrics import MetricSummary, sample_values, summarize
-from harness.metricspec import direction, lookup
+from harness.report.gate import Verdict, evaluate_gate
+from harness.analysis.metrics import MetricSummary, sample_values, summarize
+from harness.stats.metricspec import direction, lookup
 from harness.store.db import Store
+from harness.analysis.coverage import missing_tasks
+from harness.analysis.coverage import partial_runs
+from harness.analysis.fidelity import Unavailable
+from harness.analysis.fidelity import item_values
+from harness.analysis.fidelity import parent_run
+from harness.analysis.flips import item_flips
+from harness.analysis.metrics import run_values
+from harness.review.audit import agreement
+from harness.review.rubric import rating_agreement
+from harness.review.rubric import review_agreement
+from harness.stats.hypothesis import holm
+from harness.stats.hypothesis import mde
+from harness.stats.hypothesis import paired_test
+from harness.stats.hypothesis import two_sided
+from harness.stats.intervals import bootstrap_mean
+from harness.tasks.kinds.classification import confusion as counts
+from harness.tasks.kinds.classification import stored_predictions
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +98,7 @@ class TaskView:
     audit: dict | None = None
     """Hallucination tasks with imported human labels: verifier-human agreement and kappa."""
     flips: list = field(default_factory=list)
-    """harness.flips.Flips of each variant against the baseline on the headline metric."""
+    """harness.analysis.flips.Flips of each variant against the baseline on the headline metric."""
     confusion: dict | None = None
     """Classification tasks: {labels, matrices: variant -> counts[gold][predicted] (last column: no label)}."""
     review: list = field(default_factory=list)
@@ -91,7 +108,7 @@ class TaskView:
     of the headline metric."""
     ratings: list = field(default_factory=list)
     """Rubric tasks with imported human ratings of the judged dimensions: per dimension, the person
-    against the LLM judge on the same outputs (harness.review.rating_agreement)."""
+    against the LLM judge on the same outputs (harness.review.rubric.rating_agreement)."""
 
     @property
     def has_rubric(self) -> bool:
@@ -170,7 +187,6 @@ def check_names(store: Store, spec: ReportSpec, where: str) -> None:
 
 def build_view(store: Store, spec: ReportSpec, where: str = "report") -> ReportView:
     """Everything the template shows, computed from the store's rows."""
-    from harness.coverage import missing_tasks, partial_runs
 
     st = spec.statistics
     check_names(store, spec, where)
@@ -225,9 +241,6 @@ def _contamination(store: Store, spec: ReportSpec, tasks: list[TaskView]) -> lis
     """The contamination check of each task's runs, with the headline recomputed on clean items."""
     from collections import Counter
 
-    from harness.metrics import run_values
-    from harness.metricspec import lookup
-    from harness.stats import bootstrap_mean
 
     st = spec.statistics
     out = []
@@ -283,13 +296,10 @@ def _task_view(store: Store, spec: ReportSpec, suite: str, task: str, metrics: l
     if task_type.startswith("judge_"):
         judge = _judge_words(json.loads(runs[0]["judge"]) if runs[0]["judge"] else {})
     if "hallucination_rate" in metrics:
-        from harness.audit import agreement
 
         audit = agreement(store, task, spec.variants)
     confusion = None
     if task_type == "classification" and runs:
-        from harness.classification import confusion as counts
-        from harness.classification import stored_predictions
 
         matrices, labels = {}, []
         for r in sorted(runs, key=lambda r: spec.variants.index(r["variant"])):
@@ -305,7 +315,6 @@ def _task_view(store: Store, spec: ReportSpec, suite: str, task: str, metrics: l
 def review_rows(store: Store, spec: ReportSpec, task: str, metrics: list[str]) -> list:
     if not any(m.startswith("rubric_") for m in metrics):
         return []
-    from harness.review import review_agreement
 
     return review_agreement(store, task, spec.variants)
 
@@ -313,7 +322,6 @@ def review_rows(store: Store, spec: ReportSpec, task: str, metrics: list[str]) -
 def rating_rows(store: Store, spec: ReportSpec, task: str, metrics: list[str]) -> list:
     if not any(m.startswith("rubric_") for m in metrics):
         return []
-    from harness.review import rating_agreement
 
     return rating_agreement(store, task, spec.variants)
 
@@ -322,7 +330,6 @@ def by_category(store: Store, spec: ReportSpec, runs: list[dict], metric: str) -
     """The headline metric per item category and variant, with bootstrap intervals: the
     categories come from the samples of the run itself or, for a judge run, of the run it judged
     (stored when the task names a category_field). None when no sample has a category."""
-    from harness.stats import bootstrap_mean
 
     st = spec.statistics
     cells: dict[str, dict] = {}
@@ -345,7 +352,6 @@ def _paired(store: Store, spec: ReportSpec, variant: str, reference: str, task: 
     """`variant` against `reference` on one per-item metric, paired on the items both have."""
     import numpy as np
 
-    from harness.hypothesis import mde, paired_test, two_sided
 
     st = spec.statistics
     cand, ref = sample_values(store, variant, task, metric), sample_values(store, reference, task, metric)
@@ -367,7 +373,6 @@ def _paired(store: Store, spec: ReportSpec, variant: str, reference: str, task: 
 def _holm_adjusted(spec: ReportSpec, comparisons: list[Comparison]) -> list[Comparison]:
     from dataclasses import replace
 
-    from harness.hypothesis import holm
 
     ps = [c.p_value for c in comparisons]
     adjusted = holm(ps) if spec.statistics.multiplicity == "holm" else ps
@@ -501,8 +506,6 @@ HEALTH_ORDER = ["win_rate", "lc_win_rate", "mean_rating", "rating_sd", "consiste
 
 def _flips(store: Store, spec: ReportSpec, task: str, headline: str, ran: list[str], task_type: str) -> list:
     """Each variant against the baseline, item by item, on the headline (per-item metrics only)."""
-    from harness.flips import item_flips
-    from harness.metricspec import lookup
 
     declared = lookup(headline)
     base = spec.baseline_name
@@ -654,7 +657,7 @@ def _forest(spec: ReportSpec, tasks: list[TaskView]) -> dict:
             continue
         span = max(finite) if finite and max(finite) > 0 else 1.0
 
-        def x(v: float) -> float:
+        def x(v: float, span: float = span) -> float:
             v = max(-span, min(span, v)) if not math.isnan(v) else 0.0
             return left + width / 2 + v / span * width / 2
 
@@ -675,9 +678,6 @@ def _forest(spec: ReportSpec, tasks: list[TaskView]) -> dict:
 
 def _fidelity(store: Store, spec: ReportSpec, tasks: list[TaskView]) -> list[dict]:
     """Per variant with a parent and task both ran: each fidelity figure with its bootstrap CI."""
-    from harness.fidelity import Unavailable, item_values
-    from harness.metricspec import lookup
-    from harness.stats import bootstrap_mean
 
     st = spec.statistics
     out = []
@@ -686,7 +686,6 @@ def _fidelity(store: Store, spec: ReportSpec, tasks: list[TaskView]) -> list[dic
             continue
         for r in t.runs:
             try:
-                from harness.fidelity import parent_run
 
                 # KLs computed with both models loaded: per-token on perplexity texts, sequence-level
                 # on a generation task's prompts (sequence_kl:)
@@ -763,7 +762,6 @@ def _highlights(m: dict) -> list[str]:
 
 def _human_agreement_line(h: dict) -> str:
     """AI labels against the human-labelled validation pairs, with the interval of the agreement."""
-    from harness.stats import bootstrap_mean
 
     agreed = round((h["agreement"] or 0) * h["n"])
     e = bootstrap_mean([1.0] * agreed + [0.0] * (h["n"] - agreed))

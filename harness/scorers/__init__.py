@@ -1,6 +1,6 @@
 """Scorers: declared objects that turn (sample, output) into a typed result.
 
-A scorer declares the task types it applies to and the metrics it produces (harness.metricspec),
+A scorer declares the task types it applies to and the metrics it produces (harness.stats.metricspec),
 so the gate, the report and `harness list` read one declaration. Names resolve through
 harness.registry (no registration happens here); the `scorer` decorator only builds the object."""
 
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from harness.metricspec import Metric
+from harness.stats.metricspec import Metric
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""`answer_match`: the answer extracted from an output (harness.extract) compared with the reference.
+"""`answer_match`: the answer extracted from an output (harness.tasks.extract) compared with the reference.
 
 Per item: `answer_match` (1 when the extracted answer equals the reference's) and
 `extraction_failed` (1 when the output holds no answer the extractor can find). A failed
@@ -10,9 +10,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.extract import EXTRACTION_FAILED
-from harness.metricspec import Metric
+from harness.tasks.extract import EXTRACTION_FAILED
+from harness.stats.metricspec import Metric
 from harness.scorers import Scored, needs_config, scorer
+from harness.config.loader import parse_model
+from harness.errors import ConfigError
+from harness.hashing import stable_hash
+from harness.tasks.extract import AnswerMatchSpec
+from harness.tasks.extract import extract
 
 METRICS = (
     Metric("answer_match", "answer match", "higher", "binary", low=0, high=1,
@@ -22,10 +27,6 @@ METRICS = (
 
 
 def configure(config: dict, where: str, base_dir: Path):
-    from harness.config.loader import parse_model
-    from harness.errors import ConfigError
-    from harness.extract import AnswerMatchSpec, extract
-    from harness.hashing import stable_hash
 
     spec = parse_model(AnswerMatchSpec, config, where)
 
@@ -51,7 +52,7 @@ def configure(config: dict, where: str, base_dir: Path):
                               hint="check prompt.reference, or set reference: false to take it as it is")
         got = extract(spec.extract, output.text)
         failed = got is None
-        return Scored({"answer_match": 0.0 if failed else float(same(got, gold)), "extraction_failed": float(failed)},
+        return Scored({"answer_match": 0.0 if got is None else float(same(got, gold)), "extraction_failed": float(failed)},
                       {"extracted": got, "gold": gold, "extractor": spec.extract.type})
 
     return answer_match_scorer.configured(answer_match, METRICS, stable_hash(spec.model_dump()))

@@ -15,9 +15,16 @@ from pydantic import Field, model_validator
 from harness.config.loader import Strict, parse_model
 from harness.config.suite import JudgeSpec
 from harness.hashing import stable_hash
-from harness.metricspec import Metric
-from harness.prompts import compile_template, render
+from harness.stats.metricspec import Metric
+from harness.tasks.prompts import compile_template, render
 from harness.scorers import Scored, needs_config, scorer
+from harness.errors import ConfigError
+from harness.judge.clients import OpenAIJudge
+from harness.scorers.claims import EmbeddingVerifier
+from harness.scorers.claims import HybridVerifier
+from harness.scorers.claims import JudgeVerifier
+from harness.scorers.claims import LexicalVerifier
+from harness.scorers.claims import audit
 
 METRICS = (
     Metric("hallucination_rate", "hallucination rate", "lower", low=0, high=1,
@@ -63,15 +70,8 @@ class HallucinationSpec(Strict):
 
 
 def make_verifier(spec: HallucinationSpec):
-    from harness.hallucination import (
-        EmbeddingVerifier,
-        HybridVerifier,
-        JudgeVerifier,
-        LexicalVerifier,
-    )
 
     if spec.verifier == "judge":
-        from harness.judge.clients import OpenAIJudge
 
         return JudgeVerifier(OpenAIJudge.from_spec(spec.judge))
     if spec.verifier == "lexical":
@@ -88,7 +88,6 @@ def configure(config: dict, where: str, base_dir: Path):
     verifier = None
 
     def hallucination_scorer(sample, output) -> Scored:
-        from harness.hallucination import audit
 
         nonlocal verifier
         verifier = verifier or make_verifier(spec)  # loaded on first use: validation stays model-free
@@ -97,7 +96,6 @@ def configure(config: dict, where: str, base_dir: Path):
         extra = {}
         if spec.label_field is not None:
             if spec.label_field not in sample.fields:
-                from harness.errors import ConfigError
 
                 raise ConfigError(f"{where}.label_field: item {sample.id} has no field '{spec.label_field}'")
             extra["detection_correct"] = float((result.unsupported > 0) == bool(int(sample.fields[spec.label_field])))

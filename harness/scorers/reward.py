@@ -16,8 +16,9 @@ from pydantic import Field
 from harness.config.loader import Strict, parse_model
 from harness.errors import ConfigError
 from harness.hashing import stable_hash
-from harness.metricspec import Metric
+from harness.stats.metricspec import Metric
 from harness.scorers import Scored, needs_config, scorer
+from harness.models.reward_model import load_reward_model
 
 REWARD = Metric("reward", "reward-model score", "higher", unit="logit",
                 description="the reward model's scalar score of prompt + output (Bradley-Terry logit: a difference of 1 "
@@ -41,13 +42,13 @@ def configure(config: dict, where: str, base_dir: Path):
     return reward.configured(unbound, None, stable_hash(spec.model_dump()), spec=spec, where=where)
 
 
-def bind(prepared: list, resolve) -> list:
+def bind(tasks: list, resolve) -> list:
     """The prepared tasks with every `reward` scorer bound to its built model: `resolve(name,
     where)` returns the model (a ParentModel with reward_head). The model's key joins the scorer's
     config hash; the model itself loads on the first output scored."""
-    out, cache = [], {}  # cache: one loaded reward model per key, shared by the tasks that use it
-    for item in prepared:
-        *head, task = item
+    out: list = []
+    cache: dict = {}  # cache: one loaded reward model per key, shared by the tasks that use it
+    for task in tasks:
         scorers = []
         for name, s in task.scorers:
             if s.name == "reward" and "spec" in s.state:
@@ -57,18 +58,17 @@ def bind(prepared: list, resolve) -> list:
                     raise ConfigError(f"{where}.model: '{spec.model}' is not a reward model (method: reward_model)")
                 s = replace(s, fn=_scoring(model, spec, cache), config_hash=stable_hash([s.config_hash, model.key]))
             scorers.append((name, s))
-        out.append((*head, replace(task, scorers=tuple(scorers))))
+        out.append(replace(task, scorers=tuple(scorers)))
     return out
 
 
-def needs_models(prepared: list) -> list[str]:
+def needs_models(tasks: list) -> list[str]:
     """The reward models the prepared tasks' scorers name."""
-    return sorted({s.state["spec"].model for *_, t in prepared for _, s in t.scorers if s.name == "reward" and "spec" in s.state})
+    return sorted({s.state["spec"].model for t in tasks for _, s in t.scorers if s.name == "reward" and "spec" in s.state})
 
 
 def _scoring(model, spec: RewardScorerSpec, cache: dict):
     def reward_scorer(sample, output) -> Scored:
-        from harness.reward_model import load_reward_model
 
         if model.key not in cache:
             cache[model.key] = load_reward_model(model)

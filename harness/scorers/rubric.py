@@ -15,9 +15,9 @@ from pydantic import Field, model_validator
 
 from harness.config.loader import Strict, load_model_file, parse_model
 from harness.hashing import stable_hash
-from harness.metricspec import Metric
+from harness.stats.metricspec import Metric
 from harness.scorers import Scored, needs_config, scorer
-from harness.textprep import EMOJI, MENTION, URL
+from harness.data.textprep import EMOJI, MENTION, URL
 
 HASHTAG = re.compile(r"(?<!\w)#\w+")
 SENTENCE_END = re.compile(r"[.!?]+(?:\s+|$)")
@@ -122,8 +122,8 @@ def run_check(check: RubricCheck, text: str) -> bool:
     if t == "mentions":
         return check.allowed or not MENTION.search(text)
     if t == "punctuation":
-        return not any(c * 2 in text for c in check.repeated)
-    return len(CAPS_WORD.findall(text)) <= check.max  # casing
+        return not any(c * 2 in text for c in check.repeated or "")  # set: the validator requires it
+    return len(CAPS_WORD.findall(text)) <= (check.max or 0)  # casing (max set: the validator requires it)
 
 
 def load_rubric(config: dict, where: str, base_dir: Path) -> RubricSpec:

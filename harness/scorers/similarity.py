@@ -10,8 +10,10 @@ from pydantic import Field
 from harness.config.loader import Strict, parse_model
 from harness.errors import ConfigError
 from harness.hashing import stable_hash
-from harness.metricspec import Metric
+from harness.stats.metricspec import Metric
 from harness.scorers import needs_config, scorer
+from harness.data.loaders import read_jsonl_objects
+from harness.models.embeddings import SentenceEncoder
 
 SIMILARITY = Metric("brand_similarity", "similarity to the brand corpus", "higher", low=-1, high=1,
                     description="cosine similarity of the output to the brand corpus centroid (all-MiniLM-L6-v2)")
@@ -30,7 +32,6 @@ def configure(config: dict, where: str, base_dir: Path):
     path = Path(spec.corpus) if Path(spec.corpus).is_absolute() else base_dir / spec.corpus
     if not path.is_file():
         raise ConfigError(f"{where}.corpus: {path} not found")
-    from harness.data.loaders import read_jsonl_objects
 
     texts = []
     for n, row in read_jsonl_objects(path):
@@ -43,7 +44,6 @@ def configure(config: dict, where: str, base_dir: Path):
     def similarity_scorer(sample, output) -> dict[str, float]:
         import numpy as np
 
-        from harness.embeddings import SentenceEncoder
 
         if "centroid" not in state:  # the encoder loads on first use, so validation stays model-free
             state["encoder"] = SentenceEncoder.default()

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from harness.backends.base import Generation
-from harness.metricspec import Metric
+from harness.stats.metricspec import Metric
 from harness.scorers import scorer
-from harness.tasks import Sample
+from harness.tasks.sample import Sample
 
 
 @scorer(task_types=("generation",), needs_reference=True, metrics=(

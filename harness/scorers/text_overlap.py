@@ -11,9 +11,10 @@ from functools import lru_cache
 
 from harness.backends.base import Generation
 from harness.errors import require
-from harness.metricspec import Metric, RunValues
+from harness.stats.metricspec import Metric, RunValues
 from harness.scorers import scorer
-from harness.tasks import Sample
+from harness.tasks.sample import Sample
+from harness.stats.hypothesis import ItemStatistic
 
 CORPUS_BLEU = Metric("corpus_bleu", "corpus BLEU", "higher", level="run", low=0, high=100,
                      description="sacrebleu's corpus BLEU over the run's outputs (the figure papers report)",
@@ -60,7 +61,6 @@ CORPUS_METRICS = {"bleu": CORPUS_BLEU.name, "chrf": CORPUS_CHRF.name}
 
 def corpus_statistic(store, run_id: str, metric: str, params: dict) -> RunValues:
     """Corpus BLEU/chrF of a run as a function of any multiset of its items (gate resampling)."""
-    from harness.hypothesis import ItemStatistic
 
     rows = store.query("SELECT sample_id, output, reference FROM samples WHERE run_id = ? ORDER BY sample_id", [run_id])
     _, score = corpus_scorer(metric, [r["output"] or "" for r in rows], [r["reference"] or "" for r in rows])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import datetime, timezone
@@ -13,6 +14,7 @@ from typing import Any
 
 from harness.errors import StoreError
 from harness.store.migrations import MIGRATIONS
+from harness import __version__
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +141,7 @@ class VariantRow:
     created_at: datetime
 
 
-DUCKDB_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+DUCKDB_CONFIG: dict[str, Any] = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 """Opening a store never makes DuckDB fetch extensions from the network (an SQLite file or an
 `md:` path would otherwise make it try)."""
 
@@ -261,7 +263,8 @@ class Store:
         self.memo: dict = {}
         """Read-only stores only: results of repeated reads (reports ask for a baseline's values once
         per comparison); nothing can change underneath while this process holds the file."""
-        self.con = None
+        self.con: Any = None
+        """The open duckdb.DuckDBPyConnection (duckdb imports lazily), or None while none is open."""
         self._session_lock = None
         _check_path(path, read_only)
         if not read_only:
@@ -356,43 +359,39 @@ class Store:
         for i, (name, sql) in enumerate(MIGRATIONS, start=1):
             if name in applied:
                 continue
-            self.con.execute("BEGIN")
-            try:
-                self.con.execute(sql)
-                self.con.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", [i, name, _now()])
-                self.con.execute("COMMIT")
-            except Exception as exc:
-                self.rollback(exc)
-                raise
+            with self.transaction() as con:
+                con.execute(sql)
+                con.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", [i, name, _now()])
             log.debug("applied migration %s", name)
 
     # -- writes -----------------------------------------------------------------------------
     def write_task_run(self, run: RunRow, samples: list[SampleRow], scores: list[ScoreRow],
-                       judgments: list[JudgmentRow] = (), stats: list[StatRow] = (), checkpoint_key: str | None = None) -> None:
+                       judgments: Sequence[JudgmentRow] = (), stats: Sequence[StatRow] = (), checkpoint_key: str | None = None) -> None:
         """One transaction per task: the run, its samples, scores (and judge calls and judge
         health) land together or not at all; so does removing the run's checkpoint, when
         `checkpoint_key` names one."""
-        with self._connected() as con:
-            con.execute("BEGIN")
-            try:
-                self._insert("runs", [run])
-                self._insert("samples", samples)
-                self._insert("scores", scores)
-                self._insert("judgments", list(judgments))
-                self._insert("run_stats", list(stats))
-                if checkpoint_key is not None:
-                    con.execute("DELETE FROM checkpoints WHERE run_key = ?", [checkpoint_key])
-                con.execute("COMMIT")
-            except Exception as exc:
-                self.rollback(exc)
-                raise
+        with self.transaction() as con:
+            self._insert("runs", [run])
+            self._insert("samples", samples)
+            self._insert("scores", scores)
+            self._insert("judgments", list(judgments))
+            self._insert("run_stats", list(stats))
+            if checkpoint_key is not None:
+                con.execute("DELETE FROM checkpoints WHERE run_key = ?", [checkpoint_key])
 
     def upsert_variant(self, row: VariantRow) -> None:
+        with self.transaction() as con:
+            con.execute("DELETE FROM variants WHERE variant_key = ?", [row.variant_key])
+            self._insert("variants", [row])
+
+    @contextmanager
+    def transaction(self):
+        """One transaction: what the block writes lands together or not at all (rolled back on
+        any exception, which is then raised again). Yields the connection."""
         with self._connected() as con:
             con.execute("BEGIN")
             try:
-                con.execute("DELETE FROM variants WHERE variant_key = ?", [row.variant_key])
-                self._insert("variants", [row])
+                yield con
                 con.execute("COMMIT")
             except Exception as exc:
                 self.rollback(exc)
@@ -543,7 +542,6 @@ def open_store(path: Path | str, read_only: bool = False) -> Store:
 
 
 def _version() -> str:
-    from harness import __version__
 
     return __version__
 

@@ -1,0 +1,1 @@
+"""Analyses recomputed from stored rows: fidelity, sequence KL, contamination, flips, coverage, aggregates."""

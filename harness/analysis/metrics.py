@@ -1,0 +1,87 @@
+"""Aggregates as SQL over the score rows (latest run of each variant and task)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from harness.scorers.text_overlap import CORPUS_METRICS, corpus_scorer
+from harness.stats.intervals import Estimate, bootstrap_mean, bootstrap_statistic
+from harness.store.db import Store
+
+
+@dataclass(frozen=True)
+class MetricSummary:
+    variant: str
+    suite: str
+    task: str
+    metric: str
+    estimate: Estimate
+    run_id: str
+
+
+def metric_names(store: Store, variants: list[str], tasks: list[str] | None = None) -> list[tuple[str, str, str]]:
+    """(suite, task, metric) present for any of the variants, in a stable order."""
+    rows = store.query(
+        """SELECT DISTINCT r.suite, r.task, s.metric FROM latest_runs r JOIN scores s USING (run_id)
+           WHERE list_contains(?, r.variant) ORDER BY r.suite, r.task, s.metric""", [variants])
+    return [(r["suite"], r["task"], r["metric"]) for r in rows if tasks is None or r["task"] in tasks]
+
+
+def sample_values(store: Store, variant: str, task: str, metric: str) -> dict[str, float]:
+    """Per-item values of one metric in the variant's latest run of the task."""
+    key = ("latest_run", variant, task)
+    if key not in store.memo:
+        rows = store.query("SELECT run_id FROM latest_runs WHERE variant = ? AND task = ? ORDER BY last_used_at DESC, started_at DESC LIMIT 1",
+                           [variant, task])
+        run_id = rows[0]["run_id"] if rows else None
+        if not store.read_only:
+            return run_values(store, run_id, metric) if run_id else {}
+        store.memo[key] = run_id
+    run_id = store.memo[key]
+    return run_values(store, run_id, metric) if run_id else {}
+
+
+def run_values(store: Store, run_id: str, metric: str) -> dict[str, float]:
+    """Per-item values of one metric in one run (items without a value left out). A read-only
+    store keeps them: a report reads a baseline's values once per comparison."""
+    key = ("run_values", run_id, metric)
+    if key in store.memo:
+        return store.memo[key]
+    values = store.pairs("SELECT sample_id, value FROM scores WHERE run_id = ? AND metric = ? AND value IS NOT NULL", [run_id, metric])
+    if store.read_only:
+        store.memo[key] = values
+    return values
+
+
+def summarize(store: Store, variants: list[str], tasks: list[str] | None = None, resamples: int = 2000,
+              confidence: float = 0.95, seed: int = 0, run_ids: list[str] | None = None) -> list[MetricSummary]:
+    """Mean (computed in SQL), n and a bootstrap CI for every variant x task x metric of the runs
+    reports read (or of the given runs, e.g. those a `harness run` just produced)."""
+    source, params = ("runs", [run_ids]) if run_ids is not None else ("latest_runs", [variants])
+    where = "list_contains(?, r.run_id)" if run_ids is not None else "list_contains(?, r.variant)"
+    rows = store.query(
+        f"""SELECT r.variant, r.suite, r.task, s.metric, r.run_id, avg(s.value) AS mean, count(s.value) AS n
+           FROM {source} r JOIN scores s USING (run_id)
+           WHERE {where} GROUP BY ALL ORDER BY r.suite, r.task, s.metric, r.variant""", params)  # source: a constant
+    out = []
+    for r in rows:
+        if tasks is not None and r["task"] not in tasks:
+            continue
+        est = bootstrap_mean(run_values(store, r["run_id"], r["metric"]).values(), resamples, confidence, seed)
+        out.append(MetricSummary(r["variant"], r["suite"], r["task"], r["metric"], est, r["run_id"]))
+        corpus = CORPUS_METRICS.get(r["metric"])
+        if corpus:
+            out.append(MetricSummary(r["variant"], r["suite"], r["task"], corpus,
+                                     corpus_estimate(store, r["run_id"], corpus, resamples, confidence, seed), r["run_id"]))
+    return out
+
+
+def corpus_estimate(store: Store, run_id: str, metric: str, resamples: int = 1000, confidence: float = 0.95,
+                    seed: int = 0) -> Estimate:
+    """A corpus-level metric (BLEU, chrF) over a run's stored outputs and references, with a
+    bootstrap CI over items. Not a mean of per-item values, so it has no paired per-item form."""
+    rows = store.query("SELECT output, reference FROM samples WHERE run_id = ? ORDER BY sample_id", [run_id])
+    outputs = [r["output"] or "" for r in rows]
+    refs = [r["reference"] or "" for r in rows]
+    n, score = corpus_scorer(metric, outputs, refs)
+    return bootstrap_statistic(n, score, resamples, confidence, seed)

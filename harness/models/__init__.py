@@ -1,0 +1,1 @@
+"""Models: the catalogue of a models file, built variants, base weights, tokenizers, GGUF tools."""

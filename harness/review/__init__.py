@@ -1,0 +1,1 @@
+"""Human review: audit and rubric sheets exported for people and imported back."""

@@ -1,0 +1,1 @@
+"""Commands that run work: evaluate (`harness run`), build, validate."""

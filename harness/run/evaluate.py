@@ -1,0 +1,251 @@
+"""`harness run`: evaluate variants on suites and store every sample x scorer as a row.
+
+Phases: plan (harness.run.plan: every file checked, every task rendered, every model resolved;
+nothing loaded or written yet), evaluate (each model loaded once, its tasks run, one transaction
+per task), after-run analyses (what each task kind declares: fidelity and KL to the parent),
+judges (over the stored outputs). What a task computes is its kind's business (`TaskKind.rows`,
+harness.tasks.kinds); this module is the loop around them. A task whose run key (task spec,
+data, prompt, variant, seed, harness version, backend) is already in the store is reused, not
+recomputed, unless --force."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from harness import __version__
+from harness.analysis import fidelity
+from harness.analysis.contamination import CONTAMINATION_METRICS, check_rows, index_for
+from harness.backends.replay import ReplayBackend
+from harness.hashing import eval_libraries, git_commit, stable_hash
+from harness.judge.open import open_judge
+from harness.judge.task import run_judge_task
+from harness.models.catalogue import Catalogue
+from harness.run.plan import PlannedJudge, PlannedTask, RunPlan, check_capabilities, check_plan, plan_run
+from harness.stats.metricspec import TaskRun
+from harness.store.db import RunRow, Store
+from harness.tasks.checkpoint import Checkpoint
+from harness.tasks.sample import PreparedTask
+
+log = logging.getLogger(__name__)
+
+
+def run_key(task: PreparedTask, seed: int, **identity) -> str:
+    """The key under which a task run is reused: the task (spec, data, prompt, scorer configs,
+    the items actually evaluated), the seed, harness and library versions, and whatever
+    identifies the model side (variant key, backend, dtype and loading options; or an answer set)."""
+    return stable_hash({"task": task.spec.model_dump(), "data": task.data_hash, "prompt": task.prompt_hash,
+                        "scorers": task.scorers_hash, "items": stable_hash([s.id for s in task.samples]),
+                        "n": len(task.samples), "seed": seed, "harness": __version__, "libraries": eval_libraries(), **identity})
+
+
+@dataclass(frozen=True)
+class TaskOutcome:
+    variant: str
+    suite: str
+    task: str
+    run_id: str
+    reused: bool
+    n_samples: int
+    wall_s: float
+    failed_calls: dict = field(default_factory=dict)
+    """Judge tasks: calls that still failed after their retries, by kind (stored as error rows;
+    a plain rerun asks exactly these again)."""
+
+
+def run_suites(suite_paths: list[Path], models_path: Path | None, store_path: Path, variants: list[str] | None = None,
+               force: bool = False, limit: int | None = None, answers: dict[str, Path] | None = None) -> list[TaskOutcome]:
+    """Evaluate `variants` (default: every model in the file, unless answer sets are given) and
+    the pre-generated `answers` sets on every task of the suites; then run the suites' judge
+    tasks over the stored outputs."""
+    plan = plan_run(suite_paths, models_path, variants, limit, answers, force)
+    # A writer session: the store is opened for each read and commit only, so reports, gates and
+    # listings can read it while this runs
+    with Store(store_path, hold=False) as store:
+        # Every check first (variants built, judges ready, baselines there): nothing is written
+        # unless all of them pass
+        plan = check_plan(plan, store)
+        if plan.catalogue is not None and plan.catalogue.store is not None:
+            plan.catalogue.record_base()
+        outcomes = []
+        for answer_set in plan.answer_sets:
+            outcomes += _evaluate_answer_set(store, plan, answer_set)
+        for name in plan.variants:
+            outcomes += _evaluate_variant(store, plan, name)
+        _after_run(store, plan, outcomes)
+        if plan.judges:
+            outcomes += _run_judges(store, plan)
+    return outcomes
+
+
+def reuse_or_run(store: Store, key: str, force: bool, variant: str, task: PreparedTask,
+                 run: Callable[[], TaskOutcome]) -> TaskOutcome:
+    """The stored run under `key` (marked reused), or `run()`: the one place a run is reused."""
+    cached = None if force else store.find_run(key)
+    if cached is None:
+        return run()
+    log.info("%s / %s: unchanged, reusing run %s", variant, task.spec.name, cached["run_id"])
+    store.mark_reused(cached["run_id"])
+    return TaskOutcome(variant, task.suite, task.spec.name, cached["run_id"], True, cached["n_samples"], 0.0)
+
+
+class _OpenOnDemand:
+    """A model opened on its first task that is not reused, closed once (so a fully reused
+    variant is never loaded); the backend's capabilities are checked against the task's kind."""
+
+    def __init__(self, catalogue: Catalogue, name: str):
+        self.catalogue, self.name, self.backend = catalogue, name, None
+
+    def for_task(self, task: PlannedTask):
+        if self.backend is None:
+            self.backend = self.catalogue.open(self.name)
+        check_capabilities(task, self.backend, self.name)
+        return self.backend
+
+    def close(self) -> None:
+        if self.backend is not None:
+            self.backend.close()
+
+
+def _evaluate_variant(store: Store, plan: RunPlan, name: str) -> list[TaskOutcome]:
+    """Phase two for one model: every planned task, reused or run with the model loaded once."""
+    catalogue = plan.catalogue
+    model = catalogue.resolve(name)
+    trained_on = catalogue.training_sources(name)
+    backend_name, options = catalogue.backend_name(name), catalogue.options(name)
+    opened = _OpenOnDemand(catalogue, name)
+    out = []
+    try:
+        for t in plan.tasks:
+            key = run_key(t.task, t.seed, variant=model.key, backend=backend_name, dtype=model.dtype,
+                          base_options=options, quantization=model.quantization, contamination=t.contamination.identity)
+            out.append(reuse_or_run(store, key, plan.force, name, t.task, lambda t=t, key=key: _run_task(
+                store, opened.for_task(t), name, model.key, t, key, plan.force, _checker(t, trained_on))))
+    finally:
+        opened.close()
+    return out
+
+
+def _evaluate_answer_set(store: Store, plan: RunPlan, answer_set) -> list[TaskOutcome]:
+    """Phase two for an answer set: its stored outputs replayed as the outputs of each task."""
+    backend = ReplayBackend(answer_set.name, answer_set.answers)
+    out = []
+    for t in plan.tasks:
+        key = run_key(t.task, t.seed, answers=backend.key, contamination=t.contamination.identity)
+        out.append(reuse_or_run(store, key, plan.force, answer_set.name, t.task, lambda t=t, key=key: _run_task(
+            store, backend, answer_set.name, backend.key, t, key, plan.force, _checker(t, []))))
+    log.info("answer set %s (%s): %d task(s)", answer_set.name, answer_set.path, len(out))
+    return out
+
+
+def _checker(task: PlannedTask, trained_on: list):
+    """The contamination index of a task's run: the variant's training sets and the suite's corpora."""
+    cspec = task.contamination.spec
+    if not (cspec.enabled and task.kind.contamination):
+        return None
+    return index_for(trained_on + list(task.contamination.corpora), cspec.n, cspec.threshold)
+
+
+def _after_run(store: Store, plan: RunPlan, outcomes: list[TaskOutcome]) -> None:
+    """Phase three: fidelity rows of every run just evaluated, then each task kind's declared
+    analyses (token-level KL on perplexity tasks, sequence KL on generation tasks)."""
+    evaluated = set(plan.variants)
+    mine = [o for o in outcomes if o.variant in evaluated]
+    if not mine:
+        return
+    n = fidelity.store_rows(store, [o.run_id for o in mine])
+    by_kind: dict[str, list[PlannedTask]] = {}
+    for t in plan.tasks:
+        by_kind.setdefault(t.task.spec.type, []).append(t)
+    for planned in by_kind.values():
+        tasks = {t.task.spec.name: t.task for t in planned}
+        for analysis in planned[0].kind.after_run:
+            n += analysis(plan.catalogue, evaluated, mine, tasks)
+    if n:
+        log.info("fidelity to the parent: %d per-item rows stored", n)
+
+
+def _run_judges(store: Store, plan: RunPlan) -> list[TaskOutcome]:
+    """Phase four: every judge task over the stored outputs of the variants just evaluated.
+    Each judge is opened once and shared by the tasks that name it."""
+    outcomes = []
+    judges: dict[str, object] = {}
+    try:
+        for planned in plan.judges:
+            outcomes += _run_judge(store, plan, planned, judges)
+    finally:
+        for judge in judges.values():
+            judge.close()
+    return outcomes
+
+
+def _run_judge(store: Store, plan: RunPlan, planned: PlannedJudge, judges: dict) -> list[TaskOutcome]:
+    jt = planned.task
+    j = jt.spec.judge
+    ident = stable_hash(j.model_dump(exclude={"thresholds", "anchors", "prompts", "prompt", "reference_prompt",
+                                              "use_reference", "dimensions", "samples"}))
+    if ident not in judges:
+        judges[ident] = open_judge(j, plan.catalogue, store, planned.seed)
+    judge = judges[ident]
+    baseline = jt.spec.baseline
+    outcomes = []
+    for candidate in [v for v in plan.evaluated if v != baseline]:
+        t0 = time.perf_counter()
+        res = run_judge_task(store, judge, jt, candidate, baseline, planned.seed, planned.suite_hash, plan.force)
+        log.info("%s / %s: %d items judged (%d judge calls made, %d reused)", candidate, jt.spec.name,
+                 res.n_items, res.calls, res.cached)
+        outcomes.append(TaskOutcome(candidate, jt.suite, jt.spec.name, res.run_id, res.calls == 0 and res.cached == 0,
+                                    res.n_items, time.perf_counter() - t0, res.failed))
+    return outcomes
+
+
+def with_categories(samples: list, task: PreparedTask) -> list:
+    """Sample rows with their item's category (task.category_field) in the details; a turn
+    `<id>#t<k>` belongs to item `<id>`."""
+    category = {s.id: str(s.fields[task.spec.category_field]) for s in task.samples}
+    return [replace(r, details=json.dumps({**json.loads(r.details or "{}"), "category": category[r.sample_id.split("#")[0]]}))
+            for r in samples]
+
+
+def _run_task(store: Store, backend, variant: str, variant_key: str, planned: PlannedTask, run_key: str,
+              force: bool = False, checker=None) -> TaskOutcome:
+    """Run one task on an opened backend and store it in one transaction."""
+    task, seed, suite_hash, kind = planned.task, planned.seed, planned.suite_hash, planned.kind
+    spec = task.spec
+    log.info("%s / %s: %d samples (%s)", variant, spec.name, len(task.samples), spec.type)
+    ckpt = Checkpoint(store, run_key, fresh=force)
+    ckpt.said_resumed(f"{variant} / {spec.name}")
+    started = datetime.now(timezone.utc).replace(tzinfo=None)
+    run_id = uuid.uuid4().hex[:16]
+    scorers = list(task.scorers)
+    out = kind.rows(backend, task, TaskRun(run_id, seed, ckpt, scorers))
+    samples, scores, stats, gen_config = list(out.samples), list(out.scores), list(out.stats), out.generation_config
+    if spec.category_field is not None:
+        samples = with_categories(samples, task)
+    if checker is not None:
+        samples, extra = check_rows(run_id, samples, task.samples, checker)
+        scores += extra
+    wall = ckpt.wall_s()
+    info = backend.info
+    last = {m.name for m in CONTAMINATION_METRICS}  # listed after the task's own metrics
+    metric_order = ([m.name for m in kind.metrics if m.name not in last] + [m.name for _, s in scorers for m in s.metrics
+                                                                            if m.level == "item"]
+                    + ([m.name for m in CONTAMINATION_METRICS] if checker is not None else []))
+    run = RunRow(run_id=run_id, run_key=run_key, suite=task.suite, suite_hash=suite_hash, task=spec.name, task_type=spec.type,
+                 metrics=json.dumps(metric_order),
+                 variant=variant, variant_key=variant_key, backend=info.name, device=info.device, dtype=info.dtype,
+                 data_hash=task.data_hash, prompt_hash=task.prompt_hash,
+                 generation_config=json.dumps(asdict(gen_config)) if gen_config else None, seed=seed,
+                 harness_version=__version__, git_commit=git_commit(), started_at=started, last_used_at=started, wall_s=wall,
+                 n_samples=len(task.samples), partial=task.partial, n_items_total=task.n_total,
+                 task_config=json.dumps(spec.model_dump(), default=str), suite_tasks=task.suite_tasks,
+                 libraries=json.dumps(eval_libraries()))
+    store.write_task_run(run, samples, scores, stats=stats, checkpoint_key=run_key)
+    log.info("%s / %s: done in %.1fs", variant, spec.name, wall)
+    return TaskOutcome(variant, task.suite, spec.name, run_id, False, len(task.samples), wall)

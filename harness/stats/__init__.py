@@ -1,0 +1,1 @@
+"""Statistics: confidence intervals, hypothesis tests, metric declarations."""

@@ -1,0 +1,1 @@
+"""Task kinds: one module per kind, each exposing `KIND` (registered in harness.registry)."""

@@ -1,0 +1,237 @@
+"""lm-eval's task catalogue on harness variants: `type: lm_eval` tasks.
+
+lm-eval builds the task (its dataset, prompts, few-shot examples, filters and metrics) and runs
+its own evaluation loop, but every request goes through an `lm_eval.api.model.LM` adapter over the
+variant's harness backend, so log-likelihoods, generation, batching and prefix reuse are the
+harness's (hf, llama.cpp, vLLM, an endpoint). Every lm-eval sample becomes a harness sample row
+(the doc, the requests, the responses) with one score row per numeric per-item metric, so the
+intervals, paired tests, gates and the report work on them unchanged. Metrics lm-eval only
+aggregates over the corpus (e.g. a corpus F1 passed as tuples) are stored as run-level figures
+with lm-eval's own value.
+
+Offline (the default), a task whose dataset is not in the local `datasets` cache fails with an
+error naming the dataset; local task YAML (`include_path`) over local files always works.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+from harness.errors import ConfigError, HarnessError, require
+from harness.hashing import stable_hash
+from harness.stats.metricspec import KindRows, TaskKind, TaskRun
+from harness.backends.base import GenerationConfig
+from harness.store.db import SampleRow
+from harness.store.db import ScoreRow
+from harness.store.db import StatRow
+from harness.tasks.sample import PreparedTask
+from harness.tasks.sample import Sample
+from harness.tasks.sample import sample_items
+
+
+def prepare(task, suite_name: str, suite_path: Path, limit: int | None, seed: int, suite_tasks: str):
+    """A PreparedTask for an lm-eval task: lm-eval builds it (ConfigError when it can't: unknown
+    task, dataset not cached offline); one Sample per evaluated doc; `limit` (and `lm_eval.limit`)
+    draw a seeded random sample of docs, passed to lm-eval by doc id."""
+
+    spec = task.lm_eval
+    where = f"{suite_path}: task '{task.name}'"
+    native = build_task(spec, suite_path.parent, where, seed)
+    docs = list(native.eval_docs)
+    if not docs:
+        raise ConfigError(f"{where}: lm-eval task '{spec.task}' has no documents in its evaluation split")
+    samples = [Sample(str(i), _text(native, doc), reference=_target(native, doc), fields=dict(doc) if isinstance(doc, dict) else {"doc": doc})
+               for i, doc in enumerate(docs)]
+    if task.category_field is not None and any(task.category_field not in s.fields for s in samples):
+        raise ConfigError(f"{where}: category_field: the task's documents have no field '{task.category_field}'")
+    n_total = len(samples)
+    if spec.limit:
+        samples = sample_items(samples, spec.limit, seed, f"{task.name}/lm_eval.limit")
+        n_total = len(samples)
+    if limit is not None:
+        samples = sample_items(samples, limit, seed, task.name)
+    import lm_eval
+
+    data_hash = stable_hash([[s.id, s.fields] for s in samples])
+    prompt_hash = stable_hash([native.dump_config(), spec.model_dump(), lm_eval.__version__])
+    return PreparedTask(task, suite_name, tuple(samples), data_hash, prompt_hash, (), n_total, suite_tasks, native=native)
+
+
+def build_task(spec, base_dir: Path, where: str, seed: int):
+    """lm-eval's Task object for `spec.task`, few-shot count and seed set as simple_evaluate sets them."""
+    require("lm_eval", "lm-eval tasks (type: lm_eval)", "lm-eval")
+    from lm_eval.tasks import TaskManager, get_task_dict
+
+    include = None
+    if spec.include_path:
+        include = (base_dir / spec.include_path).resolve()
+        if not include.is_dir():
+            raise ConfigError(f"{where}: lm_eval.include_path: {include} is not a directory")
+    manager = TaskManager(include_path=str(include) if include else None, include_defaults=include is None or spec.include_defaults)
+    if spec.task not in manager.all_tasks:
+        raise ConfigError(f"{where}: lm_eval.task: lm-eval has no task '{spec.task}'" + (f" (nor does {include})" if include else ""),
+                          hint="`python -m lm_eval --tasks list` lists lm-eval's own; a local task YAML needs include_path")
+    try:
+        tasks = get_task_dict([spec.task], manager)
+    except Exception as exc:  # lm-eval raises whatever `datasets` raises: name what was being loaded
+        config = _yaml_config(manager, spec.task)
+        dataset = (config or {}).get("dataset_path", "?")
+        offline = "offline (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE), and the dataset is not in the local datasets cache" \
+            if "offline" in str(exc).lower() or "connect" in str(exc).lower() or "couldn't" in str(exc).lower() else ""
+        raise ConfigError(f"{where}: lm-eval could not load task '{spec.task}' (dataset {dataset!r}): "
+                          f"{offline or type(exc).__name__ + ': ' + str(exc).splitlines()[0]}",
+                          hint="download it once online (HF_DATASETS_OFFLINE=0 HF_HUB_OFFLINE=0), or point a local task YAML "
+                               "at local files (dataset_path: json, dataset_kwargs.data_files) through include_path") from None
+    if len(tasks) != 1 or isinstance(next(iter(tasks.values())), dict):
+        raise ConfigError(f"{where}: lm_eval.task '{spec.task}' is a group of tasks; name one task per harness task")
+    native = next(iter(tasks.values()))
+    if spec.num_fewshot is not None:
+        native.set_config(key="num_fewshot", value=spec.num_fewshot)
+    native.set_fewshot_seed(seed=seed)
+    return native
+
+
+def _yaml_config(manager, name: str) -> dict | None:
+    """The task's YAML config as lm-eval indexed it (to name its dataset in an error)."""
+    entry = manager.task_index.get(name)
+    cfg = getattr(entry, "cfg", None) if entry is not None else None
+    if isinstance(cfg, dict):
+        return cfg
+    path = getattr(entry, "yaml_path", None) or (entry.get("yaml_path") if isinstance(entry, dict) else None)
+    if path:
+        import yaml
+
+        try:
+            return yaml.safe_load(Path(path).read_text())
+        except (OSError, yaml.YAMLError):  # lm-eval's YAML may use its own tags; the error then says '?'
+            return None
+    return None
+
+
+def _text(native, doc) -> str:
+    try:
+        text = native.doc_to_text(doc)
+        return text if isinstance(text, str) else json.dumps(text, default=str)
+    except Exception as exc:
+        raise ConfigError(f"lm-eval task '{native.config.task}': doc_to_text failed on a document: {exc}") from None
+
+
+def _target(native, doc) -> str:
+    target = native.doc_to_target(doc)
+    choices = native.doc_to_choice(doc) if native.config.doc_to_choice is not None else None
+    if isinstance(target, int) and choices and 0 <= target < len(choices):
+        return str(choices[target])
+    return target if isinstance(target, str) else json.dumps(target, default=str)
+
+
+def harness_lm(backend):
+    """An lm_eval LM whose requests are served by a harness backend."""
+    from lm_eval.api.model import LM
+
+
+    class HarnessLM(LM):
+        def loglikelihood(self, requests, disable_tqdm: bool = False):
+            out = backend.loglikelihood([tuple(r.args) for r in requests])
+            return [(o.logprob, o.is_greedy) for o in out]
+
+        def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
+            # The whole text after the start token, as lm-eval scores texts that fit one window.
+            limit = backend.info.max_length
+            out = backend.loglikelihood([("", r.args[0]) for r in requests])
+            if limit and any(o.n_tokens >= limit - 1 for o in out):
+                raise HarnessError(f"a loglikelihood_rolling text is longer than the backend's context ({limit} tokens); "
+                                   "harness scores rolling texts in one window only")
+            return [o.logprob for o in out]
+
+        def generate_until(self, requests, disable_tqdm: bool = False):
+            results: list[str | None] = [None] * len(requests)
+            groups: dict[str, list[int]] = {}
+            for i, r in enumerate(requests):
+                groups.setdefault(json.dumps(r.args[1], sort_keys=True, default=str), []).append(i)
+            for key, idx in groups.items():
+                kw = dict(json.loads(key))
+                until = kw.pop("until", None) or []
+                until = [until] if isinstance(until, str) else list(until)
+                sample = bool(kw.pop("do_sample", False))
+                temperature = float(kw.pop("temperature", 0.0) or 0.0) if sample else 0.0
+                config = GenerationConfig(max_new_tokens=int(kw.pop("max_gen_toks", 256)), temperature=temperature,
+                                          top_p=float(kw.pop("top_p", 1.0) or 1.0) if temperature > 0 else 1.0,
+                                          stop=tuple(until), top_k=int(kw.pop("top_k", 0) or 0) if temperature > 0 else 0,
+                                          repetition_penalty=float(kw.pop("repetition_penalty", 1.0)))
+                if kw:
+                    raise HarnessError(f"lm-eval generation settings harness does not apply: {sorted(kw)}")
+                outs = backend.generate([requests[i].args[0] for i in idx], config)
+                for i, o in zip(idx, outs):
+                    results[i] = o.text
+            return results
+
+    return HarnessLM()
+
+
+def metric_name(metric: str, filter_name: str) -> str:
+    """lm-eval's `metric,filter` as a harness metric name: `exact_match`, `exact_match_strict_match`."""
+    name = metric if filter_name in ("none", "", None) else f"{metric}_{filter_name}"
+    return re.sub(r"\W+", "_", name).strip("_")
+
+
+def rows(backend, task, run: TaskRun) -> KindRows:
+    """lm-eval's evaluation loop over the harness backend; a sample row and numeric score rows per doc."""
+    from lm_eval import evaluator
+
+
+    native = task.native
+    name = native.config.task
+    ids = [int(s.id) for s in task.samples]
+    results = evaluator.evaluate(lm=harness_lm(backend), task_dict={name: native}, samples={name: ids}, log_samples=True,
+                                 bootstrap_iters=0, verbosity="WARNING")
+    by_doc: dict[int, dict] = {}
+    for entry in results["samples"][name]:
+        doc = by_doc.setdefault(int(entry["doc_id"]), {"arguments": [list(map(str, a)) for a in _args(entry)],
+                                                       "responses": _plain(entry.get("resps")), "metrics": {}, "filtered": {}})
+        filt = entry.get("filter", "none")
+        doc["filtered"][filt] = _plain(entry.get("filtered_resps"))
+        for metric in entry.get("metrics", []):
+            doc["metrics"][metric_name(metric, filt)] = entry.get(metric)
+    samples, scores, corpus = [], [], set()
+    for s in task.samples:
+        doc = by_doc.get(int(s.id))
+        if doc is None:
+            raise HarnessError(f"lm-eval returned no result for document {s.id} of task '{name}'")
+        output = doc["filtered"].get("none", next(iter(doc["filtered"].values()), None))
+        details = {"arguments": doc["arguments"], "responses": doc["responses"], "filtered": doc["filtered"],
+                   "metrics": {k: v if _number(v) else str(v) for k, v in doc["metrics"].items()}, "lm_eval_task": name}
+        samples.append(SampleRow(run.run_id, s.id, s.prompt, s.reference, json.dumps(output, default=str)[:10000] if not isinstance(output, str) else output,
+                                 json.dumps(details, default=str)))
+        for metric, value in doc["metrics"].items():
+            if _number(value):
+                scores.append(ScoreRow(run.run_id, s.id, "lm_eval", metric, float(value)))
+            else:
+                corpus.add(metric)
+    stats = []
+    for key, value in results["results"][name].items():
+        if "," not in key or "_stderr" in key or not _number(value):
+            continue
+        metric, filt = key.split(",", 1)
+        if metric_name(metric, filt) in corpus:  # aggregated over the corpus only: lm-eval's figure, no interval here
+            stats.append(StatRow(run.run_id, metric_name(metric, filt), float(value), None, None, len(task.samples),
+                                 "lm-eval's corpus aggregate (no per-item values to resample)"))
+    return KindRows(samples, scores, stats)
+
+
+def _args(entry) -> list:
+    return [a if isinstance(a, (list, tuple)) else [a] for a in entry.get("arguments", [])]
+
+
+def _plain(value):
+    return json.loads(json.dumps(value, default=str))
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float, bool)) and not (isinstance(value, float) and math.isnan(value))
+
+
+KIND = TaskKind("lm_eval", "an lm-eval task by name, evaluated through the variant's harness backend (metrics: the task's own)",
+                metrics=(), rows=rows, prepare=prepare)

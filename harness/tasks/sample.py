@@ -1,0 +1,76 @@
+"""The rendered items of a task and the task as prepared for a run: the types every task kind,
+scorer and backend shares (below all of them: at run time it imports only the kernel)."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from harness.errors import ConfigError
+from harness.hashing import stable_hash
+
+if TYPE_CHECKING:
+    from harness.config.suite import TaskSpec
+    from harness.scorers import Scorer
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One rendered item."""
+
+    id: str
+    prompt: str
+    """The full prompt (generation) or the context scored against each continuation (MC)."""
+    continuations: tuple[str, ...] = ()
+    """Multiple choice: the strings scored after the context, e.g. (' A', ' B', ' C', ' D')."""
+    options: tuple[str, ...] = ()
+    """Multiple choice: the option texts, for display."""
+    gold: int | None = None
+    """Multiple choice: index of the correct continuation."""
+    reference: str | None = None
+    """Generation: the reference text."""
+    turns: tuple[str, ...] = ()
+    """Multi-turn generation: the rendered user messages, in order (prompt is then unused)."""
+    references: tuple[str | None, ...] = ()
+    """Multi-turn generation: a reference answer per turn, where the item has one."""
+    fields: dict = field(default_factory=dict, compare=False, hash=False)
+    """The item's fields (scorers that need more than the reference, e.g. source documents)."""
+
+
+@dataclass(frozen=True)
+class PreparedTask:
+    spec: TaskSpec
+    suite: str
+    samples: tuple[Sample, ...]
+    data_hash: str
+    prompt_hash: str
+    scorers: tuple[tuple[str, Scorer], ...] = ()
+    """(name, scorer) per scorer entry, configured scorers already configured."""
+    n_total: int = 0
+    """Items the task has; fewer are evaluated when a --limit sample was drawn."""
+    suite_tasks: str = "[]"
+    """The suite's tasks as JSON ([{task, type, baseline}]), recorded with every run."""
+    native: object = field(default=None, compare=False, hash=False, repr=False)
+    """lm_eval tasks: lm-eval's Task object, built when the task is prepared."""
+
+    @property
+    def partial(self) -> bool:
+        """A --limit sample: the run is recorded as partial."""
+        return len(self.samples) < self.n_total
+
+    @property
+    def scorers_hash(self) -> str:
+        """Content of scorer configs (e.g. a rubric file): part of the run key."""
+        return stable_hash([(name, s.config_hash) for name, s in self.scorers])
+
+
+def sample_items(samples: list, limit: int, seed: int, task_name: str) -> list:
+    """A seeded random sample of `limit` items, in their original order (not the first N, which
+    would over-represent whatever the file lists first)."""
+    if limit < 1:
+        raise ConfigError(f"--limit must be at least 1 (got {limit})")
+    if limit >= len(samples):
+        return list(samples)
+    keep = set(random.Random(f"{seed}:{task_name}").sample(range(len(samples)), limit))
+    return [s for i, s in enumerate(samples) if i in keep]
