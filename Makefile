@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_CPU := torch==2.13.0
 
-.PHONY: demo alignment test venv llama-cpp browser screenshots clean
+.PHONY: demo alignment test lint venv llama-cpp browser screenshots clean
 
 venv: $(VENV)/.installed
 
@@ -44,7 +44,13 @@ browser:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; } || \
 	  echo "chromium is not installed and can't be installed here: the browser tests will be skipped"
 
-test: venv llama-cpp browser
+# Style and complexity (ruff, rules in pyproject.toml) and types on the public seams (mypy: the
+# backends, scorers, task kinds, store and model catalogue). Part of `make test`.
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+test: venv llama-cpp browser lint
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest -q
 
 # Screenshots of the demo report at desktop and phone widths (docs/screenshots), after `make demo`.

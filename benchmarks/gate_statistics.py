@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from _measurements import add_write_docs_flag, run_recorded  # beside this script: its folder is on sys.path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))

@@ -196,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="list variants, runs or registered components",
                        description="List what the store holds (variants with lineage, runs) or what is registered "
                                    "(scorers with their metrics, every declared metric, backends, recipes, loaders).")
-    p.add_argument("what", choices=["variants", "runs", "scorers", "metrics", "backends", "recipes", "loaders"])
+    p.add_argument("what", choices=["variants", "runs", "scorers", "metrics", "backends", "recipes", "loaders", "task_kinds"])
     _store_arg(p)
     p.set_defaults(func=cmd_list)
 
@@ -211,8 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_schema(args) -> int:
-    from harness.errors import ConfigError
     from harness.config.schema import render
+    from harness.errors import ConfigError
 
     text = render()
     if args.check:
@@ -289,9 +289,9 @@ def cmd_build(args) -> int:
 
 
 def cmd_run(args) -> int:
+    from harness.analysis.metrics import summarize
     from harness.data.answers import parse_answers_arg
     from harness.run.evaluate import run_suites
-    from harness.analysis.metrics import summarize
     from harness.store.db import open_store
 
     outcomes = run_suites(args.suites, args.models, args.store, args.variant, args.force, args.limit,
@@ -504,10 +504,11 @@ def cmd_export(args) -> int:
 def cmd_list(args) -> int:
     from harness import registry
 
-    if args.what in ("scorers", "metrics", "recipes"):
-        from harness.report.listing import metric_lines, recipe_lines, scorer_lines
+    if args.what in ("scorers", "metrics", "recipes", "task_kinds"):
+        from harness.report.listing import metric_lines, recipe_lines, scorer_lines, task_kind_lines
 
-        for line in {"scorers": scorer_lines, "metrics": metric_lines, "recipes": recipe_lines}[args.what]():
+        lines = {"scorers": scorer_lines, "metrics": metric_lines, "recipes": recipe_lines, "task_kinds": task_kind_lines}
+        for line in lines[args.what]():
             print(line)
         return 0
     if args.what == "backends":

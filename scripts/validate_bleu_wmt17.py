@@ -30,8 +30,8 @@ def main() -> int:
     import sacrebleu
     import yaml
 
-    from harness.run.evaluate import run_suites
     from harness.analysis.metrics import summarize
+    from harness.run.evaluate import run_suites
     from harness.store.db import open_store
 
     refs = ref_file.read_text(encoding="utf-8").splitlines()

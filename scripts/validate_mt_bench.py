@@ -39,8 +39,8 @@ def main() -> int:
         print(f"skip: {DATA} not found (the shared validation data is not part of a clone)")
         return 0
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from harness.run.evaluate import run_suites
     from harness.progress import setup_logging
+    from harness.run.evaluate import run_suites
     from harness.store.db import open_store
 
     setup_logging()

@@ -45,8 +45,8 @@ def main() -> int:
     import duckdb
     from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
-    from harness.tasks.kinds.classification import metric_label
     from harness.stats.intervals import bootstrap_mean
+    from harness.tasks.kinds.classification import metric_label
 
     con = duckdb.connect(args.store, read_only=True)
     runs = con.execute("SELECT variant, run_id FROM latest_runs WHERE task = 'emotion' ORDER BY variant").fetchall()

@@ -127,3 +127,18 @@ def test_no_harness_import_inside_functions():
 def test_only_the_kernel_sits_at_the_top():
     top = {p.stem for p in PACKAGE.glob("*.py")}
     assert top <= KERNEL, f"modules outside a domain package: {sorted(top - KERNEL)}"
+
+
+def test_importing_every_module_imports_nothing_heavy():
+    """Harness modules import each other at the top, so heavy libraries must stay inside the
+    functions that use them: `validate`, `list` and `schema` resolve every component and must
+    not pay for torch or transformers."""
+    import subprocess
+    import sys
+
+    names = sorted(n for n in MODULES if not n.endswith("__main__"))
+    code = ("import importlib, sys\n"
+            f"for n in {names!r}: importlib.import_module(n)\n"
+            "print(sorted(m for m in ('torch', 'transformers', 'peft', 'trl', 'bitsandbytes', 'vllm', 'llama_cpp', 'duckdb', 'lm_eval') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True).stdout
+    assert out.strip() == "[]"

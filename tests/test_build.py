@@ -194,8 +194,8 @@ def test_per_token_kl_to_the_parent_on_a_perplexity_task(built, tiny_model_dir, 
     next-token KL is stored per text, is 0 for a model against itself, and is gateable."""
     import torch
 
-    from harness.backends.hf import HFBackend
     from harness.analysis.fidelity import token_kl
+    from harness.backends.hf import HFBackend
 
     ws, models = built
     suite = perplexity_suite(ws, limit=4)
@@ -291,8 +291,8 @@ def test_a_hub_id_base_from_the_local_cache_and_a_clear_error_offline(tiny_model
 def test_per_token_kl_along_a_chain_reuses_each_models_distributions(workspace, tiny_model_dir, tmp_path):
     """base -> a1 -> a2: the KL pairs are computed in lineage order, a1's next-token distributions
     carried from its own pair to a2's; the stored figures equal each pair computed on its own."""
-    from harness.backends.hf import HFBackend
     from harness.analysis.fidelity import token_kl
+    from harness.backends.hf import HFBackend
     from tests.test_vllm import _adapter
 
     pytest.importorskip("peft")

@@ -7,9 +7,9 @@ import duckdb
 import pytest
 
 from harness.backends.base import BackendFactory, BackendInfo, Generation
-from harness.models.serving import backend_name
 from harness.cli import main
 from harness.config.models import load_models
+from harness.models.serving import backend_name
 from tests.conftest import write
 
 

@@ -143,8 +143,8 @@ def test_per_class_intervals_are_the_item_bootstrap():
     the figure over items with the same seed."""
     import random
 
-    from harness.tasks.kinds.classification import class_stats, per_class
     from harness.stats.intervals import bootstrap_statistic
+    from harness.tasks.kinds.classification import class_stats, per_class
 
     rng = random.Random(5)
     gold = [rng.randrange(4) for _ in range(300)]

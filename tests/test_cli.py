@@ -95,6 +95,33 @@ def test_list_registered_components(capsys):
     assert "llama_cpp" in out and "openai" in out and "vllm" in out
 
 
+def test_list_recipes_shows_config_keys(capsys):
+    assert main(["list", "recipes"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    sft = lines.index(next(line for line in lines if line.startswith("sft_lora ")))
+    assert "Supervised fine-tuning with a LoRA adapter" in lines[sft]
+    assert "config (SFTLoraConfig):" in lines[sft + 1]
+    keys = {line.split()[0]: line for line in lines[sft + 2:] if line.startswith(" " * 21)}
+    # key, type, default, the first sentence of the key's docstring (nested models dotted)
+    assert {"data", "data.path", "lora", "lora.r", "training.max_steps", "qlora"} <= set(keys)
+    assert keys["lora.r"].split()[1:4] == ["integer", "default:", "8"]
+    assert "Rank of the update BA." in keys["lora.r"]
+    assert "required" in keys["data.path"] and "JSONL file, relative to the models file." in keys["data.path"]
+    assert "default: 60" in keys["training.max_steps"]
+    # recipes sharing a config model list its keys once
+    assert any(line.startswith("ipo ") for line in lines)
+    assert any("config (PreferenceConfig): the same keys as dpo" in line for line in lines)
+
+
+def test_list_scorers_shows_option_keys(capsys):
+    assert main(["list", "scorers"]) == 0
+    out = capsys.readouterr().out
+    assert "options: none (written by name: `- rouge`)" in out
+    assert "options (`- reward: {...}`, RewardScorerSpec):" in out
+    assert any(line.split()[:4] == ["batch_size", "integer", "default:", "8"] for line in out.splitlines())
+    assert "checks[].name" in out  # a list of models: the rubric's checks
+
+
 def test_read_commands_on_missing_store_exit_2(tmp_path, capsys):
     report = write(tmp_path / "r.yaml", "title: r\nvariants: [a]\ngate: [{variant: a, task: t, metric: acc, min: 0}]\n")
     assert main(["gate", str(report), "--store", str(tmp_path / "none.duckdb")]) == 2

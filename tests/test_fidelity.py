@@ -9,8 +9,8 @@ from datetime import datetime
 
 import pytest
 
-from harness.cli import main
 from harness.analysis.fidelity import item_values
+from harness.cli import main
 from harness.store.db import RunRow, SampleRow, ScoreRow, Store, VariantRow
 from tests.conftest import write
 

@@ -239,10 +239,10 @@ def test_brand_similarity_prefers_on_brand_text(tmp_path):
 
 
 def test_configured_scorer_without_config_is_an_error():
-    from harness.config.suite import TaskSpec
+    from harness.config.suite import GenerationTask
     from harness.tasks.prepare import prepare_task
 
-    spec = TaskSpec.model_validate({"name": "t", "type": "generation", "data": {"format": "jsonl", "path": "x.jsonl"},
+    spec = GenerationTask.model_validate({"name": "t", "type": "generation", "data": {"format": "jsonl", "path": "x.jsonl"},
                                     "prompt": {"template": "x"}, "scorers": ["rubric"]})
     with pytest.raises(ConfigError, match="needs a config"):
         prepare_task(spec, "s", REPO / "suites" / "s.yaml")

@@ -190,9 +190,9 @@ def test_multi_turn_resume_and_force_start_over(tmp_path, monkeypatch):
 def test_a_commit_blocked_by_a_reader_is_retried_with_the_next_one(tmp_path, monkeypatch):
     """A store held past the lock wait delays a checkpoint (the units stay pending) instead of
     stopping a long run; any other store error stops it."""
-    from harness.tasks.checkpoint import Checkpoint
     from harness.errors import StoreError
     from harness.store.db import LOCKED, Store
+    from harness.tasks.checkpoint import Checkpoint
 
     monkeypatch.setenv("HARNESS_CHECKPOINT_ITEMS", "2")
     monkeypatch.setenv("HARNESS_CHECKPOINT_MIN_SECONDS", "0")

@@ -21,8 +21,8 @@ def other_tiny_model(tmp_path_factory):
 
 
 def test_kl_is_zero_for_a_variant_equal_to_its_reference(tiny_model_dir):
-    from harness.backends.hf import HFBackend
     from harness.analysis.sequence_kl import sequence_kl
+    from harness.backends.hf import HFBackend
 
     a, b = HFBackend(tiny_model_dir), HFBackend(tiny_model_dir)
     kls = sequence_kl(a, b, ["Brief: a rainy morning\nTweet:", "Brief: new beans\nTweet:"], samples=3, max_new_tokens=6, seed=0)
@@ -34,8 +34,8 @@ def test_the_sampled_estimate_matches_the_exact_kl_of_the_first_token(tiny_model
     must lie within 4 standard errors of it (samples from the full, untruncated distribution)."""
     import torch
 
-    from harness.backends.hf import HFBackend
     from harness.analysis.sequence_kl import completion_logprobs, sample_completions
+    from harness.backends.hf import HFBackend
 
     parent, variant = HFBackend(tiny_model_dir), HFBackend(other_tiny_model)
     prompt = parent._encode("Brief: a rainy morning\nTweet:")

@@ -8,8 +8,7 @@ import duckdb
 import pytest
 
 from harness.errors import StoreError
-from harness.store.db import open_store
-from harness.store.db import RunRow, SampleRow, ScoreRow
+from harness.store.db import RunRow, SampleRow, ScoreRow, open_store
 from harness.store.migrations import MIGRATIONS
 
 

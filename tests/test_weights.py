@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.models import weights
 from harness.errors import ConfigError
+from harness.models import weights
 
 
 def test_converted_checkpoint_is_reused_without_loading(tmp_path, monkeypatch):

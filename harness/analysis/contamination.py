@@ -22,6 +22,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
+
 from harness.data.loaders import read_jsonl_objects
 from harness.errors import ConfigError
 from harness.stats.metricspec import Metric

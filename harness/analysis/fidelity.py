@@ -16,9 +16,9 @@ import json
 import math
 from typing import TYPE_CHECKING
 
-from harness.stats.metricspec import Metric, RunValues, Unavailable
 from harness.models.loading import right_padded
 from harness.stats.hypothesis import ItemStatistic
+from harness.stats.metricspec import Metric, RunValues, Unavailable
 
 if TYPE_CHECKING:
     from harness.models.catalogue import Catalogue

@@ -11,8 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness.errors import StoreError
-from harness.stats.metricspec import direction
-from harness.stats.metricspec import lookup
+from harness.stats.metricspec import direction, lookup
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from harness.analysis.fidelity import model_pairs
-from harness.analysis.fidelity import same_tokenizer_texts
+from harness.analysis.fidelity import model_pairs, same_tokenizer_texts
 from harness.models.loading import right_padded
 
 if TYPE_CHECKING:

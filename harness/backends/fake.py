@@ -69,7 +69,7 @@ class FakeBackend:
             results.append(Generation(text, len(prompt.split()), len(words), latency, 0.1 * latency, latency))
         if self.latencies:
             # A batch is served together: each caller waits for the slowest output of the batch.
-            wait = max(r.request_latency_s for r in results) if results else 0.0
+            wait = max(r.request_latency_s or 0.0 for r in results) if results else 0.0
             results = [Generation(r.text, r.prompt_tokens, r.output_tokens, wait / len(results), 0.1 * wait, wait) for r in results]
         return results
 

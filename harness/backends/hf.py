@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import cast
 
 from harness.backends.base import (
     BackendFactory,
@@ -22,9 +23,9 @@ from harness.backends.base import (
     split_pair,
 )
 from harness.errors import ConfigError
-from harness.progress import progress
-from harness.models.tokenizers import shared_tokenizer
 from harness.models.loading import load_causal_lm, load_quantized
+from harness.models.tokenizers import shared_tokenizer
+from harness.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,8 @@ class HFBackend:
                               self.SHORT_PREFIX_MIN_SAVING) if self.prefix_reuse else []
         grouped = {i for _, members in groups for i in members}
         plain = sorted((i for i in range(len(p.inputs)) if i not in grouped), key=lambda i: -len(p.inputs[i]))
-        batches = [(None, 0, plain[s:s + self.batch_size]) for s in range(0, len(plain), self.batch_size)]
+        batches: list[tuple[int | None, int, list[int]]] = [(None, 0, plain[s:s + self.batch_size])
+                                                             for s in range(0, len(plain), self.batch_size)]
         for g, (plen, members) in enumerate(groups):
             members = sorted(members, key=lambda i: -len(p.inputs[i]))
             batches += [(g, plen, members[s:s + self.batch_size]) for s in range(0, len(members), self.batch_size)]
@@ -120,7 +122,7 @@ class HFBackend:
                     results[pos] = done[pos] = Loglikelihood(total, greedy, len(cont))
             if on_done is not None:
                 on_done(done)
-        return results
+        return cast(list[Loglikelihood], results)  # every position was asked for by some input
 
     def _score_left_padded(self, seqs: list[tuple[int, ...]], need: list[int]) -> list:
         """Log-probabilities at the last need[r] positions of each sequence (one batch)."""

@@ -19,6 +19,7 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import cast
 
 from harness.backends.base import (
     BackendFactory,
@@ -86,7 +87,7 @@ class LlamaCppBackend:
                 results[pos] = done[pos] = Loglikelihood(total, greedy, len(cont))
             if on_done is not None:
                 on_done(done)
-        return results
+        return cast(list[Loglikelihood], results)  # every position was asked for by some input
 
     def _logits(self, tokens: list[int], last: int):
         """Decode `tokens` (keeping the cached shared prefix) and return the logits of the last
@@ -169,7 +170,7 @@ def gguf_file_type(metadata: dict) -> str:
     try:
         import gguf
 
-        return gguf.LlamaFileType(int(value)).name.removeprefix("MOSTLY_").removeprefix("ALL_")
+        return gguf.LlamaFileType(int(str(value))).name.removeprefix("MOSTLY_").removeprefix("ALL_")
     except (ImportError, TypeError, ValueError):
         return f"file_type {value}" if value is not None else "unknown"
 

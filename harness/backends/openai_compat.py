@@ -30,8 +30,8 @@ from harness.backends.base import (
     Loglikelihood,
     apply_stop,
 )
-from harness.errors import ConfigError, HarnessError
 from harness.backends.openai_http import EndpointError, RetryPolicy, api_key, post_json, post_stream
+from harness.errors import ConfigError, HarnessError
 from harness.progress import progress
 
 log = logging.getLogger(__name__)

@@ -81,7 +81,8 @@ def _retrying(policy: RetryPolicy):
 
     return Retrying(stop=stop_after_attempt(policy.max_retries + 1), wait=_wait(policy),
                     retry=retry_if_exception_type(_Transient), reraise=True,
-                    before_sleep=lambda s: log.debug("request failed (%s); retry %d", s.outcome.exception(), s.attempt_number))
+                    before_sleep=lambda s: log.debug("request failed (%s); retry %d",
+                                                          s.outcome.exception() if s.outcome else None, s.attempt_number))
 
 
 def _open(url: str, body: dict, key: str | None, timeout_s: float):

@@ -25,10 +25,10 @@ from harness.backends.base import (
     Loglikelihood,
     apply_stop,
 )
-from harness.errors import ConfigError, require
 from harness.backends.hf import encode_pair
-from harness.models.loading import load_causal_lm
+from harness.errors import ConfigError, require
 from harness.models import weights
+from harness.models.loading import load_causal_lm
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ class VLLMBackend:
         outs = self.llm.generate([TokensPrompt(prompt_token_ids=ids) for ids in inputs], params,
                                  lora_request=self.lora, use_tqdm=False)
         results = []
-        for (ctx, cont), ids, out in zip(encoded, inputs, outs):
+        for (_ctx, cont), ids, out in zip(encoded, inputs, outs):
             total, greedy = 0.0, True
             for pos in range(len(ids) - len(cont), len(ids)):
                 entry = out.prompt_logprobs[pos][ids[pos]]  # the actual token is always included

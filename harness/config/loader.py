@@ -44,7 +44,7 @@ def format_validation_error(path: Path | str, exc: ValidationError, data: object
                 close = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.5)
                 if close:
                     msg += f"; did you mean '{close[0]}'?"
-                msg += f" Allowed: {', '.join(sorted(allowed))}"
+                msg += ("" if close else ".") + f" Allowed: {', '.join(sorted(allowed))}"
         elif err["type"] == "missing":
             msg = "required field is missing"
         elif "input" in err and err["type"] not in ("value_error", "assertion_error"):
@@ -82,6 +82,8 @@ def _tag_matches(model: type[BaseModel], tag: str) -> bool:
     import typing
 
     field = model.model_fields.get("type")
+    if getattr(model, "UNION_TAG", None) == tag:
+        return True  # a catch-all member (a plugin's task kind) tagged by name, not by a Literal
     return field is not None and tag in typing.get_args(field.annotation)
 
 

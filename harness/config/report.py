@@ -8,10 +8,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from harness.config.loader import Strict, load_model_file
-from harness.errors import ConfigError
-from harness.errors import UnknownNameError
-from harness.stats.metricspec import declarations
-from harness.stats.metricspec import lookup
+from harness.errors import ConfigError, UnknownNameError
+from harness.stats.metricspec import declarations, lookup
 
 RuleKind = Literal["non_inferiority", "superiority", "bound"]
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
+
 from harness import registry
 from harness.config.loader import Strict
 
@@ -59,6 +60,7 @@ GLOSSARY = {
     "prep_fields": "Row fields that `prep` cleans (and filters on).",
     "dropout": "LoRA dropout on the adapter's input.",
     "description": "Free text, for people reading the file.",
+    "type": "The kind: this value selects this model (see its description above).",
     "QLoRASpec.quant_type": "The 4-bit data type: nf4 (NormalFloat) or fp4.",
     "QLoRASpec.compute_dtype": "dtype of the matmuls over the 4-bit weights on CUDA (the CPU computes in float32).",
     "TextPrepSpec.remove_emoji": "Delete emoji from the text.",

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Discriminator, Field, Tag, model_validator
 
+from harness import registry
 from harness.config.loader import Strict, load_model_file
+from harness.errors import UnknownNameError
 from harness.tasks.extract import ExtractSpec
 
 
@@ -202,44 +204,20 @@ class LmEvalSpec(Strict):
     """A seeded random sample of N documents (the suite's seed), passed to lm-eval by document id."""
 
 
-class TaskSpec(Strict):
-    """One task: data, prompt, (generation settings) and scorers."""
+class _TaskCommon(Strict):
+    """What every evaluation task has, whatever its kind."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     """The task's name: unique in the suite; runs, reports and gate rules refer to it."""
-    type: Literal["multiple_choice", "generation", "latency", "perplexity", "classification", "lm_eval"]
-    """multiple_choice: options scored by log-likelihood; generation: outputs scored by scorers;
-    latency: serving measurements; perplexity: the log-likelihood of `prompt.template` (e.g. held-out
-    brand texts) under the variant; classification: one of a closed set of labels (see
-    ClassificationSpec); lm_eval: a task of lm-eval's catalogue (see LmEvalSpec).
-    """
-    data: DataSpec | None = None
-    """Where the items come from (every type but lm_eval, whose task brings its dataset)."""
-    prompt: PromptSpec | None = None
-    """How an item becomes model input (every type but lm_eval)."""
-    lm_eval: LmEvalSpec | None = None
-    """lm_eval tasks: which lm-eval task, and how."""
+    type: str
+    """The task's kind: multiple_choice, generation, latency, perplexity, classification, lm_eval,
+    or a plugin's (`harness list task_kinds`); each kind takes its own block of keys."""
     scorers: list[str | dict[str, dict[str, Any]]] = []
     """Registered scorer names (see `harness list scorers`), or `{name: config}` for a scorer
     that takes a config (e.g. `- rubric: {path: rubric.yaml}`). A generation task may have none
     when a judge task grades it."""
-    fewshot: FewShotSpec = FewShotSpec()
-    multiple_choice: MultipleChoiceSpec = MultipleChoiceSpec()
-    classification: ClassificationSpec | None = None
-    """Classification tasks: the labels and how one is chosen."""
-    generation: GenerationSpec = GenerationSpec()
-    multi_turn: MultiTurnSpec | None = None
-    """Generation only: answer a list of turns as a conversation (see MultiTurnSpec)."""
-    output_field: str | None = None
-    """Generation only: score this item field as the output instead of generating one (e.g. the
-    answers of a HaluEval file, to measure a scorer against the file's labels); no model call."""
-    latency: LatencySpec = LatencySpec()
-    """Latency tasks: concurrency levels, warm-up and prices."""
     id_field: str | None = None
     """Item field used as the sample id; default: position in the data (or subject/position)."""
-    sequence_kl: SequenceKLSpec | None = None
-    """Generation tasks: also estimate each transformers-served variant's sequence-level
-    KL(variant || parent) on the prompts (harness.analysis.sequence_kl), stored as `parent_seq_kl`."""
     category_field: str | None = None
     """Item field that groups items (MT-Bench's `category`: writing, roleplay, reasoning, ...):
     stored with every sample, and the report breaks the headline metric down by it, for this task
@@ -251,32 +229,170 @@ class TaskSpec(Strict):
         return [(s, None) if isinstance(s, str) else next(iter(s.items())) for s in self.scorers]
 
     @model_validator(mode="after")
-    def _checks(self):
+    def _scorer_entries(self):
         for i, s in enumerate(self.scorers):
             if isinstance(s, dict) and len(s) != 1:
                 raise ValueError(f"scorers[{i}]: a configured scorer is one mapping {{name: config}}, got keys {sorted(s)}")
-        if self.type == "multiple_choice" and not self.scorers:
+        return self
+
+    def _no_scorers(self):
+        if self.scorers:
+            raise ValueError(f"{self.type} tasks take no scorers (their metrics are built in)")
+
+
+class _ItemTask(_TaskCommon):
+    """A task over the suite's own data: items loaded, rendered by a prompt, optionally few-shot."""
+
+    data: DataSpec
+    """Where the items come from."""
+    prompt: PromptSpec
+    """How an item becomes model input."""
+    fewshot: FewShotSpec = FewShotSpec()
+
+
+class MultipleChoiceTask(_ItemTask):
+    """Options scored by log-likelihood (lm-eval's definition); metrics from its scorers (acc, acc_norm)."""
+
+    type: Literal["multiple_choice"]
+    multiple_choice: MultipleChoiceSpec = MultipleChoiceSpec()
+
+    @model_validator(mode="after")
+    def _checks(self):
+        if not self.scorers:
             raise ValueError("multiple-choice tasks need at least one scorer (acc, acc_norm)")
-        if self.type != "generation" and (self.multi_turn is not None or self.output_field is not None):
-            raise ValueError("multi_turn and output_field apply to generation tasks only")
+        return self
+
+
+class GenerationTask(_ItemTask):
+    """Outputs generated (or read from a field) and scored by the task's scorers."""
+
+    type: Literal["generation"]
+    generation: GenerationSpec = GenerationSpec()
+    multi_turn: MultiTurnSpec | None = None
+    """Answer a list of turns as a conversation (see MultiTurnSpec)."""
+    output_field: str | None = None
+    """Score this item field as the output instead of generating one (e.g. the answers of a
+    HaluEval file, to measure a scorer against the file's labels); no model call."""
+    sequence_kl: SequenceKLSpec | None = None
+    """Also estimate each transformers-served variant's sequence-level KL(variant || parent) on
+    the prompts (harness.analysis.sequence_kl), stored as `parent_seq_kl`."""
+
+    @model_validator(mode="after")
+    def _checks(self):
         if self.multi_turn is not None and self.output_field is not None:
             raise ValueError("output_field scores stored single-turn outputs; it can't be combined with multi_turn")
-        if self.sequence_kl is not None and (self.type != "generation" or self.multi_turn is not None):
+        if self.sequence_kl is not None and self.multi_turn is not None:
             raise ValueError("sequence_kl applies to single-turn generation tasks (its prompts are the fixed prompt set)")
-        if self.generation.n > 1 and (self.type != "generation" or self.multi_turn is not None or self.output_field is not None):
+        if self.generation.n > 1 and (self.multi_turn is not None or self.output_field is not None):
             raise ValueError("generation.n > 1 applies to single-turn generation tasks")
-        if (self.type == "lm_eval") != (self.lm_eval is not None):
-            raise ValueError("an lm_eval task needs an lm_eval block (task: <name>), and only it takes one")
-        if self.type == "lm_eval":
-            if self.data is not None or self.prompt is not None or self.scorers:
-                raise ValueError("an lm_eval task brings its own data, prompts and metrics: no data, prompt or scorers")
-        elif self.data is None or self.prompt is None:
-            raise ValueError(f"a {self.type} task needs data and prompt")
-        if (self.type == "classification") != (self.classification is not None):
-            raise ValueError("a classification task needs a classification block (labels, label_field), and only it takes one")
-        if self.type in ("latency", "perplexity", "classification") and self.scorers:
-            raise ValueError(f"{self.type} tasks take no scorers (their metrics are built in)")
         return self
+
+
+class LatencyTask(_ItemTask):
+    """Serving measurements: every item sent at each concurrency level."""
+
+    type: Literal["latency"]
+    generation: GenerationSpec = GenerationSpec()
+    latency: LatencySpec = LatencySpec()
+    """Concurrency levels, warm-up and prices."""
+
+    @model_validator(mode="after")
+    def _checks(self):
+        self._no_scorers()
+        if self.generation.n > 1:
+            raise ValueError("generation.n > 1 applies to single-turn generation tasks")
+        return self
+
+
+class PerplexityTask(_ItemTask):
+    """The log-likelihood of `prompt.template` (e.g. held-out brand texts) under the variant."""
+
+    type: Literal["perplexity"]
+
+    @model_validator(mode="after")
+    def _checks(self):
+        self._no_scorers()
+        return self
+
+
+class ClassificationTask(_ItemTask):
+    """One of a closed set of labels per item (see ClassificationSpec)."""
+
+    type: Literal["classification"]
+    classification: ClassificationSpec
+    """The labels and how one is chosen."""
+    generation: GenerationSpec = GenerationSpec()
+    """Decoding settings when classification.method is generate."""
+
+    @model_validator(mode="after")
+    def _checks(self):
+        self._no_scorers()
+        if self.generation.n > 1:
+            raise ValueError("generation.n > 1 applies to single-turn generation tasks")
+        return self
+
+
+class LmEvalTask(_TaskCommon):
+    """A task of lm-eval's catalogue (see LmEvalSpec): it brings its own data, prompts and metrics."""
+
+    type: Literal["lm_eval"]
+    lm_eval: LmEvalSpec
+    """Which lm-eval task, and how."""
+
+    @model_validator(mode="after")
+    def _checks(self):
+        if self.scorers:
+            raise ValueError("an lm_eval task brings its own data, prompts and metrics: no data, prompt or scorers")
+        return self
+
+
+class PluginTask(_TaskCommon):
+    """A task of a kind registered by a plugin (entry point `harness.plugins`, `task_kind.NAME`):
+    its `options:` block is validated by the kind's own options model."""
+
+    UNION_TAG: ClassVar[str] = "plugin"
+    data: DataSpec | None = None
+    """Where the items come from (needed unless the kind brings its own items)."""
+    prompt: PromptSpec | None = None
+    """How an item becomes model input (needed unless the kind brings its own items)."""
+    fewshot: FewShotSpec = FewShotSpec()
+    options: dict[str, Any] = {}
+    """The kind's own settings (see `harness list task_kinds`)."""
+
+    @model_validator(mode="after")
+    def _checks(self):
+        kind = plugin_kind(self.type)
+        if kind.prepare is None and (self.data is None or self.prompt is None):
+            raise ValueError(f"a {self.type} task needs data and prompt")
+        if kind.options is not None:
+            kind.options.model_validate(self.options)
+        elif self.options:
+            raise ValueError(f"task kind '{self.type}' takes no options")
+        return self
+
+    def parsed_options(self):
+        """The options block as the kind's options model (None for a kind without options)."""
+        kind = plugin_kind(self.type)
+        return kind.options.model_validate(self.options) if kind.options is not None else None
+
+
+def plugin_kind(name: str):
+    """The registered task kind `name` (a did-you-mean ValueError for an unknown one, which pydantic
+    reports with the file and field)."""
+    kinds = [k for k in registry.names("task_kind") if not k.startswith("judge_")] + ["judge"]
+    if name not in kinds:
+        raise ValueError(str(UnknownNameError("task type", name, kinds)))
+    return registry.resolve("task_kind", name)
+
+
+BUILTIN_TASK_MODELS: dict[str, type[_TaskCommon]] = {
+    "multiple_choice": MultipleChoiceTask, "generation": GenerationTask, "latency": LatencyTask,
+    "perplexity": PerplexityTask, "classification": ClassificationTask, "lm_eval": LmEvalTask,
+}
+"""The built-in task kinds' models; any other `type` is a plugin kind's (PluginTask)."""
+
+TaskSpec = MultipleChoiceTask | GenerationTask | LatencyTask | PerplexityTask | ClassificationTask | LmEvalTask | PluginTask
+"""An evaluation task of any kind (for annotations; files are parsed through SuiteSpec)."""
 
 
 class HealthThresholds(Strict):
@@ -401,7 +517,19 @@ class JudgeTaskSpec(Strict):
         return self
 
 
-AnyTask = Annotated[TaskSpec | JudgeTaskSpec, Field(discriminator="type")]
+def _task_tag(value: Any) -> str:
+    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    return kind if kind in BUILTIN_TASK_MODELS or kind == "judge" else "plugin"
+
+
+AnyTask = Annotated[
+    Annotated[MultipleChoiceTask, Tag("multiple_choice")] | Annotated[GenerationTask, Tag("generation")]
+    | Annotated[LatencyTask, Tag("latency")] | Annotated[PerplexityTask, Tag("perplexity")]
+    | Annotated[ClassificationTask, Tag("classification")] | Annotated[LmEvalTask, Tag("lm_eval")]
+    | Annotated[JudgeTaskSpec, Tag("judge")] | Annotated[PluginTask, Tag("plugin")],
+    Discriminator(_task_tag),
+]
+"""A task of a suite: its `type` picks the model that validates it (a discriminated union)."""
 
 
 class ContaminationSpec(Strict):

@@ -10,10 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, UnknownNameError, require
 from harness.textfile import read_csv_rows, read_text
-from harness.errors import UnknownNameError
-from harness.errors import require
 
 LETTERS = "ABCDEFGHIJ"
 HEADER_ANSWER = ("answer", "target", "label", "gold", "correct", "answerkey")

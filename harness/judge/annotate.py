@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.judge.clients import JudgeCall
+from harness.judge.constitution import framed
 from harness.judge.parse import parse_verdict
 from harness.judge.prompts import load_judge_prompts
 from harness.judge.task import combine_orders, majority
-from harness.judge.constitution import framed
 
 
 @dataclass

@@ -21,13 +21,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
+from harness.backends.base import GenerationConfig
+from harness.backends.openai_http import EndpointError, RetryPolicy, api_key, post_json
 from harness.hashing import stable_hash
 from harness.progress import progress
-from harness.backends.base import GenerationConfig
-from harness.backends.openai_http import EndpointError
-from harness.backends.openai_http import RetryPolicy
-from harness.backends.openai_http import api_key
-from harness.backends.openai_http import post_json
 
 log = logging.getLogger(__name__)
 

@@ -6,18 +6,19 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from harness.stats.metricspec import Metric, RunValues, TaskKind
-from harness.judge.health import PAIRWISE_FIGURES
-from harness.judge.health import RATING_CATEGORIES
-from harness.judge.health import SINGLE_FIGURES
-from harness.judge.health import anchor_agrees
-from harness.judge.health import cohen_kappa
-from harness.judge.health import pairwise_point
-from harness.judge.health import rounded_rating_anchors
-from harness.judge.health import single_point
-from harness.judge.task import combine_pairwise
-from harness.judge.task import combine_single
+from harness.judge.health import (
+    PAIRWISE_FIGURES,
+    RATING_CATEGORIES,
+    SINGLE_FIGURES,
+    anchor_agrees,
+    cohen_kappa,
+    pairwise_point,
+    rounded_rating_anchors,
+    single_point,
+)
+from harness.judge.task import combine_pairwise, combine_single
 from harness.stats.hypothesis import ItemStatistic
+from harness.stats.metricspec import Metric, RunValues, TaskKind
 
 _STAT = "harness.judge.kinds:run_statistic"
 

@@ -8,8 +8,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import ConfigError
 from harness.data.loaders import read_jsonl_objects
+from harness.errors import ConfigError
 
 BUILTIN_PROMPTS = Path(__file__).with_name("prompts.jsonl")
 _FIELD = re.compile(r"\{([a-z][a-z0-9_]*)\}")

@@ -20,7 +20,8 @@ from pathlib import Path
 
 from harness import __version__
 from harness.config.suite import JudgeTaskSpec
-from harness.errors import ConfigError, StoreError
+from harness.data.loaders import read_jsonl_objects
+from harness.errors import ConfigError, StoreError, UnknownNameError
 from harness.hashing import eval_libraries, git_commit, stable_hash
 from harness.judge.clients import JudgeCall, JudgeReply
 from harness.judge.health import (
@@ -45,8 +46,6 @@ from harness.store.db import (
     Store,
     nan_to_null,
 )
-from harness.data.loaders import read_jsonl_objects
-from harness.errors import UnknownNameError
 
 log = logging.getLogger(__name__)
 

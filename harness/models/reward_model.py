@@ -12,8 +12,8 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from harness.models.loading import load_causal_lm
-from harness.models.loading import right_padded
+
+from harness.models.loading import load_causal_lm, right_padded
 from harness.models.tokenizers import load_tokenizer
 from harness.stats.intervals import bootstrap_mean
 

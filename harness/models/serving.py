@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness import registry
+from harness.backends.base import Backend, BackendFactory
 from harness.config.models import ModelsFile, VariantSpec
 from harness.errors import ConfigError
-from harness import registry
-from harness.backends.base import BackendFactory
 from harness.recipes import Recipe
 
 DEFAULT_BACKEND = {"fake": "fake", "endpoint": "openai"}
@@ -96,7 +96,7 @@ def check_servable(spec: ModelsFile, model) -> None:
         f.can_serve(model)
 
 
-def open_model(spec: ModelsFile, model) -> object:
+def open_model(spec: ModelsFile, model) -> Backend:
     """Load a resolved model (harness.models.parent.ParentModel) with the backend its name is served by."""
     check_servable(spec, model)
     return factory(backend_name(spec, model.name)).open(model, model_options(spec, model.name))

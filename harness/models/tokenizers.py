@@ -20,6 +20,7 @@ import os
 import pickle
 import tempfile
 from pathlib import Path
+
 from harness.hashing import stable_hash
 from harness.models.weights import cache_dir
 

@@ -16,21 +16,15 @@ from harness.config.models import (
     resolve_relative,
 )
 from harness.errors import ConfigError, StoreError, UnknownNameError
-from harness.hashing import stable_hash
-from harness.models.parent import ParentModel
-from harness.recipes import Recipe
-from harness.store.db import Store, VariantRow
-from harness.hashing import library_versions
+from harness.hashing import library_versions, stable_hash
 from harness.models import weights
-from harness.models.serving import backend_name
-from harness.models.serving import check_backends
-from harness.models.serving import open_model
-from harness.models.weights import check_gguf
-from harness.models.weights import check_model_dir
-from harness.models.weights import hub_snapshot
-from harness.recipes import recipe_for
+from harness.models.parent import ParentModel
+from harness.models.serving import backend_name, check_backends, open_model
+from harness.models.weights import check_gguf, check_model_dir, hub_snapshot
+from harness.recipes import Recipe, recipe_for
 from harness.recipes.gguf_export import GGUF_FILE
 from harness.recipes.quantize import QUANT_FILE
+from harness.store.db import Store, VariantRow
 
 log = logging.getLogger(__name__)
 

@@ -3,9 +3,10 @@ style of TRL's scripts) exposing `RECIPE`; heavy libraries are imported inside `
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from harness import registry
 from harness.config.loader import Strict, parse_model

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from harness.config.loader import Strict
 from harness.errors import ConfigError
-from harness.recipes import BuildContext, BuildResult, Recipe, resolve_data_path
 from harness.models.loading import load_causal_lm
+from harness.recipes import BuildContext, BuildResult, Recipe, resolve_data_path
 
 
 class AdapterConfig(Strict):

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 
-from harness.models.parent import ParentModel
 from harness.models.loading import load_causal_lm
+from harness.models.parent import ParentModel
 
 log = logging.getLogger(__name__)
 
@@ -41,15 +42,22 @@ def _prepare_kbit(model):
     return prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
 
 
-def _callback_base():
+def LossLogger(max_steps: int, name: str, patience: int | None = None):  # noqa: N802 (used as a class)
+    """A transformers TrainerCallback that keeps every logged step (loss, learning rate, eval
+    loss), logs progress, and stops training when eval loss has not improved for `patience`
+    evaluations. Built on first use, so importing a recipe does not import transformers."""
+    return _loss_logger_class()(max_steps, name, patience)
+
+
+@functools.lru_cache(maxsize=1)
+def _loss_logger_class() -> type:
     from transformers import TrainerCallback
 
-    return TrainerCallback
+    return type("LossLogger", (_LossLogging, TrainerCallback), {})
 
 
-class LossLogger(_callback_base()):
-    """Keeps every logged step (loss, learning rate, eval loss), logs progress, and stops
-    training when eval loss has not improved for `patience` evaluations."""
+class _LossLogging:
+    """LossLogger's behaviour (mixed in before transformers' TrainerCallback)."""
 
     def __init__(self, max_steps: int, name: str, patience: int | None = None):
         self.curve: list[dict] = []

@@ -16,23 +16,18 @@ from typing import Literal
 
 from pydantic import Field
 
-from harness.config.loader import Strict
-from harness.recipes import BuildContext, BuildResult, Recipe, resolve_data_path
-from harness.recipes.sft_lora import LoraSpec, SFTTrainingSpec
-from harness.data.textprep import TextPrepSpec
 from harness.backends.base import GenerationConfig
 from harness.backends.hf import open_model
-from harness.data.loaders import LoadRequest
-from harness.data.loaders import load_jsonl
-from harness.data.textprep import prep_fields
-from harness.diagnostics.lora_rank import adapter_rank_report
-from harness.diagnostics.lora_rank import full_finetune_rank_report
+from harness.config.loader import Strict
+from harness.data.loaders import LoadRequest, load_jsonl
+from harness.data.textprep import TextPrepSpec, prep_fields
+from harness.diagnostics.lora_rank import adapter_rank_report, full_finetune_rank_report
 from harness.errors import ConfigError
 from harness.models.tokenizers import load_tokenizer
 from harness.progress import progress_enabled
-from harness.recipes import sft_lora
-from harness.recipes.common import LossLogger
-from harness.recipes.common import load_parent_for_training
+from harness.recipes import BuildContext, BuildResult, Recipe, resolve_data_path, sft_lora
+from harness.recipes.common import LossLogger, load_parent_for_training
+from harness.recipes.sft_lora import LoraSpec, SFTTrainingSpec
 from harness.tasks.prompts import render
 
 log = logging.getLogger(__name__)

@@ -12,12 +12,10 @@ from pathlib import Path
 from typing import Literal
 
 from harness.config.loader import Strict
-from harness.recipes import BuildContext, BuildResult, Recipe
 from harness.errors import require
-from harness.models.gguf import convert_hf
-from harness.models.gguf import converter_path
-from harness.models.gguf import quantize
+from harness.models.gguf import convert_hf, converter_path, quantize
 from harness.models.tokenizers import load_tokenizer
+from harness.recipes import BuildContext, BuildResult, Recipe
 from harness.recipes.common import load_parent_for_training
 
 log = logging.getLogger(__name__)

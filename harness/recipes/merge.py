@@ -11,11 +11,11 @@ from pathlib import Path
 
 from pydantic import Field
 
-from harness.config.loader import Strict
-from harness.recipes import BuildContext, BuildResult, Recipe
 from harness.backends.hf import open_model
+from harness.config.loader import Strict
 from harness.errors import ConfigError
 from harness.models.tokenizers import load_tokenizer
+from harness.recipes import BuildContext, BuildResult, Recipe
 
 
 class MergeConfig(Strict):

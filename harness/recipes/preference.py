@@ -14,28 +14,28 @@ from pathlib import Path
 
 from pydantic import Field
 
-from harness.config.loader import Strict
-from harness.recipes.preference_data import PreferenceDataSpec
-from harness.recipes import BuildContext, BuildResult, Recipe, resolve_data_path
-from harness.recipes.sft_lora import LoraSpec
 from harness.backends.base import GenerationConfig
 from harness.backends.hf import open_model
+from harness.config.loader import Strict
 from harness.diagnostics.lora_rank import adapter_rank_report
 from harness.errors import ConfigError
-from harness.judge.clients import LocalJudge
-from harness.judge.clients import OpenAIJudge
+from harness.judge.clients import LocalJudge, OpenAIJudge
 from harness.judge.constitution import load_constitution
 from harness.models.tokenizers import load_tokenizer
 from harness.progress import progress_enabled
-from harness.recipes.common import LossLogger
-from harness.recipes.common import load_parent_for_training
-from harness.recipes.preference_data import build_pairs
-from harness.recipes.preference_data import build_unpaired
-from harness.recipes.preference_data import check_pairs
-from harness.recipes.preference_data import check_unpaired
-from harness.recipes.preference_data import export_audit_sample
-from harness.recipes.preference_data import human_agreement
-from harness.recipes.preference_data import split_pairs
+from harness.recipes import BuildContext, BuildResult, Recipe, resolve_data_path
+from harness.recipes.common import LossLogger, load_parent_for_training
+from harness.recipes.preference_data import (
+    PreferenceDataSpec,
+    build_pairs,
+    build_unpaired,
+    check_pairs,
+    check_unpaired,
+    export_audit_sample,
+    human_agreement,
+    split_pairs,
+)
+from harness.recipes.sft_lora import LoraSpec
 
 log = logging.getLogger(__name__)
 

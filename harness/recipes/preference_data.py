@@ -31,12 +31,9 @@ from pydantic import Field, model_validator
 
 from harness.config.loader import Strict
 from harness.config.suite import JudgeSpec
+from harness.data.loaders import LoadRequest, load_jsonl, read_jsonl_objects
+from harness.data.textprep import TextPrepSpec, prep_fields
 from harness.errors import ConfigError
-from harness.data.textprep import TextPrepSpec
-from harness.data.loaders import LoadRequest
-from harness.data.loaders import load_jsonl
-from harness.data.loaders import read_jsonl_objects
-from harness.data.textprep import prep_fields
 from harness.judge.annotate import annotate
 from harness.judge.constitution import agreement
 from harness.tasks.prompts import render

@@ -15,20 +15,21 @@ import logging
 from pydantic import Field, model_validator
 
 from harness.config.loader import Strict
-from harness.recipes.preference_data import PreferenceDataSpec
-from harness.recipes import BuildContext, BuildResult, Recipe
-from harness.recipes.preference import collect_pairs, data_files, dependencies, trainer_settings
-from harness.recipes.sft_lora import LoraSpec
-from harness.models.reward_model import META_FILE
-from harness.models.reward_model import encode
-from harness.models.reward_model import length_baseline
-from harness.models.reward_model import pairwise_accuracy
-from harness.models.reward_model import scores
-from harness.models.reward_model import sequence_classifier
-from harness.models.reward_model import versus_length
+from harness.models.reward_model import (
+    META_FILE,
+    encode,
+    length_baseline,
+    pairwise_accuracy,
+    scores,
+    sequence_classifier,
+    versus_length,
+)
 from harness.models.tokenizers import load_tokenizer
-from harness.recipes.common import LossLogger
-from harness.recipes.common import load_parent_for_training
+from harness.recipes import BuildContext, BuildResult, Recipe
+from harness.recipes.common import LossLogger, load_parent_for_training
+from harness.recipes.preference import collect_pairs, data_files, dependencies, trainer_settings
+from harness.recipes.preference_data import PreferenceDataSpec
+from harness.recipes.sft_lora import LoraSpec
 
 log = logging.getLogger(__name__)
 

@@ -18,16 +18,15 @@ import logging
 from pydantic import Field, model_validator
 
 from harness.config.loader import Strict
-from harness.recipes import BuildContext, BuildResult, Recipe, resolve_data_path
-from harness.recipes.sft_lora import LoraSpec
 from harness.data.loaders import read_jsonl_objects
 from harness.diagnostics.lora_rank import adapter_rank_report
 from harness.errors import ConfigError
 from harness.models.reward_model import load_reward_model
 from harness.models.tokenizers import load_tokenizer
 from harness.progress import progress_enabled
-from harness.recipes.common import LossLogger
-from harness.recipes.common import load_parent_for_training
+from harness.recipes import BuildContext, BuildResult, Recipe, resolve_data_path
+from harness.recipes.common import LossLogger, load_parent_for_training
+from harness.recipes.sft_lora import LoraSpec
 from harness.tasks.prompts import render
 
 log = logging.getLogger(__name__)

@@ -14,18 +14,14 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from harness.config.loader import Strict
-from harness.recipes import BuildContext, BuildResult, Recipe, resolve_data_path
-from harness.data.textprep import TextPrepSpec
-from harness.data.loaders import LoadRequest
-from harness.data.loaders import load_jsonl
-from harness.data.textprep import prep_fields
+from harness.data.loaders import LoadRequest, load_jsonl
+from harness.data.textprep import TextPrepSpec, prep_fields
 from harness.diagnostics.lora_rank import adapter_rank_report
-from harness.errors import ConfigError
-from harness.errors import require
+from harness.errors import ConfigError, require
 from harness.models.tokenizers import load_tokenizer
 from harness.progress import progress_enabled
-from harness.recipes.common import LossLogger
-from harness.recipes.common import load_parent_for_training
+from harness.recipes import BuildContext, BuildResult, Recipe, resolve_data_path
+from harness.recipes.common import LossLogger, load_parent_for_training
 from harness.tasks.prompts import render
 
 log = logging.getLogger(__name__)

@@ -8,9 +8,9 @@ from pathlib import Path
 from pydantic import Field
 
 from harness.config.loader import Strict
-from harness.recipes import BuildContext, BuildResult, Recipe
 from harness.errors import ConfigError
 from harness.models.tokenizers import load_tokenizer
+from harness.recipes import BuildContext, BuildResult, Recipe
 from harness.recipes.common import load_parent_for_training
 
 

@@ -19,7 +19,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
+from harness.analysis.coverage import missing_tasks, partial_runs
+from harness.analysis.metrics import run_values
 from harness.config.report import GateRule, ReportSpec
+from harness.registry import import_target
 from harness.report.formatting import figure, p_value
 from harness.stats.hypothesis import (
     TestOutcome,
@@ -32,14 +35,8 @@ from harness.stats.hypothesis import (
     quantile_test,
     ratio_test,
 )
-from harness.stats.metricspec import Metric, resolve
+from harness.stats.metricspec import Metric, RunValues, Unavailable, resolve
 from harness.store.db import Store
-from harness.analysis.coverage import missing_tasks
-from harness.analysis.coverage import partial_runs
-from harness.analysis.metrics import run_values
-from harness.registry import import_target
-from harness.stats.metricspec import RunValues
-from harness.stats.metricspec import Unavailable
 
 PASS, FAIL, ERROR, INCONCLUSIVE = 0, 1, 2, 3
 NAN = float("nan")

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import re
 import sys
+import typing
 from typing import Any
 
-from harness.store.db import Store
 from harness import registry
+from harness.config.schema import _default, _describe, _models_in, _type_name, scorer_config_model
 from harness.stats.metricspec import declarations
-from harness.config.schema import _default
-from harness.config.schema import _describe
-from harness.config.schema import _models_in
-from harness.config.schema import _type_name
-from harness.config.schema import scorer_config_model
+from harness.store.db import Store
 
 
 def lineage_tree(store: Store) -> list[str]:
@@ -49,7 +46,6 @@ def scorer_lines() -> list[str]:
         lines.append(f"{'':18} {getattr(s, 'description', '')} (tasks: {', '.join(getattr(s, 'task_types', ()))})")
         for m in getattr(s, "metrics", ()):
             lines.append(f"{'':18}   {_metric_line(m)}")
-
         model = scorer_config_model(s)
         if model is None:
             lines.append(f"{'':18} options: none (written by name: `- {name}`)")
@@ -98,7 +94,6 @@ NESTED_LEVELS = 1
 
 
 def _key_rows(model: Any, prefix: str, path: tuple) -> list[tuple[str, str, str, str]]:
-
     rows = []
     for name, field in model.model_fields.items():
         key = field.alias or name
@@ -119,8 +114,6 @@ def _key_rows(model: Any, prefix: str, path: tuple) -> list[tuple[str, str, str,
 
 
 def _is_list(annotation: Any) -> bool:
-    import typing
-
     if typing.get_origin(annotation) in (list, tuple):
         return True
     return any(_is_list(a) for a in typing.get_args(annotation) if a is not type(None))
@@ -128,13 +121,11 @@ def _is_list(annotation: Any) -> bool:
 
 def _plain_type(annotation: Any) -> str:
     """schema's type name without its Markdown (links, escaped bars)."""
-
     text = _type_name(annotation).replace(" \\| ", "|")
     return re.sub(r"\[(\w+)\]\(#\w+\)", r"\1", text)
 
 
 def _plain_default(field, expanded: bool) -> str:
-
     text = _default(field)
     if text == "**required**":
         return "required"
@@ -170,3 +161,19 @@ def _range(m) -> str:
 def _metric_line(m) -> str:
     better = {"higher": "higher is better", "lower": "lower is better", "none": "no better direction"}[m.direction]
     return f"{m.name}: {m.display}; {better}; {m.values}, per {m.level}; {m.test}; range {_range(m)}"
+
+
+def task_kind_lines() -> list[str]:
+    """`harness list task_kinds`: each kind usable as a task's `type:` (built-in and plugin), what
+    it computes, what it needs of a backend, and a plugin kind's `options:` keys."""
+    lines = []
+    for name in registry.names("task_kind"):
+        if name.startswith("judge_"):
+            continue  # run by `type: judge` tasks (grading: single / pairwise)
+        kind = registry.resolve("task_kind", name)
+        needs = f" (needs {', '.join(sorted(kind.needs))})" if kind.needs else ""
+        lines.append(f"{name:18} {kind.description}{needs} [{registry.target('task_kind', name)}]")
+        if kind.options is not None:
+            lines += ["    options." + line.strip() for line in config_key_lines(kind.options)]
+    lines.append(f"{'judge':18} an LLM judge over another task's outputs (grading: single or pairwise)")
+    return lines

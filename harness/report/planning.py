@@ -8,13 +8,12 @@ from __future__ import annotations
 import json
 import math
 
+from harness.analysis.metrics import metric_names
 from harness.config.report import ReportSpec
 from harness.report.formatting import figure
-from harness.store.db import Store
-from harness.analysis.metrics import metric_names
 from harness.report.gate import evaluate_gate
-from harness.report.view import check_names
-from harness.report.view import paired_comparisons
+from harness.report.view import check_names, paired_comparisons
+from harness.store.db import Store
 
 
 def _seconds_per_item(store: Store, variants: list[str], task: str) -> tuple[float, list[str]]:

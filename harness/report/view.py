@@ -8,27 +8,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from harness import __version__
+from harness.analysis.coverage import missing_tasks, partial_runs
+from harness.analysis.fidelity import Unavailable, item_values, parent_run
+from harness.analysis.flips import item_flips
+from harness.analysis.metrics import MetricSummary, run_values, sample_values, summarize
 from harness.config.report import ReportSpec
 from harness.errors import ConfigError
 from harness.report.gate import Verdict, evaluate_gate
-from harness.analysis.metrics import MetricSummary, sample_values, summarize
+from harness.review.audit import agreement
+from harness.review.rubric import rating_agreement, review_agreement
+from harness.stats.hypothesis import holm, mde, paired_test, two_sided
+from harness.stats.intervals import bootstrap_mean
 from harness.stats.metricspec import direction, lookup
 from harness.store.db import Store
-from harness.analysis.coverage import missing_tasks
-from harness.analysis.coverage import partial_runs
-from harness.analysis.fidelity import Unavailable
-from harness.analysis.fidelity import item_values
-from harness.analysis.fidelity import parent_run
-from harness.analysis.flips import item_flips
-from harness.analysis.metrics import run_values
-from harness.review.audit import agreement
-from harness.review.rubric import rating_agreement
-from harness.review.rubric import review_agreement
-from harness.stats.hypothesis import holm
-from harness.stats.hypothesis import mde
-from harness.stats.hypothesis import paired_test
-from harness.stats.hypothesis import two_sided
-from harness.stats.intervals import bootstrap_mean
 from harness.tasks.kinds.classification import confusion as counts
 from harness.tasks.kinds.classification import stored_predictions
 

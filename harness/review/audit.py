@@ -10,9 +10,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from harness.errors import ConfigError, StoreError
-from harness.store.db import Store
 from harness.judge.health import cohen_kappa
 from harness.stats.intervals import bootstrap_statistic
+from harness.store.db import Store
 from harness.textfile import read_csv_rows
 
 COLUMNS = ["run_id", "sample_id", "claim_index", "variant", "task", "source", "claim", "evidence", "support",

@@ -15,12 +15,11 @@ import random
 from datetime import datetime, timezone
 from pathlib import Path
 
-from harness.review.audit import FALSE, TRUE, from_sheet, write_sheet
 from harness.errors import ConfigError, StoreError
-from harness.store.db import Store
 from harness.judge.health import cohen_kappa
-from harness.stats.intervals import bootstrap_mean
-from harness.stats.intervals import bootstrap_statistic
+from harness.review.audit import FALSE, TRUE, from_sheet, write_sheet
+from harness.stats.intervals import bootstrap_mean, bootstrap_statistic
+from harness.store.db import Store
 from harness.textfile import read_csv_rows
 
 BASE_COLUMNS = ["run_id", "sample_id", "variant", "task", "prompt", "output"]

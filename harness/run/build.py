@@ -17,9 +17,9 @@ from pathlib import Path
 from harness.config.models import lineage, load_models
 from harness.errors import ConfigError, UnknownNameError
 from harness.models.parent import ParentModel
+from harness.models.variants import child_model, plan_variants, prepare_base, record_base
 from harness.recipes import BuildContext
 from harness.store.db import Store, VariantRow
-from harness.models.variants import child_model, plan_variants, prepare_base, record_base
 
 log = logging.getLogger(__name__)
 

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.errors import HarnessError
 from harness.config.loader import read_yaml
 from harness.config.models import load_models
-from harness.config.report import check_rule_metrics
-from harness.config.report import load_report
+from harness.config.report import check_rule_metrics, load_report
 from harness.config.suite import load_suite
-from harness.errors import ConfigError
+from harness.errors import ConfigError, HarnessError
 from harness.judge.open import check_judge_env
 from harness.judge.task import prepare_judge_task
-from harness.models.variants import check_base
-from harness.models.variants import plan_variants
+from harness.models.variants import check_base, plan_variants
 from harness.tasks.prepare import prepare_suite
 
 KIND_BY_DIR = {"suites": "suite", "models": "models", "reports": "report"}

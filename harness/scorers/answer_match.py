@@ -10,14 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.tasks.extract import EXTRACTION_FAILED
-from harness.stats.metricspec import Metric
-from harness.scorers import Scored, needs_config, scorer
 from harness.config.loader import parse_model
 from harness.errors import ConfigError
 from harness.hashing import stable_hash
-from harness.tasks.extract import AnswerMatchSpec
-from harness.tasks.extract import extract
+from harness.scorers import Scored, needs_config, scorer
+from harness.stats.metricspec import Metric
+from harness.tasks.extract import EXTRACTION_FAILED, AnswerMatchSpec, extract
 
 METRICS = (
     Metric("answer_match", "answer match", "higher", "binary", low=0, high=1,

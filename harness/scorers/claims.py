@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
 from harness.judge.clients import JudgeCall
 from harness.judge.prompts import JudgePrompt
 from harness.models.embeddings import SentenceEncoder

@@ -14,17 +14,13 @@ from pydantic import Field, model_validator
 
 from harness.config.loader import Strict, parse_model
 from harness.config.suite import JudgeSpec
+from harness.errors import ConfigError
 from harness.hashing import stable_hash
+from harness.judge.clients import OpenAIJudge
+from harness.scorers import Scored, needs_config, scorer
+from harness.scorers.claims import EmbeddingVerifier, HybridVerifier, JudgeVerifier, LexicalVerifier, audit
 from harness.stats.metricspec import Metric
 from harness.tasks.prompts import compile_template, render
-from harness.scorers import Scored, needs_config, scorer
-from harness.errors import ConfigError
-from harness.judge.clients import OpenAIJudge
-from harness.scorers.claims import EmbeddingVerifier
-from harness.scorers.claims import HybridVerifier
-from harness.scorers.claims import JudgeVerifier
-from harness.scorers.claims import LexicalVerifier
-from harness.scorers.claims import audit
 
 METRICS = (
     Metric("hallucination_rate", "hallucination rate", "lower", low=0, high=1,

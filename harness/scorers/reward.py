@@ -16,9 +16,9 @@ from pydantic import Field
 from harness.config.loader import Strict, parse_model
 from harness.errors import ConfigError
 from harness.hashing import stable_hash
-from harness.stats.metricspec import Metric
-from harness.scorers import Scored, needs_config, scorer
 from harness.models.reward_model import load_reward_model
+from harness.scorers import Scored, needs_config, scorer
+from harness.stats.metricspec import Metric
 
 REWARD = Metric("reward", "reward-model score", "higher", unit="logit",
                 description="the reward model's scalar score of prompt + output (Bradley-Terry logit: a difference of 1 "

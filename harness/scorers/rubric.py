@@ -14,10 +14,10 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from harness.config.loader import Strict, load_model_file, parse_model
-from harness.hashing import stable_hash
-from harness.stats.metricspec import Metric
-from harness.scorers import Scored, needs_config, scorer
 from harness.data.textprep import EMOJI, MENTION, URL
+from harness.hashing import stable_hash
+from harness.scorers import Scored, needs_config, scorer
+from harness.stats.metricspec import Metric
 
 HASHTAG = re.compile(r"(?<!\w)#\w+")
 SENTENCE_END = re.compile(r"[.!?]+(?:\s+|$)")

@@ -8,12 +8,12 @@ from pathlib import Path
 from pydantic import Field
 
 from harness.config.loader import Strict, parse_model
+from harness.data.loaders import read_jsonl_objects
 from harness.errors import ConfigError
 from harness.hashing import stable_hash
-from harness.stats.metricspec import Metric
-from harness.scorers import needs_config, scorer
-from harness.data.loaders import read_jsonl_objects
 from harness.models.embeddings import SentenceEncoder
+from harness.scorers import needs_config, scorer
+from harness.stats.metricspec import Metric
 
 SIMILARITY = Metric("brand_similarity", "similarity to the brand corpus", "higher", low=-1, high=1,
                     description="cosine similarity of the output to the brand corpus centroid (all-MiniLM-L6-v2)")

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from harness.backends.base import Generation
-from harness.stats.metricspec import Metric
 from harness.scorers import scorer
+from harness.stats.metricspec import Metric
 from harness.tasks.sample import Sample
 
 

@@ -11,10 +11,10 @@ from functools import lru_cache
 
 from harness.backends.base import Generation
 from harness.errors import require
-from harness.stats.metricspec import Metric, RunValues
 from harness.scorers import scorer
-from harness.tasks.sample import Sample
 from harness.stats.hypothesis import ItemStatistic
+from harness.stats.metricspec import Metric, RunValues
+from harness.tasks.sample import Sample
 
 CORPUS_BLEU = Metric("corpus_bleu", "corpus BLEU", "higher", level="run", low=0, high=100,
                      description="sacrebleu's corpus BLEU over the run's outputs (the figure papers report)",

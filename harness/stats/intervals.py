@@ -4,6 +4,7 @@ same interval. Tests and verdicts live in harness.stats.hypothesis."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 from harness.stats.hypothesis import chunk_sizes
 
 

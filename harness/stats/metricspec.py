@@ -10,9 +10,11 @@ A name may be a family with placeholders, e.g. `rubric_{check}` or `latency_s_p{
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Callable, Literal
+from typing import Any, Literal
+
 from harness import registry
 from harness.stats.hypothesis import TEST_NAMES
 
@@ -109,6 +111,12 @@ class TaskKind:
     rows: Callable[..., KindRows] | None = None
     """`rows(backend, task, run: TaskRun) -> KindRows`: what a run of this kind computes. None
     for kinds run elsewhere (the judge kinds run over stored outputs, not a backend)."""
+    options: Any = None
+    """A plugin kind's options model (a harness.config.loader.Strict subclass): the task's
+    `options:` block is validated by it when the suite is loaded; None: the kind takes none."""
+    render: Callable[..., Any] | None = None
+    """`render(task, record, sample_id, shots, where) -> Sample`: how one item of the suite's data
+    becomes a sample; None: the prompt template (and reference) rendered as they are."""
     prepare: Callable[..., Any] | None = None
     """`prepare(task, suite_name, suite_path, limit, seed, suite_tasks) -> PreparedTask` for a kind
     that brings its own items (lm-eval's catalogue); None: the suite's data and prompt are

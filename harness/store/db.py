@@ -12,9 +12,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from harness import __version__
 from harness.errors import StoreError
 from harness.store.migrations import MIGRATIONS
-from harness import __version__
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,7 @@
 """Scoring one output with a task's scorers: score rows, and the details scorers return."""
 
 from __future__ import annotations
+
 from harness.store.db import ScoreRow
 
 

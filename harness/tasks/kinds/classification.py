@@ -13,22 +13,23 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
-from harness.backends.base import GenerationConfig
 from harness.analysis.contamination import CONTAMINATION_METRICS
-from harness.tasks.extract import EXTRACTION_FAILED
-from harness.stats.metricspec import KindRows, Metric, RunValues, TaskKind, TaskRun
+from harness.backends.base import GenerationConfig
+from harness.config.suite import ClassificationTask
+from harness.data.loaders import Record
+from harness.errors import ConfigError
 from harness.scorers.multiple_choice import ACC
-from harness.stats.hypothesis import ItemStatistic
-from harness.stats.hypothesis import chunk_sizes
-from harness.stats.metricspec import Unavailable
-from harness.store.db import SampleRow
-from harness.store.db import ScoreRow
-from harness.store.db import StatRow
-from harness.tasks.extract import ExtractSpec
-from harness.tasks.extract import extract
-from harness.tasks.kinds.generation import generate_samples
+from harness.stats.hypothesis import ItemStatistic, chunk_sizes
+from harness.stats.metricspec import KindRows, Metric, RunValues, TaskKind, TaskRun, Unavailable
+from harness.store.db import SampleRow, ScoreRow, StatRow
+from harness.tasks.extract import EXTRACTION_FAILED, ExtractSpec, extract
+from harness.tasks.kinds.generation import generate_outputs
 from harness.tasks.kinds.multiple_choice import option_loglikelihoods
+from harness.tasks.prepare import examples_for, with_examples
+from harness.tasks.prompts import render as render_template
+from harness.tasks.sample import Sample
 
 _STAT = "harness.tasks.kinds.classification:statistic"
 
@@ -44,12 +45,13 @@ def rows(backend, task, run: TaskRun) -> KindRows:
 
     spec = task.spec.classification
     labels = list(spec.labels)
-    samples, scores, predictions, golds = [], [], [], []
+    samples, scores, golds = [], [], []
+    predictions: list[int | None] = []
+    outcomes: list[tuple[Any, int | None, dict[str, Any], str | None]] = []
     generation_config = None
     if spec.method == "loglikelihood":
 
         by_id = option_loglikelihoods(backend, task.samples, run.ckpt)
-        outcomes = []
         for s in task.samples:
             lls = [o.logprob for o in by_id[s.id]]
             best = max(range(len(lls)), key=lambda i: (lls[i], -i))
@@ -60,8 +62,7 @@ def rows(backend, task, run: TaskRun) -> KindRows:
         generation_config = GenerationConfig(g.max_new_tokens, g.temperature, g.top_p, tuple(g.stop), g.batch_size, run.seed,
                                              g.top_k, g.repetition_penalty)
         extractor = ExtractSpec.model_validate(spec.extract) if spec.extract else None
-        outcomes = []
-        for s, out, _ in generate_samples(backend, task, generation_config, run.ckpt):
+        for s, out, _ in generate_outputs(backend, task, generation_config, run.ckpt):
             found = extract(extractor, out.text) if extractor else out.text
             label = find_label(found, labels) if found is not None else None
             outcomes.append((s, labels.index(label) if label else None,
@@ -178,6 +179,34 @@ def statistic(store, run_id: str, metric: str, params: dict) -> RunValues:
     return RunValues(ItemStatistic(tuple(ids), lambda idx: per_class(labels, [g[i] for i in idx], [p[i] for i in idx])[metric]))
 
 
+def gold_label(task: ClassificationTask, rec: Record, where: str) -> int:
+    """The index of a classification item's gold label (its text, or its index in `labels`)."""
+    spec = task.classification
+    if spec.label_field not in rec.fields:
+        raise ConfigError(f"{where}: missing field '{spec.label_field}' (classification.label_field)")
+    value = rec.fields[spec.label_field]
+    if isinstance(value, str) and value in spec.labels:
+        return spec.labels.index(value)
+    if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
+        index = int(value)
+        if 0 <= index < len(spec.labels):
+            return index
+    raise ConfigError(f"{where}: field '{spec.label_field}' is {value!r}: expected one of {spec.labels} or an index 0-{len(spec.labels) - 1}")
+
+
+def render(task: ClassificationTask, rec: Record, sid: str, shots: list[Record], where: str) -> Sample:
+    """Like a multiple-choice item whose options are the labels: continuations are the labels
+    after the delimiter; few-shot examples show their gold label."""
+    p, spec = task.prompt, task.classification
+    item_where = f"{where}: item {rec.id}"
+    conts = tuple(spec.target_delimiter + label for label in spec.labels)
+    parts = [render_template(p.template, ex.fields, f"{where}: prompt.template") + conts[gold_label(task, ex, f"{where}: few-shot example {ex.id}")]
+             for ex in examples_for(task, rec, shots)]
+    prompt = with_examples(task, rec, parts, item_where)
+    gold = gold_label(task, rec, item_where)
+    return Sample(sid, prompt, conts, tuple(spec.labels), gold, reference=spec.labels[gold], fields=dict(rec.fields))
+
+
 KIND = TaskKind(
     "classification", "one label of a closed set per item, by log-likelihood or by generation",
     metrics=(ACC, EXTRACTION_FAILED) + CONTAMINATION_METRICS,
@@ -188,4 +217,4 @@ KIND = TaskKind(
         Metric("precision_{label}", "precision of {label}", "higher", level="run", low=0, high=1, statistic=_STAT),
         Metric("recall_{label}", "recall of {label}", "higher", level="run", low=0, high=1, statistic=_STAT),
     ),
-    rows=rows, contamination=True)
+    rows=rows, contamination=True, render=render)

@@ -5,21 +5,24 @@ then the task's scorers."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, replace
+from typing import cast
 
 from harness.analysis import fidelity
-from harness.backends.base import REPLAY, GenerationConfig, token_count_note
 from harness.analysis.contamination import CONTAMINATION_METRICS
-from harness.errors import ConfigError
-from harness.stats.metricspec import KindRows, TaskKind, TaskRun
-from harness.progress import progress
-from harness.tasks.scoring import score_sample
-from harness.tasks.sample import PreparedTask
-from harness.backends.base import Generation
-from harness.store.db import SampleRow
-from harness.store.db import ScoreRow
-from harness.tasks.prepare import conversation_prompt
 from harness.analysis.sequence_kl import store_sequence_kl
+from harness.backends.base import REPLAY, Generation, GenerationConfig, token_count_note
+from harness.config.suite import GenerationTask
+from harness.data.loaders import Record
+from harness.errors import ConfigError
+from harness.progress import progress
+from harness.stats.metricspec import KindRows, TaskKind, TaskRun
+from harness.store.db import SampleRow, ScoreRow
+from harness.tasks.prepare import conversation_prompt, render_plain
+from harness.tasks.prompts import render as render_template
+from harness.tasks.sample import PreparedTask, Sample
+from harness.tasks.scoring import score_sample
 
 
 def rows(backend, task, run: TaskRun) -> KindRows:
@@ -56,7 +59,7 @@ def generate_draws(backend, task: PreparedTask, config: GenerationConfig, n: int
     return [(s, outs[i * n:(i + 1) * n], {}) for i, s in enumerate(task.samples)]
 
 
-AGGREGATES = {"mean": lambda v: sum(v) / len(v), "max": max, "min": min}
+AGGREGATES: dict[str, Callable[[list[float]], float]] = {"mean": lambda v: sum(v) / len(v), "max": max, "min": min}
 
 
 def score_draws(run_id: str, sample, draws: list, scorers, aggregate: str) -> tuple[list, dict, dict]:
@@ -91,18 +94,24 @@ def generate_checkpointed(backend, units: list[tuple[str, str]], config: Generat
     return [Generation(**ckpt.get(u)) for u, _ in units]
 
 
+def generate_outputs(backend, task: PreparedTask, config: GenerationConfig, ckpt=None):
+    """(sample, Generation, {}) per item: one output of each prompt, generated (checkpointed) or,
+    for an answer set, replayed by item id."""
+    if REPLAY in backend.info.capabilities:
+        outs = backend.replay([(s.id, 1) for s in task.samples])
+    else:
+        outs = generate_checkpointed(backend, [(s.id, s.prompt) for s in task.samples], config, ckpt)
+    return [(s, o, {}) for s, o in zip(task.samples, outs)]
+
+
 def generate_samples(backend, task: PreparedTask, config: GenerationConfig, ckpt=None):
     """(sample, Generation, extra details) per output. Multi-turn items become one sample per
     turn (`<id>#t<k>`): turn k is generated for every item at once, with the model's own
     earlier answers in the conversation. A replayed answer set looks answers up by item id.
     With a checkpoint, outputs are committed as they are generated and stored ones reused."""
-    from dataclasses import replace
-
-
-    spec = task.spec
+    spec = cast(GenerationTask, task.spec)  # this kind's tasks only
     replay = backend.replay if REPLAY in backend.info.capabilities else None
     if spec.output_field is not None:
-
         outs = []
         for s in task.samples:
             if spec.output_field not in s.fields:
@@ -111,11 +120,7 @@ def generate_samples(backend, task: PreparedTask, config: GenerationConfig, ckpt
             outs.append(Generation(text, 0, len(text.split()), 0.0))
         return [(s, o, {"output_from": spec.output_field}) for s, o in zip(task.samples, outs)]
     if spec.multi_turn is None:
-        if replay:
-            outs = replay([(s.id, 1) for s in task.samples])
-        else:
-            outs = generate_checkpointed(backend, [(s.id, s.prompt) for s in task.samples], config, ckpt)
-        return [(s, o, {}) for s, o in zip(task.samples, outs)]
+        return generate_outputs(backend, task, config, ckpt)
     results = []
     answers: dict[str, list[str]] = {s.id: [] for s in task.samples}
     n_turns = max(len(s.turns) for s in task.samples)
@@ -132,6 +137,27 @@ def generate_samples(backend, task: PreparedTask, config: GenerationConfig, ckpt
     return sorted(results, key=lambda r: r[0].id)
 
 
+def render(task, rec: Record, sid: str, shots: list[Record], where: str) -> Sample:
+    """A multi-turn item's rendered turns (and a reference per turn), or the plain rendering."""
+    if task.multi_turn is not None:
+        return _render_turns(task, rec, sid, where)
+    return render_plain(task, rec, sid, shots, where)
+
+
+def _render_turns(task: GenerationTask, rec: Record, sid: str, where: str) -> Sample:
+    mt = task.multi_turn
+    assert mt is not None  # render() calls this for multi-turn tasks only
+    turns = rec.fields.get(mt.turns_field)
+    if not isinstance(turns, list) or not turns or not all(isinstance(t, str) for t in turns):
+        raise ConfigError(f"{where}: item {rec.id}: field '{mt.turns_field}' must be a non-empty list of strings (multi_turn.turns_field)")
+    refs = rec.fields.get(mt.references_field) if mt.references_field else None
+    if refs is not None and not (isinstance(refs, list) and all(isinstance(r, (str, type(None))) for r in refs)):
+        raise ConfigError(f"{where}: item {rec.id}: field '{mt.references_field}' must be a list with one reference per turn")
+    rendered = tuple(render_template(task.prompt.template, {**rec.fields, "turn": t}, f"{where}: item {rec.id}: prompt.template") for t in turns)
+    references = tuple((refs[i] if refs and i < len(refs) else None) for i in range(len(turns)))
+    return Sample(sid, rendered[0], turns=rendered, references=references, fields=dict(rec.fields))
+
+
 KIND = TaskKind("generation", "outputs generated and scored by the task's scorers", metrics=CONTAMINATION_METRICS,
                 run_metrics=(*fidelity.GENERATION_METRICS, fidelity.SEQUENCE_KL), rows=rows, contamination=True,
-                after_run=(store_sequence_kl,))
+                after_run=(store_sequence_kl,), render=render)

@@ -14,14 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.backends.base import GENERATE, Generation, GenerationConfig, token_count_note
-from harness.stats.metricspec import KindRows, Metric, RunValues, TaskKind, TaskRun
+from harness.stats.hypothesis import ItemStatistic, Ratio
 from harness.stats.intervals import Estimate, bootstrap_statistic
-from harness.stats.hypothesis import ItemStatistic
-from harness.stats.hypothesis import Ratio
-from harness.store.db import SampleRow
-from harness.store.db import ScoreRow
-from harness.store.db import StatRow
-from harness.store.db import nan_to_null
+from harness.stats.metricspec import KindRows, Metric, RunValues, TaskKind, TaskRun
+from harness.store.db import SampleRow, ScoreRow, StatRow, nan_to_null
 
 log = logging.getLogger(__name__)
 

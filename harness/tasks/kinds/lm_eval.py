@@ -20,16 +20,12 @@ import math
 import re
 from pathlib import Path
 
+from harness.backends.base import GenerationConfig
 from harness.errors import ConfigError, HarnessError, require
 from harness.hashing import stable_hash
 from harness.stats.metricspec import KindRows, TaskKind, TaskRun
-from harness.backends.base import GenerationConfig
-from harness.store.db import SampleRow
-from harness.store.db import ScoreRow
-from harness.store.db import StatRow
-from harness.tasks.sample import PreparedTask
-from harness.tasks.sample import Sample
-from harness.tasks.sample import sample_items
+from harness.store.db import SampleRow, ScoreRow, StatRow
+from harness.tasks.sample import PreparedTask, Sample, sample_items
 
 
 def prepare(task, suite_name: str, suite_path: Path, limit: int | None, seed: int, suite_tasks: str):
@@ -197,10 +193,11 @@ def rows(backend, task, run: TaskRun) -> KindRows:
             doc["metrics"][metric_name(metric, filt)] = entry.get(metric)
     samples, scores, corpus = [], [], set()
     for s in task.samples:
-        doc = by_doc.get(int(s.id))
-        if doc is None:
+        found = by_doc.get(int(s.id))
+        if found is None:
             raise HarnessError(f"lm-eval returned no result for document {s.id} of task '{name}'")
-        output = doc["filtered"].get("none", next(iter(doc["filtered"].values()), None))
+        doc = found
+        output: object = doc["filtered"].get("none", next(iter(doc["filtered"].values()), None))
         details = {"arguments": doc["arguments"], "responses": doc["responses"], "filtered": doc["filtered"],
                    "metrics": {k: v if _number(v) else str(v) for k, v in doc["metrics"].items()}, "lm_eval_task": name}
         samples.append(SampleRow(run.run_id, s.id, s.prompt, s.reference, json.dumps(output, default=str)[:10000] if not isinstance(output, str) else output,

@@ -9,10 +9,16 @@ from dataclasses import asdict
 
 from harness.analysis import fidelity
 from harness.analysis.contamination import CONTAMINATION_METRICS
-from harness.stats.metricspec import KindRows, TaskKind, TaskRun
-from harness.tasks.scoring import score_sample
 from harness.backends.base import LOGLIKELIHOOD, Loglikelihood
+from harness.config.suite import MultipleChoiceTask
+from harness.data.loaders import LETTERS, Record
+from harness.errors import ConfigError
+from harness.stats.metricspec import KindRows, TaskKind, TaskRun
 from harness.store.db import SampleRow
+from harness.tasks.prepare import MISSING, examples_for, field_value, with_examples
+from harness.tasks.prompts import render as render_template
+from harness.tasks.sample import Sample
+from harness.tasks.scoring import score_sample
 
 
 def rows(backend, task, run: TaskRun) -> KindRows:
@@ -39,7 +45,8 @@ def option_loglikelihoods(backend, samples, ckpt=None) -> dict[str, list]:
     checkpointed as soon as the last of its options is scored, and stored items aren't asked again."""
 
     todo = [s for s in samples if ckpt is None or ckpt.get(s.id) is None]
-    requests, owner, positions = [], [], {}
+    requests: list[tuple[str, str]] = []
+    owner, positions = [], {}
     for s in todo:
         positions[s.id] = list(range(len(requests), len(requests) + len(s.continuations)))
         requests += [(s.prompt, c) for c in s.continuations]
@@ -60,6 +67,62 @@ def option_loglikelihoods(backend, samples, ckpt=None) -> dict[str, list]:
     return {s.id: out.get(s.id) or [Loglikelihood(**o) for o in ckpt.get(s.id)] for s in samples}
 
 
+def render(task, rec: Record, sid: str, shots: list[Record], where: str) -> Sample:
+    """The item's options as continuations (letters or texts) after its rendered context; few-shot
+    examples show their gold continuation."""
+    p = task.prompt
+    item_where = f"{where}: item {rec.id}"
+    options, gold = _options(rec, task, item_where)
+    conts = _continuations(task, options)
+    parts = []
+    for ex in examples_for(task, rec, shots):
+        ex_options, ex_gold = _options(ex, task, f"{where}: few-shot example {ex.id}")
+        parts.append(render_template(p.template, ex.fields, f"{where}: prompt.template") + _continuations(task, ex_options)[ex_gold])
+    return Sample(sid, with_examples(task, rec, parts, item_where), tuple(conts), tuple(options), gold, fields=dict(rec.fields))
+
+
+def _options(rec: Record, task: MultipleChoiceTask, where: str) -> tuple[list[str], int]:
+    mc = task.multiple_choice
+    if mc.choices_fields:
+        missing = [f for f in mc.choices_fields if field_value(rec.fields, f) is MISSING]
+        if missing:
+            raise ConfigError(f"{where}: missing field(s) {missing} (multiple_choice.choices_fields)")
+        options = [field_value(rec.fields, f) for f in mc.choices_fields]
+    else:
+        options = field_value(rec.fields, mc.choices_field)
+        if options is MISSING:
+            raise ConfigError(f"{where}: missing field '{mc.choices_field}' (multiple_choice.choices_field)")
+        if not isinstance(options, list) or len(options) < 2:
+            raise ConfigError(f"{where}: field '{mc.choices_field}' must be a list of at least 2 options")
+    answer = field_value(rec.fields, mc.answer_field)
+    if answer is MISSING:
+        raise ConfigError(f"{where}: missing field '{mc.answer_field}' (multiple_choice.answer_field)")
+    if mc.labels_field is not None:
+        labels = field_value(rec.fields, mc.labels_field)
+        if not isinstance(labels, list) or len(labels) != len(options):
+            raise ConfigError(f"{where}: field '{mc.labels_field}' must list one label per option ({len(options)}) (multiple_choice.labels_field)")
+        labels = [str(x).strip() for x in labels]
+        if str(answer).strip() not in labels:
+            raise ConfigError(f"{where}: answer {answer!r} is not one of the option labels {labels}")
+        return [str(o) for o in options], labels.index(str(answer).strip())
+    if isinstance(answer, str) and len(answer.strip()) == 1 and answer.strip().upper() in LETTERS:
+        gold = LETTERS.index(answer.strip().upper())
+    elif isinstance(answer, int) or (isinstance(answer, str) and answer.strip().isdigit()):
+        gold = int(answer)
+    else:
+        raise ConfigError(f"{where}: answer {answer!r} is neither an index nor a letter")
+    if not 0 <= gold < len(options):
+        raise ConfigError(f"{where}: answer {answer!r} is out of range for {len(options)} options")
+    return [str(o) for o in options], gold
+
+
+def _continuations(task: MultipleChoiceTask, options: list[str]) -> list[str]:
+    mc = task.multiple_choice
+    if mc.continuation == "letter":
+        return [mc.target_delimiter + LETTERS[i] for i in range(len(options))]
+    return [mc.target_delimiter + o for o in options]
+
+
 KIND = TaskKind("multiple_choice", "options scored by log-likelihood; metrics come from the task's scorers",
                 metrics=CONTAMINATION_METRICS, run_metrics=fidelity.MULTIPLE_CHOICE_METRICS, rows=rows,
-                needs=frozenset({LOGLIKELIHOOD}), contamination=True)
+                needs=frozenset({LOGLIKELIHOOD}), contamination=True, render=render)

@@ -6,17 +6,14 @@ from __future__ import annotations
 import json
 import math
 
-from harness.analysis.contamination import CONTAMINATION_METRICS
 from harness.analysis import fidelity
+from harness.analysis.contamination import CONTAMINATION_METRICS
 from harness.analysis.fidelity import TOKEN_KL
 from harness.backends.base import LOGLIKELIHOOD
-from harness.stats.metricspec import KindRows, Metric, RunValues, TaskKind, TaskRun
+from harness.stats.hypothesis import ItemStatistic, Ratio
 from harness.stats.intervals import bootstrap_statistic
-from harness.stats.hypothesis import ItemStatistic
-from harness.stats.hypothesis import Ratio
-from harness.store.db import SampleRow
-from harness.store.db import ScoreRow
-from harness.store.db import StatRow
+from harness.stats.metricspec import KindRows, Metric, RunValues, TaskKind, TaskRun
+from harness.store.db import SampleRow, ScoreRow, StatRow
 
 
 def corpus_perplexity(nll: list[float], tokens: list[int]):
