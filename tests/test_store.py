@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 import duckdb
@@ -209,3 +210,64 @@ def test_a_failed_commit_reports_its_own_cause(tmp_path, monkeypatch):
         with pytest.raises(StoreError, match="the disk is full; nothing of this task was stored"):
             store.write_task_run(run_row(), [], [])
         assert store.query("SELECT count(*) AS n FROM runs")[0]["n"] == 0
+
+
+def test_item_turn_and_figure_parts_are_columns(tmp_path, scripted_latency):
+    """Sample identity and run-figure names are never parsed by SQL users: item, turn and
+    concurrency are sample columns; a figure's family and its concurrency, percentile and bucket
+    are run_stats columns."""
+    from harness.cli import main
+    from tests.conftest import write
+
+    store = tmp_path / "h.duckdb"
+    assert scripted_latency(store) == 0
+    items = [{"id": f"m{k}", "turns": [f"first {k}", f"second {k}"]} for k in range(3)]
+    write(tmp_path / "t.jsonl", "".join(json.dumps(i) + "\n" for i in items))
+    suite = write(tmp_path / "chat.yaml", """
+        name: chat
+        tasks:
+          - name: talk
+            type: generation
+            data: {format: jsonl, path: t.jsonl}
+            id_field: id
+            multi_turn: {turns_field: turns, references_field: null}
+            prompt: {template: "{{ turn }}"}
+            generation: {max_new_tokens: 4}
+            scorers: [exact_match]
+        """)
+    assert main(["run", str(suite), "--models", str(tmp_path / "m.yaml"), "--store", str(store)]) == 0
+    con = duckdb.connect(str(store), read_only=True)
+    turns = con.execute("SELECT sample_id, item_id, turn FROM samples s JOIN runs USING (run_id) "
+                        "WHERE task = 'talk' ORDER BY sample_id").fetchall()
+    assert turns[:2] == [("m0#t1", "m0", 1), ("m0#t2", "m0", 2)] and len(turns) == 6
+    requests = con.execute("SELECT item_id, concurrency, count(*) FROM samples JOIN runs USING (run_id) "
+                           "WHERE task = 'serving' GROUP BY ALL ORDER BY ALL").fetchall()
+    assert requests[:2] == [("i0", 1, 1), ("i0", 5, 1)] and len(requests) == 20
+    figures = {r[0]: r[1:] for r in con.execute("SELECT metric, family, concurrency, percentile, bucket FROM run_stats").fetchall()}
+    con.close()
+    assert figures["throughput_tokens_per_s_c5"] == ("throughput_tokens_per_s_c{c}", 5, None, None)
+    assert figures["latency_s_p95_long"] == ("latency_s_p{q}_{bucket}", None, 95.0, "long")
+    assert figures["peak_memory_mb"] == ("peak_memory_mb", None, None, None)
+
+
+def test_the_migration_fills_the_columns_of_older_rows(tmp_path):
+    """A store written before migration 008 keeps its composite ids; migrating splits them."""
+    path = tmp_path / "h.duckdb"
+    open_store(path).close()
+    con = duckdb.connect(str(path))
+    con.execute("DELETE FROM schema_migrations WHERE name = '008_structured_item_and_figure_keys'")
+    for column in ("item_id", "turn", "concurrency"):
+        con.execute(f"ALTER TABLE samples DROP COLUMN {column}")
+    for column in ("family", "concurrency", "percentile", "bucket", "label", "dimension"):
+        con.execute(f"ALTER TABLE run_stats DROP COLUMN {column}")
+    con.execute("INSERT INTO samples (run_id, sample_id, prompt, details) VALUES "
+                "('r', 'q7#t2', 'p', '{}'), ('r', 'q8@c4', 'p', '{}'), ('r', 'plain', 'p', '{}')")
+    con.execute("INSERT INTO run_stats (run_id, metric, value, n) VALUES ('r', 'requests_per_s_c4', 1, 1), "
+                "('r', 'latency_s_p50_short', 1, 1), ('r', 'acc', 1, 1)")
+    con.close()
+    with open_store(path, read_only=True) as store:
+        samples = store.query("SELECT sample_id, item_id, turn, concurrency FROM samples ORDER BY sample_id")
+        stats = store.query("SELECT metric, concurrency, percentile, bucket FROM run_stats ORDER BY metric")
+    assert [tuple(r.values()) for r in samples] == [("plain", "plain", None, None), ("q7#t2", "q7", 2, None), ("q8@c4", "q8", None, 4)]
+    assert [tuple(r.values()) for r in stats] == [("acc", None, None, None), ("latency_s_p50_short", None, 50.0, "short"),
+                                                  ("requests_per_s_c4", 4, None, None)]

@@ -230,7 +230,7 @@ def check_rows(run_id: str, sample_rows: list, items, index: Index) -> tuple[lis
     results: dict[str, Overlap] = {}
     out_samples, scores = [], []
     for row in sample_rows:
-        item = by_id.get(row.sample_id) or by_id.get(row.sample_id.rsplit("#t", 1)[0])
+        item = by_id.get(row.item_id or row.sample_id)
         if item is None:
             out_samples.append(row)
             continue

@@ -207,9 +207,9 @@ def _run_judge(store: Store, plan: RunPlan, planned: PlannedJudge, judges: dict)
 
 def with_categories(samples: list, task: PreparedTask) -> list:
     """Sample rows with their item's category (task.category_field) in the details; a turn
-    `<id>#t<k>` belongs to item `<id>`."""
+    belongs to its item (item_id)."""
     category = {s.id: str(s.fields[task.spec.category_field]) for s in task.samples}
-    return [replace(r, details=json.dumps({**json.loads(r.details or "{}"), "category": category[r.sample_id.split("#")[0]]}))
+    return [replace(r, details=json.dumps({**json.loads(r.details or "{}"), "category": category[r.item_id or r.sample_id]}))
             for r in samples]
 
 

@@ -223,6 +223,20 @@ class RunValues:
     tested against a bound exactly as a mean rather than by a percentile bootstrap."""
 
 
+def metric_parts(name: str) -> tuple[str, dict[str, str]] | None:
+    """The declared name a stored metric instantiates and its placeholder values
+    (`throughput_tokens_per_s_c4` -> (`throughput_tokens_per_s_c{c}`, {'c': '4'})); None when no
+    metric of that name is declared."""
+    exact, families = _catalog()
+    if name in exact:
+        return name, {}
+    for f in families:
+        params = f.match(name)
+        if params is not None:
+            return f.name, params
+    return None
+
+
 def resolve(name: str) -> tuple[Metric, dict[str, str]] | None:
     """The declaration of a stored metric name and its placeholder values (e.g. {'q': '95'})."""
     exact, families = _catalog()

@@ -7,13 +7,14 @@ import logging
 import time
 from collections.abc import Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from harness import __version__
 from harness.errors import StoreError
+from harness.stats.metricspec import metric_parts
 from harness.store.migrations import MIGRATIONS
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,12 @@ class SampleRow:
     reference: str | None
     output: str | None
     details: str
+    item_id: str | None = None
+    """The item this sample is of (default: sample_id; a turn or a latency request names its item)."""
+    turn: int | None = None
+    """Multi-turn generation: the turn (1, 2, ...)."""
+    concurrency: int | None = None
+    """Latency tasks: the concurrency level the request was sent at."""
 
 
 @dataclass(frozen=True)
@@ -113,6 +120,13 @@ class StatRow:
     high: float | None
     n: int
     warning: str | None
+    family: str | None = None
+    """The declared metric the name instantiates (`latency_s_p{q}_{bucket}`); filled on write."""
+    concurrency: int | None = None
+    percentile: float | None = None
+    bucket: str | None = None
+    label: str | None = None
+    dimension: str | None = None
 
 
 @dataclass(frozen=True)
@@ -373,9 +387,11 @@ class Store:
         with self.transaction() as con:
             self._insert("runs", [run])
             self._insert("samples", samples)
+            # A sample is its own item unless its kind said otherwise (a turn, a latency request).
+            con.execute("UPDATE samples SET item_id = sample_id WHERE run_id = ? AND item_id IS NULL", [run.run_id])
             self._insert("scores", scores)
             self._insert("judgments", list(judgments))
-            self._insert("run_stats", list(stats))
+            self._insert("run_stats", [with_name_parts(s) for s in stats])
             if checkpoint_key is not None:
                 con.execute("DELETE FROM checkpoints WHERE run_key = ?", [checkpoint_key])
 
@@ -559,3 +575,19 @@ def nan_to_null(x: float) -> float | None:
 
 def to_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
+
+
+_PART_COLUMNS = {"c": ("concurrency", int), "q": ("percentile", float), "bucket": ("bucket", str), "label": ("label", str),
+                 "dimension": ("dimension", str)}
+"""Metric-name placeholders stored as run_stats columns."""
+
+
+def with_name_parts(row: StatRow) -> StatRow:
+    """The run figure with its declared family and the values of its name's placeholders as
+    columns (throughput_tokens_per_s_c4: family throughput_tokens_per_s_c{c}, concurrency 4)."""
+    found = metric_parts(row.metric)
+    if found is None:
+        return row
+    family, params = found
+    parts = {column: cast(params[key]) for key, (column, cast) in _PART_COLUMNS.items() if key in params}
+    return replace(row, family=family, **parts)

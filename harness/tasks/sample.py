@@ -36,6 +36,10 @@ class Sample:
     """Multi-turn generation: a reference answer per turn, where the item has one."""
     fields: dict = field(default_factory=dict, compare=False, hash=False)
     """The item's fields (scorers that need more than the reference, e.g. source documents)."""
+    item_id: str | None = None
+    """Set when this sample is a part of an item (a turn): the item's id. None: `id` is the item's."""
+    turn: int | None = None
+    """Multi-turn generation: which turn of the item this sample is (1, 2, ...)."""
 
 
 @dataclass(frozen=True)

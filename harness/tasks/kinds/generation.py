@@ -44,7 +44,8 @@ def rows(backend, task, run: TaskRun) -> KindRows:
             score_rows, scored = score_sample(run.run_id, s, out, run.scorers)
         details = {"prompt_tokens": out.prompt_tokens, "output_tokens": out.output_tokens, "latency_s": out.latency_s,
                    **note, **extra, **scored}
-        samples.append(SampleRow(run.run_id, s.id, s.prompt, s.reference, out.text, json.dumps(details)))
+        samples.append(SampleRow(run.run_id, s.id, s.prompt, s.reference, out.text, json.dumps(details), item_id=s.item_id,
+                                 turn=s.turn))
         scores += score_rows
     return KindRows(samples, scores, generation_config=config)
 
@@ -131,7 +132,7 @@ def generate_samples(backend, task: PreparedTask, config: GenerationConfig, ckpt
                 else generate_checkpointed(backend, [(f"{s.id}#t{k}", p) for s, p in zip(todo, prompts)], config, ckpt))
         for s, prompt, out in zip(todo, prompts, outs):
             answers[s.id].append(out.text)
-            turn_sample = replace(s, id=f"{s.id}#t{k}", prompt=prompt, reference=s.references[k - 1])
+            turn_sample = replace(s, id=f"{s.id}#t{k}", prompt=prompt, reference=s.references[k - 1], item_id=s.id, turn=k)
             results.append((turn_sample, out, {"turn": k, "user_turns": list(s.turns[:k]), "answers": list(answers[s.id]),
                                                "references": list(s.references[:k])}))
     return sorted(results, key=lambda r: r[0].id)

@@ -35,6 +35,8 @@ class Request:
     chunk: int = 0
     """Which group of requests it was served with (one batch of `concurrency`)."""
     chunk_size: int = 1
+    item_id: str = ""
+    """The item the request sent (its sample id is `<item>@c<concurrency>`)."""
 
 
 def latency_rows(backend, task, run_id: str, seed: int, ckpt=None):
@@ -52,7 +54,7 @@ def latency_rows(backend, task, run_id: str, seed: int, ckpt=None):
         values = request_scores(r)
         samples.append(SampleRow(run_id, r.sample_id, r.prompt, None, r.out.text,
                                  json.dumps({"concurrency": r.concurrency, "chunk": r.chunk, "chunk_size": r.chunk_size, **values,
-                                             **token_count_note(backend)})))
+                                             **token_count_note(backend)}), item_id=r.item_id, concurrency=r.concurrency))
         scores += [ScoreRow(run_id, r.sample_id, "latency", m, v) for m, v in values.items()]
     stats = [StatRow(run_id, m, nan_to_null(e.mean), nan_to_null(e.low), nan_to_null(e.high), e.n, None)
              for m, e in run_stats(requests, walls, spec.latency, peak_memory_mb())]
@@ -85,7 +87,7 @@ def measure(backend, samples, gen: GenerationConfig, levels: list[int], warmup: 
                 if ckpt is not None:
                     ckpt.add(unit, [asdict(o) for o in outs])
             wall += max(o.request_latency_s or o.latency_s * len(chunk) for o in outs)
-            requests += [Request(f"{s.id}@c{c}", c, s.prompt, o, start // c, len(chunk)) for s, o in zip(chunk, outs)]
+            requests += [Request(f"{s.id}@c{c}", c, s.prompt, o, start // c, len(chunk), s.id) for s, o in zip(chunk, outs)]
         walls[c] = wall
         log.info("concurrency %d: %d requests in %.1fs", c, len(samples), wall)
     return requests, walls
@@ -174,8 +176,8 @@ def run_statistic(store, run_id: str, metric: str, params: dict) -> RunValues:
     run = store.query("SELECT task_config FROM runs WHERE run_id = ?", [run_id])
     config = json.loads(run[0]["task_config"]) if run and run[0].get("task_config") else {}
     spec = config.get("latency", {})
-    rows = store.query("SELECT sample_id, output, details FROM samples WHERE run_id = ? ORDER BY sample_id", [run_id])
-    reqs = [(r["sample_id"].rsplit("@c", 1)[0], r["output"] or "", json.loads(r["details"])) for r in rows]
+    rows = store.query("SELECT item_id, output, details FROM samples WHERE run_id = ? ORDER BY sample_id", [run_id])
+    reqs = [(r["item_id"], r["output"] or "", json.loads(r["details"])) for r in rows]
     levels = spec.get("concurrency") or sorted({d["concurrency"] for _, _, d in reqs})
     level = int(params["c"]) if "c" in params else levels[0]
     at = [(sid, text, d) for sid, text, d in reqs if d["concurrency"] == level]
