@@ -87,7 +87,7 @@ class RepeatFilter(logging.Filter):
     harness's own records always pass.
 
     The verdict is kept on the record, so a record that reaches several handlers (a library's
-    own and the root's) is judged once."""
+    own and the root's) is judged once, and printed by the first of them only."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -112,7 +112,11 @@ class RepeatFilter(logging.Filter):
             if repeat:
                 record.levelno, record.levelname = logging.DEBUG, "DEBUG"
         if not repeat:
-            return True
+            # One handler prints it: a library's own handler (transformers adds one in some
+            # environments, e.g. under CI=true) and the root's would otherwise both show it.
+            shown = getattr(record, "harness_shown", False)
+            record.harness_shown = True
+            return not shown
         logger = logging.Logger.manager.loggerDict.get(record.name)
         return isinstance(logger, logging.Logger) and logger.isEnabledFor(logging.DEBUG)
 

@@ -169,7 +169,6 @@ def _strings(value):
 
 
 def _metrics():
-
     return (
         Metric("contaminated", "contaminated item", "lower", values="binary", low=0, high=1,
                description="the item's text or reference overlaps the variant's training data (see the suite's contamination:)"),
@@ -224,7 +223,6 @@ def check_rows(run_id: str, sample_rows: list, items, index: Index) -> tuple[lis
     and, in its details, the source and field of the largest overlap. Samples of multi-turn
     items (`<id>#t<k>`) carry their item's result."""
     from dataclasses import replace
-
 
     by_id = {s.id: s for s in items}
     results: dict[str, Overlap] = {}

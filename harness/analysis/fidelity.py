@@ -187,7 +187,6 @@ def next_token_logprobs(backend, encoded: list[list[int]], batch_size: int = 8) 
     vocabulary projection per batch rather than per text)."""
     import torch
 
-
     out: list = [None] * len(encoded)
     todo = [i for i, ids in enumerate(encoded) if len(ids) >= 2]
     for start in range(0, len(todo), batch_size):

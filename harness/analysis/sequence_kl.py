@@ -49,7 +49,6 @@ def completion_logprobs(backend, prompt_ids: list[int], completions: list[list[i
     """log p(completion | prompt) under the backend's model, summed over the completion's tokens."""
     import torch
 
-
     ids, mask = right_padded([prompt_ids + c for c in completions], backend.tokenizer.pad_token_id)
     with torch.no_grad():
         logits = backend.model(input_ids=ids.to(backend.device), attention_mask=mask.to(backend.device)).logits.float().cpu()
@@ -83,7 +82,6 @@ def store_sequence_kl(catalogue: Catalogue | None, evaluated: set[str], outcomes
     `sequence_kl:`: the per-prompt estimate, stored in `fidelity` as parent_seq_kl (once per pair
     of runs). Returns the rows written."""
     from contextlib import closing
-
 
     tasks = {name: t for name, t in tasks.items() if t.spec.sequence_kl is not None}
     if catalogue is None or not tasks:

@@ -44,7 +44,6 @@ def fold_adapters(base_dir: Path, adapters: tuple[Path, ...] | list[Path]) -> Pa
         return out
     from transformers import AutoTokenizer
 
-
     log.info("folding %d adapter(s) into %s for vLLM", len(adapters), out)
     model = load_causal_lm(base_dir, adapters, "float32", merge_all=True)
     tmp = out.with_name(out.name + ".tmp")
@@ -107,7 +106,6 @@ class VLLMBackend:
     def loglikelihood(self, requests: list[tuple[str, str]], on_done=None) -> list[Loglikelihood]:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
-
 
         encoded = [encode_pair(self.tokenizer, c, x) for c, x in requests]
         inputs = [(ctx + cont)[-self.max_length:] for ctx, cont in encoded]

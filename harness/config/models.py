@@ -118,7 +118,6 @@ def lineage(spec: ModelsFile, name: str) -> list[str]:
     """Names from the base down to `name`, inclusive."""
     by_name = {v.name: v for v in spec.variants}
     if name != spec.base.name and name not in by_name:
-
         raise UnknownNameError("model", name, model_names(spec))
     chain = [name]
     while chain[-1] != spec.base.name:

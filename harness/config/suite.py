@@ -105,7 +105,6 @@ class ClassificationSpec(Strict):
         if self.extract is not None and self.method != "generate":
             raise ValueError("extract applies to method: generate")
         if self.extract is not None:
-
             ExtractSpec.model_validate(self.extract)
         return self
 
@@ -235,9 +234,12 @@ class _TaskCommon(Strict):
                 raise ValueError(f"scorers[{i}]: a configured scorer is one mapping {{name: config}}, got keys {sorted(s)}")
         return self
 
-    def _no_scorers(self):
+    def _no_scorers(self, one_output: bool = False):
+        """Kinds whose metrics are built in take no scorers; `one_output`: nor several draws."""
         if self.scorers:
             raise ValueError(f"{self.type} tasks take no scorers (their metrics are built in)")
+        if one_output and getattr(self, "generation", None) is not None and self.generation.n > 1:
+            raise ValueError("generation.n > 1 applies to single-turn generation tasks")
 
 
 class _ItemTask(_TaskCommon):
@@ -298,9 +300,7 @@ class LatencyTask(_ItemTask):
 
     @model_validator(mode="after")
     def _checks(self):
-        self._no_scorers()
-        if self.generation.n > 1:
-            raise ValueError("generation.n > 1 applies to single-turn generation tasks")
+        self._no_scorers(one_output=True)
         return self
 
 
@@ -326,9 +326,7 @@ class ClassificationTask(_ItemTask):
 
     @model_validator(mode="after")
     def _checks(self):
-        self._no_scorers()
-        if self.generation.n > 1:
-            raise ValueError("generation.n > 1 applies to single-turn generation tasks")
+        self._no_scorers(one_output=True)
         return self
 
 

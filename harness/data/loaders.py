@@ -85,7 +85,6 @@ def load_mmlu_csv(req: LoadRequest) -> list[Record]:
     records = []
     for subject in subjects:
         if subject not in available:
-
             raise UnknownNameError("MMLU subject", subject, available, where=str(folder))
         path = available[subject]
         reader = csv.reader(io.StringIO(read_text(path), newline=""))

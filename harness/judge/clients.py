@@ -90,7 +90,6 @@ class OpenAIJudge:
         return replies  # type: ignore[return-value]
 
     def _one(self, call: JudgeCall) -> JudgeReply:
-
         body = {"model": self.model, "temperature": self.temperature, "max_tokens": self.max_tokens,
                 "seed": self.seed + call.sample_index,
                 "messages": [{"role": "system", "content": call.system}, {"role": "user", "content": call.user}]}
@@ -145,7 +144,6 @@ class LocalJudge:
         return replies
 
     def _generate(self, calls: list[JudgeCall]) -> list[JudgeReply]:
-
         replies: list[JudgeReply | None] = [None] * len(calls)
         # One batch per sample index, so each of the k votes gets its own seed.
         for k in sorted({c.sample_index for c in calls}):

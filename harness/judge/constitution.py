@@ -48,7 +48,6 @@ def load_constitution(path: Path) -> Constitution:
     spec = load_model_file(Constitution, path)
     names = [p.name for p in spec.principles]
     if len(set(names)) != len(names):
-
         raise ConfigError(f"{path}: principle names must be distinct: {names}")
     return spec
 

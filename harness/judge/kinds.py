@@ -74,7 +74,6 @@ def run_statistic(store, run_id: str, metric: str, params: dict) -> RunValues:
     judge calls (the same computation as when the run was written)."""
     import json
 
-
     run = store.query("SELECT task_type, judge FROM runs WHERE run_id = ?", [run_id])
     rows = [SimpleNamespace(**r) for r in store.query("SELECT * FROM judgments WHERE run_id = ? ORDER BY call_index", [run_id])]
     if not run or not rows:

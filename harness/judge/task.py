@@ -86,7 +86,6 @@ def prepare_judge_task(spec: JudgeTaskSpec, suite: str, suite_path: Path, suite_
     needed = [("prompt", _base_name(spec))] + ([("reference_prompt", _ref_name(spec))] if j.use_reference else [])
     for key, name in needed:
         if name not in prompts:
-
             raise UnknownNameError("judge prompt", name, prompts, where=f"{where}: judge.{key}")
         if prompts[name].type != want:
             raise ConfigError(f"{where}: judge.{key}: prompt '{name}' is a {prompts[name].type} prompt; {spec.grading} grading needs a {want} one")

@@ -55,7 +55,6 @@ def scores(model, tokenizer, texts: list[str], max_length: int, batch_size: int 
     """The model's reward for each text (no gradients; longest first, so batches pad little)."""
     import torch
 
-
     encoded = [encode(tokenizer, t, max_length) for t in texts]
     order = sorted(range(len(texts)), key=lambda i: -len(encoded[i]))
     out = [0.0] * len(texts)
@@ -144,7 +143,6 @@ def load_reward_model(model) -> LoadedRewardModel:
     score head applied."""
     import torch
     from peft import PeftModel
-
 
     if model.reward_head is None:
         raise ValueError(f"{model.name} is not a reward model")

@@ -38,7 +38,6 @@ def backend_name(spec: ModelsFile, name: str) -> str:
 
 
 def _recipe_backend(method: str) -> str | None:
-
     try:
         recipe = registry.resolve("recipe", method)
     except ConfigError:

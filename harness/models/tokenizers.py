@@ -102,6 +102,5 @@ def _cache_key(path: Path) -> str | None:
     import tokenizers
     import transformers
 
-
     return stable_hash({"dir": str(path), "files": _stamp(path), "transformers": transformers.__version__,
                         "tokenizers": tokenizers.__version__})

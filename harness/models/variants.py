@@ -180,7 +180,6 @@ def child_model(parent: ParentModel, name: str, key: str, artifact_kind: str, ar
     """An adapter stacks on its parent; a full checkpoint replaces it; a quantized variant
     loads its recorded source checkpoint with its bitsandbytes settings; a GGUF export is its file."""
     if artifact_kind == "gguf":
-
         return ParentModel(name, key, artifact, (), parent.dtype, gguf=artifact / GGUF_FILE)
     if artifact_kind == "adapter":
         return ParentModel(name, key, parent.base_dir, parent.adapters + (artifact,), parent.dtype)
@@ -188,7 +187,6 @@ def child_model(parent: ParentModel, name: str, key: str, artifact_kind: str, ar
         return ParentModel(name, key, parent.base_dir, parent.adapters, parent.dtype, reward_head=artifact)
     if artifact_kind == "quantized":
         import json
-
 
         spec = json.loads((artifact / QUANT_FILE).read_text())
         return ParentModel(name, key, artifact / spec["source"], (), parent.dtype, quantization=spec)  # "/" keeps absolute paths

@@ -44,7 +44,6 @@ def build(ctx: BuildContext) -> BuildResult:
     import json
     import shutil
 
-
     cfg: AdapterConfig = ctx.config
     source = _adapter_dir(cfg, ctx.models_path)
     shutil.copytree(source, ctx.output_dir, dirs_exist_ok=True)

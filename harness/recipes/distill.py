@@ -79,7 +79,6 @@ def dependencies(config: DistillConfig) -> list[str]:
 
 
 def _rows(cfg: DistillConfig, ctx: BuildContext) -> list[dict]:
-
     where = f"{ctx.models_path}: {ctx.variant}.config.data"
     rows = load_jsonl(LoadRequest(resolve_data_path(cfg.data.path, ctx.models_path)))
     rows = rows[: cfg.data.limit] if cfg.data.limit else rows
@@ -107,7 +106,6 @@ def build(ctx: BuildContext) -> BuildResult:
 def _response_level(ctx: BuildContext, cfg: DistillConfig, teacher) -> BuildResult:
     """Teacher generates; the student learns its outputs with the SFT recipe."""
     import json
-
 
     rows = _rows(cfg, ctx)
     backend = open_model(teacher)
@@ -150,7 +148,6 @@ def _token_level(ctx: BuildContext, cfg: DistillConfig, teacher) -> BuildResult:
         Trainer,
         TrainingArguments,
     )
-
 
     where = f"{ctx.models_path}: {ctx.variant}.config"
     if cfg.data.completion is None:

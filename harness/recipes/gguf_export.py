@@ -39,7 +39,6 @@ def data_files(config: GGUFConfig, models_path: Path) -> list[Path]:
 
 
 def build(ctx: BuildContext) -> BuildResult:
-
     cfg: GGUFConfig = ctx.config
     source, merged_bytes, params = _merged(ctx)
     out = ctx.output_dir

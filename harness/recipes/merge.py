@@ -34,7 +34,6 @@ def data_files(config: MergeConfig, models_path: Path) -> list[Path]:
 def build(ctx: BuildContext) -> BuildResult:
     import torch
 
-
     cfg: MergeConfig = ctx.config
     if not ctx.parent.adapters:
         raise ConfigError(f"{ctx.models_path}: {ctx.variant}: merge needs a parent with a LoRA adapter; '{ctx.parent.name}' has none")

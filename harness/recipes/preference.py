@@ -109,12 +109,10 @@ def dependencies(config: PreferenceConfig) -> list[str]:
 
 
 def _build(ctx: BuildContext, loss: str) -> BuildResult:
-
     cfg: PreferenceConfig = ctx.config
     tcfg = cfg.training
     where = f"{ctx.models_path}: {ctx.variant}.config"
     if cfg.data.source == "unpaired" and loss != "kto":
-
         raise ConfigError(f"{where}.data.source: 'unpaired' data (single labelled completions) trains KTO only; {loss} needs pairs")
     if cfg.data.source == "unpaired":
         return _build_kto_unpaired(ctx, cfg, where, build_unpaired, check_unpaired, split_pairs)
@@ -250,7 +248,6 @@ def _train(ctx: BuildContext, cfg, loss: str, make_args, train_ds: list[dict], v
     from peft import LoraConfig
     from transformers import PrinterCallback
 
-
     tcfg = cfg.training
     tokenizer = load_tokenizer(ctx.parent.base_dir)
     if tokenizer.pad_token is None:
@@ -287,7 +284,6 @@ def trainer_settings(ctx: BuildContext, tcfg) -> dict:
     """The trl config settings every preference-style trainer here shares (CPU unless CUDA is
     there, no checkpoints, no reporting, harness's own progress logging)."""
     import torch
-
 
     return dict(
         output_dir=str(ctx.output_dir / "trainer"), max_steps=tcfg.max_steps, per_device_train_batch_size=tcfg.batch_size,

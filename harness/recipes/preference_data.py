@@ -197,7 +197,6 @@ def export_audit_sample(pairs: list[Pair], out: Path, n: int, seed: int = 0) -> 
 
 
 def load_rows(spec: PreferenceDataSpec, path: Path) -> list:
-
     rows = load_jsonl(LoadRequest(path))
     return rows[: spec.limit] if spec.limit else rows
 
@@ -233,7 +232,6 @@ def build_pairs(spec: PreferenceDataSpec, path: Path, where: str, generate=None,
 
 def _judged_pairs(spec: PreferenceDataSpec, rows: list, where: str, judge, report, constitution=None, prompts_path=None,
                   verdicts=None) -> list[Pair]:
-
     if judge is None:
         raise ConfigError(f"{where}: source 'judge' needs a judge client")
     def rendered(template: str, field: str) -> list[str]:

@@ -78,7 +78,6 @@ def _state_bytes(state) -> int:
 def build(ctx: BuildContext) -> BuildResult:
     import torch
 
-
     require("bitsandbytes", "quantization", "quant")
     from transformers import AutoModelForCausalLM
 

@@ -75,7 +75,6 @@ def _build(ctx: BuildContext) -> BuildResult:
     from transformers import PrinterCallback
     from trl import RewardConfig, RewardTrainer
 
-
     cfg: RewardModelConfig = ctx.config
     tcfg = cfg.training
     where = f"{ctx.models_path}: {ctx.variant}.config"

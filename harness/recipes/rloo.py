@@ -85,7 +85,6 @@ class RlooConfig(Strict):
 
 
 def _prompts(cfg: RlooConfig, ctx: BuildContext, where: str) -> list[str]:
-
     rows = read_jsonl_objects(resolve_data_path(cfg.data.path, ctx.models_path))
     rows = rows[: cfg.data.limit] if cfg.data.limit else rows
     return [render(cfg.data.prompt, row, f"{where}.data.prompt (line {n})") for n, row in rows]
@@ -97,7 +96,6 @@ def _build(ctx: BuildContext) -> BuildResult:
     from peft import LoraConfig
     from transformers import PrinterCallback
     from trl import RLOOConfig, RLOOTrainer
-
 
     cfg: RlooConfig = ctx.config
     tcfg = cfg.training

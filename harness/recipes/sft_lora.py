@@ -160,7 +160,6 @@ def build(ctx: BuildContext) -> BuildResult:
     from transformers import PrinterCallback
     from trl import SFTConfig, SFTTrainer
 
-
     cfg: SFTLoraConfig = ctx.config
     tcfg = cfg.training
     where = f"{ctx.models_path}: {ctx.variant}.config"
@@ -175,7 +174,6 @@ def build(ctx: BuildContext) -> BuildResult:
     tokenizer = load_tokenizer(ctx.parent.base_dir)
     if cfg.data.chat_template:
         if not tokenizer.chat_template:
-
             raise ConfigError(f"{where}: data.chat_template is true but the parent's tokenizer has no chat template")
         train_pairs, val_pairs = [as_conversation(p) for p in train_pairs], [as_conversation(p) for p in val_pairs]
     use_cpu = not torch.cuda.is_available()

@@ -35,7 +35,6 @@ def kept_layers(n: int, k: int) -> list[int]:
 def build(ctx: BuildContext) -> BuildResult:
     import torch
 
-
     cfg: ShrinkConfig = ctx.config
     model = load_parent_for_training(ctx.parent)
     decoder = getattr(model, "model", None)

@@ -149,7 +149,6 @@ def _run(store: Store, variant: str, task: str) -> dict:
 
 
 def _item_values(store: Store, run: dict, metric: str, clean_only: bool = False) -> dict[str, float]:
-
     values = run_values(store, run["run_id"], metric)
     if not values:
         stored = [r["metric"] for r in store.query("SELECT DISTINCT metric FROM scores WHERE run_id = ? ORDER BY metric", [run["run_id"]])]
@@ -171,7 +170,6 @@ def _health_failures(store: Store, run: dict) -> list[str]:
 
 
 def _run_values(store: Store, run: dict, metric: Metric, params: dict):
-
     if metric.statistic is None:
         stored = store.query("SELECT value FROM run_stats WHERE run_id = ? AND metric = ?", [run["run_id"], metric.name])
         if not stored or stored[0]["value"] is None:

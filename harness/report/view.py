@@ -233,7 +233,6 @@ def _contamination(store: Store, spec: ReportSpec, tasks: list[TaskView]) -> lis
     """The contamination check of each task's runs, with the headline recomputed on clean items."""
     from collections import Counter
 
-
     st = spec.statistics
     out = []
     for t in tasks:
@@ -288,11 +287,9 @@ def _task_view(store: Store, spec: ReportSpec, suite: str, task: str, metrics: l
     if task_type.startswith("judge_"):
         judge = _judge_words(json.loads(runs[0]["judge"]) if runs[0]["judge"] else {})
     if "hallucination_rate" in metrics:
-
         audit = agreement(store, task, spec.variants)
     confusion = None
     if task_type == "classification" and runs:
-
         matrices, labels = {}, []
         for r in sorted(runs, key=lambda r: spec.variants.index(r["variant"])):
             labels, _, gold, predicted = stored_predictions(store, r["run_id"])
@@ -344,7 +341,6 @@ def _paired(store: Store, spec: ReportSpec, variant: str, reference: str, task: 
     """`variant` against `reference` on one per-item metric, paired on the items both have."""
     import numpy as np
 
-
     st = spec.statistics
     cand, ref = sample_values(store, variant, task, metric), sample_values(store, reference, task, metric)
     shared = sorted(set(cand) & set(ref))
@@ -364,7 +360,6 @@ def _paired(store: Store, spec: ReportSpec, variant: str, reference: str, task: 
 
 def _holm_adjusted(spec: ReportSpec, comparisons: list[Comparison]) -> list[Comparison]:
     from dataclasses import replace
-
 
     ps = [c.p_value for c in comparisons]
     adjusted = holm(ps) if spec.statistics.multiplicity == "holm" else ps

@@ -37,7 +37,6 @@ def detect_kind(path: Path) -> str:
 def validate_file(path: Path, kind: str) -> None:
     """Raise a HarnessError describing the first problem, if any."""
     if kind == "suite":
-
         suite = load_suite(path)
         prepare_suite(suite, path)  # loads the data and renders every prompt
         for t in suite.tasks:
@@ -45,12 +44,10 @@ def validate_file(path: Path, kind: str) -> None:
                 prepare_judge_task(t, suite.name, path)  # judge prompts and anchors
                 check_judge_env(t.judge, f"{path}: task '{t.name}'")
     elif kind == "models":
-
         spec = load_models(path)
         check_base(spec.base, path, spec)  # backends and their options; the GGUF file or model folder it names
         plan_variants(spec, path, base_key="-")  # configs, dependencies, data files
     elif kind == "report":
-
         check_rule_metrics(load_report(path), path)
     else:
 

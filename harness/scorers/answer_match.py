@@ -25,7 +25,6 @@ METRICS = (
 
 
 def configure(config: dict, where: str, base_dir: Path):
-
     spec = parse_model(AnswerMatchSpec, config, where)
 
     def gold_of(sample) -> str | None:

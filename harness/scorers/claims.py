@@ -109,7 +109,6 @@ class EmbeddingVerifier:
     name = "embedding"
 
     def __init__(self, threshold: float = 0.6, strict: bool = True, encoder=None):
-
         self.threshold, self.strict = threshold, strict
         self.encoder = encoder or SentenceEncoder.default()
 
@@ -169,7 +168,6 @@ class JudgeVerifier:
         self.client = client
 
     def check(self, claims: list[str], sources: list[str]) -> list[ClaimCheck]:
-
         prompt = JudgePrompt("claim-verification", "single", "You check claims against sources, strictly and fairly.",
                              CLAIM_PROMPT, "[[SUPPORTED]]")
         text = "\n\n".join(sources)

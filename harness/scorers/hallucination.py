@@ -66,9 +66,7 @@ class HallucinationSpec(Strict):
 
 
 def make_verifier(spec: HallucinationSpec):
-
     if spec.verifier == "judge":
-
         return JudgeVerifier(OpenAIJudge.from_spec(spec.judge))
     if spec.verifier == "lexical":
         return LexicalVerifier(spec.threshold, spec.strict)
@@ -84,7 +82,6 @@ def configure(config: dict, where: str, base_dir: Path):
     verifier = None
 
     def hallucination_scorer(sample, output) -> Scored:
-
         nonlocal verifier
         verifier = verifier or make_verifier(spec)  # loaded on first use: validation stays model-free
         sources = [render(t, sample.fields, f"{where}.sources") for t in spec.sources]
@@ -92,7 +89,6 @@ def configure(config: dict, where: str, base_dir: Path):
         extra = {}
         if spec.label_field is not None:
             if spec.label_field not in sample.fields:
-
                 raise ConfigError(f"{where}.label_field: item {sample.id} has no field '{spec.label_field}'")
             extra["detection_correct"] = float((result.unsupported > 0) == bool(int(sample.fields[spec.label_field])))
         values = {**extra, "hallucination_rate": result.rate, "unsupported_claims": float(result.unsupported),

@@ -69,7 +69,6 @@ def needs_models(tasks: list) -> list[str]:
 
 def _scoring(model, spec: RewardScorerSpec, cache: dict):
     def reward_scorer(sample, output) -> Scored:
-
         if model.key not in cache:
             cache[model.key] = load_reward_model(model)
         # Which reward model scored it goes with the sample, so the report can show that model's lineage

@@ -44,7 +44,6 @@ def configure(config: dict, where: str, base_dir: Path):
     def similarity_scorer(sample, output) -> dict[str, float]:
         import numpy as np
 
-
         if "centroid" not in state:  # the encoder loads on first use, so validation stays model-free
             state["encoder"] = SentenceEncoder.default()
             c = state["encoder"].encode(texts).mean(axis=0)

@@ -558,7 +558,6 @@ def open_store(path: Path | str, read_only: bool = False) -> Store:
 
 
 def _version() -> str:
-
     return __version__
 
 

@@ -50,7 +50,6 @@ def rows(backend, task, run: TaskRun) -> KindRows:
     outcomes: list[tuple[Any, int | None, dict[str, Any], str | None]] = []
     generation_config = None
     if spec.method == "loglikelihood":
-
         by_id = option_loglikelihoods(backend, task.samples, run.ckpt)
         for s in task.samples:
             lls = [o.logprob for o in by_id[s.id]]
@@ -137,7 +136,6 @@ def class_stats(run_id: str, labels: list[str], gold: list[int], predicted: list
     same resampling as harness.stats.intervals.bootstrap_statistic, every figure from one set of resamples,
     confusion counts per resample in one bincount)."""
     import numpy as np
-
 
     k, n = len(labels), len(gold)
     point = per_class(labels, gold, predicted)

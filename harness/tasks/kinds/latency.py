@@ -44,7 +44,6 @@ def latency_rows(backend, task, run_id: str, seed: int, ckpt=None):
     each group of requests is committed as it is served and stored groups are not sent again."""
     import json
 
-
     spec = task.spec
     g = spec.generation
     gen = GenerationConfig(g.max_new_tokens, g.temperature, g.top_p, tuple(g.stop), g.batch_size, seed, g.top_k, g.repetition_penalty)
@@ -171,7 +170,6 @@ def run_statistic(store, run_id: str, metric: str, params: dict) -> RunValues:
     import json
 
     import numpy as np
-
 
     run = store.query("SELECT task_config FROM runs WHERE run_id = ?", [run_id])
     config = json.loads(run[0]["task_config"]) if run and run[0].get("task_config") else {}

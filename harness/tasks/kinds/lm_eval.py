@@ -127,7 +127,6 @@ def harness_lm(backend):
     """An lm_eval LM whose requests are served by a harness backend."""
     from lm_eval.api.model import LM
 
-
     class HarnessLM(LM):
         def loglikelihood(self, requests, disable_tqdm: bool = False):
             out = backend.loglikelihood([tuple(r.args) for r in requests])
@@ -176,7 +175,6 @@ def metric_name(metric: str, filter_name: str) -> str:
 def rows(backend, task, run: TaskRun) -> KindRows:
     """lm-eval's evaluation loop over the harness backend; a sample row and numeric score rows per doc."""
     from lm_eval import evaluator
-
 
     native = task.native
     name = native.config.task
