@@ -6,7 +6,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from harness.backends.base import BackendFactory, BackendInfo, Generation
+from harness.backends.base import BackendFactory, BackendInfo, Generation, GenerationConfig
 from harness.cli import main
 from harness.config.models import load_models
 from harness.models.serving import backend_name
@@ -102,3 +102,33 @@ def test_a_recipe_picks_its_backend_and_options_follow_the_backend(tmp_path, cap
         """)
     assert main(["validate", str(bad)]) == 2
     assert "variants[0].options: unknown llama_cpp-backend option(s) ['batch_size']" in capsys.readouterr().out
+
+
+def test_one_catalogue_resolves_opens_and_caches(tmp_path):
+    """The object every command passes around: names, backends, resolution against the store
+    (cached: the base is prepared once), opening, and clear errors for what it can't do."""
+    from harness.errors import ConfigError, StoreError, UnknownNameError
+    from harness.models.catalogue import Catalogue
+    from harness.store.db import open_store
+
+    models = write(tmp_path / "m.yaml", """
+        base: {name: fake-a, source: fake, options: {default_output: hello}}
+        variants:
+          - {name: sft, parent: fake-a, method: sft_lora, config: {data: {path: d.jsonl, prompt: "{{ q }}", completion: " {{ a }}"}}}
+        """)
+    write(tmp_path / "d.jsonl", '{"q": "a", "a": "b"}\n')
+    catalogue = Catalogue.load(models)
+    catalogue.check()
+    assert catalogue.names == ["fake-a", "sft"] and catalogue.candidates == ["fake-a", "sft"]
+    assert catalogue.backend_name("fake-a") == "fake" and catalogue.lineage("sft") == ["fake-a", "sft"]
+    with pytest.raises(ConfigError, match="before a store is attached"):
+        catalogue.resolve("fake-a")
+    with open_store(tmp_path / "h.duckdb") as store:
+        catalogue.attach(store)
+        base = catalogue.resolve("fake-a")
+        assert catalogue.resolve("fake-a") is base  # cached
+        assert catalogue.open("fake-a").generate(["x"], GenerationConfig())[0].text == "hello"
+        with pytest.raises(StoreError, match="'sft' is not built"):
+            catalogue.resolve("sft")
+        with pytest.raises(UnknownNameError, match="unknown model 'sfx'. Did you mean 'sft'"):
+            catalogue.resolve("sfx")

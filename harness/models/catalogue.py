@@ -13,7 +13,14 @@ from harness.config.models import ModelsFile, lineage, load_models, model_names
 from harness.errors import ConfigError, UnknownNameError
 from harness.models import serving
 from harness.models.parent import ParentModel
-from harness.models.variants import PlannedVariant, plan_variants, prepare_base, record_base, resolve_built
+from harness.models.variants import (
+    PlannedVariant,
+    check_base,
+    plan_variants,
+    prepare_base,
+    record_base,
+    resolve_built,
+)
 from harness.recipes import recipe_for
 from harness.store.db import Store
 
@@ -35,6 +42,13 @@ class Catalogue:
         spec = load_models(path)
         serving.check_backends(spec, Path(path))
         return cls(spec, Path(path), store)
+
+    def check(self) -> None:
+        """Everything that can be checked without loading, converting or building a model: the
+        base's backend, options and files (a GGUF by its magic bytes, a model folder by its config
+        and weights), and each variant's recipe config, dependencies and data files."""
+        check_base(self.spec.base, self.path, self.spec)
+        plan_variants(self.spec, self.path, base_key="-")
 
     def attach(self, store: Store) -> Catalogue:
         """Use `store` for built variants (a command opens the store after checking its files)."""

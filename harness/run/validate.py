@@ -5,13 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.config.loader import read_yaml
-from harness.config.models import load_models
 from harness.config.report import check_rule_metrics, load_report
 from harness.config.suite import load_suite
 from harness.errors import ConfigError, HarnessError
 from harness.judge.open import check_judge_env
 from harness.judge.task import prepare_judge_task
-from harness.models.variants import check_base, plan_variants
+from harness.models.catalogue import Catalogue
 from harness.tasks.prepare import prepare_suite
 
 KIND_BY_DIR = {"suites": "suite", "models": "models", "reports": "report"}
@@ -44,9 +43,7 @@ def validate_file(path: Path, kind: str) -> None:
                 prepare_judge_task(t, suite.name, path)  # judge prompts and anchors
                 check_judge_env(t.judge, f"{path}: task '{t.name}'")
     elif kind == "models":
-        spec = load_models(path)
-        check_base(spec.base, path, spec)  # backends and their options; the GGUF file or model folder it names
-        plan_variants(spec, path, base_key="-")  # configs, dependencies, data files
+        Catalogue.load(path).check()  # backends and options, the base's files, variant configs and data
     elif kind == "report":
         check_rule_metrics(load_report(path), path)
     else:
