@@ -2,7 +2,7 @@
 score rows, then `harness report` and `harness gate` over that store, each a whole CLI call.
 
 Campaign: --variants variants x one multiple-choice task of --items items (full MMLU is 14,042)
-x 2 metrics (acc, acc_norm), each run written as harness writes one (harness.store.Store
+x 2 metrics (acc, acc_norm), each run written as harness writes one (harness.store.db.Store
 .write_task_run: the run, its sample rows with JSON details, its score rows, in one transaction).
 Values are 0/1 with per-variant accuracies 0.25 + 0.01 * k, so gate rules have real differences.
 

@@ -195,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="list variants, runs or registered components",
                        description="List what the store holds (variants with lineage, runs) or what is registered "
-                                   "(scorers with their metrics, every declared metric, backends, recipes, loaders).")
+                                   "(scorers with their metrics, every declared metric, backends, recipes, loaders, task kinds).")
     p.add_argument("what", choices=["variants", "runs", "scorers", "metrics", "backends", "recipes", "loaders", "task_kinds"])
     _store_arg(p)
     p.set_defaults(func=cmd_list)

@@ -364,6 +364,9 @@ def test_multi_turn_generation_and_single_grading_with_local_judge(tmp_path):
     prompts = dict(con.execute("""SELECT sample_id, prompt_name FROM judgments j JOIN latest_runs r USING (run_id)
                                   WHERE r.task = 'chat_rating'""").fetchall())
     assert prompts == {"1#t1": "single", "1#t2": "single-multi-turn", "2#t1": "single-ref", "2#t2": "single-ref-multi-turn"}
+    judged = con.execute("""SELECT sample_id, item_id, turn FROM samples JOIN latest_runs r USING (run_id)
+                            WHERE r.task = 'chat_rating' ORDER BY sample_id""").fetchall()
+    assert judged == [("1#t1", "1", 1), ("1#t2", "1", 2), ("2#t1", "2", 1), ("2#t2", "2", 2)]  # as the judged samples'
     # The fake judge never answers "accuracy: [[n]]": every reply is a parse failure, flagged, not guessed.
     h = dict(con.execute("""SELECT metric, value FROM run_stats JOIN latest_runs USING (run_id) WHERE task = 'chat_rating'""").fetchall())
     con.close()
@@ -464,3 +467,23 @@ def test_judge_ratings_are_broken_down_by_category(tmp_path):
     # a category field the items lack is a clear error before anything runs
     bad = write(tmp_path / "bad.yaml", suite.read_text().replace("category_field: category", "category_field: topic"))
     assert main(["run", str(bad), "--models", str(models), "--store", str(tmp_path / "h2.duckdb")]) == 2
+
+
+def test_a_local_judge_without_models_is_a_clear_error(tmp_path, capsys):
+    """Answer sets only, and a judge that is a model of a models file nobody passed: exit 2 with
+    the fix, nothing written."""
+    write(tmp_path / "items.jsonl", '{"id": "i1", "topic": "coffee"}\n')
+    write(tmp_path / "a.jsonl", '{"id": "i1", "output": "coffee!"}\n')
+    suite = write(tmp_path / "s.yaml", """
+        name: judged
+        tasks:
+          - {name: tweets, type: generation, data: {format: jsonl, path: items.jsonl}, id_field: id,
+             prompt: {template: "{{ topic }}"}}
+          - {name: tone, type: judge, grading: single, of: tweets}
+        """)
+    store = tmp_path / "h.duckdb"
+    assert main(["run", str(suite), "--answers", f"a={tmp_path / 'a.jsonl'}", "--store", str(store)]) == 2
+    assert "a local judge is a model of the models file: pass --models" in capsys.readouterr().err
+    con = duckdb.connect(str(store), read_only=True)
+    assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 0
+    con.close()

@@ -251,7 +251,10 @@ def test_item_turn_and_figure_parts_are_columns(tmp_path, scripted_latency):
 
 
 def test_the_migration_fills_the_columns_of_older_rows(tmp_path):
-    """A store written before migration 008 keeps its composite ids; migrating splits them."""
+    """A store written before migration 008 keeps composite ids and figure names; migrating
+    splits the ids harness wrote (turns of multi-turn runs and the judge runs over them, latency
+    requests), leaves a user's own id alone, and files old figures under their declarations
+    (lm-eval's figures are its own names and keep none)."""
     path = tmp_path / "h.duckdb"
     open_store(path).close()
     con = duckdb.connect(str(path))
@@ -260,14 +263,26 @@ def test_the_migration_fills_the_columns_of_older_rows(tmp_path):
         con.execute(f"ALTER TABLE samples DROP COLUMN {column}")
     for column in ("family", "concurrency", "percentile", "bucket", "label", "dimension"):
         con.execute(f"ALTER TABLE run_stats DROP COLUMN {column}")
-    con.execute("INSERT INTO samples (run_id, sample_id, prompt, details) VALUES "
-                "('r', 'q7#t2', 'p', '{}'), ('r', 'q8@c4', 'p', '{}'), ('r', 'plain', 'p', '{}')")
-    con.execute("INSERT INTO run_stats (run_id, metric, value, n) VALUES ('r', 'requests_per_s_c4', 1, 1), "
-                "('r', 'latency_s_p50_short', 1, 1), ('r', 'acc', 1, 1)")
+    runs = [("chat", "generation", '{"multi_turn": {"turns_field": "turns"}}', None),
+            ("plain", "generation", '{"multi_turn": null}', None),
+            ("judged", "judge_single", "{}", '{"judged_run": "chat"}'),
+            ("serve", "latency", "{}", None), ("emo", "classification", "{}", None), ("lm", "lm_eval", "{}", None)]
+    for run_id, task_type, config, judge in runs:
+        con.execute("INSERT INTO runs (run_id, run_key, suite, suite_hash, task, task_type, metrics, variant, variant_key, backend, "
+                    "data_hash, prompt_hash, seed, harness_version, started_at, last_used_at, wall_s, n_samples, task_config, judge) "
+                    "VALUES (?, ?, 's', 'h', ?, ?, '[]', 'v', 'k', 'fake', 'd', 'p', 0, '0.4.0', now(), now(), 0, 1, ?, ?)",
+                    [run_id, run_id, run_id, task_type, config, judge])
+    con.execute("INSERT INTO samples (run_id, sample_id, prompt, details) VALUES ('chat', 'q7#t2', 'p', '{}'), "
+                "('judged', 'q7#t2', 'p', '{}'), ('plain', 'mine#t2', 'p', '{}'), ('serve', 'q8@c4', 'p', '{}')")
+    con.execute("INSERT INTO run_stats (run_id, metric, value, n) VALUES ('serve', 'requests_per_s_c4', 1, 1), "
+                "('serve', 'latency_s_p50_short', 1, 1), ('emo', 'f1_neg', 1, 1), ('lm', 'f1_strict', 1, 1), ('emo', 'macro_f1', 1, 1)")
     con.close()
     with open_store(path, read_only=True) as store:
-        samples = store.query("SELECT sample_id, item_id, turn, concurrency FROM samples ORDER BY sample_id")
-        stats = store.query("SELECT metric, concurrency, percentile, bucket FROM run_stats ORDER BY metric")
-    assert [tuple(r.values()) for r in samples] == [("plain", "plain", None, None), ("q7#t2", "q7", 2, None), ("q8@c4", "q8", None, 4)]
-    assert [tuple(r.values()) for r in stats] == [("acc", None, None, None), ("latency_s_p50_short", None, 50.0, "short"),
-                                                  ("requests_per_s_c4", 4, None, None)]
+        samples = store.query("SELECT run_id, sample_id, item_id, turn, concurrency FROM samples ORDER BY run_id")
+        stats = store.query("SELECT metric, family, concurrency, percentile, bucket, label FROM run_stats ORDER BY metric")
+    assert [tuple(r.values()) for r in samples] == [("chat", "q7#t2", "q7", 2, None), ("judged", "q7#t2", "q7", 2, None),
+                                                    ("plain", "mine#t2", "mine#t2", None, None), ("serve", "q8@c4", "q8", None, 4)]
+    assert [tuple(r.values()) for r in stats] == [
+        ("f1_neg", "f1_{label}", None, None, None, "neg"), ("f1_strict", None, None, None, None, None),
+        ("latency_s_p50_short", "latency_s_p{q}_{bucket}", None, 50.0, "short", None), ("macro_f1", "macro_f1", None, None, None, None),
+        ("requests_per_s_c4", "requests_per_s_c{c}", 4, None, None, None)]

@@ -105,7 +105,7 @@ def test_an_unknown_task_type_names_the_kinds(tmp_path, capsys):
     suite = write(tmp_path / "s.yaml", """
         name: s
         tasks:
-          - {name: t, type: generaton, data: {format: jsonl, path: x.jsonl}, prompt: {template: x}}
+          - {name: t, type: generaton, data: {format: jsonl, path: x.jsonl}, prompt: {template: x}, generation: {n: 1}}
         """)
     assert main(["validate", str(suite)]) == 2
     err = "".join(capsys.readouterr())

@@ -1,4 +1,6 @@
-"""The backend contract. Capabilities a backend lacks raise BackendError; nothing falls back silently."""
+"""The backend contract. A backend declares its capabilities (BackendInfo.capabilities), a run checks
+them against what each task kind needs, and a call of one it lacks is an error: nothing falls
+back silently."""
 
 from __future__ import annotations
 

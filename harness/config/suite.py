@@ -357,6 +357,14 @@ class PluginTask(_TaskCommon):
     options: dict[str, Any] = {}
     """The kind's own settings (see `harness list task_kinds`)."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _known_kind(cls, data: Any) -> Any:
+        # Before the fields: a misspelt built-in type must say so, not report its block as unknown keys.
+        if isinstance(data, dict):
+            plugin_kind(str(data.get("type")))
+        return data
+
     @model_validator(mode="after")
     def _checks(self):
         kind = plugin_kind(self.type)
@@ -531,7 +539,7 @@ AnyTask = Annotated[
 
 
 class ContaminationSpec(Strict):
-    """The contamination check run with every multiple-choice, generation and perplexity task:
+    """The contamination check run with every multiple-choice, generation, classification and perplexity task:
     each item's text fields and reference against every training set in the evaluated
     variant's lineage, plus the corpora listed here."""
 

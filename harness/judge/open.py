@@ -59,7 +59,8 @@ def check_judge_task(task, where: str, catalogue: Catalogue | None, store, evalu
     j = task.spec.judge
     check_judge_env(j, where)
     if j.backend != "openai":
-        catalogue.resolve(_local_judge_name(j, catalogue, f"{where}: judge"))  # declared and built
+        name = _local_judge_name(j, catalogue, f"{where}: judge")  # a model of the file (--models given)
+        catalogue.resolve(name)  # and built
     baseline = task.spec.baseline
     if baseline and baseline not in evaluated:
         stored = store.query("SELECT count(*) AS n FROM latest_runs WHERE variant = ? AND task = ?", [baseline, task.spec.of])

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from harness import __version__
+from harness import __version__, registry
 from harness.config.suite import JudgeTaskSpec
 from harness.data.loaders import read_jsonl_objects
 from harness.errors import ConfigError, StoreError, UnknownNameError
@@ -60,6 +60,10 @@ class Answer:
     answers: tuple[str, ...]
     """The model's answers to those turns; the last is the one judged."""
     references: tuple[str | None, ...]
+    item_id: str | None = None
+    """The item the judged sample belongs to (its samples.item_id; None for anchors)."""
+    turn: int | None = None
+    """The judged sample's turn (multi-turn tasks)."""
 
 
 @dataclass(frozen=True)
@@ -133,14 +137,16 @@ def stored_answers(store: Store, variant: str, task: str) -> tuple[str, str, dic
                          hint=f"run the suite for '{variant}' first (`harness run ... --variant {variant}`)")
     run_id = runs[0]["run_id"]
     out = {}
-    for r in store.query("SELECT sample_id, prompt, reference, output, details FROM samples WHERE run_id = ? ORDER BY sample_id", [run_id]):
+    for r in store.query("SELECT sample_id, prompt, reference, output, details, item_id, turn FROM samples WHERE run_id = ? "
+                         "ORDER BY sample_id", [run_id]):
         d = json.loads(r["details"]) if r["details"] else {}
         if "user_turns" in d:
             k = d["turn"]
             out[r["sample_id"]] = Answer(r["sample_id"], tuple(d["user_turns"][:k]), tuple(d["answers"][:k]),
-                                         tuple(d.get("references", [None] * k)[:k]))
+                                         tuple(d.get("references", [None] * k)[:k]), r["item_id"], r["turn"])
         else:
-            out[r["sample_id"]] = Answer(r["sample_id"], (r["prompt"],), (r["output"] or "",), (r["reference"],))
+            out[r["sample_id"]] = Answer(r["sample_id"], (r["prompt"],), (r["output"] or "",), (r["reference"],), r["item_id"],
+                                         r["turn"])
     return run_id, runs[0]["variant_key"], out
 
 
@@ -334,7 +340,8 @@ def run_judge_task(store: Store, judge, task: PreparedJudgeTask, candidate: str,
     health_rows = [StatRow(run_id, f.metric, nan_to_null(f.estimate.mean), nan_to_null(f.estimate.low), nan_to_null(f.estimate.high),
                            f.estimate.n, f.warning)
                    for f in health]
-    store.write_task_run(run, samples, scores, judgments, health_rows)
+    kind = registry.resolve("task_kind", run.task_type)  # judge_pairwise / judge_single: its declared figures
+    store.write_task_run(run, samples, scores, judgments, health_rows, declared=kind.metrics + kind.run_metrics)
     failed = Counter(failure_kind(j.error) for j in judgments if j.error is not None)
     return JudgeOutcome(run_id, len(samples), made, len(plans) - made, health, dict(failed))
 
@@ -401,7 +408,7 @@ def _pairwise_results(run_id, task, cand, base, rows: list[JudgmentRow], seed: i
         c, b = cand[sid], base[sid]
         samples.append(SampleRow(run_id, sid, c.questions[-1], b.answers[-1], c.answers[-1],
                                  json.dumps({"verdicts_by_order": outcome.voted[sid], "winner": winner,
-                                             "inconsistent": outcome.inconsistent[sid]})))
+                                             "inconsistent": outcome.inconsistent[sid]}), item_id=c.item_id, turn=c.turn))
         win = None if winner is None else {"candidate": 1.0, "tie": 0.5, "baseline": 0.0}[winner]
         scores += [ScoreRow(run_id, sid, "judge", "win_rate", win),
                    ScoreRow(run_id, sid, "judge", "inconsistent", outcome.inconsistent[sid]),
@@ -437,7 +444,8 @@ def _single_results(run_id, task, cand, rows: list[JudgmentRow], seed: int):
         failed = all(r.error is not None for r in item_rows)
         ratings.append((rating, len(a.answers[-1]), failed))
         samples.append(SampleRow(run_id, sid, a.questions[-1], a.references[-1], a.answers[-1],
-                                 json.dumps({"ratings": [r.rating for r in item_rows], "prompt": item_rows[0].prompt_name})))
+                                 json.dumps({"ratings": [r.rating for r in item_rows], "prompt": item_rows[0].prompt_name}),
+                                 item_id=a.item_id, turn=a.turn))
         scores.append(ScoreRow(run_id, sid, "judge", "judge_rating", rating))
         for d in dims:
             values = [json.loads(r.ratings)[d] for r in got if r.ratings]

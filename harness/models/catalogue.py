@@ -86,7 +86,7 @@ class Catalogue:
         return serving.backend_name(self.spec, name)
 
     def backend(self, name: str) -> BackendFactory:
-        """The registered backend factory that serves `name`, with its declared capabilities."""
+        """The registered backend factory that serves `name` (its options, checks and description)."""
         return serving.factory(self.backend_name(name))
 
     def options(self, name: str) -> dict:

@@ -246,6 +246,7 @@ def _run_task(store: Store, backend, variant: str, variant_key: str, planned: Pl
                  n_samples=len(task.samples), partial=task.partial, n_items_total=task.n_total,
                  task_config=json.dumps(spec.model_dump(), default=str), suite_tasks=task.suite_tasks,
                  libraries=json.dumps(eval_libraries()))
-    store.write_task_run(run, samples, scores, stats=stats, checkpoint_key=run_key)
+    declared = kind.metrics + kind.run_metrics + tuple(m for _, s in scorers for m in s.metrics)
+    store.write_task_run(run, samples, scores, stats=stats, checkpoint_key=run_key, declared=declared)
     log.info("%s / %s: done in %.1fs", variant, spec.name, wall)
     return TaskOutcome(variant, task.suite, spec.name, run_id, False, len(task.samples), wall)

@@ -2,7 +2,9 @@
 before any model is loaded or anything is written: a planned task per (suite, task), a planned
 judge task per judge task, the catalogue of the models file, the variants and answer sets to
 evaluate. `check_plan` then resolves every model against the store (variants built, judges
-ready, baselines there, backends able to do what each task kind needs)."""
+ready, baselines there). A backend's capabilities depend on its options (an endpoint on the chat
+API has no log-likelihoods), so they are checked against each task kind's needs when the model is
+opened, before its first task runs."""
 
 from __future__ import annotations
 
@@ -164,8 +166,9 @@ def check_plan(plan: RunPlan, store: Store) -> RunPlan:
 
 
 def check_capabilities(task: PlannedTask, backend, variant: str) -> None:
-    """The opened backend can do what the task's kind needs (log-likelihood for multiple choice,
-    classification and perplexity): a clear error instead of a failure half-way through."""
+    """The opened backend can do what the task's kind needs (log-likelihood for multiple choice
+    and perplexity; generation for latency): a clear error before the task starts instead of a
+    failure half-way through."""
     needs = task.kind.needs
     missing = sorted(needs - backend.info.capabilities)
     if missing:

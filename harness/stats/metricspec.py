@@ -10,7 +10,7 @@ A name may be a family with placeholders, e.g. `rubric_{check}` or `latency_s_p{
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
@@ -165,14 +165,15 @@ class Declared:
     """`scorer <name>` or `task kind <name>`."""
 
 
-def declarations() -> list[Declared]:
-    """Every declared metric: registered scorers' and task kinds' (plugins included)."""
-
+def declarations(builtin_only: bool = False) -> list[Declared]:
+    """Every declared metric: registered scorers' and task kinds' (plugins included unless
+    `builtin_only`)."""
+    names = (lambda kind: sorted(registry.BUILTINS[kind])) if builtin_only else registry.names
     out: list[Declared] = []
-    for name in registry.names("task_kind"):
+    for name in names("task_kind"):
         kind = registry.resolve("task_kind", name)
         out += [Declared(m, f"task kind {name}") for m in kind.metrics + kind.run_metrics]
-    for name in registry.names("scorer"):
+    for name in names("scorer"):
         s = registry.resolve("scorer", name)
         out += [Declared(m, f"scorer {name}") for m in getattr(s, "metrics", ())]
     return out
@@ -223,18 +224,23 @@ class RunValues:
     tested against a bound exactly as a mean rather than by a percentile bootstrap."""
 
 
-def metric_parts(name: str) -> tuple[str, dict[str, str]] | None:
-    """The declared name a stored metric instantiates and its placeholder values
-    (`throughput_tokens_per_s_c4` -> (`throughput_tokens_per_s_c{c}`, {'c': '4'})); None when no
-    metric of that name is declared."""
-    exact, families = _catalog()
-    if name in exact:
+def name_parts(name: str, metrics: Iterable[Metric]) -> tuple[str, dict[str, str]] | None:
+    """The declared name a stored metric instantiates among `metrics`, and its placeholder values
+    (`throughput_tokens_per_s_c4` -> (`throughput_tokens_per_s_c{c}`, {'c': '4'})); None when none
+    of them declares it. Exact names win over families."""
+    metrics = tuple(metrics)
+    if any(not m.is_family and m.name == name for m in metrics):
         return name, {}
-    for f in families:
-        params = f.match(name)
+    for m in metrics:
+        params = m.match(name) if m.is_family else None
         if params is not None:
-            return f.name, params
+            return m.name, params
     return None
+
+
+def builtin_metrics() -> tuple[Metric, ...]:
+    """The metrics of the built-in scorers and task kinds only (no plugin is imported)."""
+    return tuple(d.metric for d in declarations(builtin_only=True))
 
 
 def resolve(name: str) -> tuple[Metric, dict[str, str]] | None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from harness import __version__
 from harness.errors import StoreError
-from harness.stats.metricspec import metric_parts
+from harness.stats.metricspec import Metric, builtin_metrics, name_parts
 from harness.store.migrations import MIGRATIONS
 
 log = logging.getLogger(__name__)
@@ -375,15 +375,38 @@ class Store:
                 continue
             with self.transaction() as con:
                 con.execute(sql)
+                if name == NAME_PARTS_MIGRATION:
+                    self.fill_name_parts(con)
                 con.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", [i, name, _now()])
             log.debug("applied migration %s", name)
 
+    def fill_name_parts(self, con) -> int:
+        """Migration 008's second half: the family and name parts of run figures stored before
+        they were columns, from the built-in metric declarations (SQL can't read those; no
+        plugin is imported, so a broken plugin can't stop a store from opening). lm-eval's
+        figures are its own names and keep none. Returns the figures filled."""
+        declared = builtin_metrics()
+        metrics = con.execute("SELECT DISTINCT metric FROM run_stats WHERE family IS NULL AND run_id IN "
+                              "(SELECT run_id FROM runs WHERE task_type <> 'lm_eval')").fetchall()
+        filled = 0
+        for (metric,) in metrics:
+            row = with_name_parts(StatRow("", metric, None, None, None, 0, None), declared)
+            if row.family is None:
+                continue
+            con.execute("UPDATE run_stats SET family = ?, concurrency = ?, percentile = ?, bucket = ?, label = ?, dimension = ? "
+                        "WHERE metric = ? AND family IS NULL AND run_id IN (SELECT run_id FROM runs WHERE task_type <> 'lm_eval')",
+                        [row.family, row.concurrency, row.percentile, row.bucket, row.label, row.dimension, metric])
+            filled += 1
+        return filled
+
     # -- writes -----------------------------------------------------------------------------
     def write_task_run(self, run: RunRow, samples: list[SampleRow], scores: list[ScoreRow],
-                       judgments: Sequence[JudgmentRow] = (), stats: Sequence[StatRow] = (), checkpoint_key: str | None = None) -> None:
+                       judgments: Sequence[JudgmentRow] = (), stats: Sequence[StatRow] = (), checkpoint_key: str | None = None,
+                       declared: Sequence[Metric] = ()) -> None:
         """One transaction per task: the run, its samples, scores (and judge calls and judge
         health) land together or not at all; so does removing the run's checkpoint, when
-        `checkpoint_key` names one."""
+        `checkpoint_key` names one. `declared`: the metrics the run's kind and scorers declare,
+        from which each run figure's family and name parts are stored as columns."""
         with self.transaction() as con:
             self._insert("runs", [run])
             self._insert("samples", samples)
@@ -391,7 +414,7 @@ class Store:
             con.execute("UPDATE samples SET item_id = sample_id WHERE run_id = ? AND item_id IS NULL", [run.run_id])
             self._insert("scores", scores)
             self._insert("judgments", list(judgments))
-            self._insert("run_stats", [with_name_parts(s) for s in stats])
+            self._insert("run_stats", [with_name_parts(s, declared) for s in stats])
             if checkpoint_key is not None:
                 con.execute("DELETE FROM checkpoints WHERE run_key = ?", [checkpoint_key])
 
@@ -576,15 +599,19 @@ def to_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
+NAME_PARTS_MIGRATION = "008_structured_item_and_figure_keys"
+"""The migration after which run figures' name parts are filled in Python (fill_name_parts)."""
+
 _PART_COLUMNS = {"c": ("concurrency", int), "q": ("percentile", float), "bucket": ("bucket", str), "label": ("label", str),
                  "dimension": ("dimension", str)}
 """Metric-name placeholders stored as run_stats columns."""
 
 
-def with_name_parts(row: StatRow) -> StatRow:
-    """The run figure with its declared family and the values of its name's placeholders as
-    columns (throughput_tokens_per_s_c4: family throughput_tokens_per_s_c{c}, concurrency 4)."""
-    found = metric_parts(row.metric)
+def with_name_parts(row: StatRow, declared: Sequence[Metric]) -> StatRow:
+    """The run figure with the family it instantiates among `declared` and the values of its
+    name's placeholders as columns (throughput_tokens_per_s_c4: family throughput_tokens_per_s_c{c},
+    concurrency 4). Unchanged when nothing declared names it (lm-eval's own figures)."""
+    found = name_parts(row.metric, declared)
     if found is None:
         return row
     family, params = found

@@ -231,28 +231,38 @@ MIGRATIONS: list[tuple[str, str]] = [
         r"""
         -- The parts of a sample's identity and of a run-level figure's name as columns, so SQL
         -- never parses strings: the item a sample belongs to, its turn (multi-turn generation,
-        -- sample id `<item>#t<k>`) and the concurrency level a latency request was sent at
-        -- (`<item>@c<c>`); a run figure's declared family (`latency_s_p{q}_{bucket}`) and its
-        -- concurrency, percentile, prompt-length bucket, label and judged dimension.
+        -- sample id `<item>#t<k>`, and judge runs over it) and the concurrency level a latency
+        -- request was sent at (`<item>@c<c>`); a run figure's declared family
+        -- (`latency_s_p{q}_{bucket}`) and its concurrency, percentile, prompt-length bucket, label
+        -- and judged dimension (filled from the metric declarations when the store is migrated:
+        -- harness.store.db.Store.fill_name_parts).
         ALTER TABLE samples ADD COLUMN item_id VARCHAR;
         ALTER TABLE samples ADD COLUMN turn INTEGER;
         ALTER TABLE samples ADD COLUMN concurrency INTEGER;
+        UPDATE samples SET item_id = sample_id;
+        -- Only where the suffix was written by harness: turns of multi-turn generation runs (and
+        -- of judge runs over them), requests of latency runs. A user's own id that happens to end
+        -- in `#t2` elsewhere stays whole.
         UPDATE samples SET
-            item_id = regexp_replace(sample_id, '(#t[0-9]+|@c[0-9]+)$', ''),
-            turn = TRY_CAST(NULLIF(regexp_extract(sample_id, '#t([0-9]+)$', 1), '') AS INTEGER),
-            concurrency = TRY_CAST(NULLIF(regexp_extract(sample_id, '@c([0-9]+)$', 1), '') AS INTEGER);
+            item_id = regexp_replace(sample_id, '#t[0-9]+$', ''),
+            turn = CAST(regexp_extract(sample_id, '#t([0-9]+)$', 1) AS INTEGER)
+        WHERE regexp_matches(sample_id, '#t[0-9]+$') AND run_id IN (
+            SELECT run_id FROM runs
+            WHERE task_type = 'generation' AND coalesce(json_extract(task_config, '$.multi_turn')::VARCHAR, 'null') <> 'null'
+            UNION ALL
+            SELECT j.run_id FROM runs j JOIN runs g ON g.run_id = json_extract_string(j.judge, '$.judged_run')
+            WHERE j.task_type LIKE 'judge_%'
+              AND coalesce(json_extract(g.task_config, '$.multi_turn')::VARCHAR, 'null') <> 'null');
+        UPDATE samples SET
+            item_id = regexp_replace(sample_id, '@c[0-9]+$', ''),
+            concurrency = CAST(regexp_extract(sample_id, '@c([0-9]+)$', 1) AS INTEGER)
+        WHERE regexp_matches(sample_id, '@c[0-9]+$') AND run_id IN (SELECT run_id FROM runs WHERE task_type = 'latency');
         ALTER TABLE run_stats ADD COLUMN family VARCHAR;
         ALTER TABLE run_stats ADD COLUMN concurrency INTEGER;
         ALTER TABLE run_stats ADD COLUMN percentile DOUBLE;
         ALTER TABLE run_stats ADD COLUMN bucket VARCHAR;
         ALTER TABLE run_stats ADD COLUMN label VARCHAR;
         ALTER TABLE run_stats ADD COLUMN dimension VARCHAR;
-        -- Older rows: the serving figures' parts by their fixed name shapes (new rows get every
-        -- part from the metric declarations when they are written).
-        UPDATE run_stats SET
-            concurrency = TRY_CAST(NULLIF(regexp_extract(metric, '_c([0-9]+)$', 1), '') AS INTEGER),
-            percentile = TRY_CAST(NULLIF(regexp_extract(metric, '_p([0-9]+)(_[a-z]+)?$', 1), '') AS DOUBLE),
-            bucket = NULLIF(regexp_extract(metric, '^(?:latency_s_p[0-9]+|prompt_tokens)_(short|median|long)$', 1), '');
         """,
     ),
 ]
