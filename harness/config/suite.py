@@ -223,6 +223,11 @@ class _TaskCommon(Strict):
     and for judge tasks over it."""
 
     @property
+    def choices(self) -> Strict | None:
+        """The kind's block of answer choices (options, labels), part of the prompt's hash."""
+        return None
+
+    @property
     def scorer_refs(self) -> list[tuple[str, dict[str, Any] | None]]:
         """(name, config or None) per scorer entry."""
         return [(s, None) if isinstance(s, str) else next(iter(s.items())) for s in self.scorers]
@@ -234,11 +239,11 @@ class _TaskCommon(Strict):
                 raise ValueError(f"scorers[{i}]: a configured scorer is one mapping {{name: config}}, got keys {sorted(s)}")
         return self
 
-    def _no_scorers(self, one_output: bool = False):
-        """Kinds whose metrics are built in take no scorers; `one_output`: nor several draws."""
+    def _no_scorers(self, draws: int = 1):
+        """Kinds whose metrics are built in take no scorers, nor several draws per item."""
         if self.scorers:
             raise ValueError(f"{self.type} tasks take no scorers (their metrics are built in)")
-        if one_output and getattr(self, "generation", None) is not None and self.generation.n > 1:
+        if draws > 1:
             raise ValueError("generation.n > 1 applies to single-turn generation tasks")
 
 
@@ -257,6 +262,10 @@ class MultipleChoiceTask(_ItemTask):
 
     type: Literal["multiple_choice"]
     multiple_choice: MultipleChoiceSpec = MultipleChoiceSpec()
+
+    @property
+    def choices(self) -> Strict | None:
+        return self.multiple_choice
 
     @model_validator(mode="after")
     def _checks(self):
@@ -300,7 +309,7 @@ class LatencyTask(_ItemTask):
 
     @model_validator(mode="after")
     def _checks(self):
-        self._no_scorers(one_output=True)
+        self._no_scorers(draws=self.generation.n)
         return self
 
 
@@ -321,12 +330,16 @@ class ClassificationTask(_ItemTask):
     type: Literal["classification"]
     classification: ClassificationSpec
     """The labels and how one is chosen."""
+
+    @property
+    def choices(self) -> Strict | None:
+        return self.classification
     generation: GenerationSpec = GenerationSpec()
     """Decoding settings when classification.method is generate."""
 
     @model_validator(mode="after")
     def _checks(self):
-        self._no_scorers(one_output=True)
+        self._no_scorers(draws=self.generation.n)
         return self
 
 

@@ -51,7 +51,7 @@ def prepare_task(task: TaskSpec, suite_name: str, suite_path: Path, limit: int |
     if limit is not None:
         samples = sample_items(samples, limit, seed, task.name)
     data_hash = stable_hash([[r.id, r.fields] for r in records] + [[r.id, r.fields] for r in shots])
-    choices = getattr(task, "multiple_choice", None) or getattr(task, "classification", None)  # the kind's options block
+    choices = task.choices
     prompt_hash = stable_hash([task.prompt.model_dump(), task.fewshot.model_dump(), choices.model_dump() if choices else None])
     return PreparedTask(task, suite_name, tuple(samples), data_hash, prompt_hash, tuple(scorers), n_total, suite_tasks)
 
