@@ -273,8 +273,10 @@ def test_halueval_format_scores_detection_against_labels(tmp_path):
     rows = dict(con.execute("SELECT sample_id, value FROM scores WHERE metric = 'detection_correct'").fetchall())
     outputs = dict(con.execute("SELECT sample_id, output FROM samples").fetchall())
     con.close()
-    assert outputs["0-hallucinated"] == items[0]["hallucinated_response"]
-    assert rows == {"0-right": 1.0, "0-hallucinated": 1.0, "1-right": 1.0, "1-hallucinated": 1.0}
+    # each item's two records share its content hash: `<h>-right`, `<h>-hallucinated`
+    first = next(k[: -len("-hallucinated")] for k, v in outputs.items() if v == items[0]["hallucinated_response"])
+    assert outputs[first + "-right"] == items[0]["right_response"]
+    assert len(rows) == 4 and set(rows.values()) == {1.0} and sum(k.endswith("-right") for k in rows) == 2
 
 
 def test_judge_verifier_against_a_fake_endpoint(tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from harness.config.suite import load_suite
@@ -14,7 +16,7 @@ def test_mmlu_prompt_matches_lm_eval_layout(workspace):
     suite_path = workspace / "suites" / "mc.yaml"
     (task,) = prepare_suite(load_suite(suite_path), suite_path)
     sample = task.samples[0]
-    assert sample.id == "arithmetic/0"
+    assert re.fullmatch(r"arithmetic/h[0-9a-f]{12}", sample.id)  # named by content, not position
     assert sample.continuations == (" A", " B", " C", " D")
     assert sample.gold == 2  # "What is 12 + 15?" -> C
     # description once, then k=2 dev examples of the same subject with their answers, then the item.

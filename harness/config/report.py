@@ -118,6 +118,12 @@ class StatisticsSpec(Strict):
     gate as a whole still passes wrongly at most alpha of the time, since every rule must pass)."""
     power: float = Field(default=0.8, gt=0, lt=1)
     """For minimum detectable effects and the items a decision needs (`harness plan`)."""
+    pairing: Literal["same_data", "shared_items"] = "same_data"
+    """How two variants' runs are paired item by item. `same_data`: only runs that saw the same
+    data and prompts (equal hashes) are compared; otherwise a gate rule is an error naming both
+    runs and what differs, and the report withholds the comparison. `shared_items`: pair on the
+    items both runs have with identical content (same id, same rendered prompt, options and
+    reference), and say how many items each side dropped."""
 
 
 class TradeoffSpec(Strict):

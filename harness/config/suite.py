@@ -216,7 +216,9 @@ class _TaskCommon(Strict):
     that takes a config (e.g. `- rubric: {path: rubric.yaml}`). A generation task may have none
     when a judge task grades it."""
     id_field: str | None = None
-    """Item field used as the sample id; default: position in the data (or subject/position)."""
+    """Item field used as the sample id (it must be unique). Default: a hash of the item's content
+    (`h` + 12 hex digits, after the loader's group such as an MMLU subject), never its position, so a
+    reordered or edited file can't pair one item with another; identical items get `~2`, `~3`."""
     category_field: str | None = None
     """Item field that groups items (MT-Bench's `category`: writing, roleplay, reasoning, ...):
     stored with every sample, and the report breaks the headline metric down by it, for this task

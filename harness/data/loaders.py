@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError, UnknownNameError, require
+from harness.hashing import stable_hash
 from harness.textfile import read_csv_rows, read_text
 
 LETTERS = "ABCDEFGHIJ"
@@ -24,6 +25,9 @@ class Record:
 
     id: str
     fields: dict[str, Any] = field(hash=False)
+    named_by_content: bool = False
+    """The loader derived `id` from the item's content (not its position): a task without
+    id_field keeps it as the sample id instead of hashing the fields."""
 
 
 @dataclass(frozen=True)
@@ -116,7 +120,7 @@ HALUEVAL_FORMATS = {
 
 def load_halueval(req: LoadRequest) -> list[Record]:
     """HaluEval's QA, dialogue and summarization files (told apart by their fields). Each item
-    becomes two records, `<n>-right` and `<n>-hallucinated`, with uniform fields: `answer`,
+    becomes two records, `<h>-right` and `<h>-hallucinated` (h: a hash of the item), with uniform fields: `answer`,
     `hallucinated` (0/1, the label), `source` (the knowledge or document, plus the dialogue
     history), `question` ('' for summarization) and `set`."""
     path = _existing_file(req.path)
@@ -130,9 +134,10 @@ def load_halueval(req: LoadRequest) -> list[Record]:
         if missing:
             raise ConfigError(f"{path}: line {lineno}: HaluEval {kind} item without {', '.join(missing)}")
         base = {"set": kind, "source": "\n\n".join(str(obj[f]) for f in sources), "question": str(obj.get(question, "")) if question else ""}
-        n = len(out) // 2
-        out.append(Record(f"{n}-right", {**base, "answer": str(obj[right]), "hallucinated": 0}))
-        out.append(Record(f"{n}-hallucinated", {**base, "answer": str(obj[wrong]), "hallucinated": 1}))
+        # Both records of one item share its content hash: the pair stays visible in the ids
+        n = "h" + stable_hash(obj)[:12]
+        out.append(Record(f"{n}-right", {**base, "answer": str(obj[right]), "hallucinated": 0}, named_by_content=True))
+        out.append(Record(f"{n}-hallucinated", {**base, "answer": str(obj[wrong]), "hallucinated": 1}, named_by_content=True))
     return out
 
 

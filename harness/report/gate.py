@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 
 from harness.analysis.coverage import missing_tasks, partial_runs
 from harness.analysis.metrics import run_values
+from harness.analysis.pairing import identical_items, mismatch
 from harness.config.report import GateRule, ReportSpec
 from harness.registry import import_target
 from harness.report.formatting import figure, p_value
@@ -164,6 +165,12 @@ def _item_values(store: Store, run: dict, metric: str, clean_only: bool = False)
     return values
 
 
+def _only_items(store: Store, run: dict, values: dict[str, float], items: frozenset[str]) -> dict[str, float]:
+    """The values of the samples (a judge run's: of the samples it judged) that belong to `items`."""
+    item_of = store.pairs("SELECT sample_id, coalesce(item_id, sample_id) FROM samples WHERE run_id = ?", [run["run_id"]])
+    return {k: v for k, v in values.items() if item_of.get(k, k) in items}
+
+
 def _health_failures(store: Store, run: dict) -> list[str]:
     rows = store.query("SELECT metric, warning FROM run_stats WHERE run_id = ? AND warning IS NOT NULL ORDER BY metric", [run["run_id"]])
     return [f"{r['metric']}: {r['warning']}" for r in rows]
@@ -204,21 +211,47 @@ def _thresholds(rule: GateRule, metric: Metric) -> tuple[tuple[float, ...], str]
     return ((m,), "above") if higher else ((-m,), "below")
 
 
+def _pairing(store: Store, rule: GateRule, spec: ReportSpec, cand: dict, base: dict | None, metric: Metric,
+             notes: list[str]) -> frozenset[str] | None:
+    """The items a rule may pair on: None (all: the runs saw the same data and prompts), or with
+    `statistics.pairing: shared_items` the items with identical content in both. Runs that differ
+    are an error otherwise, as is a judge run over runs that are no longer current."""
+    problem = mismatch(store, cand, base)
+    if problem is None:
+        return None
+    if base is None or spec.statistics.pairing != "shared_items" or "current run" in problem or "no longer" in problem:
+        raise _RuleError(f"can't compare: {problem}" + ("; rerun the older variant, or set statistics.pairing: shared_items "
+                                                        "in the report to pair on the items with identical content"
+                                                        if base is not None and "different" in problem else ""))
+    if metric.level != "item":
+        raise _RuleError(f"can't compare: {problem}; '{metric.name}' is a run-level figure, which can't be restricted "
+                         "to the shared items: rerun the older variant")
+    items = identical_items(store, cand, base)
+    if not items.ids:
+        raise _RuleError(f"can't compare: {problem}, and no item has identical content in both runs")
+    notes.append(items.words(rule.variant, rule.baseline or ""))
+    return items.ids
+
+
 def _test(store: Store, rule: GateRule, metric: Metric, params: dict, cand: dict, base: dict | None, threshold: float,
-          good: str, alpha: float, spec: ReportSpec) -> tuple[TestOutcome, list[str]]:
+          good: str, alpha: float, spec: ReportSpec, shared: frozenset[str] | None = None) -> tuple[TestOutcome, list[str]]:
     if rule.clean_only and metric.level != "item":
         raise _RuleError(f"clean_only applies to per-item metrics; '{metric.name}' is a run-level figure")
     if metric.level == "item":
-        return _test_items(store, rule, metric, cand, base, threshold, good, alpha, spec)
+        return _test_items(store, rule, metric, cand, base, threshold, good, alpha, spec, shared)
     return _test_run(store, rule, metric, params, cand, base, threshold, good, alpha, spec)
 
 
 def _test_items(store: Store, rule: GateRule, metric: Metric, cand: dict, base: dict | None, threshold: float,
-                good: str, alpha: float, spec: ReportSpec) -> tuple[TestOutcome, list[str]]:
-    """A per-item metric: one-sample against the threshold, or paired on the items both runs have."""
+                good: str, alpha: float, spec: ReportSpec, shared_items: frozenset[str] | None = None
+                ) -> tuple[TestOutcome, list[str]]:
+    """A per-item metric: one-sample against the threshold, or paired on the items both runs have
+    (`shared_items`: only on these item ids, those with identical content in both runs)."""
     st = spec.statistics
     notes: list[str] = []
     c = _item_values(store, cand, metric.name, rule.clean_only)
+    if shared_items is not None and base is not None:
+        c = _only_items(store, cand, c, shared_items)
     if rule.clean_only:
         notes.append(f"on the {len(c)} items clear of {rule.variant}'s training data")
     if base is None:
@@ -226,6 +259,8 @@ def _test_items(store: Store, rule: GateRule, metric: Metric, cand: dict, base: 
             notes += _skew_note(list(c.values()), good)
         return one_sample_test(metric.values, list(c.values()), threshold, alpha, st.resamples, st.seed), notes
     b = _item_values(store, base, metric.name, rule.clean_only)
+    if shared_items is not None:
+        b = _only_items(store, base, b, shared_items)
     shared = sorted(set(c) & set(b))
     if not shared:
         raise _RuleError(f"'{rule.variant}' and '{rule.baseline}' share no items of {rule.task}")
@@ -308,10 +343,11 @@ def evaluate_rule(store: Store, rule: GateRule, spec: ReportSpec) -> Verdict:
                                  "rerun without --limit, or set allow_partial: true on the rule")
             if run is not None and run.get("partial"):
                 notes.append(f"{run['variant']}: partial run ({run['n_samples']} of {run['n_items_total']} items), allowed by the rule")
+        shared = _pairing(store, rule, spec, cand, base, metric, notes)
         thresholds, good = _thresholds(rule, metric)
         outcomes = []
         for t in thresholds:
-            outcome, extra = _test(store, rule, metric, params, cand, base, t, good, alpha, spec)
+            outcome, extra = _test(store, rule, metric, params, cand, base, t, good, alpha, spec, shared)
             outcomes.append(outcome)
         notes += [n for n in extra if n not in notes]
     except _RuleError as exc:

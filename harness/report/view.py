@@ -12,6 +12,7 @@ from harness.analysis.coverage import missing_tasks, partial_runs
 from harness.analysis.fidelity import Unavailable, item_values, parent_run
 from harness.analysis.flips import item_flips
 from harness.analysis.metrics import MetricSummary, run_values, sample_values, summarize
+from harness.analysis.pairing import identical_items, mismatch
 from harness.config.report import ReportSpec
 from harness.errors import ConfigError
 from harness.report.gate import Verdict, evaluate_gate
@@ -224,7 +225,8 @@ def build_view(store: Store, spec: ReportSpec, where: str = "report") -> ReportV
         harness_version=__version__, variants=spec.variants, baseline=spec.baseline_name, confidence=st.confidence,
         leaderboard_columns=leaderboard_columns, leaderboard=leaderboard, tasks=tasks, lineage=lineage,
         tradeoff=tradeoff, alpha=st.alpha, multiplicity=st.multiplicity, power=st.power,
-        coverage=[g.words() for g in missing_tasks(store, spec.variants)] + [p.words() for p in partial_runs(store, spec.variants, spec.tasks)],
+        coverage=[g.words() for g in missing_tasks(store, spec.variants)] + [p.words() for p in partial_runs(store, spec.variants, spec.tasks)]
+        + unpaired(store, spec, [t.task for t in tasks]),
         verdicts=gate.verdicts if gate else [], gate_status=gate.status if gate else None, contamination=contamination,
         fidelity=fidelity, deltas=deltas, summary=summary, forest=forest)
 
@@ -342,7 +344,12 @@ def _paired(store: Store, spec: ReportSpec, variant: str, reference: str, task: 
     import numpy as np
 
     st = spec.statistics
+    pairing = pairing_for(store, spec, variant, reference, task)
+    if pairing is False:
+        return None  # different data or prompts: withheld, and said in the report's coverage notes
     cand, ref = sample_values(store, variant, task, metric), sample_values(store, reference, task, metric)
+    if pairing is not None:
+        cand, ref = _of_items(store, variant, task, cand, pairing), _of_items(store, reference, task, ref, pairing)
     shared = sorted(set(cand) & set(ref))
     if not shared:
         return None
@@ -356,6 +363,52 @@ def _paired(store: Store, spec: ReportSpec, variant: str, reference: str, task: 
                       o.method + (" (HL shift)" if kind == "ordinal" else ""),
                       mde=mde(o.se, 1 - st.confidence, st.power, sided=2), n=len(shared),
                       direction=declared.direction if declared else "none")
+
+
+def _latest(store: Store, variant: str, task: str) -> dict | None:
+    rows = store.query("SELECT * FROM latest_runs WHERE variant = ? AND task = ? ORDER BY last_used_at DESC, started_at DESC LIMIT 1",
+                       [variant, task])
+    return rows[0] if rows else None
+
+
+def pairing_for(store: Store, spec: ReportSpec, variant: str, reference: str, task: str) -> frozenset[str] | None | bool:
+    """How `variant` pairs with `reference` on `task`: None (same data and prompts: every shared
+    item), the item ids with identical content (statistics.pairing: shared_items), or False when
+    the runs differ and the report does not opt into shared items (the comparison is withheld)."""
+    key = ("pairing", variant, reference, task)
+    if key in store.memo:
+        return store.memo[key]
+    a, b = _latest(store, variant, task), _latest(store, reference, task)
+    out: frozenset[str] | None | bool = None
+    if a is not None and b is not None and mismatch(store, a, b) is not None:
+        out = identical_items(store, a, b).ids if spec.statistics.pairing == "shared_items" else False
+    store.memo[key] = out
+    return out
+
+
+def unpaired(store: Store, spec: ReportSpec, tasks: list[str]) -> list[str]:
+    """The comparisons with the baseline the report withholds or restricts, and why."""
+    base = spec.baseline_name
+    out = []
+    for task in tasks:
+        b = _latest(store, base, task)
+        for v in spec.variants:
+            a = _latest(store, v, task) if v != base else None
+            problem = mismatch(store, a, b) if a is not None and b is not None else None
+            if problem is None:
+                continue
+            if spec.statistics.pairing == "shared_items":
+                out.append(f"{task}: {problem}; {identical_items(store, a, b).words(v, base)}")
+            else:
+                out.append(f"{task}: {v} is not compared with {base}: {problem} (rerun the older, or set "
+                           "statistics.pairing: shared_items to pair on the items with identical content)")
+    return out
+
+
+def _of_items(store: Store, variant: str, task: str, values: dict[str, float], items: frozenset[str]) -> dict[str, float]:
+    run = _latest(store, variant, task)
+    item_of = store.pairs("SELECT sample_id, coalesce(item_id, sample_id) FROM samples WHERE run_id = ?", [run["run_id"]]) if run else {}
+    return {k: v for k, v in values.items() if item_of.get(k, k) in items}
 
 
 def _holm_adjusted(spec: ReportSpec, comparisons: list[Comparison]) -> list[Comparison]:
@@ -498,7 +551,9 @@ def _flips(store: Store, spec: ReportSpec, task: str, headline: str, ran: list[s
     base = spec.baseline_name
     if task_type == "latency" or base not in ran or (declared is not None and declared.level != "item"):
         return []
-    return [item_flips(store, task, base, v, headline, limit=FLIPS_SHOWN) for v in spec.variants if v != base and v in ran]
+    # Runs over different data or prompts have no flips to show (the coverage notes say why)
+    return [item_flips(store, task, base, v, headline, limit=FLIPS_SHOWN) for v in spec.variants
+            if v != base and v in ran and pairing_for(store, spec, v, base, task) is not False]
 
 
 FLIPS_SHOWN = 2

@@ -86,10 +86,18 @@ def run_suites(suite_paths: list[Path], models_path: Path | None, store_path: Pa
 
 def reuse_or_run(store: Store, key: str, force: bool, variant: str, task: PreparedTask,
                  run: Callable[[], TaskOutcome]) -> TaskOutcome:
-    """The stored run under `key` (marked reused), or `run()`: the one place a run is reused."""
-    cached = None if force else store.find_run(key)
+    """The stored run under `key` (marked reused), or `run()`: the one place a run is reused. A
+    run stored under another name with the same content (two model names for one model) is
+    recorded for this name too, so reports and gates find it under the name that asked."""
+    cached = None if force else (store.find_run_for(key, variant) or store.find_run(key))
     if cached is None:
         return run()
+    if cached["variant"] != variant:
+        run_id = uuid.uuid4().hex[:16]
+        store.attribute_run(cached["run_id"], variant, run_id)
+        log.info("%s / %s: same content as %s's run %s, recorded for %s as run %s", variant, task.spec.name,
+                 cached["variant"], cached["run_id"], variant, run_id)
+        return TaskOutcome(variant, task.suite, task.spec.name, run_id, True, cached["n_samples"], 0.0)
     log.info("%s / %s: unchanged, reusing run %s", variant, task.spec.name, cached["run_id"])
     store.mark_reused(cached["run_id"])
     return TaskOutcome(variant, task.suite, task.spec.name, cached["run_id"], True, cached["n_samples"], 0.0)
@@ -205,6 +213,12 @@ def _run_judge(store: Store, plan: RunPlan, planned: PlannedJudge, judges: dict)
     return outcomes
 
 
+def with_content(samples: list, task: PreparedTask) -> list:
+    """Sample rows with their item's content hash (a turn or a request has its item's)."""
+    content = {s.id: s.content_hash for s in task.samples}
+    return [replace(r, content_hash=content.get(r.item_id or r.sample_id)) for r in samples]
+
+
 def with_categories(samples: list, task: PreparedTask) -> list:
     """Sample rows with their item's category (task.category_field) in the details; a turn
     belongs to its item (item_id)."""
@@ -226,6 +240,7 @@ def _run_task(store: Store, backend, variant: str, variant_key: str, planned: Pl
     scorers = list(task.scorers)
     out = kind.rows(backend, task, TaskRun(run_id, seed, ckpt, scorers))
     samples, scores, stats, gen_config = list(out.samples), list(out.scores), list(out.stats), out.generation_config
+    samples = with_content(samples, task)
     if spec.category_field is not None:
         samples = with_categories(samples, task)
     if checker is not None:

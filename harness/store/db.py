@@ -74,6 +74,9 @@ class SampleRow:
     """Multi-turn generation: the turn (1, 2, ...)."""
     concurrency: int | None = None
     """Latency tasks: the concurrency level the request was sent at."""
+    content_hash: str | None = None
+    """The item as rendered before the model saw it (harness.tasks.sample.Sample.content_hash):
+    two runs pair only on items whose content is identical."""
 
 
 @dataclass(frozen=True)
@@ -551,6 +554,25 @@ class Store:
         """An identical run was asked for again: it becomes the one reports read."""
         with self._connected() as con:
             con.execute("UPDATE runs SET last_used_at = ? WHERE run_id = ?", [_now(), run_id])
+
+    def find_run_for(self, run_key: str, variant: str) -> dict | None:
+        """The newest run under `run_key` recorded for `variant` (a run may be recorded for several
+        names that resolve to the same content)."""
+        rows = self.query("SELECT * FROM runs WHERE run_key = ? AND variant = ? ORDER BY started_at DESC LIMIT 1",
+                          [run_key, variant])
+        return rows[0] if rows else None
+
+    def attribute_run(self, run_id: str, variant: str, new_run_id: str) -> None:
+        """Record `run_id` (of another name with the same content) as `variant`'s run too: a copy of
+        the run with its samples, scores, judge calls and figures under `new_run_id`, in one
+        transaction, so every report, gate and query finds it under the name that asked for it."""
+        now = _now()
+        with self.transaction() as con:
+            con.execute("INSERT INTO runs SELECT * REPLACE (? AS run_id, ? AS variant, ?::TIMESTAMP AS last_used_at) "
+                        "FROM runs WHERE run_id = ?", [new_run_id, variant, now, run_id])
+            for table in ("samples", "scores", "judgments", "run_stats"):  # code constants
+                con.execute(f"INSERT INTO {table} SELECT * REPLACE (? AS run_id) FROM {table} WHERE run_id = ?",
+                            [new_run_id, run_id])
 
     def variant(self, name: str) -> dict | None:
         """The newest build of a variant name."""

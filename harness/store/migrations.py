@@ -265,4 +265,13 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE run_stats ADD COLUMN dimension VARCHAR;
         """,
     ),
+    (
+        "011_item_content_hash",
+        r"""
+        -- Each sample's item as rendered before the model saw it (prompt or user turns, options,
+        -- references), hashed: two runs pair only on items whose content is identical. NULL for
+        -- rows written before: readers fall back to the stored prompt and reference.
+        ALTER TABLE samples ADD COLUMN content_hash VARCHAR;
+        """,
+    ),
 ]

@@ -40,17 +40,14 @@ def prepare_task(task: TaskSpec, suite_name: str, suite_path: Path, limit: int |
     records = _records(task, suite_path, seed, where)
     shots = _fewshot_pool(task, suite_path, where)
     samples = []
-    seen: set[str] = set()
-    for rec in records:
-        sid = _sample_id(task, rec, where)
-        if sid in seen:
-            raise ConfigError(f"{where}: duplicate sample id '{sid}' (set id_field to a unique field)")
-        seen.add(sid)
+    ids = _sample_ids(task, records, where)
+    for rec, sid in zip(records, ids):
         samples.append(_render_sample(task, kind, rec, sid, shots, where))
     n_total = len(samples)
     if limit is not None:
         samples = sample_items(samples, limit, seed, task.name)
-    data_hash = stable_hash([[r.id, r.fields] for r in records] + [[r.id, r.fields] for r in shots])
+    # Over the ids as the runs store them: two runs with equal data hashes pair item by item
+    data_hash = stable_hash([[sid, r.fields] for sid, r in zip(ids, records)] + [[r.id, r.fields] for r in shots])
     choices = task.choices
     prompt_hash = stable_hash([task.prompt.model_dump(), task.fewshot.model_dump(), choices.model_dump() if choices else None])
     return PreparedTask(task, suite_name, tuple(samples), data_hash, prompt_hash, tuple(scorers), n_total, suite_tasks)
@@ -147,12 +144,41 @@ def _fewshot_pool(task: TaskSpec, suite_path: Path, where: str) -> list[Record]:
     return _load(task, suite_path, None, where, path=fs.path)
 
 
-def _sample_id(task: TaskSpec, rec: Record, where: str) -> str:
-    if task.id_field is None:
-        return rec.id
-    if task.id_field not in rec.fields:
-        raise ConfigError(f"{where}: id_field '{task.id_field}' is not a field of item {rec.id}")
-    return str(rec.fields[task.id_field])
+def content_id(fields: dict) -> str:
+    """An item's id when its task names no id_field: a hash of its content, so the same item has
+    the same id wherever it sits in the file (a reordered or edited file never pairs one item
+    with another by position)."""
+    return "h" + stable_hash(fields)[:12]
+
+
+def _sample_ids(task: TaskSpec, records: list[Record], where: str) -> list[str]:
+    """Each item's id: its id_field, or a hash of its content. Items whose content is identical
+    (a file that lists one item twice) are told apart by occurrence: `<hash>~2`, `<hash>~3`."""
+    if task.id_field is not None:
+        return _field_ids(task.id_field, records, where)
+    ids: list[str] = []
+    seen: dict[str, int] = {}
+    for rec in records:
+        # A loader's own content-derived id stays (HaluEval's `<h>-right` / `<h>-hallucinated`),
+        # and so does a loader's group as a readable prefix (mmlu_csv's `<subject>/<k>`)
+        group = rec.id.rsplit("/", 1)[0] + "/" if "/" in rec.id else ""
+        sid = rec.id if rec.named_by_content else group + content_id(rec.fields)
+        seen[sid] = seen.get(sid, 0) + 1
+        ids.append(sid if seen[sid] == 1 else f"{sid}~{seen[sid]}")
+    return ids
+
+
+def _field_ids(id_field: str, records: list[Record], where: str) -> list[str]:
+    ids: list[str] = []
+    for rec in records:
+        if id_field not in rec.fields:
+            raise ConfigError(f"{where}: id_field '{id_field}' is not a field of item {rec.id}")
+        ids.append(str(rec.fields[id_field]))
+    dupes = sorted({i for i in ids if ids.count(i) > 1}) if len(set(ids)) < len(ids) else []
+    if dupes:
+        raise ConfigError(f"{where}: duplicate sample id '{dupes[0]}' in id_field '{id_field}' "
+                          "(it must be unique; without id_field items are identified by their content)")
+    return ids
 
 
 def examples_for(task: TaskSpec, rec: Record, shots: list[Record]) -> list[Record]:

@@ -41,6 +41,13 @@ class Sample:
     turn: int | None = None
     """Multi-turn generation: which turn of the item this sample is (1, 2, ...)."""
 
+    @property
+    def content_hash(self) -> str:
+        """The item as rendered before any model sees it (prompt or user turns, options, gold,
+        references): equal hashes, identical items, whatever their ids."""
+        return stable_hash([self.turns or self.prompt, self.continuations, self.options, self.gold, self.reference,
+                            self.references])
+
 
 @dataclass(frozen=True)
 class PreparedTask:
