@@ -189,6 +189,12 @@ def perplexity_suite(ws, limit: int):
         """)
 
 
+def _tweets_by_id(lines: list[str]) -> dict[str, str]:
+    """The brand file's tweets under their sample ids (items are named by their content)."""
+    from harness.tasks.prepare import content_id
+    return {content_id(json.loads(line)): json.loads(line)["tweet"] for line in lines}
+
+
 def test_per_token_kl_to_the_parent_on_a_perplexity_task(built, tiny_model_dir, capsys):
     """`harness run` loads a variant with its parent on a perplexity task's texts: the mean
     next-token KL is stored per text, is 0 for a model against itself, and is gateable."""
@@ -208,7 +214,7 @@ def test_per_token_kl_to_the_parent_on_a_perplexity_task(built, tiny_model_dir, 
     assert len(rows) == 4 and all(v > 0 for _, v in rows)
     base, sft = HFBackend(tiny_model_dir), HFBackend(tiny_model_dir, adapters=[adapter])
     lines = (REPO / "data" / "brand" / "validation.jsonl").read_text().splitlines()
-    texts = [json.loads(lines[int(sid)])["tweet"] for sid, _ in rows]
+    texts = [_tweets_by_id(lines)[sid] for sid, _ in rows]
     assert token_kl(base, base, texts) == [0.0] * 4
     # by hand for the first text: softmax over the vocabulary at each position, both models
     ids = torch.tensor([base._encode(texts[0])])
@@ -315,7 +321,7 @@ def test_per_token_kl_along_a_chain_reuses_each_models_distributions(workspace, 
     paths = dict(con.execute("SELECT name, artifact_path FROM variants").fetchall())
     con.close()
     lines = (REPO / "data" / "brand" / "validation.jsonl").read_text().splitlines()
-    texts = [json.loads(lines[int(sid)])["tweet"] for sid, _ in rows["a1"]]  # the seeded sample, in stored order
+    texts = [_tweets_by_id(lines)[sid] for sid, _ in rows["a1"]]  # the seeded sample, in stored order
     order = range(5)
     base = HFBackend(tiny_model_dir)
     m1 = HFBackend(tiny_model_dir, adapters=[paths["a1"]])

@@ -29,7 +29,17 @@ def test_mmlu_export_with_header_and_numeric_answers(tmp_path):
     prompt: {template: "{{ question }}"}
     scorers: [acc]
 """)
-    assert [s.id for s in t.samples] == ["astro/0", "astro/1"]  # the header is no item; ids as without one
+    write(tmp_path / "plain" / "test" / "astro_test.csv",
+          "What orbits Earth?,Moon,Sun,Mars,Venus,0\nHottest planet?,Mercury,Venus,Mars,Earth,B\n")
+    plain = _prepare(tmp_path, """
+  - name: q
+    type: multiple_choice
+    data: {format: mmlu_csv, path: plain, split: test}
+    prompt: {template: "{{ question }}"}
+    scorers: [acc]
+""")
+    ids = [s.id for s in t.samples]  # the header is no item; ids as without one
+    assert ids == [s.id for s in plain.samples] and len(set(ids)) == 2 and all(i.startswith("astro/h") for i in ids)
     assert [s.gold for s in t.samples] == [0, 1] and t.samples[0].options == ("Moon", "Sun", "Mars", "Venus")
 
 

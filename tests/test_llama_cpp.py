@@ -197,3 +197,37 @@ def test_scoring_between_generations_leaves_no_stale_cache(tiny_gguf):
     # after scoring, llama-cpp-python must not reuse the (overwritten) cache.
     assert lc.llm.n_tokens == 0
     assert lc.generate([prompt], config)[0].text == first
+
+
+def test_a_templated_prompt_is_tokenised_as_transformers_does(tiny_model_dir, tmp_path):
+    """A chat template's rendering starts with BOS text and carries the template's markers: llama.cpp
+    adds no second BOS and scores it as hf does; the GGUF carries the template the converter read
+    from the tokenizer, so both backends lay prompts out alike."""
+    import shutil
+
+    from harness.backends.hf import HFBackend
+    from harness.backends.llama_cpp import LlamaCppBackend
+    from harness.models.chat_template import from_folder, from_gguf
+    from harness.models.gguf import convert_hf
+    from tests.test_chat_template import TEMPLATE
+
+    _converter_or_skip()
+    folder = tmp_path / "chat"
+    shutil.copytree(tiny_model_dir, folder)
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    (folder / "tokenizer_config.json").write_text(json.dumps({**config, "chat_template": TEMPLATE}))
+    out = tmp_path / "chat.gguf"
+    convert_hf(folder, out, "f32", tokenizer_pre="gpt-2")
+    template = from_gguf(out)
+    assert template is not None and template.hash == from_folder(folder).hash
+    prompt = template.render([{"role": "user", "content": "What is two plus two?"}])
+    assert prompt.startswith("<bos>")
+    lc, hf = LlamaCppBackend(out, n_ctx=512), HFBackend(folder)
+    requests = [(prompt, "4"), (prompt, "5")]
+    assert [lc.encode_pair(c, x) for c, x in requests] == [hf.encode_pair(c, x) for c, x in requests]
+    assert lc.encode_pair(*requests[0])[0].count(lc.llm.token_bos()) == 1
+    for a, b in zip(lc.loglikelihood(requests), hf.loglikelihood(requests)):
+        assert a.logprob == pytest.approx(b.logprob, abs=1e-3)
+    config = GenerationConfig(max_new_tokens=6)
+    got, want = lc.generate([prompt], config)[0], hf.generate([prompt], config)[0]
+    assert (got.text, got.prompt_tokens) == (want.text, want.prompt_tokens)

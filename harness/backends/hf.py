@@ -71,7 +71,7 @@ class HFBackend:
                                 details={"model_path": str(model_path), "adapters": [str(a) for a in adapters], "max_length": self.max_length})
 
     def _encode(self, text: str) -> list[int]:
-        return _encode(self.tokenizer, text)
+        return encode_text(self.tokenizer, text)
 
     def encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
         return encode_pair(self.tokenizer, context, continuation)
@@ -198,7 +198,9 @@ class HFBackend:
             torch.manual_seed(config.seed)
         for start in progress(range(0, len(order), config.batch_size), desc="generate", unit="batch"):
             batch = order[start:start + config.batch_size]
-            enc = tok([prompts[i] for i in batch], return_tensors="pt", padding=True)
+            # Encoded one by one as lm-eval encodes them: a prompt that already starts with BOS (a
+            # chat template's rendering) gets no second one
+            enc = tok.pad({"input_ids": [encode_text(tok, prompts[i]) for i in batch]}, return_tensors="pt", padding=True)
             enc = {k: v.to(self.device) for k, v in enc.items()}
             kwargs = dict(max_new_tokens=config.max_new_tokens, pad_token_id=tok.pad_token_id)
             if config.temperature > 0:
@@ -259,7 +261,8 @@ def _criteria(timer):
 
 
 # -- tokenisation, as lm-eval's HFLM does it (shared with the vllm backend) -------------------
-def _encode(tokenizer, text: str) -> list[int]:
+def encode_text(tokenizer, text: str) -> list[int]:
+    """`text`'s token ids as lm-eval's HFLM encodes them (BOS added unless the text starts with it)."""
     bos = tokenizer.bos_token
     if bos and text.startswith(bos):
         # lm-eval: a string that already starts with BOS gets no second one.
@@ -270,7 +273,7 @@ def _encode(tokenizer, text: str) -> list[int]:
 def encode_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], list[int]]:
     """lm-eval's `_encode_pair` with a transformers tokenizer."""
     prefix = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
-    return split_pair(lambda t: _encode(tokenizer, t), lambda t: tokenizer.encode(t, add_special_tokens=False), prefix,
+    return split_pair(lambda t: encode_text(tokenizer, t), lambda t: tokenizer.encode(t, add_special_tokens=False), prefix,
                       context, continuation)
 
 

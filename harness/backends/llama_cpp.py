@@ -58,7 +58,13 @@ class LlamaCppBackend:
 
     # -- tokenisation, as lm-eval's HFLM does it -------------------------------------------
     def _encode(self, text: str, bos: bool = True) -> list[int]:
-        return self.llm.tokenize(text.encode("utf-8"), add_bos=bos, special=False)
+        # Special tokens in the text are parsed as such (a chat template's `<start_of_turn>`), as
+        # a transformers tokenizer parses them; a text that starts with BOS gets no second one.
+        bos_text = self.llm.detokenize([self.llm.token_bos()], special=True).decode("utf-8", "replace") \
+            if self.llm.token_bos() >= 0 else ""
+        if bos and bos_text and text.startswith(bos_text):
+            bos = False
+        return self.llm.tokenize(text.encode("utf-8"), add_bos=bos, special=True)
 
     def encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
         """lm-eval's `_encode_pair` with llama.cpp's tokenizer."""
@@ -146,7 +152,7 @@ class LlamaCppBackend:
             start = time.perf_counter()
             first = None
             pieces = []
-            for chunk in self.llm.create_completion(prompt, max_tokens=config.max_new_tokens, stop=list(config.stop) or None,
+            for chunk in self.llm.create_completion(self._encode(prompt), max_tokens=config.max_new_tokens, stop=list(config.stop) or None,
                                                     repeat_penalty=config.repetition_penalty, seed=config.seed + k, stream=True,
                                                     **sampling):
                 if first is None:

@@ -25,7 +25,7 @@ from harness.backends.base import (
     Loglikelihood,
     apply_stop,
 )
-from harness.backends.hf import encode_pair
+from harness.backends.hf import encode_pair, encode_text
 from harness.errors import ConfigError, require
 from harness.models import weights
 from harness.models.loading import load_causal_lm
@@ -83,6 +83,7 @@ class VLLMBackend:
 
     def generate(self, prompts: list[str], config: GenerationConfig) -> list[Generation]:
         from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
 
         # One seed per prompt, so that n draws of one prompt in a call are n different samples.
         params = [SamplingParams(max_tokens=config.max_new_tokens, temperature=config.temperature,
@@ -90,7 +91,10 @@ class VLLMBackend:
                                  top_k=config.top_k if config.top_k > 0 else -1, repetition_penalty=config.repetition_penalty,
                                  seed=config.seed + k if config.temperature > 0 else None) for k in range(len(prompts))]
         t0 = time.perf_counter()
-        outs = self.llm.generate(prompts, params, lora_request=self.lora, use_tqdm=False)
+        # Token ids, encoded as for log-likelihoods: a prompt that starts with BOS (a chat
+        # template's rendering) gets no second one, which vLLM's own tokenisation would add
+        outs = self.llm.generate([TokensPrompt(prompt_token_ids=encode_text(self.tokenizer, p)) for p in prompts], params,
+                                 lora_request=self.lora, use_tqdm=False)
         elapsed = time.perf_counter() - t0
         results = []
         for out in outs:

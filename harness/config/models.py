@@ -40,6 +40,17 @@ class BaseSpec(Strict):
     options: dict[str, Any] = {}
     """Options of this model's backend (`harness list backends` shows each backend's); unknown
     keys are errors. Variants served by the same backend inherit them."""
+    chat_template: Literal["auto"] | bool = "auto"
+    """Evaluate with the model's chat template (prompts laid out as messages and rendered as
+    serving stacks render them). auto: on when the model has a template (its tokenizer's, or the
+    GGUF's) and is an instruct model (`-it`, `-instruct`, `-chat` in its name, id or path) or was
+    trained with one (an SFT recipe with `data.chat_template: true` in its lineage); true: on (an
+    error if the model has none); false: off. Endpoints: on means the server's chat route
+    (`options.api: chat`). Variants inherit it unless they set their own. Recorded with every run;
+    the template's hash is part of the run key."""
+    fewshot_as_multiturn: bool = False
+    """With a chat template: each few-shot example as its own user and assistant turn (lm-eval's
+    `--fewshot_as_multiturn`); default: the examples and the item in one user message."""
 
     @model_validator(mode="after")
     def _path_when_needed(self):
@@ -68,6 +79,10 @@ class VariantSpec(Strict):
     `llama_cpp` for a `gguf` export, else the base's)."""
     options: dict[str, Any] = {}
     """Options of the variant's backend, over the base's options when both use the same backend."""
+    chat_template: Literal["auto"] | bool | None = None
+    """As the base's `chat_template` (auto, true, false); unset: its parent's setting."""
+    fewshot_as_multiturn: bool | None = None
+    """As the base's `fewshot_as_multiturn`; unset: its parent's setting."""
 
 
 class ModelsFile(Strict):

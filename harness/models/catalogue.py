@@ -12,6 +12,7 @@ from harness.backends.base import Backend, BackendFactory
 from harness.config.models import ModelsFile, lineage, load_models, model_names
 from harness.errors import ConfigError, UnknownNameError
 from harness.models import serving
+from harness.models.chat_plan import ChatPlan, plan_chat
 from harness.models.parent import ParentModel
 from harness.models.variants import (
     PlannedVariant,
@@ -35,6 +36,7 @@ class Catalogue:
         self.store = store
         """Where built variants are looked up; None until a command attaches one (`attach`)."""
         self._resolved: dict[str, ParentModel] = {}
+        self._chat: dict[str, ChatPlan] = {}
 
     @classmethod
     def load(cls, path: Path | str, store: Store | None = None) -> Catalogue:
@@ -114,6 +116,14 @@ class Catalogue:
                 raise ConfigError(f"{self.path}: '{name}' can't be resolved before a store is attached")
             self._resolved[name] = resolve_built(self.spec, self.path, name, self.store, self.base, self.plans)
         return self._resolved[name]
+
+    def chat(self, name: str) -> ChatPlan:
+        """Whether and how `name` is evaluated with its chat template (read from its tokenizer or
+        GGUF once per command; ConfigError for `chat_template: true` without a template)."""
+        if name not in self._chat:
+            self._chat[name] = plan_chat(self.spec, name, self.resolve(name), self.backend_name(name), self.options(name),
+                                         str(self.path))
+        return self._chat[name]
 
     def check_servable(self, name: str) -> None:
         """The backend of `name` can load it (checked before a run writes anything)."""

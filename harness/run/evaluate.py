@@ -27,9 +27,11 @@ from harness.hashing import eval_libraries, git_commit, stable_hash
 from harness.judge.open import open_judge
 from harness.judge.task import run_judge_task
 from harness.models.catalogue import Catalogue
+from harness.models.chat_plan import OFF, ChatPlan
 from harness.run.plan import PlannedJudge, PlannedTask, RunPlan, check_capabilities, check_plan, plan_run
 from harness.stats.metricspec import TaskRun
 from harness.store.db import RunRow, Store
+from harness.tasks import chat as chat_layout
 from harness.tasks.checkpoint import Checkpoint
 from harness.tasks.sample import PreparedTask
 
@@ -129,12 +131,17 @@ def _evaluate_variant(store: Store, plan: RunPlan, name: str) -> list[TaskOutcom
     backend_name, options = catalogue.backend_name(name), catalogue.options(name)
     opened = _OpenOnDemand(catalogue, name)
     out = []
+    chat = catalogue.chat(name)
+    log.info("%s: %s", name, chat.reason)
+    # Only a templated run's key names its template: plain runs keep the keys they always had
+    templated = {"chat_template": chat.identity()} if chat.on else {}
     try:
         for t in plan.tasks:
             key = run_key(t.task, t.seed, variant=model.key, backend=backend_name, dtype=model.dtype,
-                          base_options=options, quantization=model.quantization, contamination=t.contamination.identity)
+                          base_options=options, quantization=model.quantization, contamination=t.contamination.identity,
+                          **templated)
             out.append(reuse_or_run(store, key, plan.force, name, t.task, lambda t=t, key=key: _run_task(
-                store, opened.for_task(t), name, model.key, t, key, plan.force, _checker(t, trained_on))))
+                store, opened.for_task(t), name, model.key, t, key, plan.force, _checker(t, trained_on), chat)))
     finally:
         opened.close()
     return out
@@ -228,8 +235,10 @@ def with_categories(samples: list, task: PreparedTask) -> list:
 
 
 def _run_task(store: Store, backend, variant: str, variant_key: str, planned: PlannedTask, run_key: str,
-              force: bool = False, checker=None) -> TaskOutcome:
-    """Run one task on an opened backend and store it in one transaction."""
+              force: bool = False, checker=None, chat: ChatPlan = OFF) -> TaskOutcome:
+    """Run one task on an opened backend and store it in one transaction. With a chat template,
+    the model is served the templated prompts (stored as each sample's prompt); the items'
+    identity (content, data and prompt hashes) stays the plain task's."""
     task, seed, suite_hash, kind = planned.task, planned.seed, planned.suite_hash, planned.kind
     spec = task.spec
     log.info("%s / %s: %d samples (%s)", variant, spec.name, len(task.samples), spec.type)
@@ -238,7 +247,8 @@ def _run_task(store: Store, backend, variant: str, variant_key: str, planned: Pl
     started = datetime.now(timezone.utc).replace(tzinfo=None)
     run_id = uuid.uuid4().hex[:16]
     scorers = list(task.scorers)
-    out = kind.rows(backend, task, TaskRun(run_id, seed, ckpt, scorers))
+    served = chat_layout.apply(task, chat.template, chat.fewshot_as_multiturn) if chat.template is not None else task
+    out = kind.rows(backend, served, TaskRun(run_id, seed, ckpt, scorers))
     samples, scores, stats, gen_config = list(out.samples), list(out.scores), list(out.stats), out.generation_config
     samples = with_content(samples, task)
     if spec.category_field is not None:
@@ -260,7 +270,7 @@ def _run_task(store: Store, backend, variant: str, variant_key: str, planned: Pl
                  harness_version=__version__, git_commit=git_commit(), started_at=started, last_used_at=started, wall_s=wall,
                  n_samples=len(task.samples), partial=task.partial, n_items_total=task.n_total,
                  task_config=json.dumps(spec.model_dump(), default=str), suite_tasks=task.suite_tasks,
-                 libraries=json.dumps(eval_libraries()))
+                 libraries=json.dumps(eval_libraries()), chat_template=json.dumps(chat.record()) if chat.on else None)
     declared = kind.metrics + kind.run_metrics + tuple(m for _, s in scorers for m in s.metrics)
     store.write_task_run(run, samples, scores, stats=stats, checkpoint_key=run_key, declared=declared)
     log.info("%s / %s: done in %.1fs", variant, spec.name, wall)

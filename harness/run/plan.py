@@ -158,6 +158,7 @@ def check_plan(plan: RunPlan, store: Store) -> RunPlan:
         catalogue.attach(store)
         for name in plan.variants:
             catalogue.check_servable(name)
+            catalogue.chat(name)  # a chat_template: true without a template fails here, before any write
         bound = reward_scorer.bind([t.task for t in plan.tasks], catalogue.resolve)
         plan = replace(plan, tasks=tuple(replace(t, task=b) for t, b in zip(plan.tasks, bound)))
     for j in plan.judges:

@@ -58,6 +58,9 @@ class RunRow:
     """The suite's tasks at run time ([{task, type, baseline}]), so a report can name missing ones."""
     libraries: str | None = None
     """Versions of the libraries that produced the rows, as JSON."""
+    chat_template: str | None = None
+    """Whether the prompts were laid out with the model's chat template, which one and why, as
+    JSON (harness.models.chat_plan.ChatPlan.record); None: plain prompts."""
 
 
 @dataclass(frozen=True)

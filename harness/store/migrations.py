@@ -274,4 +274,13 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE samples ADD COLUMN content_hash VARCHAR;
         """,
     ),
+    (
+        "013_run_chat_template",
+        r"""
+        -- Whether the run's prompts were laid out with the model's chat template, which template
+        -- (its hash and where it was read) and why (the models file's setting, the auto rule), as
+        -- JSON. NULL for runs written before: plain prompts.
+        ALTER TABLE runs ADD COLUMN chat_template JSON;
+        """,
+    ),
 ]

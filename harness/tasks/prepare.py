@@ -14,7 +14,7 @@ from harness.errors import ConfigError
 from harness.hashing import stable_hash
 from harness.scorers import Scorer
 from harness.tasks.prompts import compile_template, render
-from harness.tasks.sample import PreparedTask, Sample, sample_items
+from harness.tasks.sample import ChatParts, PreparedTask, Sample, sample_items
 
 
 def resolve_scorer(name: str, where: str) -> Scorer:
@@ -114,13 +114,17 @@ def prepare_suite(suite: SuiteSpec, suite_path: Path, limit: int | None = None) 
     return [prepare_task(t, suite.name, suite_path, limit, suite.seed, tasks) for t in suite.tasks if t.type != "judge"]
 
 
-def conversation_prompt(task: TaskSpec, user_turns: list[str], answers: list[str]) -> str:
-    """The model's input for the next turn: the user turns so far with the model's own earlier answers."""
+def conversation_prompt(task: TaskSpec, user_turns: list[str], answers: list[str], chat=None) -> str:
+    """The model's input for the next turn: the user turns so far with the model's own earlier
+    answers, laid out by the task's `multi_turn.conversation` template, or by the model's chat
+    template (`chat`, a harness.models.chat_template.ChatTemplate) when it is evaluated with one."""
     messages = []
     for i, user in enumerate(user_turns):
         messages.append({"role": "user", "content": user})
         if i < len(answers):
             messages.append({"role": "assistant", "content": answers[i]})
+    if chat is not None:
+        return chat.render(messages, add_generation_prompt=True)
     return render(task.multi_turn.conversation, {"messages": messages}, f"task '{task.name}': multi_turn.conversation")
 
 
@@ -199,19 +203,22 @@ def render_plain(task: TaskSpec, rec: Record, sid: str, shots: list[Record], whe
     its rendered reference), and the item's reference when the prompt has one."""
     p = task.prompt
     item_where = f"{where}: item {rec.id}"
-    parts = [render(p.template, ex.fields, f"{where}: prompt.template") + render(p.reference, ex.fields, f"{where}: prompt.reference")
+    shown = [(render(p.template, ex.fields, f"{where}: prompt.template"), render(p.reference, ex.fields, f"{where}: prompt.reference"))
              for ex in examples_for(task, rec, shots)]
-    prompt = with_examples(task, rec, parts, item_where)
+    parts = with_examples(task, rec, shown, item_where)
     reference = render(p.reference, rec.fields, f"{item_where}: prompt.reference") if p.reference is not None else None
-    return Sample(sid, prompt, reference=reference, fields=dict(rec.fields))
+    return Sample(sid, parts.text, reference=reference, fields=dict(rec.fields), chat=parts)
 
 
-def with_examples(task: TaskSpec, rec: Record, examples: list[str], item_where: str) -> str:
-    """The model input: the description, the rendered few-shot examples and the item's own
-    rendered template, joined by the prompt's example separator."""
+def with_examples(task: TaskSpec, rec: Record, examples: list[tuple[str, str]], item_where: str,
+                  delimiter: str = "") -> ChatParts:
+    """The model input in parts: the description, the rendered few-shot examples (question,
+    answer; `delimiter` between them) and the item's own rendered template; `.text` joins them
+    by the prompt's example separator."""
     p = task.prompt
     description = render(p.description, rec.fields, f"{item_where}: prompt.description") if p.description else ""
-    return description + p.example_separator.join(examples + [render(p.template, rec.fields, f"{item_where}: prompt.template")])
+    return ChatParts(description, tuple(examples), delimiter, p.example_separator,
+                     render(p.template, rec.fields, f"{item_where}: prompt.template"))
 
 
 MISSING = object()

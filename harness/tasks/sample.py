@@ -16,6 +16,37 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class ChatParts:
+    """A rendered prompt's parts, so a chat template can lay them out as messages the way lm-eval
+    does: the description as a system message, each few-shot example as a user question and an
+    assistant answer, the item as the last user message. Joined as text they are the plain prompt:
+    system + separator.join(question + delimiter + answer for each example, then the item)."""
+
+    system: str
+    shots: tuple[tuple[str, str], ...]
+    """(question, answer) of each few-shot example, as rendered."""
+    delimiter: str
+    """Between an example's question and its answer (multiple choice's target delimiter)."""
+    separator: str
+    """Between examples (the prompt's example separator)."""
+    question: str
+
+    @property
+    def text(self) -> str:
+        """The plain prompt."""
+        return self.system + self.separator.join([q + self.delimiter + a for q, a in self.shots] + [self.question])
+
+    def messages(self, fewshot_as_multiturn: bool) -> list[dict]:
+        """lm-eval's messages: the examples as their own user/assistant turns, or (default) folded
+        with the item into one user message after the system message."""
+        system = [{"role": "system", "content": self.system}] if self.system else []
+        if fewshot_as_multiturn:
+            turns = [m for q, a in self.shots for m in ({"role": "user", "content": q}, {"role": "assistant", "content": a})]
+            return system + turns + [{"role": "user", "content": self.question}]
+        return system + [{"role": "user", "content": self.text[len(self.system):]}]
+
+
+@dataclass(frozen=True)
 class Sample:
     """One rendered item."""
 
@@ -40,6 +71,8 @@ class Sample:
     """Set when this sample is a part of an item (a turn): the item's id. None: `id` is the item's."""
     turn: int | None = None
     """Multi-turn generation: which turn of the item this sample is (1, 2, ...)."""
+    chat: ChatParts | None = field(default=None, compare=False, hash=False, repr=False)
+    """The prompt's parts, for a model evaluated with its chat template (harness.tasks.chat)."""
 
     @property
     def content_hash(self) -> str:
@@ -64,6 +97,11 @@ class PreparedTask:
     """The suite's tasks as JSON ([{task, type, baseline}]), recorded with every run."""
     native: object = field(default=None, compare=False, hash=False, repr=False)
     """lm_eval tasks: lm-eval's Task object, built when the task is prepared."""
+    chat: object = field(default=None, compare=False, hash=False, repr=False)
+    """The chat template (harness.models.chat_template.ChatTemplate) the task's prompts were laid
+    out with for the model at hand (harness.tasks.chat.apply); None: plain prompts."""
+    fewshot_as_multiturn: bool = False
+    """With `chat`: few-shot examples as their own user and assistant turns."""
 
     @property
     def partial(self) -> bool:

@@ -198,11 +198,11 @@ def render(task: ClassificationTask, rec: Record, sid: str, shots: list[Record],
     p, spec = task.prompt, task.classification
     item_where = f"{where}: item {rec.id}"
     conts = tuple(spec.target_delimiter + label for label in spec.labels)
-    parts = [render_template(p.template, ex.fields, f"{where}: prompt.template") + conts[gold_label(task, ex, f"{where}: few-shot example {ex.id}")]
-             for ex in examples_for(task, rec, shots)]
-    prompt = with_examples(task, rec, parts, item_where)
+    shown = [(render_template(p.template, ex.fields, f"{where}: prompt.template"),
+              spec.labels[gold_label(task, ex, f"{where}: few-shot example {ex.id}")]) for ex in examples_for(task, rec, shots)]
+    parts = with_examples(task, rec, shown, item_where, spec.target_delimiter)
     gold = gold_label(task, rec, item_where)
-    return Sample(sid, prompt, conts, tuple(spec.labels), gold, reference=spec.labels[gold], fields=dict(rec.fields))
+    return Sample(sid, parts.text, conts, tuple(spec.labels), gold, reference=spec.labels[gold], fields=dict(rec.fields), chat=parts)
 
 
 KIND = TaskKind(

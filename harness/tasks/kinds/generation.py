@@ -127,7 +127,7 @@ def generate_samples(backend, task: PreparedTask, config: GenerationConfig, ckpt
     n_turns = max(len(s.turns) for s in task.samples)
     for k in range(1, n_turns + 1):
         todo = [s for s in task.samples if len(s.turns) >= k]
-        prompts = [conversation_prompt(spec, list(s.turns[:k]), answers[s.id]) for s in todo]
+        prompts = [conversation_prompt(spec, list(s.turns[:k]), answers[s.id], task.chat) for s in todo]
         outs = (replay([(s.id, k) for s in todo]) if replay
                 else generate_checkpointed(backend, [(f"{s.id}#t{k}", p) for s, p in zip(todo, prompts)], config, ckpt))
         for s, prompt, out in zip(todo, prompts, outs):

@@ -123,11 +123,24 @@ def _target(native, doc) -> str:
     return target if isinstance(target, str) else json.dumps(target, default=str)
 
 
-def harness_lm(backend):
-    """An lm_eval LM whose requests are served by a harness backend."""
+def harness_lm(backend, chat=None):
+    """An lm_eval LM whose requests are served by a harness backend; with `chat` (a
+    harness.models.chat_template.ChatTemplate), lm-eval lays prompts out with that template."""
     from lm_eval.api.model import LM
 
     class HarnessLM(LM):
+        @property
+        def tokenizer_name(self) -> str:
+            return f"harness-{chat.hash}" if chat is not None else "harness"
+
+        def chat_template(self, chat_template: bool | str = False) -> str | None:
+            return chat.source if chat is not None else ""
+
+        def apply_chat_template(self, chat_history, add_generation_prompt=True) -> str:
+            if chat is None:
+                raise HarnessError("an lm_eval task asked for a chat template, but the model is evaluated without one")
+            return chat.render(list(chat_history), add_generation_prompt=add_generation_prompt)
+
         def loglikelihood(self, requests, disable_tqdm: bool = False):
             out = backend.loglikelihood([tuple(r.args) for r in requests])
             return [(o.logprob, o.is_greedy) for o in out]
@@ -179,8 +192,9 @@ def rows(backend, task, run: TaskRun) -> KindRows:
     native = task.native
     name = native.config.task
     ids = [int(s.id) for s in task.samples]
-    results = evaluator.evaluate(lm=harness_lm(backend), task_dict={name: native}, samples={name: ids}, log_samples=True,
-                                 bootstrap_iters=0, verbosity="WARNING")
+    results = evaluator.evaluate(lm=harness_lm(backend, task.chat), task_dict={name: native}, samples={name: ids}, log_samples=True,
+                                 bootstrap_iters=0, verbosity="WARNING", apply_chat_template=task.chat is not None,
+                                 fewshot_as_multiturn=task.fewshot_as_multiturn)
     by_doc: dict[int, dict] = {}
     for entry in results["samples"][name]:
         doc = by_doc.setdefault(int(entry["doc_id"]), {"arguments": [list(map(str, a)) for a in _args(entry)],

@@ -74,11 +74,14 @@ def render(task, rec: Record, sid: str, shots: list[Record], where: str) -> Samp
     item_where = f"{where}: item {rec.id}"
     options, gold = _options(rec, task, item_where)
     conts = _continuations(task, options)
-    parts = []
+    shown = []
+    delimiter = task.multiple_choice.target_delimiter
     for ex in examples_for(task, rec, shots):
         ex_options, ex_gold = _options(ex, task, f"{where}: few-shot example {ex.id}")
-        parts.append(render_template(p.template, ex.fields, f"{where}: prompt.template") + _continuations(task, ex_options)[ex_gold])
-    return Sample(sid, with_examples(task, rec, parts, item_where), tuple(conts), tuple(options), gold, fields=dict(rec.fields))
+        answer = _continuations(task, ex_options)[ex_gold][len(delimiter):]
+        shown.append((render_template(p.template, ex.fields, f"{where}: prompt.template"), answer))
+    parts = with_examples(task, rec, shown, item_where, delimiter)
+    return Sample(sid, parts.text, tuple(conts), tuple(options), gold, fields=dict(rec.fields), chat=parts)
 
 
 def _options(rec: Record, task: MultipleChoiceTask, where: str) -> tuple[list[str], int]:
