@@ -4,6 +4,7 @@ Nothing heavy is imported at module level, so `harness --help` is instant."""
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -109,6 +110,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="exit code for an inconclusive gate: 3 (default), or as pass (0) or fail (1) for two-state CI")
     _store_arg(p)
     p.set_defaults(func=cmd_gate)
+
+    p = sub.add_parser("noise", help="how far a variant's figures move under serving settings that should not matter",
+                       description="Re-run a seeded slice of the suites' tasks for one variant under changed batch size, thread "
+                                   "count and sampling seed (and llama.cpp, where the variant has a GGUF), and store each "
+                                   "item-level metric's band: the largest distance of any setting's mean from the declared one. "
+                                   "Gates then mark a rule whose margin or observed difference lies inside the band, and the "
+                                   "report shows it. Nothing is written as a run.")
+    p.add_argument("suites", nargs="+", type=Path, help="suite files, e.g. suites/mmlu_sample.yaml")
+    p.add_argument("--models", type=Path, required=True, help="models file that declares the variant")
+    p.add_argument("--variant", required=True, help="the variant to measure")
+    p.add_argument("--limit", type=_positive, metavar="N", default=None,
+                   help="items per task in the seeded slice (default: 40; the slice is the one `harness run --limit N` draws)")
+    _store_arg(p)
+    p.set_defaults(func=cmd_noise)
 
     p = sub.add_parser("plan", help="how many items each gate rule and comparison needs to decide",
                        description="For every gate rule and report comparison of REPORT: the minimum detectable effect at the "
@@ -316,6 +331,21 @@ def cmd_run(args) -> int:
               "unjudged, the answered calls are cached", file=sys.stderr)
         print("Hint: run the same command again: it asks exactly the failed calls again", file=sys.stderr)
         return 1
+    return 0
+
+
+def cmd_noise(args) -> int:
+    from harness.run.noise import DEFAULT_LIMIT, measure_noise
+
+    limit = args.limit or DEFAULT_LIMIT
+    result = measure_noise(args.suites, args.models, args.store, args.variant, limit,
+                           on_setting=lambda label: print(f"{args.variant}: evaluating with {label}", flush=True))
+    print(f"{'task':22} {'metric':22} {'declared':>9} {'band':>9}  settings (mean)")
+    for r in result.rows:
+        spread = ", ".join(f"{k}: {v:.4f}" for k, v in json.loads(r.by_setting).items())
+        print(f"{r.task:22} {r.metric:22} {r.reference:9.4f} {'±' + format(r.band, '.4f'):>9}  {spread}  (n={r.n_items})")
+    print(f"noise bands of {args.variant} stored in {args.store} ({len(result.settings)} settings, up to {limit} items per task); "
+          "`harness gate` marks rules inside them")
     return 0
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The demo pipeline on the embedded default model: validate, build, run, report, gate.
+# The demo pipeline on the embedded default model: validate, build, run, noise, report, gate.
 # Succeeds when every step ran and the gate reached a verdict (pass 0, fail 1 or inconclusive 3:
 # on the demo's small samples some rules can't be decided, and the gate says so); fails on any
 # earlier error and when the gate itself can't be evaluated (2). The verdicts also go to
@@ -10,6 +10,9 @@ start=$(date +%s)
 harness validate
 harness build models/demo.yaml
 harness run suites/mmlu_sample.yaml suites/brand_voice.yaml suites/production.yaml --models models/demo.yaml
+# int8's answers move with the batch they are scored in: measure how far, so the gate can say when
+# a margin lies inside that band
+harness noise suites/mmlu_sample.yaml --models models/demo.yaml --variant brand-dpo-int8
 harness report reports/demo.yaml
 set +e
 harness gate reports/demo.yaml --markdown .harness/reports/demo-gate.md --junit .harness/reports/demo-gate.xml \

@@ -72,6 +72,12 @@ class Verdict:
     notes: tuple[str, ...] = ()
     decided: bool = False
     """Whether the verdict comes from the test (not an error or a precondition)."""
+    noise_band: float = NAN
+    """The widest noise band (`harness noise`) of a variant the rule names, on its task and
+    metric; NaN when none was measured."""
+    inside_noise: bool = False
+    """The rule's margin, or its estimate's distance from the threshold, lies inside the band:
+    serving settings alone can move the figure that far."""
 
     @property
     def label(self) -> str:
@@ -367,12 +373,37 @@ def evaluate_rule(store: Store, rule: GateRule, spec: ReportSpec) -> Verdict:
     verdict = Verdict(rule, "pending", "", metric, outcome, thresholds, good, alpha, p_pass, p_fail,
                       mde=mde(outcome.se, alpha, st.power), n_needed=n_needed(outcome.n, outcome.se, gap, alpha, st.power),
                       notes=tuple(notes), decided=True)
+    verdict = _with_noise(store, rule, verdict)
     if metric.judged and rule.require_healthy_judge:
         failures = _health_failures(store, cand) + (_health_failures(store, base) if base else [])
         if failures:
             return replace(verdict, status="inconclusive", decided=False,
                            reason=_evidence(verdict) + "; the judge failed its health checks (" + "; ".join(failures) + ")")
     return verdict
+
+
+def _with_noise(store: Store, rule: GateRule, verdict: Verdict) -> Verdict:
+    """The verdict marked when a variant it names moves by more than the rule can tell under
+    serving settings alone (its noise band from `harness noise`)."""
+    bands = [b for b in (store.noise_band(v, rule.task, rule.metric) for v in (rule.variant, rule.baseline) if v)
+             if b is not None and b["band"] is not None]
+    if not bands or verdict.outcome is None:
+        return verdict
+    widest = max(bands, key=lambda b: b["band"])
+    band = float(widest["band"])
+    if rule.baseline:  # a comparison: its margin, or the observed difference itself
+        margin, gap = rule.effective_margin, abs(verdict.outcome.estimate)
+        small_margin = 0 < margin <= band
+        inside = small_margin or gap <= band
+        what = f"the margin {margin:g}" if small_margin else f"the observed difference ({verdict.outcome.estimate:+.3g})"
+    else:  # a bound: the estimate's distance from it
+        gap = min(abs(verdict.outcome.estimate - t) for t in verdict.thresholds)
+        inside = gap <= band
+        what = f"the estimate's distance from the threshold ({gap:.3g})"
+    note = (f"INSIDE NOISE BAND: {what} is within {widest['variant']}'s noise band ±{band:.3g} (serving settings alone "
+            f"moved {rule.metric} that far on {widest['n_items']} items: `harness noise`); this verdict may certify noise"
+            if inside else f"noise band of {widest['variant']}: ±{band:.3g} ({widest['n_items']} items), outside the rule's margin")
+    return replace(verdict, noise_band=band, inside_noise=inside, notes=verdict.notes + (note,))
 
 
 def _evidence(v: Verdict) -> str:

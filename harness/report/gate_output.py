@@ -26,6 +26,7 @@ def verdict_dict(v: Verdict) -> dict:
         "lower_bound": _num(o.low) if o else None, "upper_bound": _num(o.high) if o else None,
         "n": o.n if o else None, "test": o.method if o else None,
         "p_value": _num(v.p_value), "p_adjusted": _num(v.p_adjusted), "mde": _num(v.mde), "n_needed": _num(v.n_needed),
+        "noise_band": _num(v.noise_band), "inside_noise": v.inside_noise,
         "reason": v.detail,
     }
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
 from harness import __version__
@@ -59,6 +59,8 @@ class Comparison:
     """Minimum detectable effect at this n (two-sided, power from the report's statistics)."""
     n: int = 0
     direction: str = "none"
+    noise_band: float = float("nan")
+    """The widest noise band (`harness noise`) of the two variants on this task and metric."""
 
 
 @dataclass(frozen=True)
@@ -412,8 +414,6 @@ def _of_items(store: Store, variant: str, task: str, values: dict[str, float], i
 
 
 def _holm_adjusted(spec: ReportSpec, comparisons: list[Comparison]) -> list[Comparison]:
-    from dataclasses import replace
-
     ps = [c.p_value for c in comparisons]
     adjusted = holm(ps) if spec.statistics.multiplicity == "holm" else ps
     return [replace(c, p_adjusted=a) for c, a in zip(comparisons, adjusted)]
@@ -424,9 +424,15 @@ def paired_comparisons(store: Store, spec: ReportSpec, task: str, metrics: list[
     that fits the metric's values, its interval, the minimum detectable effect, and p-values
     Holm-adjusted across the table (so a table of many rubric checks does not cry wolf)."""
     base = spec.baseline_name
-    out = [c for v in spec.variants if v != base for metric in metrics
+    out = [_with_noise_band(store, c, base, task) for v in spec.variants if v != base for metric in metrics
            if (c := _paired(store, spec, v, base, task, metric)) is not None]
     return _holm_adjusted(spec, out)
+
+
+def _with_noise_band(store: Store, c: Comparison, base: str | None, task: str) -> Comparison:
+    bands = [b["band"] for v in (c.variant, base) if v
+             if (b := store.noise_band(v, task, c.metric)) is not None and b["band"] is not None]
+    return replace(c, noise_band=max(bands)) if bands else c
 
 
 def _lineage_deltas(store: Store, spec: ReportSpec, lineage: list[dict], columns: list[tuple[str, str]]) -> dict:

@@ -92,6 +92,28 @@ class ScoreRow:
 
 
 @dataclass(frozen=True)
+class NoiseRow:
+    """One metric's noise band of one variant on one task (see the `noise_bands` table)."""
+
+    variant: str
+    variant_key: str
+    suite: str
+    task: str
+    metric: str
+    data_hash: str
+    prompt_hash: str
+    n_items: int
+    reference: float
+    """The metric's mean under the declared serving settings."""
+    band: float
+    """The largest distance of any setting's mean from `reference`."""
+    by_setting: str
+    """{setting label: mean} as JSON."""
+    created_at: datetime
+    harness_version: str
+
+
+@dataclass(frozen=True)
 class JudgmentRow:
     """One judge call of a judge run (see the `judgments` table)."""
 
@@ -423,6 +445,22 @@ class Store:
             self._insert("run_stats", [with_name_parts(s, declared) for s in stats])
             if checkpoint_key is not None:
                 con.execute("DELETE FROM checkpoints WHERE run_key = ?", [checkpoint_key])
+
+    def write_noise(self, rows: list[NoiseRow]) -> None:
+        """A variant's noise bands, replacing what was measured before for the same variant key and task."""
+        with self.transaction() as con:
+            for key in {(r.variant, r.variant_key, r.suite, r.task) for r in rows}:
+                con.execute("DELETE FROM noise_bands WHERE variant = ? AND variant_key = ? AND suite = ? AND task = ?", list(key))
+            self._insert("noise_bands", rows)
+
+    def noise_band(self, variant: str, task: str, metric: str) -> dict | None:
+        """The latest noise band of `variant`'s `metric` on `task` measured on the weights its
+        latest run of that task used, or None."""
+        rows = self.query("""SELECT n.* FROM noise_bands n JOIN latest_runs r ON r.variant = n.variant AND r.task = n.task
+                             AND r.variant_key = n.variant_key
+                             WHERE n.variant = ? AND n.task = ? AND n.metric = ? ORDER BY n.created_at DESC LIMIT 1""",
+                          [variant, task, metric])
+        return rows[0] if rows else None
 
     def upsert_variant(self, row: VariantRow) -> None:
         with self.transaction() as con:

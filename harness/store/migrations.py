@@ -283,4 +283,26 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE runs ADD COLUMN chat_template JSON;
         """,
     ),
+    (
+        "014_noise_bands",
+        r"""
+        -- `harness noise`: how far a variant's item-level metric moves under serving settings that
+        -- should not matter (batch size, threads, seed, another backend), on a seeded slice.
+        CREATE TABLE IF NOT EXISTS noise_bands (
+            variant VARCHAR NOT NULL,
+            variant_key VARCHAR NOT NULL,   -- the weights the band was measured on
+            suite VARCHAR NOT NULL,
+            task VARCHAR NOT NULL,
+            metric VARCHAR NOT NULL,
+            data_hash VARCHAR,
+            prompt_hash VARCHAR,
+            n_items INTEGER,                -- items in the slice
+            reference DOUBLE,               -- the metric's mean as declared
+            band DOUBLE,                    -- the largest distance of any setting's mean from it
+            by_setting JSON,                -- {setting: mean}
+            created_at TIMESTAMP,
+            harness_version VARCHAR
+        );
+        """,
+    ),
 ]
