@@ -27,6 +27,7 @@ from _measurements import add_write_docs_flag, run_recorded  # beside this scrip
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from harness.stats.clusters import clustered_paired_test  # noqa: E402
 from harness.stats.hypothesis import (  # noqa: E402
     ItemStatistic,
     Ratio,
@@ -36,7 +37,6 @@ from harness.stats.hypothesis import (  # noqa: E402
     paired_test,
     quantile_test,
     ratio_test,
-    two_sided_p,
 )
 
 ALPHA = 0.05
@@ -73,6 +73,30 @@ def left_skewed_pairs(rng, n, delta):
     return base + delta - (rng.exponential(0.2, n) - 0.2), base
 
 
+BROKEN_SHARE, BROKEN_LOSS = 0.1, (0.6, 1.0)
+
+
+def broken_pairs(rng, n, delta):
+    """A fine-tune that breaks a minority of items badly (the usual shape of a regression): scores
+    in [0, 1], a tenth of items lose 60-100% of their score, the rest move by delta plus the
+    broken items' expected loss (so the mean difference is delta), with small noise."""
+    base = rng.uniform(0.3, 0.85, n)
+    expected_loss = BROKEN_SHARE * np.mean(BROKEN_LOSS) * 0.575
+    broken = rng.random(n) < BROKEN_SHARE
+    cand = np.where(broken, base * (1 - rng.uniform(*BROKEN_LOSS, n)), base + delta + expected_loss + rng.normal(0, 0.02, n))
+    return np.clip(cand, 0, 1), base
+
+
+def clustered_pairs(rng, n, delta):
+    """Items in pairs that share a cluster effect (two turns of one conversation, two answers over
+    one passage): differences with intra-cluster correlation 0.5. Returns the cluster labels too."""
+    k = (n + 1) // 2
+    labels = np.repeat(np.arange(k), 2)[:n]
+    shared = rng.normal(0, 0.15 * np.sqrt(0.5), k)[labels]
+    base = rng.uniform(0.1, 0.6, n)
+    return base + delta + shared + rng.normal(0, 0.15 * np.sqrt(0.5), n), base, [str(c) for c in labels]
+
+
 def ordinal_pairs(rng, n, delta):
     """1-10 judge ratings: rating differences symmetric about delta (ties common)."""
     base = rng.integers(3, 9, n).astype(float)
@@ -85,12 +109,15 @@ def ordinal_pairs(rng, n, delta):
 
 
 KINDS = {
-    # kind: (test kind, generator, NI margin, superiority effect for power)
-    "binary": ("binary", binary_pairs, 0.05, 0.10),
-    "continuous": ("continuous", continuous_pairs, 0.02, 0.05),
-    "continuous, right-skewed": ("continuous", skewed_pairs, 0.02, 0.05),
-    "continuous, left-skewed": ("continuous", left_skewed_pairs, 0.02, 0.05),
-    "ordinal (1-10)": ("ordinal", ordinal_pairs, 1.0, 1.0),
+    # kind: (test kind, generator, NI margin, superiority effect for power, declared range)
+    "binary": ("binary", binary_pairs, 0.05, 0.10, None),
+    "continuous": ("continuous", continuous_pairs, 0.02, 0.05, None),
+    "continuous, right-skewed": ("continuous", skewed_pairs, 0.02, 0.05, None),
+    "continuous, left-skewed": ("continuous", left_skewed_pairs, 0.02, 0.05, None),
+    "continuous in [0, 1], a tenth of items broken": ("continuous", broken_pairs, 0.05, 0.05, (0.0, 1.0)),
+    "continuous, pairs of correlated items (ICC 0.5)": ("continuous", clustered_pairs, 0.02, 0.05, None),
+    "(for reference: the same resampled as independent items, not used)": ("independent", clustered_pairs, 0.02, 0.05, None),
+    "ordinal (1-10)": ("ordinal", ordinal_pairs, 1.0, 1.0, None),
 }
 
 
@@ -99,20 +126,32 @@ def rate(flags) -> str:
 
 
 def paired_cells(name, datasets, n, rng, resamples):
-    kind, gen, margin, effect = KINDS[name]
+    kind, gen, margin, effect, support = KINDS[name]
 
-    def passes(cand, base, threshold):
-        out = paired_test(kind, cand, base, threshold, ALPHA, resamples, int(rng.integers(1 << 30)), bounds=False)
-        return out.p_above <= ALPHA
+    def test(cand, base, threshold, clusters=None, alpha=ALPHA):
+        seed = int(rng.integers(1 << 30))
+        if clusters is not None and kind != "independent":  # as the gate runs it on a task with clusters
+            ids = [str(i) for i in range(len(cand))]
+            return clustered_paired_test(dict(zip(ids, cand)), dict(zip(ids, base)), dict(zip(ids, clusters)), threshold, alpha,
+                                         resamples, seed, support, refine=False)
+        return paired_test("continuous" if kind == "independent" else kind, cand, base, threshold, alpha, resamples, seed,
+                           bounds=False, support=support)
 
-    ni_null = [passes(*gen(rng, n, -margin), -margin) for _ in range(datasets)]
+    def passes(cand, base, threshold, clusters=None):
+        return test(cand, base, threshold, clusters).p_above <= ALPHA
+
+    def at(data, threshold):  # (cand, base, threshold[, clusters])
+        return (data[0], data[1], threshold, *data[2:])
+
+    ni_null = [passes(*at(gen(rng, n, -margin), -margin)) for _ in range(datasets)]
     sup_null, two_sided = [], []
     for _ in range(datasets):
-        cand, base = gen(rng, n, 0.0)
-        sup_null.append(passes(cand, base, 0.0))
-        two_sided.append(two_sided_p(kind, cand, base, resamples, int(rng.integers(1 << 30)), refine=False) <= ALPHA)
-    ni_power = [passes(*gen(rng, n, 0.0), -margin) for _ in range(datasets)]
-    sup_power = [passes(*gen(rng, n, effect), 0.0) for _ in range(datasets)]
+        cand, base, *clusters = gen(rng, n, 0.0)
+        sup_null.append(passes(cand, base, 0.0, *clusters))
+        both = test(cand, base, 0.0, *clusters, alpha=ALPHA / 2)  # the report's two-sided test at ALPHA
+        two_sided.append(min(1.0, 2 * min(both.p_above, both.p_below)) <= ALPHA)
+    ni_power = [passes(*at(gen(rng, n, 0.0), -margin)) for _ in range(datasets)]
+    sup_power = [passes(*at(gen(rng, n, effect), 0.0)) for _ in range(datasets)]
     return [name, n, rate(ni_null), rate(sup_null), rate(two_sided), f"{rate(ni_power)} (margin {margin:g}, true 0)",
             f"{rate(sup_power)} (effect {effect:g})"]
 
@@ -124,6 +163,11 @@ def one_sample_cells(datasets, n, rng, resamples):
     flags = [one_sample_test("binary", (rng.random(n) < bound).astype(float), bound, ALPHA).p_above <= ALPHA
              for _ in range(datasets)]
     rows.append(["binary (share >= 0.7)", n, rate(flags)])
+    # A 0/1 rate stored as a bounded continuous metric (hallucination_rate <= 0.1, true rate 0.1):
+    # the all-zero samples used to pass on "no variation".
+    flags = [one_sample_test("continuous", (rng.random(n) < 0.1).astype(float), 0.1, ALPHA, resamples,
+                             int(rng.integers(1 << 30)), False, support=(0.0, 1.0)).p_below <= ALPHA for _ in range(datasets)]
+    rows.append(["0/1 rate in [0, 1] (rate <= 0.1)", n, rate(flags)])
     # Continuous, skewed: a beta(2, 5) has mean 2/7.
     flags = [one_sample_test("continuous", rng.beta(2, 5, n), 2 / 7, ALPHA, resamples, int(rng.integers(1 << 30)), False).p_above <= ALPHA
              for _ in range(datasets)]
@@ -164,7 +208,7 @@ def one_sample_cells(datasets, n, rng, resamples):
 
 def holm_cells(datasets, n, rng, resamples, rules=10):
     """10 independent continuous non-inferiority rules, every one at its null boundary."""
-    _, gen, margin, _ = KINDS["continuous"]
+    _, gen, margin, _, _ = KINDS["continuous"]
     raw, adjusted = [], []
     for _ in range(datasets):
         # as the gate runs it: small p-values resolved beyond 1 / (resamples + 1), which Holm's

@@ -312,11 +312,20 @@ def cmd_run(args) -> int:
     outcomes = run_suites(args.suites, args.models, args.store, args.variant, args.force, args.limit,
                           parse_answers_arg(args.answers))
     variants = list(dict.fromkeys(o.variant for o in outcomes))
+    run_ids = [o.run_id for o in outcomes]
     with open_store(args.store, read_only=True) as store:
-        rows = summarize(store, variants, run_ids=[o.run_id for o in outcomes])
+        rows = summarize(store, variants, run_ids=run_ids)
+        unhealthy = store.query("""SELECT r.run_id, r.variant, r.task, s.warning FROM run_stats s JOIN runs r USING (run_id)
+                                   WHERE list_contains(?, r.run_id) AND s.warning IS NOT NULL ORDER BY r.variant, r.task""", [run_ids])
+    flagged = {x["run_id"] for x in unhealthy}
     print(f"{'variant':24} {'task':22} {'metric':12} mean [95% CI] (n)")
     for r in rows:
-        print(f"{r.variant:24} {r.task:22} {r.metric:12} {r.estimate.fmt()}")
+        print(f"{r.variant:24} {r.task:22} {r.metric:12} {r.estimate.fmt()}"
+              + ("  ! judge health (below)" if r.run_id in flagged and r.metric not in ("unjudged", "inconsistent") else ""))
+    if unhealthy:
+        print("judge health: the judged figures marked ! may not mean what they say:")
+        for x in unhealthy:
+            print(f"  {x['variant']} / {x['task']}: {x['warning']}")
     print(f"stored in {args.store}")
     if args.limit is not None:
         print(f"--limit {args.limit}: a seeded random sample of each task, recorded as partial runs; "

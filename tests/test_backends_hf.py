@@ -201,3 +201,84 @@ def test_dtype_is_a_backend_option(tiny_model_dir):
     assert open_model(resolved, {}).info.dtype == "float32"
     with pytest.raises(ConfigError, match=r"base.options.dtype: expected one of float32, bfloat16, float16, got 'int4'"):
         FACTORY.check({"dtype": "int4"}, "base.options")
+
+
+@pytest.fixture(scope="module")
+def sliding_window_model_dir(tiny_model_dir, tmp_path_factory):
+    """A tiny Gemma 3 (hybrid local/global attention, as the embedded default): three layers
+    with a 16-token sliding window, one global, so every few-shot prompt is longer than the
+    window and reused prefixes end far outside it."""
+    import torch
+    from transformers import AutoTokenizer, Gemma3ForCausalLM, Gemma3TextConfig
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    torch.manual_seed(0)
+    config = Gemma3TextConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=4,
+                              num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=512,
+                              sliding_window=16, layer_types=["sliding_attention"] * 3 + ["full_attention"],
+                              bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    out = tmp_path_factory.mktemp("sliding") / "model"
+    Gemma3ForCausalLM(config).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+MIXED = FEWSHOT + [(FEWSHOT_HEAD + f"Question {k}: is a cup number {k} full?" + " word" * k + "\nAnswer:", f" {x}")
+                   for k in range(1, 9) for x in "AB"]  # suffixes of many lengths: padded rows in every batch
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 8])
+def test_prefix_reuse_is_exact_on_a_sliding_window_model_in_mixed_batches(sliding_window_model_dir, batch_size):
+    """Reuse equals whole-prompt scoring (<= 1e-5) on a model whose attention window is shorter
+    than its prompts, whatever the batch holds; the check on first use keeps it on."""
+    from harness.backends.base import plan_scoring
+    from harness.backends.hf import reuse_groups
+
+    reuse = HFBackend(sliding_window_model_dir, max_length=512, batch_size=batch_size)
+    whole = HFBackend(sliding_window_model_dir, max_length=512, batch_size=1, prefix_reuse=False)
+    p = plan_scoring([reuse.encode_pair(c, x) for c, x in MIXED], 512)
+    assert reuse_groups(p.inputs, p.need, reuse.PREFIX_MIN_TOKENS, reuse.SHORT_PREFIX_MIN_TOKENS, reuse.SHORT_PREFIX_MIN_SAVING)
+    got, base = reuse.loglikelihood(MIXED), whole.loglikelihood(MIXED)
+    assert reuse.reuse_verified and reuse.info.details["prefix_reuse"].startswith("on (checked")
+    assert max(abs(a.logprob - b.logprob) for a, b in zip(got, base)) <= 1e-5
+    assert [a.is_greedy for a in got] == [b.is_greedy for b in base]
+    # The same request scored among different neighbours gets the same number.
+    alone = reuse.loglikelihood(MIXED[5:6])[0].logprob
+    assert abs(alone - got[5].logprob) <= 1e-5
+
+
+def test_inexact_reuse_is_turned_off_for_the_model(tiny_model_dir, monkeypatch):
+    """A reuse path that disagrees with whole-prompt scoring is not used: the backend falls back
+    to plain batches, says why in its details, and the numbers are the plain ones."""
+    reuse = HFBackend(tiny_model_dir, max_length=512, batch_size=3)
+    plain = HFBackend(tiny_model_dir, max_length=512, batch_size=3, prefix_reuse=False)
+    honest = HFBackend._score_on_prefix
+    monkeypatch.setattr(HFBackend, "_score_on_prefix", lambda self, *a: [lp + 1e-3 for lp in honest(self, *a)])
+    got, base = reuse.loglikelihood(FEWSHOT), plain.loglikelihood(FEWSHOT)
+    assert reuse.reuse_off_because and "differs from whole-prompt scoring" in reuse.reuse_off_because
+    assert reuse.info.details["prefix_reuse"].startswith("off (")
+    assert [a.logprob for a in got] == pytest.approx([b.logprob for b in base], abs=1e-6)
+
+
+def test_reuse_is_off_for_hybrid_recurrent_architectures():
+    from types import SimpleNamespace
+
+    from harness.backends.hf import reuse_unsupported
+
+    assert reuse_unsupported(SimpleNamespace(layer_types=["sliding_attention", "full_attention"])) is None
+    assert reuse_unsupported(SimpleNamespace()) is None  # a plain decoder
+    assert "linear_attention" in reuse_unsupported(SimpleNamespace(layer_types=["linear_attention", "full_attention"]))
+    assert reuse_unsupported(SimpleNamespace(is_encoder_decoder=True)) == "an encoder-decoder model"
+
+
+def test_a_local_judge_score_does_not_depend_on_its_batch(sliding_window_model_dir):
+    """The judge's rating path scores the same prompt to the same number alone or among others."""
+    from harness.judge.clients import JudgeCall, LocalJudge
+
+    backend = HFBackend(sliding_window_model_dir, max_length=512, batch_size=4)
+    judge = LocalJudge(backend, "tiny")
+    system = "You are a judge. " + "Rate the answer for accuracy and tone. " * 4
+    calls = [JudgeCall(system, f"Question: brew number {k}?\nAnswer: " + "a warm cup " * k, "rating") for k in range(1, 7)]
+    together = [r.text for r in judge.judge_many(calls)]
+    alone = [judge.judge_many([c])[0].text for c in calls]
+    assert together == alone

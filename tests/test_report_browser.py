@@ -56,13 +56,18 @@ def test_report_loads_clean_and_injected_script_stays_inert(report, tmp_path, wi
     result = check(report, width=width, height=900, screenshot=shot, max_height=1200,
                    expressions={"pwned": "typeof window.__pwned", "scripts": "document.scripts.length",
                                 "verdict": "document.querySelector('.verdict .headline').textContent",
-                                "payload_text": "document.body.innerText.includes('<script>window.__pwned = 1</script>')"})
+                                "payload_text": "document.body.innerText.includes('<script>window.__pwned = 1</script>')",
+                                # the forest plot drawn inside the screen, its text at (near) its own size
+                                "forest": "(() => { const s = document.querySelector('svg.forest'); const r = s.getBoundingClientRect();"
+                                          " return [r.left, r.right, r.width / s.viewBox.baseVal.width]; })()"})
     assert result.console_errors == []
     assert result.requests == []  # self-contained: not even the injected stylesheet link is fetched
     assert result.evaluated["pwned"] == "undefined" and result.evaluated["scripts"] == 0
     assert result.evaluated["payload_text"] is True  # shown as text, not run
     assert "gate" in result.evaluated["verdict"].lower() or "ship" in result.evaluated["verdict"].lower()
     assert result.fits, f"the page scrolls sideways at {width}px: {result.scroll_width}px wide"
+    left, right, scale = result.evaluated["forest"]
+    assert 0 <= left and right <= width and scale >= 0.9, f"forest plot at {width}px: {left}-{right}px, text scaled by {scale:.2f}"
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
 
 

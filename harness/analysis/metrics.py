@@ -41,6 +41,18 @@ def sample_values(store: Store, variant: str, task: str, metric: str) -> dict[st
     return run_values(store, run_id, metric) if run_id else {}
 
 
+def run_clusters(store: Store, run_id: str) -> dict[str, str]:
+    """Each sample's cluster in one run: its declared cluster (cluster_field, HaluEval's source),
+    else its item (a multi-turn item's turns together), else itself. Statistics resample these."""
+    key = ("run_clusters", run_id)
+    if key in store.memo:
+        return store.memo[key]
+    clusters = store.pairs("SELECT sample_id, coalesce(cluster, item_id, sample_id) FROM samples WHERE run_id = ?", [run_id])
+    if store.read_only:
+        store.memo[key] = clusters
+    return clusters
+
+
 def run_values(store: Store, run_id: str, metric: str) -> dict[str, float]:
     """Per-item values of one metric in one run (items without a value left out). A read-only
     store keeps them: a report reads a baseline's values once per comparison."""
@@ -67,7 +79,9 @@ def summarize(store: Store, variants: list[str], tasks: list[str] | None = None,
     for r in rows:
         if tasks is not None and r["task"] not in tasks:
             continue
-        est = bootstrap_mean(run_values(store, r["run_id"], r["metric"]).values(), resamples, confidence, seed)
+        values = run_values(store, r["run_id"], r["metric"])
+        clusters = run_clusters(store, r["run_id"])
+        est = bootstrap_mean(values.values(), resamples, confidence, seed, clusters=[clusters.get(k, k) for k in values])
         out.append(MetricSummary(r["variant"], r["suite"], r["task"], r["metric"], est, r["run_id"]))
         corpus = CORPUS_METRICS.get(r["metric"])
         if corpus:

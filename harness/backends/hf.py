@@ -49,7 +49,6 @@ class HFBackend:
         import torch
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.batch_size = batch_size
-        self.prefix_reuse = prefix_reuse
         if model is None:
             start = time.perf_counter()
 
@@ -67,8 +66,18 @@ class HFBackend:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.max_length = max_length or _model_max_length(model)
         dtype_name = quantization["scheme"] if quantization else str(next(model.parameters()).dtype).replace("torch.", "")
+        # Reuse is exact or off: off for architectures whose cache is not plain attention, and
+        # checked against whole-prompt scoring on its first use for the rest (reuse_verified).
+        self.reuse_off_because = None if prefix_reuse else "prefix_reuse: false"
+        if prefix_reuse:
+            self.reuse_off_because = reuse_unsupported(self.model.config)
+            if self.reuse_off_because:
+                log.info("prefix reuse off for %s: %s", model_path, self.reuse_off_because)
+        self.reuse_verified = False
         self.info = BackendInfo(name="hf", device=self.device, dtype=dtype_name, max_length=self.max_length,
-                                details={"model_path": str(model_path), "adapters": [str(a) for a in adapters], "max_length": self.max_length})
+                                details={"model_path": str(model_path), "adapters": [str(a) for a in adapters], "max_length": self.max_length,
+                                         "prefix_reuse": "on (checked exact on first use)" if self.reuse_off_because is None
+                                         else f"off ({self.reuse_off_because})"})
 
     def _encode(self, text: str) -> list[int]:
         return encode_text(self.tokenizer, text)
@@ -82,6 +91,13 @@ class HFBackend:
     SHORT_PREFIX_MIN_TOKENS = 8
     SHORT_PREFIX_MIN_SAVING = 256
     """A shorter one (a 0-shot task's description, ~16 tokens) is, once it saves this many tokens."""
+    REUSE_TOLERANCE = {"float32": 1e-4}
+    """Largest per-position log-probability difference between reuse and whole-prompt scoring
+    that counts as the same number, per compute dtype. float32 rounding alone (another matmul
+    shape) moves Gemma 3 270M's by up to 3e-5; the sliding-window fault this guards against
+    moved them by 0.25. Half precision rounds differently per batch shape, so it gets
+    REUSE_TOLERANCE_HALF."""
+    REUSE_TOLERANCE_HALF = 1e-2
 
     def loglikelihood(self, requests: list[tuple[str, str]], on_done=None) -> list[Loglikelihood]:
         """Batch-first scoring. Requests whose model input is identical (e.g. the four
@@ -95,7 +111,9 @@ class HFBackend:
         p = plan_scoring([self.encode_pair(c, x) for c, x in requests], self.max_length)
         results: list[Loglikelihood | None] = [None] * len(p.input_of)
         groups = reuse_groups(p.inputs, p.need, self.PREFIX_MIN_TOKENS, self.SHORT_PREFIX_MIN_TOKENS,
-                              self.SHORT_PREFIX_MIN_SAVING) if self.prefix_reuse else []
+                              self.SHORT_PREFIX_MIN_SAVING) if self.reuse_off_because is None else []
+        if groups and not self.reuse_verified and not self._check_reuse(p, groups[0]):
+            groups = []
         grouped = {i for _, members in groups for i in members}
         plain = sorted((i for i in range(len(p.inputs)) if i not in grouped), key=lambda i: -len(p.inputs[i]))
         batches: list[tuple[int | None, int, list[int]]] = [(None, 0, plain[s:s + self.batch_size])
@@ -123,6 +141,27 @@ class HFBackend:
             if on_done is not None:
                 on_done(done)
         return cast(list[Loglikelihood], results)  # every position was asked for by some input
+
+    def _check_reuse(self, p, group: tuple[int, list[int]]) -> bool:
+        """Score one batch of a prefix group both ways; reuse stays on for this model only when
+        every scored position agrees within the dtype's tolerance (recorded in the run's
+        backend details either way)."""
+        plen, members = group
+        batch = sorted(members, key=lambda i: -len(p.inputs[i]))[:max(self.batch_size, 2)]
+        need = [p.need[i] for i in batch]
+        reused = self._score_on_prefix(self._prefix_cache(p.inputs[batch[0]][:plen]), plen, [p.inputs[i][plen:] for i in batch], need)
+        whole = [self._score_left_padded([p.inputs[i]], [p.need[i]])[0] for i in batch]  # one prompt per pass: no padding at all
+        gap = max(float((a - b).abs().max()) for a, b in zip(reused, whole))
+        compute = str(next(self.model.parameters()).dtype).replace("torch.", "")
+        tolerance = self.REUSE_TOLERANCE.get(compute, self.REUSE_TOLERANCE_HALF)
+        if gap > tolerance:
+            self.reuse_off_because = f"reuse differs from whole-prompt scoring by {gap:.1e} (> {tolerance:g})"
+            log.warning("prefix reuse off for this model: %s", self.reuse_off_because)
+            self.info.details["prefix_reuse"] = f"off ({self.reuse_off_because})"
+            return False
+        self.reuse_verified = True
+        self.info.details["prefix_reuse"] = f"on (checked: max difference {gap:.1e} from whole-prompt scoring)"
+        return True
 
     def _score_left_padded(self, seqs: list[tuple[int, ...]], need: list[int]) -> list:
         """Log-probabilities at the last need[r] positions of each sequence (one batch)."""
@@ -159,23 +198,27 @@ class HFBackend:
 
     def _score_on_prefix(self, prefix_cache, plen: int, suffixes: list[tuple[int, ...]], need: list[int]) -> list:
         """Log-probabilities at the last need[r] positions of prefix + suffixes[r], the prefix's
-        keys and values taken from its cache (copied: the forward pass appends to it). Suffixes
-        are left-padded (the padding sits between the prefix and the suffix, masked out, and
-        positions continue from the prefix), so every row's scored positions are at the end and
-        only the last max(need) positions get the vocabulary projection."""
+        keys and values taken from its cache (copied: the forward pass appends to it).
+
+        Suffixes are right-padded: each row's tokens sit at the cache indices they would have in
+        a whole-prompt pass (prefix, then suffix, no gap), so attention that is defined on cache
+        indices (sliding windows, Gemma 3's local layers) sees exactly the keys it would see
+        scoring the prompt whole; the padding comes after every real token and no real query
+        attends to it. Only the positions from the earliest scored one on get the vocabulary
+        projection."""
         import copy
 
         import torch
 
-        width, keep = max(len(s) for s in suffixes), max(need)
+        width = max(len(s) for s in suffixes)
+        keep = max(width - len(s) + n for s, n in zip(suffixes, need))
         ids = torch.full((len(suffixes), width), self.tokenizer.pad_token_id, dtype=torch.long)
         mask = torch.zeros((len(suffixes), plen + width), dtype=torch.long)
         mask[:, :plen] = 1
-        positions = torch.full((len(suffixes), width), plen, dtype=torch.long)
+        positions = (plen + torch.arange(width)).repeat(len(suffixes), 1)
         for row, seq in enumerate(suffixes):
-            ids[row, width - len(seq):] = torch.tensor(seq)
-            mask[row, plen + width - len(seq):] = 1
-            positions[row, width - len(seq):] = plen + torch.arange(len(seq))
+            ids[row, :len(seq)] = torch.tensor(seq)
+            mask[row, plen:plen + len(seq)] = 1
         past = copy.deepcopy(prefix_cache)
         if len(suffixes) > 1:
             past.batch_repeat_interleave(len(suffixes))
@@ -184,7 +227,8 @@ class HFBackend:
                              position_ids=positions.to(self.device), use_cache=True, logits_to_keep=keep,
                              **{self._cache_kwarg(): past})
         lp = torch.log_softmax(out.logits.float(), dim=-1).cpu()
-        return [lp[row, -n:] for row, n in enumerate(need)]
+        first = width - keep  # the suffix index of the first kept position
+        return [lp[row, len(s) - n - first:len(s) - first] for row, (s, n) in enumerate(zip(suffixes, need))]
 
     # -- generation ----------------------------------------------------------------------------
     def generate(self, prompts: list[str], config: GenerationConfig) -> list[Generation]:
@@ -354,6 +398,22 @@ def reuse_groups(inputs: list[tuple[int, ...]], need: list[int], long_min: int, 
         if (len(members) - 1) * plen >= short_saving:
             groups.append((plen, [rest[k] for k in members]))
     return groups
+
+
+REUSABLE_LAYER_TYPES = frozenset({"full_attention", "sliding_attention"})
+"""Layer kinds whose key/value cache holds exactly what a whole-prompt pass computes, indexed by
+position: a cached prefix plus the rest equals the whole. Recurrent or linear-attention layers
+(hybrid models) keep a running state that right padding and batch copies would corrupt."""
+
+
+def reuse_unsupported(config) -> str | None:
+    """Why prefix reuse cannot be exact for a model of this config, or None when it can."""
+    if getattr(config, "is_encoder_decoder", False):
+        return "an encoder-decoder model"
+    text = getattr(config, "text_config", None) or config  # multimodal wrappers keep the LM's config inside
+    kinds = set(getattr(text, "layer_types", None) or ["full_attention"])
+    other = sorted(kinds - REUSABLE_LAYER_TYPES)
+    return f"hybrid attention (layer types {', '.join(other)})" if other else None
 
 
 def _model_max_length(model) -> int:

@@ -61,6 +61,12 @@ class GateRule(Strict):
     statistic: Literal["mean", "ci_low", "ci_high"] | None = None
     """Deprecated and ignored: every rule is now decided on its confidence bounds (the gate
     says so when a file still sets it). (Not named `on`: YAML 1.1 reads `on` as true.)"""
+    tolerance: float | None = Field(default=None, ge=0)
+    """Bound rules on a single measurement (one figure with no items behind it, e.g. a cost per
+    1K tokens from one serving batch): how far the figure may be off, in its own unit. One number
+    has no sampling distribution, so such a rule passes only when value + tolerance (for max;
+    value - tolerance for min) clears the bound, fails when the whole band lies beyond it, and
+    without a tolerance is inconclusive. Ignored by rules over items."""
     name: str | None = None
     """Optional label printed with the verdict."""
 

@@ -153,6 +153,21 @@ class MultiTurnSpec(Strict):
     message, with the turn's text available as `turn`."""
     references_field: str | None = "reference"
     """Optional item field holding one reference answer per turn (reference-guided judging)."""
+    reference_answers: str | None = None
+    """A separate file of reference answers, as FastChat runs MT-Bench: its
+    `reference_answer/gpt-4.jsonl` ({question_id, choices: [{turns: [...]}]}, or {id, turns}),
+    relative to the suite file, keyed by the task's id_field. It replaces references_field: items
+    of `reference_categories` get the file's answers (one missing is an error), every other item
+    none, as FastChat gives references to those categories only."""
+    reference_categories: list[str] = ["math", "reasoning", "coding", "arena-hard-200"]
+    """With reference_answers: the categories (the task's category_field) judged against a
+    reference; FastChat's NEED_REF_CATS by default."""
+
+    @model_validator(mode="after")
+    def _references_go_somewhere(self):
+        if self.reference_answers is not None and self.references_field is None:
+            raise ValueError("reference_answers fills references_field: leave references_field set (default 'reference')")
+        return self
     conversation: str = (
         "{% for m in messages %}{{ 'User' if m.role == 'user' else 'Assistant' }}: {{ m.content }}\n\n{% endfor %}Assistant:")
     """Jinja2 template turning `messages` ([{role, content}]) into the model's input text."""
@@ -223,6 +238,11 @@ class _TaskCommon(Strict):
     """Item field that groups items (MT-Bench's `category`: writing, roleplay, reasoning, ...):
     stored with every sample, and the report breaks the headline metric down by it, for this task
     and for judge tasks over it."""
+    cluster_field: str | None = None
+    """Item field whose equal values mark items that are not independent draws (several questions
+    over one passage, variants of one prompt): intervals, paired tests and gate rules resample
+    whole clusters. Automatic without it: a multi-turn item's turns, and HaluEval's two answers
+    over one source."""
 
     @property
     def choices(self) -> Strict | None:

@@ -12,9 +12,13 @@ from harness.data.loaders import read_jsonl_objects
 from harness.errors import ConfigError
 
 
-def load_answer_file(path: Path) -> dict[str, tuple[str, ...]]:
-    """item id (as a string) -> the answer of each turn."""
+def load_answer_file(path: Path, reference: bool = False) -> dict[str, tuple[str, ...]]:
+    """item id (as a string) -> the answer of each turn. `reference`: a suite's reference-answer
+    file (multi_turn.reference_answers), not an --answers file."""
     if not path.is_file():
+        if reference:
+            raise ConfigError(f"{path}: reference answers file not found (multi_turn.reference_answers)",
+                              hint="the path is relative to the suite file")
         raise ConfigError(f"{path}: answers file not found (--answers NAME=FILE)", hint="FILE is relative to the current directory")
     out: dict[str, tuple[str, ...]] = {}
     for n, row in read_jsonl_objects(path):
@@ -35,6 +39,31 @@ def load_answer_file(path: Path) -> dict[str, tuple[str, ...]]:
         out[str(key)] = tuple(turns)
     if not out:
         raise ConfigError(f"{path}: no answers")
+    return out
+
+
+def with_reference_answers(records: list, path: Path, id_field: str | None, category_field: str | None,
+                           references_field: str, categories: list[str], where: str) -> list:
+    """Records whose `references_field` holds the reference file's answers (FastChat's
+    reference_answer/gpt-4.jsonl) for the items of `categories`, and no reference for any other
+    item. ConfigError naming the items of those categories that the file does not answer."""
+    from dataclasses import replace
+
+    if id_field is None or category_field is None:
+        raise ConfigError(f"{where}: multi_turn.reference_answers needs the task's id_field (the key both files share: "
+                          "MT-Bench's question_id) and category_field (which items use a reference)")
+    answers = load_answer_file(path, reference=True)
+    wanted = [r for r in records if str(r.fields.get(category_field)) in categories]
+    missing = [str(r.fields.get(id_field)) for r in wanted if str(r.fields.get(id_field)) not in answers]
+    if missing:
+        raise ConfigError(f"{path}: no reference answer for {len(missing)} of the {len(wanted)} items in categories "
+                          f"{', '.join(categories)} ({id_field} {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''})",
+                          hint="use the reference file of the same question set, or narrow multi_turn.reference_categories")
+    out = []
+    for r in records:
+        key = str(r.fields.get(id_field))
+        ref = list(answers[key]) if r in wanted else None
+        out.append(replace(r, fields={**r.fields, references_field: ref}))
     return out
 
 

@@ -28,6 +28,9 @@ class Record:
     named_by_content: bool = False
     """The loader derived `id` from the item's content (not its position): a task without
     id_field keeps it as the sample id instead of hashing the fields."""
+    cluster: str | None = None
+    """Records the loader made from one source item (HaluEval's right and hallucinated answer over
+    one passage) share a cluster: they are not independent draws."""
 
 
 @dataclass(frozen=True)
@@ -136,8 +139,9 @@ def load_halueval(req: LoadRequest) -> list[Record]:
         base = {"set": kind, "source": "\n\n".join(str(obj[f]) for f in sources), "question": str(obj.get(question, "")) if question else ""}
         # Both records of one item share its content hash: the pair stays visible in the ids
         n = "h" + stable_hash(obj)[:12]
-        out.append(Record(f"{n}-right", {**base, "answer": str(obj[right]), "hallucinated": 0}, named_by_content=True))
-        out.append(Record(f"{n}-hallucinated", {**base, "answer": str(obj[wrong]), "hallucinated": 1}, named_by_content=True))
+        out.append(Record(f"{n}-right", {**base, "answer": str(obj[right]), "hallucinated": 0}, named_by_content=True, cluster=n))
+        out.append(Record(f"{n}-hallucinated", {**base, "answer": str(obj[wrong]), "hallucinated": 1}, named_by_content=True,
+                          cluster=n))
     return out
 
 

@@ -20,3 +20,15 @@ def p_value(p: float | None) -> str:
     if p is None or (isinstance(p, float) and math.isnan(p)):
         return "n/a"
     return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def size(n_bytes: int | None) -> str:
+    """A file size in the unit that keeps it readable: '812 B', '14.2 KB', '268.1 MB', '1.20 GB'
+    (never '0.0 MB' for a small artifact such as a quantization config)."""
+    if n_bytes is None:
+        return "n/a"
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if n_bytes >= scale:
+            value = n_bytes / scale
+            return f"{value:.2f} {unit}" if unit == "GB" else f"{value:.1f} {unit}"
+    return f"{n_bytes} B"

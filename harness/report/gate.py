@@ -20,11 +20,12 @@ import math
 from dataclasses import dataclass, field, replace
 
 from harness.analysis.coverage import missing_tasks, partial_runs
-from harness.analysis.metrics import run_values
+from harness.analysis.metrics import run_clusters, run_values
 from harness.analysis.pairing import identical_items, mismatch
 from harness.config.report import GateRule, ReportSpec
 from harness.registry import import_target
 from harness.report.formatting import figure, p_value
+from harness.stats.clusters import clustered_mean_test, clustered_paired_test, is_clustered
 from harness.stats.hypothesis import (
     TestOutcome,
     bootstrap_statistic_test,
@@ -68,7 +69,11 @@ class Verdict:
     mde: float = NAN
     """Minimum detectable effect at this n (distance from the threshold, power from the report)."""
     n_needed: float = NAN
-    """Inconclusive rules: items that would decide it if the observed gap is real."""
+    """Inconclusive rules: items that would decide it if the observed gap is real (a percentile
+    rule that can't be bounded at all yet: the requests that would let it be bounded)."""
+    unbounded_percentile: bool = False
+    """A percentile rule whose needed bound is infinite: too few requests to bound that
+    percentile at all; n_needed is then the fewest that can."""
     notes: tuple[str, ...] = ()
     decided: bool = False
     """Whether the verdict comes from the test (not an error or a precondition)."""
@@ -260,10 +265,13 @@ def _test_items(store: Store, rule: GateRule, metric: Metric, cand: dict, base: 
         c = _only_items(store, cand, c, shared_items)
     if rule.clean_only:
         notes.append(f"on the {len(c)} items clear of {rule.variant}'s training data")
+    # A declared range lets the tests bound what a sample too small or too skewed can't show.
+    support = (metric.low, metric.high) if metric.low is not None and metric.high is not None else None
+    clusters = run_clusters(store, cand["run_id"])
     if base is None:
-        if metric.values != "binary":  # the studentized bootstrap of the mean
-            notes += _skew_note(list(c.values()), good)
-        return one_sample_test(metric.values, list(c.values()), threshold, alpha, st.resamples, st.seed), notes
+        if is_clustered(clusters, c):
+            return clustered_mean_test(c, clusters, threshold, alpha, st.resamples, st.seed, support), notes
+        return one_sample_test(metric.values, list(c.values()), threshold, alpha, st.resamples, st.seed, support=support), notes
     b = _item_values(store, base, metric.name, rule.clean_only)
     if shared_items is not None:
         b = _only_items(store, base, b, shared_items)
@@ -272,10 +280,11 @@ def _test_items(store: Store, rule: GateRule, metric: Metric, cand: dict, base: 
         raise _RuleError(f"'{rule.variant}' and '{rule.baseline}' share no items of {rule.task}")
     if len(shared) < max(len(c), len(b)):
         notes.append(f"paired on the {len(shared)} items both have ({rule.variant}: {len(c)}, {rule.baseline}: {len(b)})")
+    if is_clustered(clusters, shared):
+        return clustered_paired_test({k: c[k] for k in shared}, b, clusters, threshold, alpha, st.resamples, st.seed,
+                                     support), notes
     cs, bs = [c[k] for k in shared], [b[k] for k in shared]
-    if metric.values == "continuous":  # ordinal pairs go to Wilcoxon, binary to McNemar/Tango
-        notes += _skew_note([x - y for x, y in zip(cs, bs)], good)
-    return paired_test(metric.values, cs, bs, threshold, alpha, st.resamples, st.seed), notes
+    return paired_test(metric.values, cs, bs, threshold, alpha, st.resamples, st.seed, support=support), notes
 
 
 def _test_run(store: Store, rule: GateRule, metric: Metric, params: dict, cand: dict, base: dict | None, threshold: float,
@@ -288,8 +297,7 @@ def _test_run(store: Store, rule: GateRule, metric: Metric, params: dict, cand: 
         if base is not None:
             raise _RuleError(f"'{metric.name}' is a single measurement per run (no items behind it): only bound rules apply")
         v = cv.point
-        outcome = TestOutcome(v, v, v, 0.0 if v > threshold else 1.0, 0.0 if v < threshold else 1.0, 1, "single measurement",
-                              metric.display, NAN)
+        outcome = TestOutcome(v, v, v, NAN, NAN, 1, "single measurement", metric.display, NAN)  # decided by _single_measurement
     elif base is None:
         if metric.percentile and cv.values:
             return quantile_test(cv.values, int(params["q"]) / 100, threshold, alpha), notes
@@ -304,8 +312,6 @@ def _test_run(store: Store, rule: GateRule, metric: Metric, params: dict, cand: 
             raise _RuleError(f"'{metric.name}' of {rule.baseline} can't be resampled")
         outcome = bootstrap_statistic_test(cv.statistic, threshold, alpha, st.resamples, st.seed, baseline=bv.statistic,
                                            estimand=f"difference in {metric.display}")
-    if outcome.method == "single measurement":
-        notes.append("a single measurement (one batch, or a figure with no items behind it): no interval, decided on its value")
     return outcome, notes
 
 
@@ -313,10 +319,9 @@ SKEW_WARN_N, SKEW_WARN = 30, 1.0
 
 
 def _skew_note(values: list[float], good: str) -> list[str]:
-    """A caveat where the studentized bootstrap is known to pass too easily: at small n, values
-    skewed away from the good side (a long tail below when passing means 'above'), where
-    benchmarks/gate_statistics.py measured false passes up to 8% at n = 20. Skew the other way
-    makes the test conservative, and needs no caveat."""
+    """A caveat on ratio rules (throughput, cost per token) at small n with batches skewed away
+    from the good side, where benchmarks/gate_statistics.py measured false passes of 6.6% at
+    n = 20 batches. (Means of per-item values check their own shape: harness.stats.hypothesis.)"""
     if len(values) >= SKEW_WARN_N or len(set(values)) < 3:
         return []
     from scipy.stats import skew
@@ -325,7 +330,7 @@ def _skew_note(values: list[float], good: str) -> list[str]:
     if not ((good in ("above", "between") and g < -SKEW_WARN) or (good in ("below", "between") and g > SKEW_WARN)):
         return []
     return [f"the values are strongly skewed (skewness {g:+.1f}) and n < {SKEW_WARN_N}: the test's error rate can "
-            "exceed alpha here (up to 8% in simulation)"]
+            "exceed alpha here (6.6% at n = 20 in simulation)"]
 
 
 def evaluate_rule(store: Store, rule: GateRule, spec: ReportSpec) -> Verdict:
@@ -361,6 +366,8 @@ def evaluate_rule(store: Store, rule: GateRule, spec: ReportSpec) -> Verdict:
     outcome = outcomes[0]
     if outcome.n == 0 or math.isnan(outcome.estimate):
         return Verdict(rule, "error", "no values to test", metric, outcome, thresholds, good, alpha, notes=tuple(notes))
+    if outcome.method == "single measurement":
+        return _with_noise(store, rule, _single_measurement(rule, metric, outcome, thresholds, good, alpha, notes))
     if good == "above":
         p_pass, p_fail = outcome.p_above, outcome.p_below
     elif good == "below":
@@ -370,8 +377,16 @@ def evaluate_rule(store: Store, rule: GateRule, spec: ReportSpec) -> Verdict:
         p_pass, p_fail = max(low_o.p_above, high_o.p_below), min(low_o.p_below, high_o.p_above)
     nearest = min(thresholds, key=lambda t: abs(outcome.estimate - t))
     gap = outcome.estimate - nearest
+    needed, unbounded = n_needed(outcome.n, outcome.se, gap, alpha, st.power), False
+    if metric.percentile and ((good in ("below", "between") and math.isinf(outcome.high))
+                              or (good in ("above", "between") and math.isinf(outcome.low))):
+        # A percentile q is bounded above only once q^n <= alpha (below: (1 - q)^n): fewer
+        # requests leave that bound infinite whatever they measure.
+        q = int(params["q"]) / 100
+        side = q if math.isinf(outcome.high) else 1 - q
+        needed, unbounded = float(math.ceil(math.log(alpha) / math.log(side))), True
     verdict = Verdict(rule, "pending", "", metric, outcome, thresholds, good, alpha, p_pass, p_fail,
-                      mde=mde(outcome.se, alpha, st.power), n_needed=n_needed(outcome.n, outcome.se, gap, alpha, st.power),
+                      mde=mde(outcome.se, alpha, st.power), n_needed=needed, unbounded_percentile=unbounded,
                       notes=tuple(notes), decided=True)
     verdict = _with_noise(store, rule, verdict)
     if metric.judged and rule.require_healthy_judge:
@@ -380,6 +395,32 @@ def evaluate_rule(store: Store, rule: GateRule, spec: ReportSpec) -> Verdict:
             return replace(verdict, status="inconclusive", decided=False,
                            reason=_evidence(verdict) + "; the judge failed its health checks (" + "; ".join(failures) + ")")
     return verdict
+
+
+def _single_measurement(rule: GateRule, metric: Metric, outcome: TestOutcome, thresholds: tuple[float, ...], good: str,
+                        alpha: float, notes: list[str]) -> Verdict:
+    """A bound on one number, decided on its value and the rule's tolerance, with no p-value:
+    pass when the whole band value +- tolerance clears the bound(s), fail when it lies wholly
+    beyond one, inconclusive otherwise, and always inconclusive without a tolerance."""
+    v, tol = outcome.estimate, rule.tolerance
+    # One number has no sampling distribution: its band is the declared tolerance (none: unbounded).
+    low, high = (v - tol, v + tol) if tol is not None else (-math.inf, math.inf)
+    outcome = replace(outcome, low=low, high=high, p_above=NAN, p_below=NAN)
+    if good == "above":
+        ok, broken = low >= thresholds[0], high < thresholds[0]
+    elif good == "below":
+        ok, broken = high <= thresholds[0], low > thresholds[0]
+    else:
+        ok, broken = low >= thresholds[0] and high <= thresholds[1], high < thresholds[0] or low > thresholds[1]
+    verdict = Verdict(rule, "pass" if ok else "fail" if broken else "inconclusive", "", metric, outcome, thresholds, good,
+                      alpha, notes=tuple(notes))
+    reason = _evidence(verdict)
+    if rule.tolerance is None:
+        reason += ("; one measurement has no sampling distribution, so nothing says how far it is from the truth: "
+                   "declare the rule's tolerance (`tolerance:`, how far the figure may be off) to decide it")
+    elif not ok and not broken:
+        reason += f"; the bound lies within the tolerance ±{rule.tolerance:g}"
+    return replace(verdict, reason=reason)
 
 
 def _with_noise(store: Store, rule: GateRule, verdict: Verdict) -> Verdict:
@@ -412,10 +453,30 @@ def _evidence(v: Verdict) -> str:
     what = "difference" if v.rule.baseline else o.estimand
     thresholds = " and ".join(f"{t:+.4g}" if v.rule.baseline else f"{t:.4g}" for t in v.thresholds)
     if o.method == "single measurement":
-        bounds = ""
+        bounds = f" ± {v.rule.tolerance:g} (declared tolerance)" if v.rule.tolerance is not None else ""
     else:
         bounds = f", one-sided {conf} bounds [{figure(o.low)}, {figure(o.high)}]"
     return f"{what} {figure(o.estimate)}{bounds} vs {thresholds} (n={o.n}, {o.method})"
+
+
+TOO_MANY = 1_000_000
+"""An estimate so close to its threshold that deciding it needs more items than this (more than
+any benchmark has) is said to sit on it: the number itself would read as a plan."""
+
+
+def needed_words(v: Verdict) -> str:
+    """What would decide an inconclusive rule, in words: the requests a percentile needs before
+    it can be bounded at all, the items for a gap of the observed size, or that none will."""
+    n = v.outcome.n if v.outcome is not None else 0
+    if v.unbounded_percentile:
+        return (f"{n} requests can't bound a {v.outcome.estimand} at all at this alpha: at least "
+                f"{int(v.n_needed)} are needed before the rule can be decided")
+    if math.isinf(v.n_needed) or (not math.isnan(v.n_needed) and v.n_needed > TOO_MANY):
+        return ("the estimate sits on the threshold: no practical number of items decides a gap this small"
+                + (f" (over {TOO_MANY:,})" if not math.isinf(v.n_needed) else ""))
+    if math.isnan(v.n_needed):
+        return "no estimate of the items it would need (no spread in the data)"
+    return f"about {int(v.n_needed)} items would decide a gap this size"
 
 
 def format_p(p: float) -> str:
@@ -438,11 +499,8 @@ def decide(verdicts: list[Verdict], multiplicity: str) -> list[Verdict]:
         p_words = f"p{format_p(v.p_value)}" + (f", Holm p{format_p(adj)}" if multiplicity == "holm" and len(tested) > 1 else "")
         reason = f"{_evidence(v)}, {p_words}"
         if status == "inconclusive":
-            reason += f"; the data can't decide: MDE {figure(v.mde)} at this n"
-            if math.isinf(v.n_needed):
-                reason += ", and the estimate sits on the threshold"
-            elif not math.isnan(v.n_needed):
-                reason += f"; about {int(v.n_needed)} items would decide a gap this size"
+            reason += ("; the data can't decide" + (f": MDE {figure(v.mde)} at this n" if not math.isnan(v.mde) else "")
+                       + "; " + needed_words(v))
         out[i] = replace(v, status=status, reason=reason, p_adjusted=adj)
     return out
 

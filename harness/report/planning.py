@@ -11,7 +11,7 @@ import math
 from harness.analysis.metrics import metric_names
 from harness.config.report import ReportSpec
 from harness.report.formatting import figure
-from harness.report.gate import evaluate_gate
+from harness.report.gate import evaluate_gate, needed_words
 from harness.report.view import check_names, paired_comparisons
 from harness.store.db import Store
 
@@ -86,12 +86,13 @@ def plan_lines(store: Store, spec: ReportSpec, price: float | None, where: str) 
             if v.status == "inconclusive" and not v.decided:
                 lines.append("      held back by the judge's failed health checks, not by n: more items won't decide it")
             elif v.status == "inconclusive":
-                if math.isinf(v.n_needed):
-                    lines.append("      the estimate sits on the threshold: no number of items decides a gap of 0")
-                elif not math.isnan(v.n_needed):
+                words = needed_words(v)
+                if words.startswith("about"):
                     variants = [v.rule.variant] + ([v.rule.baseline] if v.rule.baseline else [])
                     lines.append(f"      to decide a gap of {abs(o.estimate - min(v.thresholds, key=lambda t: abs(o.estimate - t))):.4g}: "
                                  f"about {int(v.n_needed)} items; {_cost_words(store, variants, v.rule.task, o.n, int(v.n_needed), price)}")
+                else:
+                    lines.append(f"      {words}")
     lines += ["", f"Comparisons with {spec.baseline_name} (two-sided, Holm across each task's table)"]
     tasks = dict.fromkeys((t for _, t, _ in metric_names(store, spec.variants, spec.tasks)))
     for task in tasks:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.report.formatting import figure, p_value
+from harness.report.formatting import figure, p_value, size
 from harness.report.view import ReportView
+from harness.stats.metricspec import direction
 
 
 def render_html(view: ReportView, power: float = 0.8) -> str:
@@ -14,7 +15,12 @@ def render_html(view: ReportView, power: float = 0.8) -> str:
     # Autoescape on: model outputs and prompts are untrusted text.
     env = Environment(loader=PackageLoader("harness.report", "templates"), autoescape=select_autoescape(["html", "j2"]),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    return env.get_template("report.html.j2").render(view=view, num=figure, pfmt=p_value, power=power)
+    return env.get_template("report.html.j2").render(view=view, num=figure, pfmt=p_value, power=power, arrow=arrow, size=size)
+
+
+def arrow(metric: str) -> str:
+    """' ↑' when higher is better, ' ↓' when lower is, '' when neither or undeclared."""
+    return {"higher": " ↑", "lower": " ↓"}.get(direction(metric), "")
 
 
 def write_report(view: ReportView, out: Path) -> Path:

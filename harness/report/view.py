@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
@@ -11,13 +12,14 @@ from harness import __version__
 from harness.analysis.coverage import missing_tasks, partial_runs
 from harness.analysis.fidelity import Unavailable, item_values, parent_run
 from harness.analysis.flips import item_flips
-from harness.analysis.metrics import MetricSummary, run_values, sample_values, summarize
+from harness.analysis.metrics import MetricSummary, run_clusters, run_values, sample_values, summarize
 from harness.analysis.pairing import identical_items, mismatch
 from harness.config.report import ReportSpec
 from harness.errors import ConfigError
-from harness.report.gate import Verdict, evaluate_gate
+from harness.report.gate import Verdict, evaluate_gate, needed_words
 from harness.review.audit import agreement
 from harness.review.rubric import rating_agreement, review_agreement
+from harness.stats.clusters import clustered_paired_test, is_clustered
 from harness.stats.hypothesis import holm, mde, paired_test, two_sided
 from harness.stats.intervals import bootstrap_mean
 from harness.stats.metricspec import direction, lookup
@@ -197,13 +199,11 @@ def build_view(store: Store, spec: ReportSpec, where: str = "report") -> ReportV
         metrics = _metric_order(store, spec, task, [r.metric for r in rows])
         table: dict[str, dict[str, Cell]] = {v: {} for v in spec.variants}
         for metric in metrics:
-            way = direction(metric)
-            pick = min if way == "lower" else max
-            best = pick((r.estimate.mean for r in rows if r.metric == metric), default=None) if way != "none" else None
+            leader = decided_best([r for r in rows if r.metric == metric], direction(metric))
             for r in rows:
                 if r.metric == metric:
                     table[r.variant][metric] = Cell(r.estimate.mean, r.estimate.low, r.estimate.high, r.estimate.n,
-                                                    best=r.estimate.mean == best and len(spec.variants) > 1)
+                                                    best=r.variant == leader)
         headline = spec.headline.get(task, metrics[0])
         if headline not in metrics:
             raise ConfigError(f"{where}: headline: task '{task}' has no metric '{headline}' (stored: {', '.join(metrics)})")
@@ -358,11 +358,17 @@ def _paired(store: Store, spec: ReportSpec, variant: str, reference: str, task: 
     declared = lookup(metric)
     kind = declared.values if declared else "continuous"
     c, b = [cand[k] for k in shared], [ref[k] for k in shared]
-    o = paired_test(kind, c, b, 0.0, (1 - st.confidence) / 2, st.resamples, st.seed)
+    support = (declared.low, declared.high) if declared and declared.low is not None and declared.high is not None else None
+    clusters = run_clusters(store, _latest(store, variant, task)["run_id"])
+    if is_clustered(clusters, shared):
+        o = clustered_paired_test({k: cand[k] for k in shared}, ref, clusters, 0.0, (1 - st.confidence) / 2, st.resamples,
+                                  st.seed, support)
+    else:
+        o = paired_test(kind, c, b, 0.0, (1 - st.confidence) / 2, st.resamples, st.seed, support=support)
     d = np.asarray(c) - np.asarray(b)
     return Comparison(variant, metric, o.estimate, o.low, o.high, two_sided(o),
                       int((d > 0).sum()), int((d < 0).sum()), int((d == 0).sum()),
-                      o.method + (" (HL shift)" if kind == "ordinal" else ""),
+                      o.method + (" (HL shift)" if o.method.startswith("Wilcoxon") else ""),
                       mde=mde(o.se, 1 - st.confidence, st.power, sided=2), n=len(shared),
                       direction=declared.direction if declared else "none")
 
@@ -527,23 +533,49 @@ def _tradeoff(store: Store, spec: ReportSpec, columns, leaderboard, tasks: list[
     return {"quality": f"{quality[0]} / {quality[1]}", "latency_task": lat.task, "rows": rows, "svg": _scatter(rows)}
 
 
-def _scatter(rows: list[dict], width: int = 420, height: int = 220, pad: int = 36) -> list[dict]:
-    """Points (x = p50 latency, y = quality) scaled into an inline SVG box."""
+def _scatter(rows: list[dict], width: int = 420, height: int = 220, pad: int = 44) -> dict:
+    """Points (x = p50 latency, y = quality with its interval) scaled into an inline SVG box, with
+    tick values on both axes. Latency starts at 0 and quality spans the points' intervals, so a
+    gap smaller than the intervals is drawn small (no axis zooms in on noise)."""
     pts = [r for r in rows if r["latency_p50"] is not None and r["quality"] is not None]
     if not pts:
-        return []
-    xs, ys = [r["latency_p50"] for r in pts], [r["quality"].mean for r in pts]
-    x0, x1 = min(xs), max(xs)
-    y0, y1 = min(ys), max(ys)
-    sx = (x1 - x0) or 1.0
-    sy = (y1 - y0) or 1.0
-    out = []
+        return {}
+    lows = [r["quality"].low for r in pts if math.isfinite(r["quality"].low)] or [r["quality"].mean for r in pts]
+    highs = [r["quality"].high for r in pts if math.isfinite(r["quality"].high)] or [r["quality"].mean for r in pts]
+    xticks = nice_ticks(0.0, max(r["latency_p50"] for r in pts))
+    yticks = nice_ticks(min(lows + [r["quality"].mean for r in pts]), max(highs + [r["quality"].mean for r in pts]))
+    x0, x1, y0, y1 = xticks[0], xticks[-1], yticks[0], yticks[-1]
+
+    def sx(v: float) -> float:
+        return pad + (v - x0) / ((x1 - x0) or 1.0) * (width - 2 * pad)
+
+    def sy(v: float) -> float:
+        v = min(max(v, y0), y1) if math.isfinite(v) else (y1 if v > 0 else y0)
+        return height - pad - (v - y0) / ((y1 - y0) or 1.0) * (height - 2 * pad)
+
+    points = []
     for r in pts:
-        x = pad + (r["latency_p50"] - x0) / sx * (width - 2 * pad)
+        x = sx(r["latency_p50"])
         # Labels right of the point, or left of it in the right half, so none runs off the box.
-        out.append({"variant": r["variant"], "x": x, "y": height - pad - (r["quality"].mean - y0) / sy * (height - 2 * pad),
-                    "anchor": "end" if x > width / 2 else "start", "dx": -7 if x > width / 2 else 7})
-    return out
+        points.append({"variant": r["variant"], "x": x, "y": sy(r["quality"].mean), "y_low": sy(r["quality"].low),
+                       "y_high": sy(r["quality"].high), "anchor": "end" if x > width / 2 else "start",
+                       "dx": -7 if x > width / 2 else 7})
+    return {"points": points, "xticks": [(sx(t), f"{t:g}") for t in xticks], "yticks": [(sy(t), f"{t:g}") for t in yticks],
+            "left": pad, "right": width - pad, "top": pad, "bottom": height - pad}
+
+
+def nice_ticks(low: float, high: float, count: int = 4) -> list[float]:
+    """About `count` round tick values (1, 2 or 5 x a power of ten apart) covering [low, high]."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return [0.0, 1.0]
+    if high <= low:
+        high = low + (abs(low) or 1.0) * 0.1
+    raw = (high - low) / count
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    first = math.floor(low / step) * step
+    ticks = [round(first + k * step, 12) for k in range(int(math.ceil((high - first) / step)) + 1)]
+    return ticks if len(ticks) > 1 else [ticks[0], ticks[0] + step]
 
 
 HEALTH_ORDER = ["win_rate", "lc_win_rate", "mean_rating", "rating_sd", "consistency", "first_position_win_rate", "longer_wins", "length_slope",
@@ -642,6 +674,22 @@ def _lineage(store: Store, names: list[str]) -> list[dict]:
     return out
 
 
+def decided_best(rows: list[MetricSummary], way: str) -> str | None:
+    """The variant that leads on a metric by a decided margin: its interval lies clear of every
+    other variant's, on the better side. None for a tie, an overlap (a 0.0001 lead is no lead),
+    a metric without a better direction, or a single variant."""
+    if way not in ("higher", "lower") or len(rows) < 2:
+        return None
+    sign = 1 if way == "higher" else -1
+    ranked = sorted(rows, key=lambda r: -sign * r.estimate.mean)
+    top, rest = ranked[0], ranked[1:]
+    if way == "higher":
+        clear = all(top.estimate.low > r.estimate.high for r in rest)
+    else:
+        clear = all(top.estimate.high < r.estimate.low for r in rest)
+    return top.variant if clear else None
+
+
 def _summary(spec: ReportSpec, verdicts: list[Verdict], columns, leaderboard, contamination: list[dict]) -> dict:
     """Which variant to ship and why, in words, from the gate's verdicts and the leaderboard."""
     base = spec.baseline_name
@@ -665,7 +713,8 @@ def _summary(spec: ReportSpec, verdicts: list[Verdict], columns, leaderboard, co
             blocked.append(v)
         elif counts["inconclusive"]:
             open_ = [x for x in mine if x.status == "inconclusive"]
-            need = [x.n_needed for x in open_ if x.n_needed == x.n_needed and x.n_needed != float("inf")]
+            # only plans a person could carry out: not a percentile's request floor, not millions of items
+            need = [x.n_needed for x in open_ if needed_words(x).startswith("about")]
             why = f"{len(open_)} rule(s) undecided" + (f"; the largest needs about {max(need):.0f} items" if need else "")
         elif mine:
             shippable.append(v)
@@ -681,21 +730,26 @@ def _summary(spec: ReportSpec, verdicts: list[Verdict], columns, leaderboard, co
     elif blocked and len(blocked) == len({x.rule.variant for x in verdicts}):
         headline, tone = f"Don't ship: every variant the gate judges has a failing or unevaluable rule ({', '.join(blocked)}).", "fail"
     else:
-        headline = ("No variant can be shipped on this evidence yet: its gate rules are undecided, not failed"
-                    + (f" (and {', '.join(blocked)} is blocked)" if blocked else "") + ". More items would decide them; "
-                    "`harness plan` says how many.")
-        tone = "inconclusive"
+        undecided = [v for v in spec.variants if v not in blocked and any(x.rule.variant == v for x in verdicts)]
+        headline = (f"No variant can be shipped on this evidence yet: {', '.join(undecided)} "
+                    f"{'has' if len(undecided) == 1 else 'have'} undecided gate rules"
+                    + (f", and {', '.join(blocked)} {'fails' if len(blocked) == 1 else 'fail'} one (blocked)" if blocked else "")
+                    + ". More items would decide the undecided rules; `harness plan` says how many.")
+        tone = "fail" if blocked else "inconclusive"
     return {"headline": headline, "tone": tone, "lines": lines}
 
 
 def _forest(spec: ReportSpec, tasks: list[TaskView]) -> dict:
     """Every variant minus the baseline on each task's headline, with its interval: a forest plot,
     one scale per task (metrics differ in range); green when the better side is decided, red when
-    the worse is. An interval that runs off the scale (or is unbounded) ends at the edge."""
-    import math
+    the worse is. An interval that runs off the scale (or is unbounded) ends at the edge.
 
-    left, width, row_h = 330, 300, 20
-    rows, y = [], 26
+    Laid out for a phone: 360 units wide (drawn at most 560 px, at least as wide as the screen
+    allows), each row the variant and its figures on one line and the interval on the full width
+    under it, so the text stays at its size at 390 px."""
+
+    left, width, row_h = 8, 344, 34
+    rows, y = [], 30
     for t in tasks:
         if t.task_type == "latency":
             continue  # per-request means mix concurrency levels (see the trade-off section)
@@ -709,19 +763,20 @@ def _forest(spec: ReportSpec, tasks: list[TaskView]) -> dict:
             v = max(-span, min(span, v)) if not math.isnan(v) else 0.0
             return left + width / 2 + v / span * width / 2
 
-        rows.append({"header": f"{t.task}: {t.headline} (scale ±{span:.3g})", "y": y + 4})
-        y += row_h
+        arrow = {"higher": " ↑", "lower": " ↓"}.get(direction(t.headline), "")
+        rows.append({"header": f"{t.task}: {t.headline}{arrow} (scale ±{span:.3g})", "y": y})
+        y += 18
         for c in group:
             decided = c.p_adjusted < 1 - spec.statistics.confidence
             good = (c.diff > 0) if c.direction == "higher" else ((c.diff < 0) if c.direction == "lower" else None)
-            rows.append({"variant": c.variant, "y": y, "x": x(c.diff), "x1": x(c.low), "x2": x(c.high),
+            rows.append({"variant": c.variant, "y": y + 16, "text_y": y + 4, "x": x(c.diff), "x1": x(c.low), "x2": x(c.high),
                          "label": f"{c.diff:+.3g} [{c.low:+.3g}, {c.high:+.3g}] n={c.n}",
                          "color": ("#1a7f37" if good else "#b42318") if decided and good is not None else "#667085"})
             y += row_h
         y += 6
     if not rows:
         return {}
-    return {"rows": rows, "zero": left + width / 2, "left": left, "width": width, "height": y + 4, "total": left + width + 190}
+    return {"rows": rows, "zero": left + width / 2, "left": left, "width": width, "height": y + 4, "total": left + width + left}
 
 
 def _fidelity(store: Store, spec: ReportSpec, tasks: list[TaskView]) -> list[dict]:

@@ -221,9 +221,13 @@ def _run_judge(store: Store, plan: RunPlan, planned: PlannedJudge, judges: dict)
 
 
 def with_content(samples: list, task: PreparedTask) -> list:
-    """Sample rows with their item's content hash (a turn or a request has its item's)."""
-    content = {s.id: s.content_hash for s in task.samples}
-    return [replace(r, content_hash=content.get(r.item_id or r.sample_id)) for r in samples]
+    """Sample rows with their item's content hash and cluster (a turn or a request has its item's)."""
+    items = {s.id: s for s in task.samples}
+    out = []
+    for r in samples:
+        item = items.get(r.item_id or r.sample_id)
+        out.append(replace(r, content_hash=item.content_hash if item else None, cluster=item.cluster if item else None))
+    return out
 
 
 def with_categories(samples: list, task: PreparedTask) -> list:

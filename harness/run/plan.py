@@ -124,7 +124,40 @@ def plan_run(suite_paths: list[Path], models_path: Path | None, variants: list[s
         other = [f"{t.task.spec.name} ({t.task.spec.type})" for t in tasks if t.task.spec.type != "generation"]
         raise ConfigError(f"answer sets replay stored text, so only generation tasks can be evaluated with --answers; "
                           f"not {', '.join(other)}")
+    for answer_set in replayed:  # every file checked before any run is written
+        check_answer_set(answer_set, [t.task for t in tasks], partial=limit is not None)
     return RunPlan(tuple(tasks), tuple(judges), catalogue, tuple(names), tuple(replayed), tuple(reward_models), force)
+
+
+def check_answer_set(answer_set: AnswerSet, tasks: list, partial: bool = False) -> None:
+    """ConfigError unless the answer file answers every turn of every item of the tasks, and
+    answers nothing else (with --limit, answers outside the sample are expected and not counted)."""
+    where = f"answer set '{answer_set.name}' ({answer_set.path})"
+    answers = answer_set.answers
+    known: set[str] = set()
+    for task in tasks:
+        ids = [s.id for s in task.samples]
+        known.update(ids)
+        missing = [i for i in ids if i not in answers]
+        if missing and len(missing) == len(ids):
+            raise ConfigError(f"{where}: none of its {len(answers)} answer ids ({', '.join(list(answers)[:3])}, ...) is an item "
+                              f"id of task '{task.spec.name}' ({', '.join(ids[:3])}, ...)",
+                              hint="set the task's id_field to the item field that holds these ids (MT-Bench: question_id)")
+        if missing:
+            raise ConfigError(f"{where}: no answer for {len(missing)} of task '{task.spec.name}''s {len(ids)} items "
+                              f"({', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''})",
+                              hint="answer every item of the task, or evaluate a --limit sample")
+        short = [(s.id, len(answers[s.id]), len(s.turns) or 1) for s in task.samples if len(answers[s.id]) < (len(s.turns) or 1)]
+        if short:
+            sid, have, need = short[0]
+            raise ConfigError(f"{where}: item {sid} has {have} answer turn(s); task '{task.spec.name}' asks {need}"
+                              + (f" (and {len(short) - 1} more items are short)" if len(short) > 1 else ""),
+                              hint="a multi-turn answer lists one answer per turn (MT-Bench: choices[0].turns)")
+    unknown = [i for i in answers if i not in known]
+    if unknown and not partial:
+        raise ConfigError(f"{where}: {len(unknown)} answer(s) for items the suite's tasks don't have "
+                          f"({', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''})",
+                          hint="this file may belong to another question set; remove those lines to evaluate the rest")
 
 
 def _variants(catalogue: Catalogue | None, models_path: Path | None, variants: list[str] | None,

@@ -26,6 +26,8 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from harness.stats import bounded
+
 NAN = float("nan")
 CHUNK_CELLS = 2_000_000
 """Resamples are drawn in chunks of at most this many numbers (about 16 MB of float64)."""
@@ -171,15 +173,28 @@ def paired_binary(candidate: Sequence[float], baseline: Sequence[float], thresho
 
 
 def paired_continuous(candidate: Sequence[float], baseline: Sequence[float], threshold: float, alpha: float,
-                      resamples: int = 2000, seed: int = 0, refine: bool = True) -> TestOutcome:
+                      resamples: int = 2000, seed: int = 0, refine: bool = True,
+                      support: tuple[float, float] | None = None) -> TestOutcome:
     """Mean difference on the same items, by the studentized (bootstrap-t) paired bootstrap of
-    the differences. Chosen over a sign-flip permutation test, which is exact only for
-    symmetric differences: on skewed ones (latency) it passed wrongly up to 11% of the time at
-    n = 20 in simulation, the bootstrap-t 7% (5% from n = 100)."""
+    the differences where the sample's shape supports it (one_sample_mean). Chosen over a
+    sign-flip permutation test, which is exact only for symmetric differences: on skewed ones
+    (latency) it passed wrongly up to 11% of the time at n = 20 in simulation.
+
+    `support`: the range of one item's value (low, high). Pairs whose values all sit on its ends
+    are paired 0/1 outcomes (exact McNemar / Tango); otherwise the differences' range
+    (low - high, high - low) lets one_sample_mean bound what it can't trust the bootstrap with."""
     import numpy as np
 
+    if support is not None and len(candidate) and bounded.on_the_ends([*candidate, *baseline], *support):
+        low, high = support
+        o = paired_binary([(v - low) / (high - low) for v in candidate], [(v - low) / (high - low) for v in baseline],
+                          threshold / (high - low), alpha, refine)
+        span = high - low
+        return TestOutcome(o.estimate * span, o.low * span, o.high * span, o.p_above, o.p_below, o.n,
+                           o.method + " (values on the range's ends: 0/1 outcomes)", "mean difference", o.se * span)
     d = np.asarray(candidate, dtype=float) - np.asarray(baseline, dtype=float)
-    o = one_sample_mean(d, threshold, alpha, resamples, seed, refine)
+    spread = None if support is None else (support[0] - support[1], support[1] - support[0])
+    o = one_sample_mean(d, threshold, alpha, resamples, seed, refine, support=spread)
     return TestOutcome(o.estimate, o.low, o.high, o.p_above, o.p_below, o.n, o.method.replace("studentized bootstrap",
                        "studentized paired bootstrap"), "mean difference", o.se)
 
@@ -270,11 +285,28 @@ def one_sample_binary(values: Sequence[float], threshold: float, alpha: float) -
                        math.sqrt(max(est * (1 - est), 1e-12) / n))
 
 
+SHAPE_MIN_N = 30
+"""Below this many items a mean of bounded values is never left to the bootstrap alone: a rare
+bad tail (a tenth of items broken) is too often absent from the sample or under-drawn."""
+SHAPE_SKEW_FACTOR = 10.0
+"""The bootstrap is trusted in a direction when n >= SHAPE_SKEW_FACTOR x g^2, g the sample's
+skewness towards that direction's bad side (a form of Cochran's n > 25 g^2 rule, calibrated by
+benchmarks/gate_statistics.py so every simulated cell keeps alpha)."""
+
+
 def one_sample_mean(values: Sequence[float], threshold: float, alpha: float, resamples: int = 2000,
-                    seed: int = 0, refine: bool = True) -> TestOutcome:
-    """Mean against a bound: studentized (bootstrap-t) resampling, which keeps its level at
-    small n better than the percentile bootstrap. refine=False skips resolving small p-values
-    (a simulation that only asks 'p <= alpha?')."""
+                    seed: int = 0, refine: bool = True, support: tuple[float, float] | None = None) -> TestOutcome:
+    """Mean against a bound: studentized (bootstrap-t) resampling where the sample's shape
+    supports it, which keeps its level at small n better than the percentile bootstrap.
+
+    Each direction is checked on its own: a bound on the side of a long tail (a lower bound
+    under left skew) is trusted only from n >= SHAPE_SKEW_FACTOR x skewness^2, and, for values
+    with a declared range (`support`), from n >= SHAPE_MIN_N. Where it is not trusted, values
+    with a range get the betting bound of harness.stats.bounded (valid at any n); values without
+    one get no bound that side (infinite; the rule can't pass or fail on it). All values on the
+    range's ends: the exact binomial test; no variation: the exact constant-sample bound with a
+    range, none without. refine=False skips resolving small p-values (a simulation that only
+    asks 'p <= alpha?')."""
     import numpy as np
 
     x = np.asarray(values, dtype=float)
@@ -284,10 +316,60 @@ def one_sample_mean(values: Sequence[float], threshold: float, alpha: float, res
         return TestOutcome(NAN, NAN, NAN, NAN, NAN, 0, method, "mean", NAN)
     mean = float(x.mean())
     se = _sd(x) / math.sqrt(n)
+    if support is not None and bounded.on_the_ends(x, *support) and support[1] > support[0]:
+        low, high = support
+        o = one_sample_binary([(v - low) / (high - low) for v in x], (threshold - low) / (high - low), alpha)
+        return TestOutcome(mean, low + o.low * (high - low), low + o.high * (high - low), o.p_above, o.p_below, n,
+                           "exact binomial (values on the range's ends: 0/1 outcomes)", "mean", se)
     if n < 2 or se == 0:
-        p_above = 0.0 if mean > threshold and n > 1 else 1.0
-        p_below = 0.0 if mean < threshold and n > 1 else 1.0
-        return TestOutcome(mean, mean, mean, p_above, p_below, n, method + (" (no variation)" if n > 1 else ""), "mean", 0.0)
+        if support is not None and n >= 1:
+            p_above, p_below, low_b, high_b = bounded.constant_sample_test(mean, n, *support, threshold, alpha)
+            return TestOutcome(mean, low_b, high_b, p_above, p_below, n, "exact bound (no variation)", "mean", 0.0)
+        return TestOutcome(mean, -math.inf, math.inf, 1.0, 1.0, n, method + " (no variation and no declared range: "
+                           "nothing bounds what unseen items could score)", "mean", 0.0)
+    boot = _bootstrap_t(x, mean, se, threshold, alpha, resamples, seed, refine)
+    g = _skewness(x)
+    trust_low = n >= SHAPE_SKEW_FACTOR * max(0.0, -g) ** 2 and (support is None or n >= SHAPE_MIN_N)
+    trust_high = n >= SHAPE_SKEW_FACTOR * max(0.0, g) ** 2 and (support is None or n >= SHAPE_MIN_N)
+    if trust_low and trust_high:
+        return boot
+    p_above, p_below, low, high = boot.p_above, boot.p_below, boot.low, boot.high
+    if support is not None:
+        bp_above, bp_below, b_low, b_high = bounded.betting_test(x, *support, threshold, alpha, seed, bounds=refine)
+        if not trust_low:
+            p_above, low = bp_above, b_low
+        if not trust_high:
+            p_below, high = bp_below, b_high
+        method = ("betting bound" if not (trust_low or trust_high) else "studentized bootstrap, betting bound "
+                  + ("below" if not trust_low else "above")) + f" (values in [{support[0]:g}, {support[1]:g}]"
+        method += f", n={n} < {SHAPE_MIN_N})" if n < SHAPE_MIN_N else f", skewness {g:+.1f})"
+    else:
+        if not trust_low:
+            p_above, low = 1.0, -math.inf
+        if not trust_high:
+            p_below, high = 1.0, math.inf
+        need = math.ceil(SHAPE_SKEW_FACTOR * g * g)
+        method += (f" (skewness {g:+.1f}: a {'lower' if not trust_low else 'upper'} bound needs about {need} items "
+                   "and no range is declared to bound the tail)")
+    return TestOutcome(mean, low, high, p_above, p_below, n, method, "mean", se)
+
+
+def _skewness(x) -> float:
+    """Sample skewness (the biased moment estimator, as scipy.stats.skew)."""
+    import numpy as np
+
+    c = x - x.mean()
+    m2 = float(np.mean(c * c))
+    return float(np.mean(c ** 3)) / m2 ** 1.5 if m2 > 0 else 0.0
+
+
+def _bootstrap_t(x, mean: float, se: float, threshold: float, alpha: float, resamples: int, seed: int,
+                 refine: bool) -> TestOutcome:
+    """The studentized bootstrap of the mean of x (n >= 2, se > 0)."""
+    import numpy as np
+
+    n = len(x)
+    method = "studentized bootstrap"
     rng = np.random.default_rng(seed)
 
     def draw(count: int):
@@ -478,7 +560,8 @@ def bootstrap_statistic_test(candidate: ItemStatistic, threshold: float, alpha: 
 # -- dispatch -----------------------------------------------------------------------------------
 
 def paired_test(kind: str, candidate: Sequence[float], baseline: Sequence[float], threshold: float, alpha: float,
-                resamples: int = 2000, seed: int = 0, bounds: bool = True) -> TestOutcome:
+                resamples: int = 2000, seed: int = 0, bounds: bool = True,
+                support: tuple[float, float] | None = None) -> TestOutcome:
     """The paired test that fits `kind` (binary, continuous, ordinal). bounds=False: only the
     p-values matter (a simulation asking 'p <= alpha?'), so skip the work that goes into the
     interval and into resolving very small p-values."""
@@ -486,25 +569,25 @@ def paired_test(kind: str, candidate: Sequence[float], baseline: Sequence[float]
         return paired_binary(candidate, baseline, threshold, alpha, bounds)
     if kind == "ordinal":
         return paired_ordinal(candidate, baseline, threshold, alpha, bounds)
-    return paired_continuous(candidate, baseline, threshold, alpha, resamples, seed, refine=bounds)
+    return paired_continuous(candidate, baseline, threshold, alpha, resamples, seed, refine=bounds, support=support)
 
 
 def one_sample_test(kind: str, values: Sequence[float], threshold: float, alpha: float, resamples: int = 2000,
-                    seed: int = 0, refine: bool = True) -> TestOutcome:
-    """The one-sample test that fits `kind`."""
+                    seed: int = 0, refine: bool = True, support: tuple[float, float] | None = None) -> TestOutcome:
+    """The one-sample test that fits `kind`; `support`: the declared range of a value."""
     if kind == "binary":
         return one_sample_binary(values, threshold, alpha)
-    return one_sample_mean(values, threshold, alpha, resamples, seed, refine)
+    return one_sample_mean(values, threshold, alpha, resamples, seed, refine, support=support)
 
 
 def two_sided_p(kind: str, candidate: Sequence[float], baseline: Sequence[float], resamples: int = 2000, seed: int = 0,
-                refine: bool = True) -> float:
+                refine: bool = True, support: tuple[float, float] | None = None) -> float:
     """Two-sided p-value of 'no difference' with the paired test that fits `kind`: twice the
     smaller one-sided p (exact McNemar and Wilcoxon are symmetric under 'no difference', so this
     is scipy's two-sided p)."""
     if not len(candidate):
         return NAN
-    return two_sided(paired_test(kind, candidate, baseline, 0.0, 0.025, resamples, seed, bounds=refine))
+    return two_sided(paired_test(kind, candidate, baseline, 0.0, 0.025, resamples, seed, bounds=refine, support=support))
 
 
 def two_sided(outcome: TestOutcome) -> float:

@@ -27,8 +27,11 @@ figures stay exactly those of earlier releases, which drew indices)."""
 COUNTS_MAX_DISTINCT = 64
 
 
-def bootstrap_mean(values, resamples: int = 2000, confidence: float = 0.95, seed: int = 0) -> Estimate:
-    """Percentile bootstrap of the mean, resampling items with replacement."""
+def bootstrap_mean(values, resamples: int = 2000, confidence: float = 0.95, seed: int = 0,
+                   clusters=None) -> Estimate:
+    """Percentile bootstrap of the mean, resampling items with replacement; with `clusters` (one
+    label per value: the turns of one conversation, the two answers over one passage) whole
+    clusters are resampled, since items of a cluster are not independent draws."""
     import numpy as np
 
     x = np.asarray(list(values), dtype=float)
@@ -40,6 +43,20 @@ def bootstrap_mean(values, resamples: int = 2000, confidence: float = 0.95, seed
         return Estimate(mean, mean, mean, n)
 
     rng = np.random.default_rng(seed)
+    if clusters is not None:
+        sums, sizes = cluster_sums(x, clusters)
+        if len(sums) < n:
+            k = len(sums)
+            means = np.concatenate([sums[idx].sum(axis=1) / sizes[idx].sum(axis=1)
+                                    for size in chunk_sizes(resamples, k) for idx in [rng.integers(0, k, size=(size, k))]])
+            # Expanded percentile interval (Hesterberg 2015): few clusters make the plain one too
+            # narrow (a bootstrap variance (k-1)/k of the truth, z where t belongs), so the
+            # quantiles are taken further out, at the level where z equals sqrt(k/(k-1)) t_{k-1}.
+            from scipy.stats import norm, t
+
+            tail = float(norm.sf(np.sqrt(k / (k - 1)) * t.isf((1 - confidence) / 2, k - 1)))
+            low, high = np.quantile(means, [tail, 1 - tail])
+            return Estimate(mean, float(low), float(high), n)
     values, counts = np.unique(x, return_counts=True)
     if n >= COUNTS_MIN_N and len(values) <= COUNTS_MAX_DISTINCT:
         # Few distinct values (0/1 scores, ratings) and many items: a resample's mean depends only
@@ -72,3 +89,12 @@ def bootstrap_statistic(n: int, statistic, resamples: int = 1000, confidence: fl
     alpha = (1 - confidence) / 2
     low, high = np.quantile(values, [alpha, 1 - alpha])
     return Estimate(point, float(low), float(high), n)
+
+
+def cluster_sums(x, clusters):
+    """Per-cluster sums and sizes of values x (arrays, in order of first appearance)."""
+    import numpy as np
+
+    index: dict = {}
+    ids = np.array([index.setdefault(c, len(index)) for c in clusters])
+    return np.bincount(ids, weights=np.asarray(x, dtype=float)), np.bincount(ids).astype(float)

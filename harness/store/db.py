@@ -80,6 +80,9 @@ class SampleRow:
     content_hash: str | None = None
     """The item as rendered before the model saw it (harness.tasks.sample.Sample.content_hash):
     two runs pair only on items whose content is identical."""
+    cluster: str | None = None
+    """Items sharing a cluster are correlated (harness.tasks.sample.Sample.cluster); None: the
+    item is its own (its turns together)."""
 
 
 @dataclass(frozen=True)

@@ -305,4 +305,13 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "015_sample_clusters",
+        r"""
+        -- Items that are not independent draws share a cluster (a task's cluster_field, HaluEval's
+        -- two answers over one source): statistics resample clusters. NULL: the item is its own
+        -- cluster (a multi-turn item's turns share its item_id).
+        ALTER TABLE samples ADD COLUMN cluster VARCHAR;
+        """,
+    ),
 ]

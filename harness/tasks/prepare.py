@@ -5,10 +5,12 @@ nothing is written to the store."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from harness import registry
 from harness.config.suite import SuiteSpec, TaskSpec
+from harness.data.answers import with_reference_answers
 from harness.data.loaders import LoadRequest, Record
 from harness.errors import ConfigError
 from harness.hashing import stable_hash
@@ -42,7 +44,7 @@ def prepare_task(task: TaskSpec, suite_name: str, suite_path: Path, limit: int |
     samples = []
     ids = _sample_ids(task, records, where)
     for rec, sid in zip(records, ids):
-        samples.append(_render_sample(task, kind, rec, sid, shots, where))
+        samples.append(replace(_render_sample(task, kind, rec, sid, shots, where), cluster=_cluster(task, rec, where)))
     n_total = len(samples)
     if limit is not None:
         samples = sample_items(samples, limit, seed, task.name)
@@ -97,6 +99,11 @@ def _records(task: TaskSpec, suite_path: Path, seed: int, where: str) -> list[Re
         if missing:
             raise ConfigError(f"{where}: item {missing[0]} has no field '{task.category_field}' (category_field)"
                               + (f", nor do {len(missing) - 1} more" if len(missing) > 1 else ""))
+    mt = getattr(task, "multi_turn", None)
+    if mt is not None and mt.reference_answers is not None:
+        records = with_reference_answers(records, (suite_path.parent / mt.reference_answers), task.id_field, task.category_field,
+                                         str(mt.references_field), mt.reference_categories,
+                                         f"{where}: multi_turn.reference_answers")
     return records
 
 
@@ -189,6 +196,16 @@ def examples_for(task: TaskSpec, rec: Record, shots: list[Record]) -> list[Recor
     # MMLU convention: examples come from the item's own subject (lm-eval runs one task per subject).
     pool = [s for s in shots if s.fields.get("subject") == rec.fields.get("subject")] if "subject" in rec.fields else shots
     return pool[: task.fewshot.k]
+
+
+def _cluster(task: TaskSpec, rec: Record, where: str) -> str | None:
+    """The item's cluster: its cluster_field's value, or the loader's (HaluEval's source)."""
+    if task.cluster_field is None:
+        return rec.cluster
+    if task.cluster_field not in rec.fields:
+        raise ConfigError(f"{where}: cluster_field '{task.cluster_field}' is not a field of item {rec.id} "
+                          f"(its fields: {', '.join(sorted(rec.fields))})")
+    return f"{task.cluster_field}={rec.fields[task.cluster_field]}"
 
 
 def _render_sample(task: TaskSpec, kind, rec: Record, sid: str, shots: list[Record], where: str) -> Sample:

@@ -71,6 +71,9 @@ class Sample:
     """Set when this sample is a part of an item (a turn): the item's id. None: `id` is the item's."""
     turn: int | None = None
     """Multi-turn generation: which turn of the item this sample is (1, 2, ...)."""
+    cluster: str | None = None
+    """Items with the same cluster are correlated (task cluster_field, HaluEval's source passage):
+    statistics resample clusters. None: the item (its turns together) is its own cluster."""
     chat: ChatParts | None = field(default=None, compare=False, hash=False, repr=False)
     """The prompt's parts, for a model evaluated with its chat template (harness.tasks.chat)."""
 
