@@ -134,8 +134,11 @@ def test_run_key_covers_the_base_loading_options(workspace, tiny_model_dir):
     assert main(args) == 0
     con = duckdb.connect(str(workspace / "h.duckdb"), read_only=True)
     rows = con.execute("SELECT DISTINCT variant_key, run_key FROM runs").fetchall()
+    details = [json.loads(r[0]) for r in con.execute("SELECT backend_details FROM runs").fetchall()]
     con.close()
     assert len(rows) == 2 and len({r[0] for r in rows}) == 1  # same weights, two runs
+    # what the backend said about itself is kept with the run: its window, and what became of prefix reuse
+    assert {d["max_length"] for d in details} == {256, 128} and all(d["prefix_reuse"].startswith(("on", "off")) for d in details)
 
 
 def test_corpus_bleu_and_chrf_are_sacrebleus(workspace, fake_models):

@@ -433,3 +433,33 @@ def test_the_verdict_line_never_calls_a_failed_variant_not_failed(tmp_path):
     html = (tmp_path / "r.html").read_text()
     assert "No variant can be shipped on this evidence yet: close has undecided gate rules, and broken fails one (blocked)." in html
     assert "not failed" not in html
+
+
+def test_the_tradeoff_chart_has_ticks_and_does_not_zoom_in_on_noise():
+    """Two variants 0.0001 apart in quality, each with an interval of +-0.05: drawn a pixel apart
+    at most, on an axis whose ticks say its values; latency from 0."""
+    from harness.report.view import _scatter, nice_ticks
+    from harness.stats.intervals import Estimate
+
+    rows = [{"variant": "a", "latency_p50": 1.2, "quality": Estimate(0.3000, 0.25, 0.35, 16)},
+            {"variant": "b", "latency_p50": 1.4, "quality": Estimate(0.3001, 0.25, 0.35, 16)}]
+    g = _scatter(rows)
+    a, b = g["points"]
+    assert abs(a["y"] - b["y"]) < 1.0 and a["y_low"] > a["y"] > a["y_high"]
+    assert g["xticks"][0][1] == "0" and len(g["yticks"]) >= 3 and all(label for _, label in g["yticks"])
+    assert nice_ticks(0.0, 1.4) == [0.0, 0.5, 1.0, 1.5] and nice_ticks(0.25, 0.35) == [0.25, 0.3, 0.35]
+
+
+def test_plan_never_prints_an_item_count_nobody_could_collect(tmp_path, capsys):
+    """A difference of 1e-7 on noisy scores: the plan says no practical n detects it, instead of a
+    30-digit number of items; an exact zero says no difference."""
+    rng = np.random.default_rng(4)
+    base = rng.uniform(0.2, 0.8, 40)
+    noise = rng.normal(0, 0.1, 40)
+    with Store(tmp_path / "g.duckdb") as store:
+        plant(store, "base", "t", {"rougeL": list(base)})
+        plant(store, "cand", "t", {"rougeL": list(base + noise - noise.mean() + 1e-7)})
+    report = write(tmp_path / "r.yaml", "title: t\nvariants: [base, cand]\nstatistics: {resamples: 200}\n")
+    assert main(["plan", str(report), "--store", str(tmp_path / "g.duckdb")]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if "rougeL" in x)
+    assert "no practical number of items (over 1,000,000) detects it" in line and "about" not in line

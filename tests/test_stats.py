@@ -206,3 +206,31 @@ def test_bootstrap_by_value_counts_matches_index_resampling_for_many_items():
     want = np.quantile(np.concatenate([small[r.integers(0, 500, size=(2000, 500))].mean(axis=1)]), [0.025, 0.975])
     got = bootstrap_mean(small, resamples=2000, seed=0)
     assert (got.low, got.high) == (float(want[0]), float(want[1]))
+
+
+def test_a_minority_of_broken_items_does_not_pass_more_than_alpha_by_simulation():
+    """The regression shape the plain bootstrap passed 19% of the time at n = 16: a tenth of items
+    lose 60-100% of their score (mean loss exactly at the margin). With the declared range [0, 1]
+    the gate's paired test stays at alpha (betting bound below 30 items)."""
+    from harness.stats.hypothesis import paired_test
+
+    rng = np.random.default_rng(11)
+    passes = 0
+    for _ in range(200):
+        base = rng.uniform(0.3, 0.85, 16)
+        broken = rng.random(16) < 0.1
+        cand = np.where(broken, base * (1 - rng.uniform(0.6, 1.0, 16)), base + rng.normal(0, 0.02, 16))
+        margin = 0.1 * 0.8 * 0.575  # the expected loss: the truth sits exactly on the rule's threshold
+        out = paired_test("continuous", list(np.clip(cand, 0, 1)), list(base), -margin, 0.05, 300, 0, bounds=False,
+                          support=(0.0, 1.0))
+        passes += out.p_above <= 0.05
+    assert passes / 200 <= 0.05 + 2 * math.sqrt(0.05 * 0.95 / 200)
+
+
+def test_exact_bounds_for_samples_without_variation():
+    from harness.stats.bounded import constant_sample_test
+
+    p_above, p_below, low, high = constant_sample_test(0.0, 20, 0.0, 1.0, 0.1, 0.05)
+    assert high == pytest.approx(1 - 0.05 ** (1 / 20)) and low == 0.0
+    assert p_below == pytest.approx(0.9 ** 20) and p_above == 1.0  # (1 - 0.1)^20 = 0.12: 0 of 20 can't certify <= 0.1
+    assert constant_sample_test(0.0, 40, 0.0, 1.0, 0.1, 0.05)[1] == pytest.approx(0.9 ** 40)  # 0.015: it can

@@ -147,7 +147,9 @@ class HFBackend:
         every scored position agrees within the dtype's tolerance (recorded in the run's
         backend details either way)."""
         plen, members = group
-        batch = sorted(members, key=lambda i: -len(p.inputs[i]))[:max(self.batch_size, 2)]
+        # The longest and the shortest member: a batch of two with as much padding as the group has.
+        by_length = sorted(members, key=lambda i: -len(p.inputs[i]))
+        batch = [by_length[0], by_length[-1]]
         need = [p.need[i] for i in batch]
         reused = self._score_on_prefix(self._prefix_cache(p.inputs[batch[0]][:plen]), plen, [p.inputs[i][plen:] for i in batch], need)
         whole = [self._score_left_padded([p.inputs[i]], [p.need[i]])[0] for i in batch]  # one prompt per pass: no padding at all

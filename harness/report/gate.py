@@ -27,6 +27,7 @@ from harness.registry import import_target
 from harness.report.formatting import figure, p_value
 from harness.stats.clusters import clustered_mean_test, clustered_paired_test, is_clustered
 from harness.stats.hypothesis import (
+    SHAPE_MIN_N,
     TestOutcome,
     bootstrap_statistic_test,
     holm,
@@ -303,7 +304,6 @@ def _test_run(store: Store, rule: GateRule, metric: Metric, params: dict, cand: 
             return quantile_test(cv.values, int(params["q"]) / 100, threshold, alpha), notes
         if cv.ratio is not None:
             outcome = ratio_test(cv.ratio, threshold, alpha, st.resamples, st.seed, estimand=metric.display)
-            notes += _skew_note(list(cv.ratio.linearised(threshold)), good)
         else:
             outcome = bootstrap_statistic_test(cv.statistic, threshold, alpha, st.resamples, st.seed, estimand=metric.display)
     else:
@@ -313,24 +313,6 @@ def _test_run(store: Store, rule: GateRule, metric: Metric, params: dict, cand: 
         outcome = bootstrap_statistic_test(cv.statistic, threshold, alpha, st.resamples, st.seed, baseline=bv.statistic,
                                            estimand=f"difference in {metric.display}")
     return outcome, notes
-
-
-SKEW_WARN_N, SKEW_WARN = 30, 1.0
-
-
-def _skew_note(values: list[float], good: str) -> list[str]:
-    """A caveat on ratio rules (throughput, cost per token) at small n with batches skewed away
-    from the good side, where benchmarks/gate_statistics.py measured false passes of 6.6% at
-    n = 20 batches. (Means of per-item values check their own shape: harness.stats.hypothesis.)"""
-    if len(values) >= SKEW_WARN_N or len(set(values)) < 3:
-        return []
-    from scipy.stats import skew
-
-    g = float(skew(values))
-    if not ((good in ("above", "between") and g < -SKEW_WARN) or (good in ("below", "between") and g > SKEW_WARN)):
-        return []
-    return [f"the values are strongly skewed (skewness {g:+.1f}) and n < {SKEW_WARN_N}: the test's error rate can "
-            "exceed alpha here (6.6% at n = 20 in simulation)"]
 
 
 def evaluate_rule(store: Store, rule: GateRule, spec: ReportSpec) -> Verdict:
@@ -377,14 +359,7 @@ def evaluate_rule(store: Store, rule: GateRule, spec: ReportSpec) -> Verdict:
         p_pass, p_fail = max(low_o.p_above, high_o.p_below), min(low_o.p_below, high_o.p_above)
     nearest = min(thresholds, key=lambda t: abs(outcome.estimate - t))
     gap = outcome.estimate - nearest
-    needed, unbounded = n_needed(outcome.n, outcome.se, gap, alpha, st.power), False
-    if metric.percentile and ((good in ("below", "between") and math.isinf(outcome.high))
-                              or (good in ("above", "between") and math.isinf(outcome.low))):
-        # A percentile q is bounded above only once q^n <= alpha (below: (1 - q)^n): fewer
-        # requests leave that bound infinite whatever they measure.
-        q = int(params["q"]) / 100
-        side = q if math.isinf(outcome.high) else 1 - q
-        needed, unbounded = float(math.ceil(math.log(alpha) / math.log(side))), True
+    needed, unbounded = _items_needed(metric, params, outcome, gap, good, alpha, st.power)
     verdict = Verdict(rule, "pending", "", metric, outcome, thresholds, good, alpha, p_pass, p_fail,
                       mde=mde(outcome.se, alpha, st.power), n_needed=needed, unbounded_percentile=unbounded,
                       notes=tuple(notes), decided=True)
@@ -395,6 +370,24 @@ def evaluate_rule(store: Store, rule: GateRule, spec: ReportSpec) -> Verdict:
             return replace(verdict, status="inconclusive", decided=False,
                            reason=_evidence(verdict) + "; the judge failed its health checks (" + "; ".join(failures) + ")")
     return verdict
+
+
+def _items_needed(metric: Metric, params: dict, outcome: TestOutcome, gap: float, good: str, alpha: float,
+                  power: float) -> tuple[float, bool]:
+    """(items that would decide a gap of the observed size, whether that is instead the fewest
+    requests that can bound a percentile at all)."""
+    if metric.percentile and ((good in ("below", "between") and math.isinf(outcome.high))
+                              or (good in ("above", "between") and math.isinf(outcome.low))):
+        # A percentile q is bounded above only once q^n <= alpha (below: (1 - q)^n): fewer
+        # requests leave that bound infinite whatever they measure.
+        q = int(params["q"]) / 100
+        side = q if math.isinf(outcome.high) else 1 - q
+        return float(math.ceil(math.log(alpha) / math.log(side))), True
+    needed = n_needed(outcome.n, outcome.se, gap, alpha, power)
+    if outcome.n < SHAPE_MIN_N and "betting bound" in outcome.method and math.isfinite(needed):
+        # the normal-approximation count assumes the bootstrap's width, which only SHAPE_MIN_N items get
+        needed = float(max(needed, SHAPE_MIN_N))
+    return needed, False
 
 
 def _single_measurement(rule: GateRule, metric: Metric, outcome: TestOutcome, thresholds: tuple[float, ...], good: str,

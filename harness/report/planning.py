@@ -11,7 +11,7 @@ import math
 from harness.analysis.metrics import metric_names
 from harness.config.report import ReportSpec
 from harness.report.formatting import figure
-from harness.report.gate import evaluate_gate, needed_words
+from harness.report.gate import TOO_MANY, evaluate_gate, needed_words
 from harness.report.view import check_names, paired_comparisons
 from harness.store.db import Store
 
@@ -104,10 +104,12 @@ def plan_lines(store: Store, spec: ReportSpec, price: float | None, where: str) 
         for c in comps:
             decided = not math.isnan(c.p_adjusted) and c.p_adjusted <= 1 - st.confidence
             need = ""
-            if not decided and c.diff and not math.isnan(c.mde):
+            if not decided and abs(c.diff) > 1e-12 and not math.isnan(c.mde):
                 n = math.ceil(c.n * (c.mde / abs(c.diff)) ** 2)
                 if n <= c.n:
                     need = f"; detectable at this n alone, not after Holm's correction over the table's {len(comps)} comparisons"
+                elif n > TOO_MANY:
+                    need = f"; the difference is next to nothing: no practical number of items (over {TOO_MANY:,}) detects it"
                 else:
                     need = (f"; about {n} items to detect a difference this size "
                             f"({_cost_words(store, [c.variant, spec.baseline_name], task, c.n, n, price)})")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from harness.report.formatting import figure, p_value, size
 from harness.report.view import ReportView
-from harness.stats.metricspec import direction
+from harness.stats.metricspec import arrow
 
 
 def render_html(view: ReportView, power: float = 0.8) -> str:
@@ -17,10 +17,6 @@ def render_html(view: ReportView, power: float = 0.8) -> str:
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     return env.get_template("report.html.j2").render(view=view, num=figure, pfmt=p_value, power=power, arrow=arrow, size=size)
 
-
-def arrow(metric: str) -> str:
-    """' ↑' when higher is better, ' ↓' when lower is, '' when neither or undeclared."""
-    return {"higher": " ↑", "lower": " ↓"}.get(direction(metric), "")
 
 
 def write_report(view: ReportView, out: Path) -> Path:

@@ -22,7 +22,7 @@ from harness.review.rubric import rating_agreement, review_agreement
 from harness.stats.clusters import clustered_paired_test, is_clustered
 from harness.stats.hypothesis import holm, mde, paired_test, two_sided
 from harness.stats.intervals import bootstrap_mean
-from harness.stats.metricspec import direction, lookup
+from harness.stats.metricspec import arrow, direction, lookup
 from harness.store.db import Store
 from harness.tasks.kinds.classification import confusion as counts
 from harness.tasks.kinds.classification import stored_predictions
@@ -763,8 +763,7 @@ def _forest(spec: ReportSpec, tasks: list[TaskView]) -> dict:
             v = max(-span, min(span, v)) if not math.isnan(v) else 0.0
             return left + width / 2 + v / span * width / 2
 
-        arrow = {"higher": " ↑", "lower": " ↓"}.get(direction(t.headline), "")
-        rows.append({"header": f"{t.task}: {t.headline}{arrow} (scale ±{span:.3g})", "y": y})
+        rows.append({"header": f"{t.task}: {t.headline}{arrow(t.headline)} (scale ±{span:.3g})", "y": y})
         y += 18
         for c in group:
             decided = c.p_adjusted < 1 - spec.statistics.confidence

@@ -23,8 +23,12 @@ from collections.abc import Sequence
 ORDERINGS = 16
 """Seeded orderings whose capital is averaged (an average of test martingales' final values is
 still an e-value): the bound no longer depends on the items' order in the file."""
-BET_CAP = 0.75
-"""The largest fraction of capital bet on one item (WSR's c): keeps the capital positive."""
+BET_CAP = 0.99
+"""The largest fraction of capital bet on one item (WSR's c < 1 keeps the capital positive, so
+the test is valid for any c). Their suggested 0.75 caps the evidence one item can add so low that
+16 items 0.25 apart from the threshold with spread 0.1 never decide (11% power in simulation);
+0.99 decides them 90% of the time, and one item at the range's far end still cuts the capital
+100-fold."""
 
 
 def _capital(y, m: float, alpha: float, orders) -> float:

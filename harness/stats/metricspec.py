@@ -203,6 +203,12 @@ def direction(name: str) -> Direction:
     return m.direction if m else "none"
 
 
+def arrow(name: str) -> str:
+    """' ↑' when higher is better for a stored metric, ' ↓' when lower is, '' when neither or
+    undeclared: how every table and plot marks a metric's direction."""
+    return {"higher": " ↑", "lower": " ↓"}.get(direction(name), "")
+
+
 class Unavailable(Exception):
     """A run-level metric's statistic can't be computed for this run; the message says why
     (e.g. a fidelity figure of a variant whose parent has no run of the task)."""

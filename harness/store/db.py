@@ -58,6 +58,9 @@ class RunRow:
     """The suite's tasks at run time ([{task, type, baseline}]), so a report can name missing ones."""
     libraries: str | None = None
     """Versions of the libraries that produced the rows, as JSON."""
+    backend_details: str | None = None
+    """What the backend reported about itself (harness.backends.base.BackendInfo.details) as JSON:
+    model path, adapters, whether prefix reuse was on and why."""
     chat_template: str | None = None
     """Whether the prompts were laid out with the model's chat template, which one and why, as
     JSON (harness.models.chat_plan.ChatPlan.record); None: plain prompts."""

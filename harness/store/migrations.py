@@ -314,4 +314,12 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE samples ADD COLUMN cluster VARCHAR;
         """,
     ),
+    (
+        "016_run_backend_details",
+        r"""
+        -- What the serving side reported about itself for the run (model path, adapters, max length,
+        -- whether prefix reuse was on and the check behind it), as JSON. NULL for runs written before.
+        ALTER TABLE runs ADD COLUMN backend_details JSON;
+        """,
+    ),
 ]
