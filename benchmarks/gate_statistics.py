@@ -73,17 +73,18 @@ def left_skewed_pairs(rng, n, delta):
     return base + delta - (rng.exponential(0.2, n) - 0.2), base
 
 
-BROKEN_SHARE, BROKEN_LOSS = 0.1, (0.6, 1.0)
+BROKEN_SHARE, BROKEN_LOSS = 0.1, (0.6, 0.9)
 
 
 def broken_pairs(rng, n, delta):
     """A fine-tune that breaks a minority of items badly (the usual shape of a regression): scores
-    in [0, 1], a tenth of items lose 60-100% of their score, the rest move by delta plus the
-    broken items' expected loss (so the mean difference is delta), with small noise."""
-    base = rng.uniform(0.3, 0.85, n)
-    expected_loss = BROKEN_SHARE * np.mean(BROKEN_LOSS) * 0.575
+    in [0, 1], a tenth of items lose 60-90% of their score, the others gain what makes up the
+    broken ones' expected loss, with small noise; every item moves by delta besides, so the mean
+    difference is delta."""
+    base = rng.uniform(0.4, 0.85, n)
+    make_up = BROKEN_SHARE * np.mean(BROKEN_LOSS) * 0.625 / (1 - BROKEN_SHARE)
     broken = rng.random(n) < BROKEN_SHARE
-    cand = np.where(broken, base * (1 - rng.uniform(*BROKEN_LOSS, n)), base + delta + expected_loss + rng.normal(0, 0.02, n))
+    cand = np.where(broken, base * (1 - rng.uniform(*BROKEN_LOSS, n)), base + make_up + rng.normal(0, 0.02, n)) + delta
     return np.clip(cand, 0, 1), base
 
 

@@ -98,3 +98,28 @@ def test_halueval_pairs_share_a_cluster(tmp_path):
     records = load_halueval(LoadRequest(path))
     assert len(records) == 6 and len({r.cluster for r in records}) == 3
     assert {r.cluster for r in records[:2]} == {records[0].id.rsplit("-", 1)[0]}
+
+
+def test_review_cases_do_not_pass_without_evidence():
+    """Cases a review found passing on nothing: identical values whose float sd is 1e-17; an
+    all-zero sample in clusters of unequal size; a paired all-zero difference in clusters."""
+    from harness.stats.clusters import clustered_paired_test
+    from harness.stats.hypothesis import one_sample_mean
+
+    o = one_sample_mean([0.7] * 50, 0.71, 0.05, support=(0, 1))
+    assert o.p_below > 0.05 and o.high > 0.71 and "no variation" in o.method
+    assert one_sample_mean([0.7] * 50, 0.71, 0.05).p_below == 1.0  # no range: nothing bounds it
+    sizes = [1, 2, 3] * 8  # 24 clusters, 48 items
+    labels = [f"c{k}" for k, m in enumerate(sizes) for _ in range(m)]
+    values = {f"i{j}": 0.0 for j in range(len(labels))}
+    cluster_of = {f"i{j}": c for j, c in enumerate(labels)}
+    o = clustered_mean_test(values, cluster_of, 0.05, 0.05, 300, 0, support=(0, 1))
+    assert o.p_below > 0.05 and "24 clusters" in o.method
+    noisy = {k: (0.1 if j % 5 == 0 else 0.0) for j, k in enumerate(values)}
+    o = clustered_mean_test(noisy, cluster_of, 0.05, 0.05, 300, 0, support=(0, 1))
+    assert "clusters of 1-3 items" in o.method and o.low <= o.estimate <= o.high
+    o = clustered_paired_test(values, values, cluster_of, -0.02, 0.05, 300, 0, support=(0, 1))
+    assert o.p_above > 0.05
+    # one cluster: no interval, not a crash
+    e = bootstrap_mean([0.0, 1.0, 0.5], clusters=["a", "a", "a"])
+    assert e.mean == 0.5 and np.isnan(e.low)

@@ -463,3 +463,18 @@ def test_plan_never_prints_an_item_count_nobody_could_collect(tmp_path, capsys):
     assert main(["plan", str(report), "--store", str(tmp_path / "g.duckdb")]) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if "rougeL" in x)
     assert "no practical number of items (over 1,000,000) detects it" in line and "about" not in line
+
+
+def test_a_p100_or_p0_rule_says_it_can_never_be_bounded():
+    import math as m
+
+    from harness.report.gate import _items_needed
+    from harness.stats.hypothesis import TestOutcome
+    from harness.stats.metricspec import resolve
+
+    metric, params = resolve("latency_s_p100")
+    o = TestOutcome(1.0, 0.5, m.inf, m.nan, m.nan, 10, "exact binomial (order statistics)", "p100", m.nan)
+    assert _items_needed(metric, params, o, 0.1, "below", 0.05, 0.8) == (m.inf, True)
+    metric, params = resolve("latency_s_p10")
+    both = TestOutcome(1.0, -m.inf, m.inf, m.nan, m.nan, 2, "exact binomial (order statistics)", "p10", m.nan)
+    assert _items_needed(metric, params, both, 0.1, "between", 0.05, 0.8) == (29.0, True)  # the lower side needs 0.9^29 <= 0.05

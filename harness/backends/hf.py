@@ -8,6 +8,7 @@ acc/acc_norm are lm-eval's numbers; tests compare the two on a tiny model.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from pathlib import Path
 from typing import cast
@@ -67,13 +68,16 @@ class HFBackend:
         self.max_length = max_length or _model_max_length(model)
         dtype_name = quantization["scheme"] if quantization else str(next(model.parameters()).dtype).replace("torch.", "")
         # Reuse is exact or off: off for architectures whose cache is not plain attention, and
-        # checked against whole-prompt scoring on its first use for the rest (reuse_verified).
+        # checked against whole-prompt scoring for the rest: on first use, and again whenever inputs
+        # come longer than any checked (a window shorter than the prompts shows only then).
         self.reuse_off_because = None if prefix_reuse else "prefix_reuse: false"
         if prefix_reuse:
             self.reuse_off_because = reuse_unsupported(self.model.config)
             if self.reuse_off_because:
                 log.info("prefix reuse off for %s: %s", model_path, self.reuse_off_because)
         self.reuse_verified = False
+        self.reuse_checked_tokens = 0
+        """The longest input the reuse check has compared so far."""
         self.info = BackendInfo(name="hf", device=self.device, dtype=dtype_name, max_length=self.max_length,
                                 details={"model_path": str(model_path), "adapters": [str(a) for a in adapters], "max_length": self.max_length,
                                          "prefix_reuse": "on (checked exact on first use)" if self.reuse_off_because is None
@@ -112,8 +116,10 @@ class HFBackend:
         results: list[Loglikelihood | None] = [None] * len(p.input_of)
         groups = reuse_groups(p.inputs, p.need, self.PREFIX_MIN_TOKENS, self.SHORT_PREFIX_MIN_TOKENS,
                               self.SHORT_PREFIX_MIN_SAVING) if self.reuse_off_because is None else []
-        if groups and not self.reuse_verified and not self._check_reuse(p, groups[0]):
-            groups = []
+        if groups:
+            longest = max(groups, key=lambda g: max(len(p.inputs[i]) for i in g[1]))
+            if max(len(p.inputs[i]) for i in longest[1]) > self.reuse_checked_tokens and not self._check_reuse(p, longest):
+                groups = []
         grouped = {i for _, members in groups for i in members}
         plain = sorted((i for i in range(len(p.inputs)) if i not in grouped), key=lambda i: -len(p.inputs[i]))
         batches: list[tuple[int | None, int, list[int]]] = [(None, 0, plain[s:s + self.batch_size])
@@ -146,6 +152,8 @@ class HFBackend:
         """Score one batch of a prefix group both ways; reuse stays on for this model only when
         every scored position agrees within the dtype's tolerance (recorded in the run's
         backend details either way)."""
+        import torch
+
         plen, members = group
         # The longest and the shortest member: a batch of two with as much padding as the group has.
         by_length = sorted(members, key=lambda i: -len(p.inputs[i]))
@@ -153,15 +161,17 @@ class HFBackend:
         need = [p.need[i] for i in batch]
         reused = self._score_on_prefix(self._prefix_cache(p.inputs[batch[0]][:plen]), plen, [p.inputs[i][plen:] for i in batch], need)
         whole = [self._score_left_padded([p.inputs[i]], [p.need[i]])[0] for i in batch]  # one prompt per pass: no padding at all
-        gap = max(float((a - b).abs().max()) for a, b in zip(reused, whole))
+        # NaN anywhere is a disagreement, not a pass (a NaN comparison is False)
+        gap = max(float(torch.nan_to_num((a - b).abs(), nan=math.inf).max()) for a, b in zip(reused, whole))
         compute = str(next(self.model.parameters()).dtype).replace("torch.", "")
         tolerance = self.REUSE_TOLERANCE.get(compute, self.REUSE_TOLERANCE_HALF)
-        if gap > tolerance:
+        if not gap <= tolerance:
             self.reuse_off_because = f"reuse differs from whole-prompt scoring by {gap:.1e} (> {tolerance:g})"
             log.warning("prefix reuse off for this model: %s", self.reuse_off_because)
             self.info.details["prefix_reuse"] = f"off ({self.reuse_off_because})"
             return False
         self.reuse_verified = True
+        self.reuse_checked_tokens = max(self.reuse_checked_tokens, len(p.inputs[batch[0]]))
         self.info.details["prefix_reuse"] = f"on (checked: max difference {gap:.1e} from whole-prompt scoring)"
         return True
 

@@ -381,8 +381,10 @@ def _items_needed(metric: Metric, params: dict, outcome: TestOutcome, gap: float
         # A percentile q is bounded above only once q^n <= alpha (below: (1 - q)^n): fewer
         # requests leave that bound infinite whatever they measure.
         q = int(params["q"]) / 100
-        side = q if math.isinf(outcome.high) else 1 - q
-        return float(math.ceil(math.log(alpha) / math.log(side))), True
+        sides = ([q] if math.isinf(outcome.high) else []) + ([1 - q] if math.isinf(outcome.low) else [])
+        if any(side >= 1 for side in sides):  # p100 from above, p0 from below: no sample bounds them
+            return math.inf, True
+        return float(max(math.ceil(math.log(alpha) / math.log(side)) for side in sides)), True
     needed = n_needed(outcome.n, outcome.se, gap, alpha, power)
     if outcome.n < SHAPE_MIN_N and "betting bound" in outcome.method and math.isfinite(needed):
         # the normal-approximation count assumes the bootstrap's width, which only SHAPE_MIN_N items get
@@ -398,6 +400,7 @@ def _single_measurement(rule: GateRule, metric: Metric, outcome: TestOutcome, th
     v, tol = outcome.estimate, rule.tolerance
     # One number has no sampling distribution: its band is the declared tolerance (none: unbounded).
     low, high = (v - tol, v + tol) if tol is not None else (-math.inf, math.inf)
+    low, high = max(low, metric.low) if metric.low is not None else low, min(high, metric.high) if metric.high is not None else high
     outcome = replace(outcome, low=low, high=high, p_above=NAN, p_below=NAN)
     if good == "above":
         ok, broken = low >= thresholds[0], high < thresholds[0]
@@ -462,6 +465,8 @@ def needed_words(v: Verdict) -> str:
     it can be bounded at all, the items for a gap of the observed size, or that none will."""
     n = v.outcome.n if v.outcome is not None else 0
     if v.unbounded_percentile:
+        if math.isinf(v.n_needed):
+            return f"a {v.outcome.estimand} can never be bounded on that side from a sample: choose another percentile"
         return (f"{n} requests can't bound a {v.outcome.estimand} at all at this alpha: at least "
                 f"{int(v.n_needed)} are needed before the rule can be decided")
     if math.isinf(v.n_needed) or (not math.isnan(v.n_needed) and v.n_needed > TOO_MANY):

@@ -321,7 +321,9 @@ def one_sample_mean(values: Sequence[float], threshold: float, alpha: float, res
         o = one_sample_binary([(v - low) / (high - low) for v in x], (threshold - low) / (high - low), alpha)
         return TestOutcome(mean, low + o.low * (high - low), low + o.high * (high - low), o.p_above, o.p_below, n,
                            "exact binomial (values on the range's ends: 0/1 outcomes)", "mean", se)
-    if n < 2 or se == 0:
+    # Identical values: their float sd can be 1e-17 rather than 0, which would hand the bootstrap a
+    # zero-width interval; the range of the values says it exactly.
+    if n < 2 or float(np.ptp(x)) <= 1e-12 * max(1.0, abs(mean)):
         if support is not None and n >= 1:
             p_above, p_below, low_b, high_b = bounded.constant_sample_test(mean, n, *support, threshold, alpha)
             return TestOutcome(mean, low_b, high_b, p_above, p_below, n, "exact bound (no variation)", "mean", 0.0)

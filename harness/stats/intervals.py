@@ -45,6 +45,8 @@ def bootstrap_mean(values, resamples: int = 2000, confidence: float = 0.95, seed
     rng = np.random.default_rng(seed)
     if clusters is not None:
         sums, sizes = cluster_sums(x, clusters)
+        if len(sums) == 1:
+            return Estimate(mean, float("nan"), float("nan"), n)  # one cluster: nothing to resample
         if len(sums) < n:
             k = len(sums)
             means = np.concatenate([sums[idx].sum(axis=1) / sizes[idx].sum(axis=1)
