@@ -208,6 +208,27 @@ def build_parser() -> argparse.ArgumentParser:
     _store_arg(p)
     p.set_defaults(func=cmd_export)
 
+    p = sub.add_parser("store", help="merge stores written on several machines, or rebuild one from a snapshot",
+                       description="Combine results that several machines or CI jobs wrote into their own stores. Sources "
+                                   "are only read (runs and readers on them go on); the target must be new.")
+    store_sub = p.add_subparsers(dest="store_command", metavar="ACTION")
+    m = store_sub.add_parser("merge", help="merge stores into a new one: runs deduplicated by key, conflicts reported",
+                             description="Copy every run of the sources into a new store, in the order given. A run with "
+                                         "the same run key and variant as one already taken is a duplicate and left out; "
+                                         "when the two copies' scores differ (a timed task), that is reported as a "
+                                         "conflict and the first copy is kept. Variants, the judge cache and noise bands "
+                                         "are merged by key; checkpoints (unfinished work) are not.")
+    m.add_argument("sources", type=Path, nargs="+", metavar="STORE", help="stores to merge (.duckdb files)")
+    m.add_argument("--into", type=Path, required=True, help="the new store to write (must not exist)")
+    m.set_defaults(func=cmd_store_merge)
+    i = store_sub.add_parser("import", help="rebuild a store from a `harness export` snapshot",
+                             description="Rebuild a store from the Parquet snapshot `harness export` wrote (DuckDB's "
+                                         "IMPORT DATABASE), brought to this harness's schema.")
+    i.add_argument("snapshot", type=Path, help="the directory `harness export` wrote")
+    i.add_argument("--into", type=Path, required=True, help="the new store to write (must not exist)")
+    i.set_defaults(func=cmd_store_import)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
     p = sub.add_parser("list", help="list variants, runs or registered components",
                        description="List what the store holds (variants with lineage, runs) or what is registered "
                                    "(scorers with their metrics, every declared metric, backends, recipes, loaders, task kinds).")
@@ -509,6 +530,28 @@ def cmd_flips(args) -> int:
                 print(f"    reference: {short(f.reference)}")
             print(f"    {args.before}: {short(f.before[0])}")
             print(f"    {args.after}: {short(f.after[0])}")
+    return 0
+
+
+def cmd_store_merge(args) -> int:
+    from harness.store.merge import merge_stores
+
+    reports = merge_stores(args.sources, args.into)
+    for r in reports:
+        rows = ", ".join(f"{n} {t}" for t, n in r.rows_added.items() if n)
+        print(f"{r.path}: {r.runs_added} run(s) added, {r.runs_duplicate} duplicate(s) left out"
+              + (f", {len(r.conflicts)} conflict(s)" if r.conflicts else "") + (f" ({rows})" if rows else ""))
+        for c in r.conflicts:
+            print(f"  conflict: {c}", file=sys.stderr)
+    print(f"merged {len(reports)} store(s) into {args.into}")
+    return 0
+
+
+def cmd_store_import(args) -> int:
+    from harness.store.merge import import_snapshot
+
+    tables = import_snapshot(args.snapshot, args.into)
+    print(f"{args.into}: rebuilt from {args.snapshot} ({len(tables)} tables)")
     return 0
 
 
