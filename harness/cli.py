@@ -269,6 +269,10 @@ def cmd_schema(args) -> int:
     return 0
 
 
+MODEL_PACKAGES = frozenset({"torch", "transformers", "tokenizers", "safetensors"})
+"""The `models` extra: a command that needs one of these says which extra to install."""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -287,6 +291,16 @@ def main(argv: list[str] | None = None) -> int:
         if exc.hint:
             print(f"Hint: {exc.hint}", file=sys.stderr)
         return exc.exit_code
+    except ModuleNotFoundError as exc:
+        root = (exc.name or "").split(".")[0]
+        if root not in MODEL_PACKAGES:
+            raise
+        # The core install reads and writes stores; loading a model needs the `models` extra.
+        print(f"Error: `harness {args.command}` needs the package '{root}' to work with models, and it is not installed",
+              file=sys.stderr)
+        print("Hint: pip install 'harness[models]' (the core install validates files and reads and writes stores only)",
+              file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         return 130

@@ -1,0 +1,60 @@
+"""The core install (no torch, transformers, tokenizers or safetensors) reads and writes stores:
+validate, plan, report, gate, list, export and store merge run with those packages made
+unimportable; a command that needs a model exits 2 naming the `models` extra."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+from tests.conftest import REPO, write
+from tests.test_pairing import SUITE, items
+
+BLOCK = textwrap.dedent("""
+    import sys
+    BLOCKED = {"torch", "transformers", "tokenizers", "safetensors", "peft", "trl", "bitsandbytes", "accelerate"}
+    class Blocker:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in BLOCKED:
+                raise ModuleNotFoundError(f"No module named '{name}'", name=name)
+    sys.meta_path.insert(0, Blocker())
+    from harness.cli import main
+    sys.exit(main(sys.argv[1:]))
+    """)
+
+
+def light(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", BLOCK, *args], capture_output=True, text=True, cwd=REPO, timeout=300)
+
+
+def test_store_commands_run_without_model_packages(tmp_path):
+    from harness.cli import main
+
+    write(tmp_path / "s.yaml", SUITE)
+    items(tmp_path / "items.jsonl", 0, 12)
+    write(tmp_path / "a.yaml", "base: {name: a, source: fake, options: {favour: [A]}}\n")
+    write(tmp_path / "b.yaml", "base: {name: b, source: fake, options: {favour: [B]}}\n")
+    for v in ("a", "b"):  # written by the full install (a model job)
+        assert main(["run", str(tmp_path / "s.yaml"), "--models", str(tmp_path / f"{v}.yaml"), "--store", str(tmp_path / f"{v}.duckdb")]) == 0
+    report = write(tmp_path / "r.yaml", "title: t\nvariants: [a, b]\nstatistics: {resamples: 100}\ngate:\n"
+                                        "  - {variant: b, baseline: a, task: quiz, metric: acc, max_drop: 0.1}\n")
+    merged = str(tmp_path / "all.duckdb")
+    for args, code in [(["store", "merge", str(tmp_path / "a.duckdb"), str(tmp_path / "b.duckdb"), "--into", merged], 0),
+                       (["validate", str(tmp_path / "s.yaml"), str(report)], 0),
+                       (["report", str(report), "--store", merged, "--out", str(tmp_path / "r.html")], 0),
+                       (["gate", str(report), "--store", merged], 1),
+                       (["plan", str(report), "--store", merged], 0),
+                       (["list", "runs", "--store", merged], 0),
+                       (["export", str(tmp_path / "snap"), "--store", merged], 0)]:
+        done = light(*args)
+        assert done.returncode == code, (args, done.stderr[-2000:])
+
+
+def test_a_model_command_without_the_models_extra_names_it(tmp_path, tiny_model_dir):
+    models = write(tmp_path / "m.yaml", f"base: {{name: tiny, source: hf_dir, path: {tiny_model_dir}}}\n")
+    write(tmp_path / "s.yaml", SUITE)
+    items(tmp_path / "items.jsonl", 0, 4)
+    done = light("run", str(tmp_path / "s.yaml"), "--models", str(models), "--store", str(tmp_path / "h.duckdb"))
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "needs the package" in done.stderr and "pip install 'harness[models]'" in done.stderr
