@@ -57,4 +57,11 @@ def test_a_model_command_without_the_models_extra_names_it(tmp_path, tiny_model_
     items(tmp_path / "items.jsonl", 0, 4)
     done = light("run", str(tmp_path / "s.yaml"), "--models", str(models), "--store", str(tmp_path / "h.duckdb"))
     assert done.returncode == 2, done.stderr[-2000:]
-    assert "needs the package" in done.stderr and "pip install 'harness[models]'" in done.stderr
+    assert "needs the package 'torch'" in done.stderr and "pip install 'harness[models]'" in done.stderr
+    assert "Traceback" not in done.stderr
+    if (tmp_path / "h.duckdb").exists():  # checked before any run is written
+        import duckdb
+
+        con = duckdb.connect(str(tmp_path / "h.duckdb"), read_only=True)
+        assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 0
+        con.close()

@@ -23,7 +23,7 @@ from harness.backends.base import (
     plan_scoring,
     split_pair,
 )
-from harness.errors import ConfigError
+from harness.errors import ConfigError, MissingDependencyError
 from harness.models.loading import load_causal_lm, load_quantized
 from harness.models.tokenizers import shared_tokenizer
 from harness.progress import progress
@@ -460,5 +460,19 @@ def _check(options: dict, where: str) -> None:
         raise ConfigError(f"{where}.prefix_reuse: expected true or false, got {options['prefix_reuse']!r}")
 
 
+def _can_serve(model) -> None:
+    """torch and transformers are the `models` extra: without them, say so before a run writes
+    anything (found, not imported: the check costs nothing)."""
+    import importlib.util
+
+    for package in ("torch", "transformers"):
+        try:
+            found = importlib.util.find_spec(package) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise MissingDependencyError(f"{model.name} (served in-process by transformers)", package, "models")
+
+
 FACTORY = BackendFactory(open_model, frozenset({"max_length", "batch_size", "prefix_reuse", "dtype"}), "transformers in-process (CPU or CUDA)",
-                         integer_options=frozenset({"max_length", "batch_size"}), check=_check)
+                         integer_options=frozenset({"max_length", "batch_size"}), check=_check, can_serve=_can_serve)

@@ -246,16 +246,16 @@ def _pairing(store: Store, rule: GateRule, spec: ReportSpec, cand: dict, base: d
 
 
 def _test(store: Store, rule: GateRule, metric: Metric, params: dict, cand: dict, base: dict | None, threshold: float,
-          good: str, alpha: float, spec: ReportSpec, shared: frozenset[str] | None = None) -> tuple[TestOutcome, list[str]]:
+          alpha: float, spec: ReportSpec, shared: frozenset[str] | None = None) -> tuple[TestOutcome, list[str]]:
     if rule.clean_only and metric.level != "item":
         raise _RuleError(f"clean_only applies to per-item metrics; '{metric.name}' is a run-level figure")
     if metric.level == "item":
-        return _test_items(store, rule, metric, cand, base, threshold, good, alpha, spec, shared)
-    return _test_run(store, rule, metric, params, cand, base, threshold, good, alpha, spec)
+        return _test_items(store, rule, metric, cand, base, threshold, alpha, spec, shared)
+    return _test_run(store, rule, metric, params, cand, base, threshold, alpha, spec)
 
 
 def _test_items(store: Store, rule: GateRule, metric: Metric, cand: dict, base: dict | None, threshold: float,
-                good: str, alpha: float, spec: ReportSpec, shared_items: frozenset[str] | None = None
+                alpha: float, spec: ReportSpec, shared_items: frozenset[str] | None = None
                 ) -> tuple[TestOutcome, list[str]]:
     """A per-item metric: one-sample against the threshold, or paired on the items both runs have
     (`shared_items`: only on these item ids, those with identical content in both runs)."""
@@ -289,7 +289,7 @@ def _test_items(store: Store, rule: GateRule, metric: Metric, cand: dict, base: 
 
 
 def _test_run(store: Store, rule: GateRule, metric: Metric, params: dict, cand: dict, base: dict | None, threshold: float,
-              good: str, alpha: float, spec: ReportSpec) -> tuple[TestOutcome, list[str]]:
+              alpha: float, spec: ReportSpec) -> tuple[TestOutcome, list[str]]:
     """A run-level figure: a single measurement, a quantile, a ratio of sums, or a resampled statistic."""
     st = spec.statistics
     notes: list[str] = []
@@ -340,7 +340,7 @@ def evaluate_rule(store: Store, rule: GateRule, spec: ReportSpec) -> Verdict:
         thresholds, good = _thresholds(rule, metric)
         outcomes = []
         for t in thresholds:
-            outcome, extra = _test(store, rule, metric, params, cand, base, t, good, alpha, spec, shared)
+            outcome, extra = _test(store, rule, metric, params, cand, base, t, alpha, spec, shared)
             outcomes.append(outcome)
         notes += [n for n in extra if n not in notes]
     except _RuleError as exc:

@@ -84,13 +84,18 @@ def _boundary(rejects, lo: float, hi: float, iterations: int = 40) -> float:
     the one-sided bound. lo itself when even lo is not rejected."""
     if not rejects(lo + 1e-12):
         return lo
+    return bisect(rejects, lo, hi, iterations)
+
+
+def bisect(holds, lo: float, hi: float, iterations: int = 60) -> float:
+    """The boundary between lo (`holds` true) and hi (false) of a monotone predicate."""
     for _ in range(iterations):
         mid = (lo + hi) / 2
-        if rejects(mid):
+        if holds(mid):
             lo = mid
         else:
             hi = mid
-    return lo
+    return (lo + hi) / 2
 
 
 def constant_sample_test(value: float, n: int, low: float, high: float, threshold: float, alpha: float):

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from harness.stats.hypothesis import TestOutcome, _bisect, one_sample_mean
+from harness.stats.bounded import bisect
+from harness.stats.hypothesis import TestOutcome, one_sample_mean
 from harness.stats.intervals import cluster_sums
 
 
@@ -69,8 +70,8 @@ def _ratio_of_sums(sums, sizes, threshold: float, alpha: float, resamples: int, 
     low = high = float("nan")
     if refine:
         lo_end, hi_end = support if support is not None else (est - 10 * (abs(est) + 1.0), est + 10 * (abs(est) + 1.0))
-        low = _bisect(lambda t: test(t, False).p_above <= alpha, lo_end, est, 40)
-        high = _bisect(lambda t: test(t, False).p_below > alpha, est, hi_end, 40)
+        low = bisect(lambda t: test(t, False).p_above <= alpha, lo_end, est, 40)
+        high = bisect(lambda t: test(t, False).p_below > alpha, est, hi_end, 40)
     se = float(np.std(sums - est * sizes, ddof=1) / (np.sqrt(len(sums)) * sizes.mean()))
     return TestOutcome(est, low, high, at.p_above, at.p_below, len(sums), at.method.replace("studentized bootstrap",
                        "studentized cluster bootstrap of the ratio of sums"), "mean", se)

@@ -78,15 +78,8 @@ def chunk_sizes(resamples: int, n: int):
         done += size
 
 
-def _bisect(f: Callable[[float], bool], lo: float, hi: float, iterations: int = 60) -> float:
-    """The boundary between lo (f true) and hi (f false) of a monotone predicate."""
-    for _ in range(iterations):
-        mid = (lo + hi) / 2
-        if f(mid):
-            lo = mid
-        else:
-            hi = mid
-    return (lo + hi) / 2
+_bisect = bounded.bisect
+"""The boundary between lo (f true) and hi (f false) of a monotone predicate."""
 
 
 def holm(pvalues: Sequence[float]) -> list[float]:
