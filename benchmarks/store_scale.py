@@ -78,17 +78,27 @@ def main() -> int:
                     for n in names[1:6])
     report.write_text(f"title: campaign\nvariants: [{', '.join(names)}]\nbaseline: v00\nstatistics: {{resamples: 2000}}\n"
                       f"gate:\n{rules}")
+    print(f"  store kept at {store_path}")
     for cmd in (["report", str(report), "--store", str(store_path), "--out", str(work / "campaign.html")],
                 ["gate", str(report), "--store", str(store_path)]):
         t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "harness", *cmd], cwd=REPO, capture_output=True, text=True,
+        proc = subprocess.run([sys.executable, "-c", PEAK_MEMORY, *cmd], cwd=REPO, capture_output=True, text=True,
                               env={"HARNESS_PROGRESS": "0", **__import__("os").environ})
         elapsed = time.perf_counter() - t0
+        peak = next((int(line.split()[1]) for line in proc.stderr.splitlines() if line.startswith("PEAK_RSS_KB ")), 0)
         print(f"  harness {cmd[0]} over the store (whole process, {args.variants} variants, 5 gate rules): {elapsed:.1f} s, "
-              f"exit {proc.returncode}")
+              f"peak memory {peak / 1024:,.0f} MB, exit {proc.returncode}")
         if proc.returncode not in (0, 1, 3):
             print(proc.stderr[-2000:])
     return 0
+
+
+PEAK_MEMORY = """import resource, sys
+from harness.cli import main
+code = main(sys.argv[1:])
+print("PEAK_RSS_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+sys.exit(code)"""
+"""A harness CLI call that reports its peak resident memory (the process's, DuckDB's included)."""
 
 
 def _conversion_reference(rows) -> tuple[float, float]:

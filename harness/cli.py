@@ -84,6 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="evaluate a seeded random sample of N items of each task (a smoke test: the run is recorded as "
                         "partial, and reports and gates keep reading full runs)")
     p.add_argument("--force", action="store_true", help="recompute even when an identical run is stored")
+    p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="evaluate on a Ray cluster: each model's replicas (models file `resources:`) evaluate shards of "
+                        "its items, and this process alone writes the store. No ADDRESS: a local Ray instance with this "
+                        "machine's CPUs and GPUs; else host:port of `ray start --head`, ray://host:port, or auto "
+                        "(needs harness[ray]). Results are the single-process run's")
+    p.add_argument("--shard-items", type=_positive, metavar="N",
+                   help="with --ray: items per shard (default 32, rounded up to whole generation batches); a killed "
+                        "replica loses at most its shard in flight")
     _store_arg(p)
     p.set_defaults(func=cmd_run)
 
@@ -341,11 +349,18 @@ def cmd_build(args) -> int:
 def cmd_run(args) -> int:
     from harness.analysis.metrics import summarize
     from harness.data.answers import parse_answers_arg
+    from harness.errors import ConfigError
+    from harness.run.distributed import DEFAULT_SHARD_ITEMS, RayOptions
     from harness.run.evaluate import run_suites
     from harness.store.db import open_store
 
+    if args.shard_items is not None and args.ray is None:
+        raise ConfigError("--shard-items: only with --ray (one process evaluates every item of a task in its own batches)")
+    ray = None
+    if args.ray is not None:
+        ray = RayOptions(None if args.ray == "local" else args.ray, args.shard_items or DEFAULT_SHARD_ITEMS)
     outcomes = run_suites(args.suites, args.models, args.store, args.variant, args.force, args.limit,
-                          parse_answers_arg(args.answers))
+                          parse_answers_arg(args.answers), ray)
     variants = list(dict.fromkeys(o.variant for o in outcomes))
     run_ids = [o.run_id for o in outcomes]
     with open_store(args.store, read_only=True) as store:

@@ -8,7 +8,11 @@
      on the bare base);
   4. multiple-choice parity: per-option log-likelihoods of vLLM against the hf backend on the
      same chain, over data/mmlu_sample (max and mean absolute difference, answer agreement);
-  5. generation throughput of vLLM against hf on the same 64 prompts.
+  5. generation throughput of vLLM against hf on the same 64 prompts;
+  6. `harness run --ray` with vLLM replicas: the MMLU-format sample on one process, on one Ray
+     replica, on two data-parallel replicas (half a GPU each on a one-GPU machine, a GPU each on
+     more) and, with two GPUs or more, one engine tensor-parallel over two; wall time and the
+     largest per-option log-likelihood difference from the one-process run.
 
 Prints one JSON line per stage with timings and memory. Exits 0 and says so when CUDA or an
 optional package is missing. Usage:  python scripts/gpu_check.py [--workdir DIR]
@@ -135,7 +139,67 @@ def main() -> int:
     agree = sum(_argmax(figures["vllm"][i:i + 4]) == _argmax(figures["hf"][i:i + 4]) for i in range(0, len(diffs), 4))
     emit("parity", max_abs_diff=round(max(diffs), 5), mean_abs_diff=round(sum(diffs) / len(diffs), 5),
          answers_agree=f"{agree}/{len(diffs) // 4}")
+    ray_parallel(work, torch.cuda.device_count())
     return 0
+
+
+PARALLEL_SUITE = """
+name: gpu_parallel
+tasks:
+  - name: mmlu_sample
+    type: multiple_choice
+    data: {{format: mmlu_csv, path: {repo}/data/mmlu_sample, split: test}}
+    fewshot: {{k: 3, split: dev}}
+    prompt:
+      description: "The following are multiple choice questions (with answers) about {{{{ subject }}}}.\\n\\n"
+      template: "{{{{ question.strip() }}}}\\nA. {{{{ choices[0] }}}}\\nB. {{{{ choices[1] }}}}\\nC. {{{{ choices[2] }}}}\\nD. {{{{ choices[3] }}}}\\nAnswer:"
+    multiple_choice: {{choices_field: choices, answer_field: answer, continuation: letter}}
+    scorers: [acc]
+"""
+
+
+def ray_parallel(work: Path, gpus: int) -> None:
+    """Stage 6: vLLM replicas on Ray (data parallel; tensor parallel 2 where two GPUs exist)."""
+    try:
+        import ray
+    except ImportError:
+        emit("ray", skipped="ray is not installed: pip install 'harness[ray]'")
+        return
+    import duckdb
+
+    from harness.run.distributed import RayOptions
+    from harness.run.evaluate import run_suites
+
+    suite = work / "parallel.yaml"
+    suite.write_text(PARALLEL_SUITE.format(repo=REPO))
+    per = 1.0 if gpus >= 2 else 0.5
+    configs = [("one process", "", None), ("ray, 1 replica", ", resources: {num_replicas: 1}", 1),
+               (f"ray, 2 data-parallel replicas ({per:g} GPU each)", f", resources: {{num_replicas: 2, num_gpus: {per}}}", 2)]
+    if gpus >= 2:
+        configs.append(("ray, tensor parallel 2", ", resources: {num_replicas: 1}", "tp"))
+    ray.init(include_dashboard=False, log_to_driver=False, namespace="harness")
+    reference = None
+    for label, resources, mode in configs:
+        options = "{gpu_memory_utilization: 0.35, max_length: 1024" + (", tensor_parallel_size: 2" if mode == "tp" else "") + "}"
+        models = work / f"parallel-{len(label)}.yaml"
+        models.write_text(f"base: {{name: gemma3-270m, source: embedded, dtype: bfloat16, backend: vllm, options: {options}{resources}}}\n")
+        store = work / f"parallel-{len(label)}.duckdb"
+        t0 = time.perf_counter()
+        try:
+            run_suites([suite], models, store, ray=None if mode is None else RayOptions(None, 16))
+        except Exception as exc:  # noqa: BLE001 - a stage's failure is reported, the next one still runs
+            emit("ray", config=label, error=f"{type(exc).__name__}: {exc}"[:500])
+            continue
+        wall = time.perf_counter() - t0
+        con = duckdb.connect(str(store), read_only=True)
+        lls = [json.loads(d)["loglikelihoods"] for (d,) in con.execute("SELECT details FROM samples ORDER BY sample_id").fetchall()]
+        details = json.loads(con.execute("SELECT backend_details FROM runs").fetchone()[0] or "{}")
+        con.close()
+        flat = [x for row in lls for x in row]
+        reference = reference or flat
+        emit("ray", config=label, items=len(lls), command_s=round(wall, 1), ray=details.get("ray"),
+             max_abs_diff_vs_one_process=round(max(abs(a - b) for a, b in zip(flat, reference)), 6))
+    ray.shutdown()
 
 
 TOPICS = ["a rainy morning", "the new oat latte", "weekend opening hours", "a latte art workshop",

@@ -137,3 +137,15 @@ def scripted_latency(tmp_path):
         return main(["run", str(suite), "--models", str(models), "--store", str(store)])
 
     return run
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local Ray instance for the session (2 CPUs, as on CI): its GCS address. `harness run
+    --ray` in this process joins it; a subprocess joins it with `--ray ADDRESS`."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, namespace="harness", include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()

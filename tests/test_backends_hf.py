@@ -282,3 +282,44 @@ def test_a_local_judge_score_does_not_depend_on_its_batch(sliding_window_model_d
     together = [r.text for r in judge.judge_many(calls)]
     alone = [judge.judge_many([c])[0].text for c in calls]
     assert together == alone
+
+
+def test_batch_size_auto_halves_on_out_of_memory_and_records_it(tiny_model_dir, monkeypatch):
+    """batch_size: auto starts at 64 and halves a batch that runs out of memory until it fits; the
+    numbers are those of a fixed batch size, and the size reached is in the run's details."""
+    import torch
+
+    auto = HFBackend(tiny_model_dir, max_length=128, batch_size="auto", prefix_reuse=False)
+    fixed = HFBackend(tiny_model_dir, max_length=128, batch_size=4, prefix_reuse=False)
+    real_score, real_generate = HFBackend._score_left_padded, HFBackend._generate_batch
+
+    def score(self, inputs, need):
+        if self.auto_batch and len(inputs) > 5:  # "the device" holds 5 inputs
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_score(self, inputs, need)
+
+    def generate(self, prompts, batch, config, results):
+        if self.auto_batch and len(batch) > 5:
+            raise RuntimeError("CUDA error: out of memory")
+        return real_generate(self, prompts, batch, config, results)
+    monkeypatch.setattr(HFBackend, "_score_left_padded", score)
+    monkeypatch.setattr(HFBackend, "_generate_batch", generate)
+    requests = PAIRS * 4
+    got, want = auto.loglikelihood(requests), fixed.loglikelihood(requests)
+    assert [g.logprob for g in got] == pytest.approx([w.logprob for w in want], abs=1e-5)
+    # (identical inputs share one pass: the 24 requests are 6 inputs, halved once to 3)
+    assert auto.info.details["batch_size"] == {"auto": True, "start": 64, "reached": 3, "halvings_on_out_of_memory": 1}
+    config = GenerationConfig(max_new_tokens=4, batch_size=64)
+    prompts = [c for c, _ in PAIRS] * 2
+    assert [g.text for g in auto.generate(prompts, config)] == [g.text for g in fixed.generate(prompts, GenerationConfig(4, batch_size=4))]
+    assert auto.batch_size == 3  # fits: no further halving
+    fresh = HFBackend(tiny_model_dir, max_length=128, batch_size="auto", prefix_reuse=False)
+    fresh.model = auto.model  # generation alone: 12 prompts, 12 -> 6 -> 3
+    assert [g.text for g in fresh.generate(prompts, config)] == [g.text for g in fixed.generate(prompts, GenerationConfig(4, batch_size=3))]
+    assert fresh.info.details["batch_size"]["reached"] == 3 and fresh.halvings == 2
+
+    def broken(self, inputs, need):
+        raise RuntimeError("shape mismatch")  # not a memory error: raised, not halved
+    monkeypatch.setattr(HFBackend, "_score_left_padded", broken)
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        auto.loglikelihood(PAIRS)

@@ -41,15 +41,21 @@ class HFBackend:
         dtype: str = "float32",
         device: str | None = None,
         max_length: int | None = None,
-        batch_size: int = 8,
+        batch_size: int | str = 8,
         model=None,
         tokenizer=None,
         quantization: dict | None = None,
         prefix_reuse: bool = True,
+        device_map: str | dict | None = None,
+        max_memory: dict | None = None,
     ):
         import torch
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.batch_size = batch_size
+        # batch_size "auto": the largest that fits, starting at AUTO_BATCH_START and halved on
+        # out-of-memory (the size reached and the halvings are recorded in the run's details)
+        self.auto_batch = batch_size == "auto"
+        self.batch_size = self.AUTO_BATCH_START if self.auto_batch else int(batch_size)
+        self.halvings = 0
         if model is None:
             start = time.perf_counter()
 
@@ -57,10 +63,14 @@ class HFBackend:
             if quantization is not None:
                 model = load_quantized(model_path, quantization)
             else:
-                model = load_causal_lm(model_path, adapters, dtype, merge_all=False)
+                model = load_causal_lm(model_path, adapters, dtype, merge_all=False, device_map=device_map, max_memory=max_memory)
             log.info("loaded %s%s in %.1fs", model_path, f" + {len(adapters)} adapter(s)" if adapters else "", time.perf_counter() - start)
-        # Quantized (bitsandbytes) models are placed at load time and refuse .to().
-        self.model = (model if quantization is not None else model.to(self.device)).eval()
+        # Quantized (bitsandbytes) models and models spread by a device map are placed at load
+        # time (and refuse .to()); inputs then go where the embeddings are.
+        placed = quantization is not None or device_map is not None
+        self.model = (model if placed else model.to(self.device)).eval()
+        if device_map is not None:
+            self.device = str(self.model.get_input_embeddings().weight.device)
         skinny_vocab_projection(self.model)
         self.tokenizer = tokenizer
         if self.tokenizer.pad_token_id is None:
@@ -82,6 +92,10 @@ class HFBackend:
                                 details={"model_path": str(model_path), "adapters": [str(a) for a in adapters], "max_length": self.max_length,
                                          "prefix_reuse": "on (checked exact on first use)" if self.reuse_off_because is None
                                          else f"off ({self.reuse_off_because})"})
+        if device_map is not None:
+            self.info.details.update(device_map=getattr(self.model, "hf_device_map", device_map), max_memory=max_memory)
+        if self.auto_batch:
+            self._record_batch_size()
 
     def _encode(self, text: str) -> list[int]:
         return encode_text(self.tokenizer, text)
@@ -102,6 +116,35 @@ class HFBackend:
     moved them by 0.25. Half precision rounds differently per batch shape, so it gets
     REUSE_TOLERANCE_HALF."""
     REUSE_TOLERANCE_HALF = 1e-2
+    AUTO_BATCH_START = 64
+    """batch_size: auto starts here and halves on out-of-memory."""
+
+    def _record_batch_size(self) -> None:
+        self.info.details["batch_size"] = {"auto": True, "start": self.AUTO_BATCH_START, "reached": self.batch_size,
+                                           "halvings_on_out_of_memory": self.halvings}
+
+    def _fitting(self, items: list, run) -> list:
+        """`run(chunk)` over `items` in chunks the device holds: with batch_size auto, a chunk that
+        runs out of memory is halved (and so is every later chunk) until it fits; else one call."""
+        if not self.auto_batch:
+            return run(items)
+        out: list = []
+        start = 0
+        while start < len(items):
+            chunk = items[start:start + self.batch_size]
+            try:
+                out += run(chunk)
+            except Exception as exc:  # noqa: BLE001 - only out-of-memory is handled; the rest re-raise
+                if not _out_of_memory(exc) or len(chunk) == 1:
+                    raise
+                self.batch_size = max(1, len(chunk) // 2)
+                self.halvings += 1
+                self._record_batch_size()
+                log.warning("out of memory at batch size %d: halved to %d", len(chunk), self.batch_size)
+                _free_device_memory()
+                continue
+            start += len(chunk)
+        return out
 
     def loglikelihood(self, requests: list[tuple[str, str]], on_done=None) -> list[Loglikelihood]:
         """Batch-first scoring. Requests whose model input is identical (e.g. the four
@@ -130,11 +173,12 @@ class HFBackend:
         cache: tuple[int | None, object] = (None, None)  # the one prefix cache alive: (group, cache)
         for g, plen, batch in progress(batches, desc="loglikelihood", unit="batch"):
             if g is None:
-                rows = self._score_left_padded([p.inputs[i] for i in batch], [p.need[i] for i in batch])
+                rows = self._fitting(batch, lambda b: self._score_left_padded([p.inputs[i] for i in b], [p.need[i] for i in b]))
             else:
                 if cache[0] != g:
                     cache = (g, self._prefix_cache(p.inputs[batch[0]][:plen]))
-                rows = self._score_on_prefix(cache[1], plen, [p.inputs[i][plen:] for i in batch], [p.need[i] for i in batch])
+                rows = self._fitting(batch, lambda b, c=cache[1], n=plen: self._score_on_prefix(
+                    c, n, [p.inputs[i][n:] for i in b], [p.need[i] for i in b]))
             done = {}
             for lp, i in zip(rows, batch):
                 for pos in p.asking[i]:
@@ -252,39 +296,64 @@ class HFBackend:
         results: dict[int, Generation] = {}
         if config.temperature > 0:
             torch.manual_seed(config.seed)
-        for start in progress(range(0, len(order), config.batch_size), desc="generate", unit="batch"):
-            batch = order[start:start + config.batch_size]
-            # Encoded one by one as lm-eval encodes them: a prompt that already starts with BOS (a
-            # chat template's rendering) gets no second one
-            enc = tok.pad({"input_ids": [encode_text(tok, prompts[i]) for i in batch]}, return_tensors="pt", padding=True)
-            enc = {k: v.to(self.device) for k, v in enc.items()}
-            kwargs = dict(max_new_tokens=config.max_new_tokens, pad_token_id=tok.pad_token_id)
-            if config.temperature > 0:
-                kwargs.update(do_sample=True, temperature=config.temperature, top_p=config.top_p, top_k=config.top_k or None)
-            else:
-                kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-            if config.repetition_penalty != 1.0:
-                kwargs.update(repetition_penalty=config.repetition_penalty)
-            if config.stop:
-                kwargs.update(stop_strings=list(config.stop), tokenizer=tok)
-            timer = _FirstTokenTimer()
-            t0 = timer.start = time.perf_counter()
-            with torch.no_grad():
-                out = self.model.generate(**enc, **kwargs, stopping_criteria=_criteria(timer))
-            elapsed = time.perf_counter() - t0
-            width = enc["input_ids"].shape[1]
-            for row, i in enumerate(batch):
-                text = apply_stop(tok.decode(out[row, width:], skip_special_tokens=True), config.stop)
-                n_prompt = int(enc["attention_mask"][row].sum())
-                n_out = len(tok.encode(text, add_special_tokens=False)) if text else 0
-                results[i] = Generation(text, n_prompt, n_out, elapsed / len(batch), timer.ttft(elapsed), elapsed)
+        size = min(config.batch_size, self.batch_size) if self.auto_batch else config.batch_size
+        for start in progress(range(0, len(order), size), desc="generate", unit="batch"):
+            self._fitting(order[start:start + size], lambda batch: self._generate_batch(prompts, batch, config, results))
         return [results[i] for i in range(len(prompts))]
+
+    def _generate_batch(self, prompts: list[str], batch: list[int], config: GenerationConfig, results: dict) -> list:
+        """Generate the prompts at positions `batch` together (left-padded) into `results`."""
+        import torch
+
+        tok = self.tokenizer
+        # Encoded one by one as lm-eval encodes them: a prompt that already starts with BOS (a
+        # chat template's rendering) gets no second one
+        enc = tok.pad({"input_ids": [encode_text(tok, prompts[i]) for i in batch]}, return_tensors="pt", padding=True)
+        enc = {k: v.to(self.device) for k, v in enc.items()}
+        kwargs = dict(max_new_tokens=config.max_new_tokens, pad_token_id=tok.pad_token_id)
+        if config.temperature > 0:
+            kwargs.update(do_sample=True, temperature=config.temperature, top_p=config.top_p, top_k=config.top_k or None)
+        else:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        if config.repetition_penalty != 1.0:
+            kwargs.update(repetition_penalty=config.repetition_penalty)
+        if config.stop:
+            kwargs.update(stop_strings=list(config.stop), tokenizer=tok)
+        timer = _FirstTokenTimer()
+        t0 = timer.start = time.perf_counter()
+        with torch.no_grad():
+            out = self.model.generate(**enc, **kwargs, stopping_criteria=_criteria(timer))
+        elapsed = time.perf_counter() - t0
+        width = enc["input_ids"].shape[1]
+        for row, i in enumerate(batch):
+            text = apply_stop(tok.decode(out[row, width:], skip_special_tokens=True), config.stop)
+            n_prompt = int(enc["attention_mask"][row].sum())
+            n_out = len(tok.encode(text, add_special_tokens=False)) if text else 0
+            results[i] = Generation(text, n_prompt, n_out, elapsed / len(batch), timer.ttft(elapsed), elapsed)
+        return batch
 
     def close(self) -> None:
         import gc
 
         self.model = None
         gc.collect()
+
+
+def _out_of_memory(exc: Exception) -> bool:
+    """A CUDA (or host) out-of-memory error: the only failure batch_size auto recovers from."""
+    if isinstance(exc, MemoryError):
+        return True
+    return type(exc).__name__ == "OutOfMemoryError" or (isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower())
+
+
+def _free_device_memory() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 class _FirstTokenTimer:
@@ -447,7 +516,8 @@ def open_model(model, options: dict | None = None) -> HFBackend:
     options = options or {}
     return HFBackend(model.base_dir, adapters=list(model.adapters), dtype=options.get("dtype", model.dtype), quantization=model.quantization,
                      max_length=options.get("max_length"), batch_size=options.get("batch_size", 8),
-                     prefix_reuse=options.get("prefix_reuse", True))
+                     prefix_reuse=options.get("prefix_reuse", True), device_map=options.get("device_map"),
+                     max_memory=options.get("max_memory"))
 
 
 DTYPES = ("float32", "bfloat16", "float16")
@@ -458,6 +528,20 @@ def _check(options: dict, where: str) -> None:
         raise ConfigError(f"{where}.dtype: expected one of {', '.join(DTYPES)}, got {options['dtype']!r}")
     if not isinstance(options.get("prefix_reuse", True), bool):
         raise ConfigError(f"{where}.prefix_reuse: expected true or false, got {options['prefix_reuse']!r}")
+    size = options.get("batch_size", 8)
+    if size != "auto" and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
+        raise ConfigError(f"{where}.batch_size: expected a whole number of at least 1 or auto, got {size!r}")
+    device_map = options.get("device_map")
+    if device_map is not None and not isinstance(device_map, (str, dict)):
+        raise ConfigError(f"{where}.device_map: expected auto, a device (cpu, cuda:0) or a module -> device mapping, "
+                          f"got {device_map!r}")
+    memory = options.get("max_memory")
+    if memory is not None:
+        if not isinstance(memory, dict) or not all(isinstance(v, (str, int)) for v in memory.values()):
+            raise ConfigError(f"{where}.max_memory: expected a mapping of device to size, e.g. {{0: 20GiB, 1: 20GiB, cpu: 60GiB}}, "
+                              f"got {memory!r}")
+        if device_map is None:
+            raise ConfigError(f"{where}.max_memory: only means something with a device_map", hint="add device_map: auto")
 
 
 def _can_serve(model) -> None:
@@ -474,5 +558,6 @@ def _can_serve(model) -> None:
             raise MissingDependencyError(f"{model.name} (served in-process by transformers)", package, "models")
 
 
-FACTORY = BackendFactory(open_model, frozenset({"max_length", "batch_size", "prefix_reuse", "dtype"}), "transformers in-process (CPU or CUDA)",
-                         integer_options=frozenset({"max_length", "batch_size"}), check=_check, can_serve=_can_serve)
+FACTORY = BackendFactory(open_model, frozenset({"max_length", "batch_size", "prefix_reuse", "dtype", "device_map", "max_memory"}),
+                         "transformers in-process (CPU or CUDA; device_map: auto spreads a model over devices)",
+                         integer_options=frozenset({"max_length"}), check=_check, can_serve=_can_serve)

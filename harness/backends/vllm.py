@@ -57,7 +57,8 @@ class VLLMBackend:
     """A model in vLLM's offline engine, its last adapter (if any) served as LoRA."""
 
     def __init__(self, model_dir: Path, adapter: Path | None = None, dtype: str = "bfloat16", max_length: int = 2048,
-                 gpu_memory_utilization: float = 0.5, max_lora_rank: int = 64, seed: int = 0):
+                 gpu_memory_utilization: float = 0.5, max_lora_rank: int = 64, seed: int = 0, tensor_parallel_size: int = 1,
+                 pipeline_parallel_size: int = 1):
         torch = require("torch", "the vllm backend", "vllm")
         if not torch.cuda.is_available():
             raise ConfigError("the vllm backend needs a CUDA GPU, and none is visible",
@@ -69,7 +70,11 @@ class VLLMBackend:
         self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
         self.llm = vllm.LLM(model=str(model_dir), dtype=dtype, max_model_len=max_length, seed=seed,
                             gpu_memory_utilization=gpu_memory_utilization, enable_lora=adapter is not None,
-                            max_lora_rank=max_lora_rank)
+                            max_lora_rank=max_lora_rank, tensor_parallel_size=tensor_parallel_size,
+                            pipeline_parallel_size=pipeline_parallel_size,
+                            # Inside a Ray replica the engine's workers are its own processes on the
+                            # replica's GPUs; vLLM's Ray executor would ask the cluster for more
+                            **({"distributed_executor_backend": "mp"} if tensor_parallel_size * pipeline_parallel_size > 1 else {}))
         self.lora = None
         if adapter is not None:
             from vllm.lora.request import LoRARequest
@@ -79,7 +84,8 @@ class VLLMBackend:
         log.info("loaded %s in vLLM%s in %.1fs", model_dir, " + LoRA" if adapter else "", time.perf_counter() - start)
         self.info = BackendInfo(name="vllm", device="cuda", dtype=dtype, max_length=max_length,
                                 details={"model_path": str(model_dir), "lora": str(adapter) if adapter else None,
-                                         "vllm": vllm.__version__})
+                                         "vllm": vllm.__version__, "tensor_parallel_size": tensor_parallel_size,
+                                         "pipeline_parallel_size": pipeline_parallel_size})
 
     def generate(self, prompts: list[str], config: GenerationConfig) -> list[Generation]:
         from vllm import SamplingParams
@@ -151,6 +157,9 @@ def open_model(model, options: dict | None = None) -> VLLMBackend:
     return VLLMBackend(base, adapters[-1] if adapters else None, **options)
 
 
-FACTORY = BackendFactory(open_model, frozenset({"dtype", "max_length", "gpu_memory_utilization", "max_lora_rank", "seed"}),
-                         "vLLM's offline engine on CUDA, LoRA adapters served as LoRA (extra: vllm)",
-                         integer_options=frozenset({"max_length", "max_lora_rank"}), can_serve=can_serve)
+FACTORY = BackendFactory(open_model, frozenset({"dtype", "max_length", "gpu_memory_utilization", "max_lora_rank", "seed",
+                                                "tensor_parallel_size", "pipeline_parallel_size"}),
+                         "vLLM's offline engine on CUDA, LoRA adapters served as LoRA; tensor/pipeline parallel over "
+                         "a replica's GPUs, data parallel as resources.num_replicas (extra: vllm)",
+                         integer_options=frozenset({"max_length", "max_lora_rank", "tensor_parallel_size", "pipeline_parallel_size"}),
+                         can_serve=can_serve)

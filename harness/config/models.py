@@ -14,6 +14,28 @@ from harness.recipes import recipe_for
 NAME = r"^[A-Za-z0-9_.-]+$"
 
 
+class ResourcesSpec(Strict):
+    """What one replica of a model needs, and how many replicas evaluate it. Read by `harness run
+    --ray` (each replica is a Ray actor placed by these resources); without Ray one process
+    evaluates and `num_gpus` only says whether the model needs a GPU."""
+
+    num_replicas: int | Literal["auto"] = Field("auto")
+    """Replicas (model copies) evaluating this model's shards in parallel: vLLM's or hf's data
+    parallelism. auto: as many as the cluster's free CPUs and GPUs fit (at most one per shard)."""
+    num_cpus: float = Field(1.0, ge=0)
+    """CPUs reserved per replica (torch uses this many threads in it)."""
+    num_gpus: float | None = Field(None, ge=0)
+    """GPUs per replica (fractions share a GPU). Default: 0, or tensor_parallel_size x
+    pipeline_parallel_size for the vllm backend. More than this machine or cluster has is an
+    error before anything loads."""
+
+    @model_validator(mode="after")
+    def _whole_replicas(self):
+        if self.num_replicas != "auto" and self.num_replicas < 1:
+            raise ValueError("num_replicas must be at least 1 (or auto)")
+        return self
+
+
 class BaseSpec(Strict):
     """The root of the lineage: a model that is loaded, not trained."""
 
@@ -51,6 +73,9 @@ class BaseSpec(Strict):
     fewshot_as_multiturn: bool = False
     """With a chat template: each few-shot example as its own user and assistant turn (lm-eval's
     `--fewshot_as_multiturn`); default: the examples and the item in one user message."""
+    resources: ResourcesSpec = ResourcesSpec()
+    """Replicas and per-replica CPUs/GPUs (`harness run --ray`); variants inherit them unless they
+    set their own."""
 
     @model_validator(mode="after")
     def _path_when_needed(self):
@@ -83,6 +108,8 @@ class VariantSpec(Strict):
     """As the base's `chat_template` (auto, true, false); unset: its parent's setting."""
     fewshot_as_multiturn: bool | None = None
     """As the base's `fewshot_as_multiturn`; unset: its parent's setting."""
+    resources: ResourcesSpec | None = None
+    """As the base's `resources`; unset: its parent's."""
 
 
 class ModelsFile(Strict):

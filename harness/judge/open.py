@@ -23,13 +23,15 @@ class OpenedJudge(CachedJudge):
             self._backend.close()
 
 
-def open_judge(j: JudgeSpec, catalogue: Catalogue | None, store, seed: int) -> OpenedJudge:
-    """The judge `j` names: an endpoint, or a model of the catalogue (loaded here, closed with it)."""
+def open_judge(j: JudgeSpec, catalogue: Catalogue | None, store, seed: int, opener=None) -> OpenedJudge:
+    """The judge `j` names: an endpoint, or a model of the catalogue (loaded here, closed with it;
+    `opener(name)` instead of the catalogue's `open` serves it another way, e.g. spread over Ray
+    replicas)."""
     if j.backend == "openai":
         inner = OpenAIJudge.from_spec(j, seed)
         return OpenedJudge(inner, store)
     name = _local_judge_name(j, catalogue, "judge")
-    backend = catalogue.open(name)
+    backend = (opener or catalogue.open)(name)
     inner = LocalJudge(backend, catalogue.resolve(name).key, j.mode, j.temperature, j.max_tokens, seed)
     return OpenedJudge(inner, store, backend)
 

@@ -14,6 +14,7 @@ from harness.errors import ConfigError, UnknownNameError
 from harness.models import serving
 from harness.models.chat_plan import ChatPlan, plan_chat
 from harness.models.parent import ParentModel
+from harness.models.resources import Resources, resources_of
 from harness.models.variants import (
     PlannedVariant,
     check_base,
@@ -94,6 +95,10 @@ class Catalogue:
     def options(self, name: str) -> dict:
         """The backend options of `name`: its variant's over the base's (same backend only)."""
         return serving.model_options(self.spec, name)
+
+    def resources(self, name: str) -> Resources:
+        """Replicas and per-replica CPUs/GPUs of `name` (its own `resources:`, else its parent's)."""
+        return resources_of(self.spec, name, self.backend_name(name), self.options(name))
 
     # -- resolving and opening ---------------------------------------------------------------
     @cached_property

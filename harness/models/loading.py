@@ -7,15 +7,18 @@ from __future__ import annotations
 from harness.errors import require
 
 
-def load_causal_lm(model_path, adapters=(), dtype: str = "float32", merge_all: bool = True):
+def load_causal_lm(model_path, adapters=(), dtype: str = "float32", merge_all: bool = True, device_map=None,
+                   max_memory: dict | None = None):
     """A causal LM with LoRA adapters applied in lineage order. Every adapter but the last is
     merged into the weights first: a PeftModel wrapped in another PeftModel does not stack
     (the outer one silently replaces the inner), so a chain base -> SFT -> DPO must be folded
-    step by step. `merge_all` also folds the last one (for training a new adapter on top)."""
+    step by step. `merge_all` also folds the last one (for training a new adapter on top).
+    `device_map` / `max_memory` (accelerate's) place a model too large for one device."""
     import torch
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(str(model_path), dtype=getattr(torch, dtype))
+    placement = {"device_map": device_map, "max_memory": max_memory} if device_map is not None else {}
+    model = AutoModelForCausalLM.from_pretrained(str(model_path), dtype=getattr(torch, dtype), **placement)
     adapters = list(adapters)
     if adapters:
         peft = require("peft", "LoRA adapters", "train")

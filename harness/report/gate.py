@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass, field, replace
 
 from harness.analysis.coverage import missing_tasks, partial_runs
-from harness.analysis.metrics import run_clusters, run_values
+from harness.analysis.metrics import paired_counts, run_clusters, run_values, unclustered_runs, value_counts
 from harness.analysis.pairing import identical_items, mismatch
 from harness.config.report import GateRule, ReportSpec
 from harness.registry import import_target
@@ -33,7 +33,9 @@ from harness.stats.hypothesis import (
     holm,
     mde,
     n_needed,
+    one_sample_binary_counts,
     one_sample_test,
+    paired_binary_counts,
     paired_test,
     quantile_test,
     ratio_test,
@@ -261,6 +263,10 @@ def _test_items(store: Store, rule: GateRule, metric: Metric, cand: dict, base: 
     (`shared_items`: only on these item ids, those with identical content in both runs)."""
     st = spec.statistics
     notes: list[str] = []
+    if metric.values == "binary" and not rule.clean_only and shared_items is None:
+        counted = _binary_from_counts(store, metric, cand, base, threshold, alpha)
+        if counted is not None:
+            return counted
     c = _item_values(store, cand, metric.name, rule.clean_only)
     if shared_items is not None and base is not None:
         c = _only_items(store, cand, c, shared_items)
@@ -286,6 +292,36 @@ def _test_items(store: Store, rule: GateRule, metric: Metric, cand: dict, base: 
                                      support), notes
     cs, bs = [c[k] for k in shared], [b[k] for k in shared]
     return paired_test(metric.values, cs, bs, threshold, alpha, st.resamples, st.seed, support=support), notes
+
+
+def _binary_from_counts(store: Store, metric: Metric, cand: dict, base: dict | None, threshold: float,
+                        alpha: float) -> tuple[TestOutcome, list[str]] | None:
+    """_test_items for 0/1 outcomes from what DuckDB counts (ones and items; the paired 2x2
+    table): the exact tests need nothing else, so a 250,000-item run is never read into memory.
+    None where counts can't stand in (the candidate's items share clusters, nothing stored: the
+    item path says why)."""
+    if cand["run_id"] not in unclustered_runs(store, [cand["run_id"]]):
+        return None
+    if base is None:
+        counted = value_counts(store, [(cand["run_id"], metric.name)]).get((cand["run_id"], metric.name))
+        if not counted:
+            return None
+        values, counts = counted
+        return one_sample_binary_counts(sum(k for v, k in zip(values, counts) if v > 0.5), sum(counts), threshold, alpha), []
+    table = paired_counts(store, cand["run_id"], base["run_id"], metric.name)
+    if not table:
+        return None
+    n = sum(k for _, _, k in table)
+    notes = []
+    sizes = {r["run_id"]: r["n"] for r in store.query(
+        "SELECT run_id, count(value) AS n FROM scores WHERE list_contains(?, run_id) AND metric = ? GROUP BY run_id",
+        [[cand["run_id"], base["run_id"]], metric.name])}
+    nc, nb = sizes.get(cand["run_id"], 0), sizes.get(base["run_id"], 0)
+    if n < max(nc, nb):
+        notes.append(f"paired on the {n} items both have ({cand['variant']}: {nc}, {base['variant']}: {nb})")
+    n10 = sum(k for x, y, k in table if x > 0.5 >= y)
+    n01 = sum(k for x, y, k in table if y > 0.5 >= x)
+    return paired_binary_counts(n10, n01, n, threshold, alpha), notes
 
 
 def _test_run(store: Store, rule: GateRule, metric: Metric, params: dict, cand: dict, base: dict | None, threshold: float,

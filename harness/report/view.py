@@ -12,7 +12,15 @@ from harness import __version__
 from harness.analysis.coverage import missing_tasks, partial_runs
 from harness.analysis.fidelity import Unavailable, item_values, parent_run
 from harness.analysis.flips import item_flips
-from harness.analysis.metrics import MetricSummary, run_clusters, run_values, sample_values, summarize
+from harness.analysis.metrics import (
+    MetricSummary,
+    paired_counts,
+    run_clusters,
+    run_values,
+    sample_values,
+    summarize,
+    unclustered_runs,
+)
 from harness.analysis.pairing import identical_items, mismatch
 from harness.config.report import ReportSpec
 from harness.errors import ConfigError
@@ -20,7 +28,7 @@ from harness.report.gate import Verdict, evaluate_gate, needed_words
 from harness.review.audit import agreement
 from harness.review.rubric import rating_agreement, review_agreement
 from harness.stats.clusters import clustered_paired_test, is_clustered
-from harness.stats.hypothesis import holm, mde, paired_test, two_sided
+from harness.stats.hypothesis import holm, mde, paired_binary_counts, paired_test, two_sided
 from harness.stats.intervals import bootstrap_mean
 from harness.stats.metricspec import arrow, direction, lookup
 from harness.store.db import Store
@@ -349,14 +357,18 @@ def _paired(store: Store, spec: ReportSpec, variant: str, reference: str, task: 
     pairing = pairing_for(store, spec, variant, reference, task)
     if pairing is False:
         return None  # different data or prompts: withheld, and said in the report's coverage notes
+    declared = lookup(metric)
+    kind = declared.values if declared else "continuous"
+    if pairing is None and kind == "binary":
+        counted = _paired_binary_from_counts(store, spec, variant, reference, task, metric)
+        if counted is not None:
+            return counted
     cand, ref = sample_values(store, variant, task, metric), sample_values(store, reference, task, metric)
     if pairing is not None:
         cand, ref = _of_items(store, variant, task, cand, pairing), _of_items(store, reference, task, ref, pairing)
     shared = sorted(set(cand) & set(ref))
     if not shared:
         return None
-    declared = lookup(metric)
-    kind = declared.values if declared else "continuous"
     c, b = [cand[k] for k in shared], [ref[k] for k in shared]
     support = (declared.low, declared.high) if declared and declared.low is not None and declared.high is not None else None
     clusters = run_clusters(store, _latest(store, variant, task)["run_id"])
@@ -371,6 +383,28 @@ def _paired(store: Store, spec: ReportSpec, variant: str, reference: str, task: 
                       o.method + (" (HL shift)" if o.method.startswith("Wilcoxon") else ""),
                       mde=mde(o.se, 1 - st.confidence, st.power, sided=2), n=len(shared),
                       direction=declared.direction if declared else "none")
+
+
+def _paired_binary_from_counts(store: Store, spec: ReportSpec, variant: str, reference: str, task: str,
+                               metric: str) -> Comparison | None:
+    """_paired for 0/1 outcomes on the same items, from the 2x2 table DuckDB counts (exact McNemar
+    needs nothing else), so a campaign's 250,000-item runs are never read into memory. None where
+    the counts can't stand in: the candidate's items share clusters, or the values are not few."""
+    st = spec.statistics
+    a, b = _latest(store, variant, task), _latest(store, reference, task)
+    if a is None or b is None or a["run_id"] not in unclustered_runs(store, [a["run_id"]]):
+        return None
+    table = paired_counts(store, a["run_id"], b["run_id"], metric)
+    if not table:
+        return None
+    n = sum(k for _, _, k in table)
+    n10 = sum(k for x, y, k in table if x > 0.5 >= y)
+    n01 = sum(k for x, y, k in table if y > 0.5 >= x)
+    o = paired_binary_counts(n10, n01, n, 0.0, (1 - st.confidence) / 2)
+    declared = lookup(metric)
+    return Comparison(variant, metric, o.estimate, o.low, o.high, two_sided(o), sum(k for x, y, k in table if x > y),
+                      sum(k for x, y, k in table if x < y), sum(k for x, y, k in table if x == y), o.method,
+                      mde=mde(o.se, 1 - st.confidence, st.power, sided=2), n=n, direction=declared.direction if declared else "none")
 
 
 def _latest(store: Store, variant: str, task: str) -> dict | None:

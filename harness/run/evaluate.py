@@ -28,8 +28,9 @@ from harness.judge.open import open_judge
 from harness.judge.task import run_judge_task
 from harness.models.catalogue import Catalogue
 from harness.models.chat_plan import OFF, ChatPlan
+from harness.run import distributed
 from harness.run.plan import PlannedJudge, PlannedTask, RunPlan, check_capabilities, check_plan, plan_run
-from harness.stats.metricspec import TaskRun
+from harness.stats.metricspec import KindRows, TaskRun
 from harness.store.db import RunRow, Store
 from harness.tasks import chat as chat_layout
 from harness.tasks.checkpoint import Checkpoint
@@ -62,27 +63,39 @@ class TaskOutcome:
 
 
 def run_suites(suite_paths: list[Path], models_path: Path | None, store_path: Path, variants: list[str] | None = None,
-               force: bool = False, limit: int | None = None, answers: dict[str, Path] | None = None) -> list[TaskOutcome]:
+               force: bool = False, limit: int | None = None, answers: dict[str, Path] | None = None,
+               ray: distributed.RayOptions | None = None) -> list[TaskOutcome]:
     """Evaluate `variants` (default: every model in the file, unless answer sets are given) and
     the pre-generated `answers` sets on every task of the suites; then run the suites' judge
-    tasks over the stored outputs."""
+    tasks over the stored outputs. With `ray`, each model's tasks are evaluated by its replicas on
+    a Ray cluster (harness.run.distributed); this process stays the store's only writer."""
     plan = plan_run(suite_paths, models_path, variants, limit, answers, force)
-    # A writer session: the store is opened for each read and commit only, so reports, gates and
-    # listings can read it while this runs
-    with Store(store_path, hold=False) as store:
-        # Every check first (variants built, judges ready, baselines there): nothing is written
-        # unless all of them pass
-        plan = check_plan(plan, store)
-        if plan.catalogue is not None and plan.catalogue.store is not None:
-            plan.catalogue.record_base()
-        outcomes = []
-        for answer_set in plan.answer_sets:
-            outcomes += _evaluate_answer_set(store, plan, answer_set)
-        for name in plan.variants:
-            outcomes += _evaluate_variant(store, plan, name)
-        _after_run(store, plan, outcomes)
-        if plan.judges:
-            outcomes += _run_judges(store, plan)
+    # The cluster (or this machine) must have what the models ask for: checked before the store
+    # is opened or a model loaded
+    joined = ray is not None and not distributed.joined()
+    cluster = distributed.connect(ray) if ray is not None else None
+    try:
+        if plan.catalogue is not None:
+            distributed.check_resources(plan.catalogue, list(plan.variants), cluster)
+        # A writer session: the store is opened for each read and commit only, so reports, gates
+        # and listings can read it while this runs
+        with Store(store_path, hold=False) as store:
+            # Every check first (variants built, judges ready, baselines there): nothing is written
+            # unless all of them pass
+            plan = check_plan(plan, store)
+            if plan.catalogue is not None and plan.catalogue.store is not None:
+                plan.catalogue.record_base()
+            outcomes = []
+            for answer_set in plan.answer_sets:
+                outcomes += _evaluate_answer_set(store, plan, answer_set)
+            for name in plan.variants:
+                outcomes += _evaluate_variant(store, plan, name, ray, cluster)
+            _after_run(store, plan, outcomes)
+            if plan.judges:
+                outcomes += _run_judges(store, plan, ray, cluster)
+    finally:
+        if joined:
+            distributed.shutdown()
     return outcomes
 
 
@@ -123,13 +136,19 @@ class _OpenOnDemand:
             self.backend.close()
 
 
-def _evaluate_variant(store: Store, plan: RunPlan, name: str) -> list[TaskOutcome]:
-    """Phase two for one model: every planned task, reused or run with the model loaded once."""
+def _evaluate_variant(store: Store, plan: RunPlan, name: str, ray: distributed.RayOptions | None = None,
+                      cluster: dict | None = None) -> list[TaskOutcome]:
+    """Phase two for one model: every planned task, reused or run with the model loaded once (or
+    by its replicas on the Ray cluster, loaded once each)."""
     catalogue = plan.catalogue
     model = catalogue.resolve(name)
     trained_on = catalogue.training_sources(name)
     backend_name, options = catalogue.backend_name(name), catalogue.options(name)
-    opened = _OpenOnDemand(catalogue, name)
+    opened: _OpenOnDemand | distributed.Replicas
+    if ray is not None and cluster is not None:
+        opened = distributed.Replicas(catalogue, name, catalogue.resources(name), cluster, ray)
+    else:
+        opened = _OpenOnDemand(catalogue, name)
     out = []
     chat = catalogue.chat(name)
     log.info("%s: %s", name, chat.reason)
@@ -140,8 +159,12 @@ def _evaluate_variant(store: Store, plan: RunPlan, name: str) -> list[TaskOutcom
             key = run_key(t.task, t.seed, variant=model.key, backend=backend_name, dtype=model.dtype,
                           base_options=options, quantization=model.quantization, contamination=t.contamination.identity,
                           **templated)
-            out.append(reuse_or_run(store, key, plan.force, name, t.task, lambda t=t, key=key: _run_task(
-                store, opened.for_task(t), name, model.key, t, key, plan.force, _checker(t, trained_on), chat)))
+            if isinstance(opened, distributed.Replicas):
+                out.append(reuse_or_run(store, key, plan.force, name, t.task, lambda t=t, key=key: _run_on_replicas(
+                    store, opened, name, model.key, t, key, plan.force, _checker(t, trained_on), chat)))
+            else:
+                out.append(reuse_or_run(store, key, plan.force, name, t.task, lambda t=t, key=key: _run_task(
+                    store, opened.for_task(t), name, model.key, t, key, plan.force, _checker(t, trained_on), chat)))
     finally:
         opened.close()
     return out
@@ -186,27 +209,35 @@ def _after_run(store: Store, plan: RunPlan, outcomes: list[TaskOutcome]) -> None
         log.info("fidelity to the parent: %d per-item rows stored", n)
 
 
-def _run_judges(store: Store, plan: RunPlan) -> list[TaskOutcome]:
+def _run_judges(store: Store, plan: RunPlan, ray: distributed.RayOptions | None = None,
+                cluster: dict | None = None) -> list[TaskOutcome]:
     """Phase four: every judge task over the stored outputs of the variants just evaluated.
-    Each judge is opened once and shared by the tasks that name it."""
+    Each judge is opened once and shared by the tasks that name it; with Ray, a local judge's
+    calls are spread over its replicas."""
     outcomes = []
     judges: dict[str, object] = {}
+    opener = None
+    if ray is not None and cluster is not None and plan.catalogue is not None:
+        catalogue = plan.catalogue
+
+        def opener(name: str):
+            return distributed.SpreadBackend(distributed.Replicas(catalogue, name, catalogue.resources(name), cluster, ray))
     try:
         for planned in plan.judges:
-            outcomes += _run_judge(store, plan, planned, judges)
+            outcomes += _run_judge(store, plan, planned, judges, opener)
     finally:
         for judge in judges.values():
             judge.close()
     return outcomes
 
 
-def _run_judge(store: Store, plan: RunPlan, planned: PlannedJudge, judges: dict) -> list[TaskOutcome]:
+def _run_judge(store: Store, plan: RunPlan, planned: PlannedJudge, judges: dict, opener=None) -> list[TaskOutcome]:
     jt = planned.task
     j = jt.spec.judge
     ident = stable_hash(j.model_dump(exclude={"thresholds", "anchors", "prompts", "prompt", "reference_prompt",
                                               "use_reference", "dimensions", "samples"}))
     if ident not in judges:
-        judges[ident] = open_judge(j, plan.catalogue, store, planned.seed)
+        judges[ident] = open_judge(j, plan.catalogue, store, planned.seed, opener)
     judge = judges[ident]
     baseline = jt.spec.baseline
     outcomes = []
@@ -238,21 +269,45 @@ def with_categories(samples: list, task: PreparedTask) -> list:
             for r in samples]
 
 
+def _served(task: PreparedTask, chat: ChatPlan) -> PreparedTask:
+    """The task as the model is served it: laid out with its chat template, or as it is."""
+    return chat_layout.apply(task, chat.template, chat.fewshot_as_multiturn) if chat.template is not None else task
+
+
+def _run_on_replicas(store: Store, replicas: distributed.Replicas, variant: str, variant_key: str, planned: PlannedTask,
+                     run_key: str, force: bool = False, checker=None, chat: ChatPlan = OFF) -> TaskOutcome:
+    """Run one task on a model's Ray replicas: its items in shards, committed to the checkpoint
+    as each returns, then the run written from them exactly as a single process writes it (or,
+    for a kind whose units are not items, the whole task on one replica)."""
+    served, run_id = _served(planned.task, chat), uuid.uuid4().hex[:16]
+    check_capabilities(planned, distributed.FromReplicas(replicas.for_task(distributed.n_shards(served, replicas.options))),
+                       variant)
+    if distributed.sharded(planned.task.spec.type):
+        info, stats = replicas.fill(store, served, planned.seed, run_id, run_key, force)
+        backend = distributed.FromReplicas(replace(info, details={**info.details, "ray": stats.record()}))
+        return _run_task(store, backend, variant, variant_key, planned, run_key, False, checker, chat, run_id)
+    info, rows = replicas.whole(store, served, planned.seed, run_id, run_key, force)
+    return _run_task(store, distributed.FromReplicas(info), variant, variant_key, planned, run_key, False, checker, chat,
+                     run_id, rows)
+
+
 def _run_task(store: Store, backend, variant: str, variant_key: str, planned: PlannedTask, run_key: str,
-              force: bool = False, checker=None, chat: ChatPlan = OFF) -> TaskOutcome:
+              force: bool = False, checker=None, chat: ChatPlan = OFF, run_id: str | None = None,
+              computed: KindRows | None = None) -> TaskOutcome:
     """Run one task on an opened backend and store it in one transaction. With a chat template,
     the model is served the templated prompts (stored as each sample's prompt); the items'
-    identity (content, data and prompt hashes) stays the plain task's."""
+    identity (content, data and prompt hashes) stays the plain task's. `computed`: the kind's
+    rows, computed elsewhere (a Ray replica) under `run_id`."""
     task, seed, suite_hash, kind = planned.task, planned.seed, planned.suite_hash, planned.kind
     spec = task.spec
     log.info("%s / %s: %d samples (%s)", variant, spec.name, len(task.samples), spec.type)
     ckpt = Checkpoint(store, run_key, fresh=force)
-    ckpt.said_resumed(f"{variant} / {spec.name}")
+    if run_id is None:  # (a Ray run's checkpoint is its replicas' work, said when they started)
+        ckpt.said_resumed(f"{variant} / {spec.name}")
     started = datetime.now(timezone.utc).replace(tzinfo=None)
-    run_id = uuid.uuid4().hex[:16]
+    run_id = run_id or uuid.uuid4().hex[:16]
     scorers = list(task.scorers)
-    served = chat_layout.apply(task, chat.template, chat.fewshot_as_multiturn) if chat.template is not None else task
-    out = kind.rows(backend, served, TaskRun(run_id, seed, ckpt, scorers))
+    out = computed if computed is not None else kind.rows(backend, _served(task, chat), TaskRun(run_id, seed, ckpt, scorers))
     samples, scores, stats, gen_config = list(out.samples), list(out.scores), list(out.stats), out.generation_config
     samples = with_content(samples, task)
     if spec.category_field is not None:

@@ -144,9 +144,13 @@ def paired_binary(candidate: Sequence[float], baseline: Sequence[float], thresho
     """Difference in proportions (candidate - baseline) of 0/1 outcomes on the same items."""
     import numpy as np
 
-    n = len(candidate)
     cand, base = np.asarray(candidate, dtype=float) > 0.5, np.asarray(baseline, dtype=float) > 0.5
-    n10, n01 = int(np.sum(cand & ~base)), int(np.sum(~cand & base))
+    return paired_binary_counts(int(np.sum(cand & ~base)), int(np.sum(~cand & base)), len(candidate), threshold, alpha, bounds)
+
+
+def paired_binary_counts(n10: int, n01: int, n: int, threshold: float, alpha: float, bounds: bool = True) -> TestOutcome:
+    """paired_binary from the 2x2 table alone: n10 pairs the candidate gets right and the baseline
+    wrong, n01 the reverse, n pairs in all (what a store can count without reading the items)."""
     if n == 0:
         return TestOutcome(NAN, NAN, NAN, NAN, NAN, 0, "exact McNemar", "difference in proportions", NAN)
     est = (n10 - n01) / n
@@ -161,8 +165,9 @@ def paired_binary(candidate: Sequence[float], baseline: Sequence[float], thresho
     # Bounds by inverting Tango's score test (continuous in the margin, unlike the exact test).
     low = _bisect(lambda t: _tango_z(n10, n01, n, t) > crit, -1 + 1e-9, est) if bounds and est > -1 + 1e-9 else -1.0
     high = _bisect(lambda t: _tango_z(n10, n01, n, t) >= -crit, est, 1 - 1e-9) if bounds and est < 1 - 1e-9 else 1.0
-    d = cand.astype(float) - base.astype(float)
-    return TestOutcome(est, low, high, p_above, p_below, n, method, "difference in proportions", _sd(d) / math.sqrt(n))
+    # sd of the per-pair differences (+1 n10 times, -1 n01 times, 0 otherwise), ddof 1
+    sd = math.sqrt(max(n10 + n01 - n * est * est, 0.0) / (n - 1)) if n > 1 else 0.0
+    return TestOutcome(est, low, high, p_above, p_below, n, method, "difference in proportions", sd / math.sqrt(n))
 
 
 def paired_continuous(candidate: Sequence[float], baseline: Sequence[float], threshold: float, alpha: float,
@@ -259,12 +264,16 @@ def paired_ordinal(candidate: Sequence[float], baseline: Sequence[float], thresh
 
 def one_sample_binary(values: Sequence[float], threshold: float, alpha: float) -> TestOutcome:
     """Share of 1s against a bound: exact binomial test, Clopper-Pearson bounds."""
+
+    return one_sample_binary_counts(sum(1 for v in values if v > 0.5), len(values), threshold, alpha)
+
+
+def one_sample_binary_counts(k: int, n: int, threshold: float, alpha: float) -> TestOutcome:
+    """one_sample_binary from the counts alone: k ones among n items."""
     from scipy.stats import binomtest
 
-    n = len(values)
     if n == 0:
         return TestOutcome(NAN, NAN, NAN, NAN, NAN, 0, "exact binomial", "proportion", NAN)
-    k = sum(1 for v in values if v > 0.5)
     est = k / n
     if threshold <= 0:
         p_above, p_below = (0.0 if k > 0 else 1.0), 1.0

@@ -127,6 +127,10 @@ class TaskKind:
     contamination: bool = False
     """Its items are checked against the variant's training data and the suite's corpora
     (harness.analysis.contamination) and get the contamination metrics."""
+    shardable: bool = False
+    """Its backend work is checkpointed in units that belong to items (`<item id>`, or
+    `<item id>#<suffix>`), so `harness run --ray` can give shards of its items to several model
+    replicas and assemble the run from the stored units. False: a run goes whole to one replica."""
     after_run: tuple[Callable[..., int], ...] = ()
     """Analyses run once every variant of a `harness run` is evaluated:
     `analysis(catalogue, evaluated names, outcomes, {task name: PreparedTask of this kind}) ->

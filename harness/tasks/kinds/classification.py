@@ -215,4 +215,4 @@ KIND = TaskKind(
         Metric("precision_{label}", "precision of {label}", "higher", level="run", low=0, high=1, statistic=_STAT),
         Metric("recall_{label}", "recall of {label}", "higher", level="run", low=0, high=1, statistic=_STAT),
     ),
-    rows=rows, contamination=True, render=render)
+    rows=rows, contamination=True, render=render, shardable=True)

@@ -161,4 +161,4 @@ def _render_turns(task: GenerationTask, rec: Record, sid: str, where: str) -> Sa
 
 KIND = TaskKind("generation", "outputs generated and scored by the task's scorers", metrics=CONTAMINATION_METRICS,
                 run_metrics=(*fidelity.GENERATION_METRICS, fidelity.SEQUENCE_KL), rows=rows, contamination=True,
-                after_run=(store_sequence_kl,), render=render)
+                after_run=(store_sequence_kl,), render=render, shardable=True)

@@ -128,4 +128,4 @@ def _continuations(task: MultipleChoiceTask, options: list[str]) -> list[str]:
 
 KIND = TaskKind("multiple_choice", "options scored by log-likelihood; metrics come from the task's scorers",
                 metrics=CONTAMINATION_METRICS, run_metrics=fidelity.MULTIPLE_CHOICE_METRICS, rows=rows,
-                needs=frozenset({LOGLIKELIHOOD}), contamination=True, render=render)
+                needs=frozenset({LOGLIKELIHOOD}), contamination=True, render=render, shardable=True)
