@@ -91,7 +91,7 @@ def test_list_registered_components(capsys):
     assert "rouge" in out and "harness.scorers.text_overlap:rouge" in out
     assert main(["list", "backends"]) == 0
     out = capsys.readouterr().out
-    assert "hf                 transformers in-process" in out and "(options: batch_size, dtype, max_length, prefix_reuse)" in out
+    assert "hf                 transformers in-process" in out and "(options: batch_size, device_map, dtype, max_length, max_memory, prefix_reuse)" in out
     assert "llama_cpp" in out and "openai" in out and "vllm" in out
 
 
