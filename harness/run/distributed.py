@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import socket
 import time
 from dataclasses import dataclass, field, replace
@@ -337,9 +338,8 @@ class Replicas:
         ckpt = Checkpoint(store, run_key, fresh=force)
         info = self.for_task(1)
         try:
-            out = ray.get(self.actors[0].rows.remote(replace(task, native=None) if task.native is None else task, seed,
-                                                      run_id, dict(ckpt.done)))
-        except TypeError as exc:  # the task can't be sent (e.g. an object lm-eval built)
+            out = ray.get(self.actors[0].rows.remote(task, seed, run_id, dict(ckpt.done)))
+        except (TypeError, pickle.PicklingError) as exc:  # the task can't be sent (e.g. an object lm-eval built)
             raise ConfigError(f"task '{task.spec.name}' ({task.spec.type}) can't be sent to a Ray replica: {exc}",
                               hint="run it without --ray") from None
         return info, out
