@@ -101,6 +101,13 @@ def value_counts(store: Store, keys: list[tuple[str, str]]) -> dict[tuple[str, s
     return out
 
 
+def discordant(table: list[tuple[float, float, int]]) -> tuple[int, int, int]:
+    """(n10, n01, n) of a paired_counts table read as 0/1 outcomes (above 0.5 is a 1): the pairs
+    only the first run gets right, only the second, and all pairs."""
+    return (sum(k for x, y, k in table if x > 0.5 >= y), sum(k for x, y, k in table if y > 0.5 >= x),
+            sum(k for _, _, k in table))
+
+
 def run_values(store: Store, run_id: str, metric: str) -> dict[str, float]:
     """Per-item values of one metric in one run (items without a value left out). A read-only
     store keeps them: a report reads a baseline's values once per comparison."""

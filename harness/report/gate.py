@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass, field, replace
 
 from harness.analysis.coverage import missing_tasks, partial_runs
-from harness.analysis.metrics import paired_counts, run_clusters, run_values, unclustered_runs, value_counts
+from harness.analysis.metrics import discordant, paired_counts, run_clusters, run_values, unclustered_runs, value_counts
 from harness.analysis.pairing import identical_items, mismatch
 from harness.config.report import GateRule, ReportSpec
 from harness.registry import import_target
@@ -311,7 +311,7 @@ def _binary_from_counts(store: Store, metric: Metric, cand: dict, base: dict | N
     table = paired_counts(store, cand["run_id"], base["run_id"], metric.name)
     if not table:
         return None
-    n = sum(k for _, _, k in table)
+    n10, n01, n = discordant(table)
     notes = []
     sizes = {r["run_id"]: r["n"] for r in store.query(
         "SELECT run_id, count(value) AS n FROM scores WHERE list_contains(?, run_id) AND metric = ? GROUP BY run_id",
@@ -319,8 +319,6 @@ def _binary_from_counts(store: Store, metric: Metric, cand: dict, base: dict | N
     nc, nb = sizes.get(cand["run_id"], 0), sizes.get(base["run_id"], 0)
     if n < max(nc, nb):
         notes.append(f"paired on the {n} items both have ({cand['variant']}: {nc}, {base['variant']}: {nb})")
-    n10 = sum(k for x, y, k in table if x > 0.5 >= y)
-    n01 = sum(k for x, y, k in table if y > 0.5 >= x)
     return paired_binary_counts(n10, n01, n, threshold, alpha), notes
 
 

@@ -14,6 +14,7 @@ from harness.analysis.fidelity import Unavailable, item_values, parent_run
 from harness.analysis.flips import item_flips
 from harness.analysis.metrics import (
     MetricSummary,
+    discordant,
     paired_counts,
     run_clusters,
     run_values,
@@ -397,9 +398,7 @@ def _paired_binary_from_counts(store: Store, spec: ReportSpec, variant: str, ref
     table = paired_counts(store, a["run_id"], b["run_id"], metric)
     if not table:
         return None
-    n = sum(k for _, _, k in table)
-    n10 = sum(k for x, y, k in table if x > 0.5 >= y)
-    n01 = sum(k for x, y, k in table if y > 0.5 >= x)
+    n10, n01, n = discordant(table)
     o = paired_binary_counts(n10, n01, n, 0.0, (1 - st.confidence) / 2)
     declared = lookup(metric)
     return Comparison(variant, metric, o.estimate, o.low, o.high, two_sided(o), sum(k for x, y, k in table if x > y),
