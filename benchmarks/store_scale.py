@@ -8,6 +8,10 @@ Values are 0/1 with per-variant accuracies 0.25 + 0.01 * k, so gate rules have r
 
     python benchmarks/store_scale.py                      # 20 variants x 25,000 items x 2 = 1M score rows
     python benchmarks/store_scale.py --items 5000         # a quick look
+    python benchmarks/store_scale.py --items 25000 250000 # memory across sizes: a campaign per size
+
+With several sizes, a table at the end sets them side by side: the report's and the gate's peak
+memory should stay near flat as the store grows tenfold (they read counts from DuckDB, not rows).
 """
 
 from __future__ import annotations
@@ -30,9 +34,26 @@ sys.path.insert(0, str(REPO))
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", type=int, default=20)
-    parser.add_argument("--items", type=int, default=25_000)
+    parser.add_argument("--items", type=int, nargs="+", default=[25_000],
+                        help="items per variant; several sizes run one campaign each, side by side")
     add_write_docs_flag(parser)
     args = parser.parse_args()
+    results = [campaign(args.variants, items, keep=k == len(args.items) - 1) for k, items in enumerate(args.items)]
+    if any(r["exit"] not in (0, 1, 3) for r in results):
+        return 1
+    if len(results) > 1:
+        print("\n| items per variant | score rows | store | ingest | `harness report` | `harness gate` |")
+        print("|---|---|---|---|---|---|")
+        for r in results:
+            print(f"| {r['items']:,} | {r['scores']:,} | {r['mb']:,.0f} MB | {r['ingest']:,.0f} rows/s | "
+                  f"{r['report'][0]:.1f} s, peak {r['report'][1]:,.0f} MB | {r['gate'][0]:.1f} s, peak {r['gate'][1]:,.0f} MB |")
+    return 0
+
+
+def campaign(variants: int, items: int, keep: bool) -> dict:
+    """Write a campaign of `variants` x `items`, then time `harness report` and `harness gate` on it."""
+    import shutil
+
     import numpy as np
 
     from harness.store.db import RunRow, SampleRow, ScoreRow, Store
@@ -40,7 +61,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-store-"))
     store_path = work / "campaign.duckdb"
     rng = np.random.default_rng(0)
-    names = [f"v{k:02d}" for k in range(args.variants)]
+    names = [f"v{k:02d}" for k in range(variants)]
     now = datetime(2026, 11, 28)
     total_scores = total_samples = 0
     build_s = write_s = 0.0
@@ -48,7 +69,7 @@ def main() -> int:
         for k, name in enumerate(names):
             t0 = time.perf_counter()
             run_id = f"{name}-mmlu"
-            correct = rng.random(args.items) < 0.25 + 0.01 * k
+            correct = rng.random(items) < 0.25 + 0.01 * k
             samples = [SampleRow(run_id, f"q{i}", f"Question {i}?\nA. a\nB. b\nC. c\nD. d\nAnswer:", "B", "B" if c else "A",
                                  json.dumps({"loglikelihoods": [-1.2, -0.9, -1.5, -1.7], "gold": 1}))
                        for i, c in enumerate(correct)]
@@ -57,7 +78,7 @@ def main() -> int:
             run = RunRow(run_id=run_id, run_key=run_id, suite="campaign", suite_hash="h", task="mmlu", task_type="multiple_choice",
                          metrics=json.dumps(["acc", "acc_norm"]), variant=name, variant_key=name, backend="hf", device="cpu",
                          dtype="float32", data_hash="d", prompt_hash="p", generation_config=None, seed=0, harness_version="bench",
-                         git_commit=None, started_at=now, last_used_at=now, wall_s=1.0, n_samples=args.items)
+                         git_commit=None, started_at=now, last_used_at=now, wall_s=1.0, n_samples=items)
             t1 = time.perf_counter()
             store.write_task_run(run, samples, scores)
             t2 = time.perf_counter()
@@ -67,18 +88,20 @@ def main() -> int:
             total_samples += len(samples)
             if k == 0:
                 reference = _conversion_reference(scores)
-    print(f"campaign: {args.variants} variants x {args.items:,} items: {total_scores:,} score rows, {total_samples:,} sample rows; "
-          f"store {store_path.stat().st_size / 1e6:.0f} MB")
+            del samples, scores
+    result = {"items": items, "scores": total_scores, "mb": store_path.stat().st_size / 1e6, "ingest": total_scores / write_s,
+              "exit": 0}
+    print(f"campaign: {variants} variants x {items:,} items: {total_scores:,} score rows, {total_samples:,} sample rows; "
+          f"store {result['mb']:.0f} MB")
     print(f"  ingest (write_task_run, one transaction per run): {write_s:.1f} s = {total_scores / write_s:,.0f} score rows/s "
           f"({(total_scores + total_samples) / write_s:,.0f} rows/s counting samples); building the Python rows took {build_s:.1f} s")
-    print(f"  reference, one run's {len(scores):,} score rows to Arrow: per-row dataclasses.asdict (the previous ingest) "
+    print(f"  reference, one run's {2 * items:,} score rows to Arrow: per-row dataclasses.asdict (the previous ingest) "
           f"{reference[0]:.3f} s, column-wise (now) {reference[1]:.3f} s")
     report = work / "campaign.yaml"
     rules = "".join(f"  - {{kind: non_inferiority, variant: {n}, baseline: v00, task: mmlu, metric: acc, margin: 0.01}}\n"
                     for n in names[1:6])
     report.write_text(f"title: campaign\nvariants: [{', '.join(names)}]\nbaseline: v00\nstatistics: {{resamples: 2000}}\n"
                       f"gate:\n{rules}")
-    print(f"  store kept at {store_path}")
     for cmd in (["report", str(report), "--store", str(store_path), "--out", str(work / "campaign.html")],
                 ["gate", str(report), "--store", str(store_path)]):
         t0 = time.perf_counter()
@@ -86,11 +109,17 @@ def main() -> int:
                               env={"HARNESS_PROGRESS": "0", **__import__("os").environ})
         elapsed = time.perf_counter() - t0
         peak = next((int(line.split()[1]) for line in proc.stderr.splitlines() if line.startswith("PEAK_RSS_KB ")), 0)
-        print(f"  harness {cmd[0]} over the store (whole process, {args.variants} variants, 5 gate rules): {elapsed:.1f} s, "
+        result[cmd[0]] = (elapsed, peak / 1024)
+        print(f"  harness {cmd[0]} over the store (whole process, {variants} variants, 5 gate rules): {elapsed:.1f} s, "
               f"peak memory {peak / 1024:,.0f} MB, exit {proc.returncode}")
         if proc.returncode not in (0, 1, 3):
+            result["exit"] = proc.returncode
             print(proc.stderr[-2000:])
-    return 0
+    if keep:
+        print(f"  store kept at {store_path}")
+    else:
+        shutil.rmtree(work)  # a tenfold campaign's store is gigabytes: keep only the last one
+    return result
 
 
 PEAK_MEMORY = """import resource, sys
