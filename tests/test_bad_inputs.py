@@ -335,6 +335,8 @@ CASES = [
      ["HARNESS_CHECKPOINT_ITEMS='0': must be at least 1"], True, {"HARNESS_CHECKPOINT_ITEMS": "0"}),
     ("env-store-wait-not-a-number", lambda w: ["list", "runs", "--store", str(w.store)],
      ["HARNESS_STORE_WAIT_S='soon': expected a number of seconds"], True, {"HARNESS_STORE_WAIT_S": "soon"}),
+    ("env-store-memory-not-a-size", lambda w: ["list", "runs", "--store", str(w.store)],
+     ["HARNESS_STORE_MEMORY='lots': expected a size such as 512MB"], True, {"HARNESS_STORE_MEMORY": "lots"}),
     # -- store paths -----------------------------------------------------------------------------
     ("store-is-a-directory", lambda w: ["list", "runs", "--store", str(w.root)], ["{root}: is a directory, not a store file"], True),
     ("store-is-sqlite", lambda w: (sqlite3.connect(w.root / "lite.db").execute("CREATE TABLE t (x)"),

@@ -260,6 +260,31 @@ def test_gpu_settings_on_a_machine_without_gpus_are_exit_2(tmp_path, capsys, tin
     assert error in capsys.readouterr().err and not store.exists()
 
 
+def test_a_local_judge_asking_for_a_gpu_is_exit_2_before_anything_runs(tmp_path, capsys):
+    """The judge's model is checked with the variants', so a GPU-only judge fails up front,
+    not after every output was generated."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    suite = SUITE.split("  - name: mc")[0] + """
+  - name: rate
+    type: judge
+    grading: single
+    of: gen
+    judge: {backend: local, mode: choice}
+"""
+    suite, _, log = _workspace(tmp_path, suite=suite)
+    write(tmp_path / "a.jsonl", "".join(json.dumps({"id": f"i{k:02d}", "output": "x"}) + "\n" for k in range(N)))
+    models = write(tmp_path / "j.yaml", f"base: {{name: grader, source: fake, options: {{call_log: '{log}'}}, "
+                                        "resources: {num_gpus: 1}}\n")
+    store = tmp_path / "h.duckdb"
+    assert main(["run", str(suite), "--models", str(models), "--answers", f"a={tmp_path / 'a.jsonl'}",
+                 "--store", str(store)]) == 2
+    assert "grader: it asks for resources.num_gpus 1 but this machine has no CUDA GPUs" in capsys.readouterr().err
+    assert not store.exists() and not log.exists()
+
+
 def test_device_map_auto_serves_on_cpu(tmp_path, tiny_model_dir):
     """device_map: auto is not a GPU setting: accelerate places a model on what there is."""
     suite, _, _ = _workspace(tmp_path, suite=SUITE.split("  - name: cls")[0].split("  - name: mc")[0])

@@ -116,6 +116,16 @@ def test_a_locked_store_names_the_other_process(tmp_path, monkeypatch):
     open_store(path).close()  # free again
 
 
+def test_a_memory_limit_bounds_duckdb(tmp_path, monkeypatch):
+    """HARNESS_STORE_MEMORY becomes DuckDB's memory_limit for every connection to the store."""
+    path = tmp_path / "h.duckdb"
+    open_store(path).close()
+    for raw, expected in [("64MB", "61.0 MiB"), ("1GiB", "1.0 GiB")]:
+        monkeypatch.setenv("HARNESS_STORE_MEMORY", raw)
+        with open_store(path, read_only=True) as store:
+            assert store.query("SELECT current_setting('memory_limit') AS m")[0]["m"] == expected
+
+
 def test_opening_waits_for_a_short_holder(tmp_path, monkeypatch, caplog):
     """A commit that meets a reader (or a reader that meets a commit) waits instead of failing."""
     path = tmp_path / "h.duckdb"

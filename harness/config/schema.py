@@ -25,6 +25,9 @@ ENVIRONMENT = [
      "downloads, folded vLLM checkpoints, pickled large tokenizers."),
     ("HARNESS_STORE", "`.harness/harness.duckdb`", "The DuckDB store every command reads and writes (`--store` overrides it)."),
     ("HARNESS_STORE_WAIT_S", "60", "How long a writer waits (seconds) for the store's lock held by another process."),
+    ("HARNESS_STORE_MEMORY", "80% of RAM (DuckDB's default)", "DuckDB's memory limit for the store (e.g. `512MB`, `2GiB`): "
+     "DuckDB caches what it read up to it, so a report over a large store grows toward it; a limit bounds memory at some "
+     "cost in time."),
     ("HARNESS_PROGRESS", "1", "0 turns progress bars off (CI logs)."),
     ("HARNESS_CHECKPOINT_ITEMS", "16", "A running task commits finished items every this many..."),
     ("HARNESS_CHECKPOINT_MIN_SECONDS", "1", "...at most this often..."),

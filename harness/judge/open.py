@@ -36,6 +36,12 @@ def open_judge(j: JudgeSpec, catalogue: Catalogue | None, store, seed: int, open
     return OpenedJudge(inner, store, backend)
 
 
+def local_judge_model(j: JudgeSpec, catalogue: Catalogue | None, where: str) -> str | None:
+    """The model of the models file a judge runs on (None for an endpoint judge): its resources
+    are checked with the variants' before anything loads."""
+    return None if j.backend == "openai" else _local_judge_name(j, catalogue, where)
+
+
 def _local_judge_name(j: JudgeSpec, catalogue: Catalogue | None, where: str) -> str:
     """The model a local judge names (default: the base), declared in the catalogue."""
     if catalogue is None:

@@ -352,7 +352,7 @@ class Replicas:
 
 
 def check_resources(catalogue, names: list[str], cluster: dict | None) -> dict[str, Resources]:
-    """Each variant's resources, checked against the cluster (or this machine, without Ray)."""
+    """Each model's resources (variants and local judges), checked against the cluster (or this machine, without Ray)."""
     out = {}
     for name in names:
         res = catalogue.resources(name)

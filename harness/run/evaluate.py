@@ -24,7 +24,7 @@ from harness.analysis import fidelity
 from harness.analysis.contamination import CONTAMINATION_METRICS, check_rows, index_for
 from harness.backends.replay import ReplayBackend
 from harness.hashing import eval_libraries, git_commit, stable_hash
-from harness.judge.open import open_judge
+from harness.judge.open import local_judge_model, open_judge
 from harness.judge.task import run_judge_task
 from harness.models.catalogue import Catalogue
 from harness.models.chat_plan import OFF, ChatPlan
@@ -76,7 +76,7 @@ def run_suites(suite_paths: list[Path], models_path: Path | None, store_path: Pa
     cluster = distributed.connect(ray) if ray is not None else None
     try:
         if plan.catalogue is not None:
-            distributed.check_resources(plan.catalogue, list(plan.variants), cluster)
+            distributed.check_resources(plan.catalogue, [*plan.variants, *_judge_models(plan)], cluster)
         # A writer session: the store is opened for each read and commit only, so reports, gates
         # and listings can read it while this runs
         with Store(store_path, hold=False) as store:
@@ -207,6 +207,12 @@ def _after_run(store: Store, plan: RunPlan, outcomes: list[TaskOutcome]) -> None
             n += analysis(plan.catalogue, evaluated, mine, tasks)
     if n:
         log.info("fidelity to the parent: %d per-item rows stored", n)
+
+
+def _judge_models(plan: RunPlan) -> list[str]:
+    """The models of the file that the run's local judges run on (not already variants of it)."""
+    names = {local_judge_model(p.task.spec.judge, plan.catalogue, f"{p.where}: judge") for p in plan.judges}
+    return sorted(n for n in names if n is not None and n not in plan.variants)
 
 
 def _run_judges(store: Store, plan: RunPlan, ray: distributed.RayOptions | None = None,

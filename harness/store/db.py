@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -277,6 +278,24 @@ well under a second; a long read-only SQL session can hold it for longer). HARNE
 overrides it."""
 
 
+MEMORY_LIMIT = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
+
+
+def duckdb_config() -> dict[str, Any]:
+    """DUCKDB_CONFIG, with DuckDB's memory limit from $HARNESS_STORE_MEMORY when set. DuckDB keeps
+    the blocks it read in memory up to its limit (default: 80% of RAM), so reading a large store
+    grows a report's memory with the store; a limit bounds it, at some cost in time."""
+    import os
+
+    raw = os.environ.get("HARNESS_STORE_MEMORY")
+    if raw is None:
+        return DUCKDB_CONFIG
+    if not MEMORY_LIMIT.fullmatch(raw.strip()):
+        raise StoreError(f"HARNESS_STORE_MEMORY={raw!r}: expected a size such as 512MB or 2GiB",
+                         hint="unset it to let DuckDB use up to 80% of this machine's memory")
+    return {**DUCKDB_CONFIG, "memory_limit": raw.strip()}
+
+
 def wait_seconds() -> float:
     """The lock wait: $HARNESS_STORE_WAIT_S, else DEFAULT_WAIT_S."""
     import os
@@ -350,7 +369,7 @@ class Store:
         deadline, delay, said = time.monotonic() + wait_seconds(), 0.02, False
         while True:
             try:
-                return duckdb.connect(str(self.path), read_only=read_only, config=DUCKDB_CONFIG)
+                return duckdb.connect(str(self.path), read_only=read_only, config=duckdb_config())
             except duckdb.Error as exc:
                 err = _open_error(self.path, exc)
                 if not _is_lock_error(exc) or time.monotonic() + delay > deadline:

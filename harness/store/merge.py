@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import StoreError
-from harness.store.db import Store
+from harness.store.db import Store, duckdb_config
 
 RUN_TABLES = ("samples", "scores", "judgments", "run_stats", "audit_labels", "fidelity", "review_labels", "review_ratings")
 """Tables whose rows belong to a run (by run_id): copied with the run."""
@@ -60,7 +60,7 @@ def merge_stores(sources: list[Path], target: Path) -> list[SourceReport]:
     tmp.unlink(missing_ok=True)
     Store(tmp).close()  # a fresh store at this harness's schema
     reports = []
-    con = duckdb.connect(str(tmp))
+    con = duckdb.connect(str(tmp), config=duckdb_config())
     try:
         for i, p in enumerate(sources):
             con.execute(f"ATTACH '{_quoted(p)}' AS src{i} (READ_ONLY)")  # a path, quoted: ATTACH takes no parameters
@@ -172,7 +172,7 @@ def import_snapshot(snapshot: Path, target: Path) -> list[str]:
         raise StoreError(f"{snapshot}: not a snapshot (no schema.sql and load.sql)", hint="pass a directory `harness export` wrote")
     tmp = target.with_name(target.name + ".importing")
     tmp.unlink(missing_ok=True)
-    con = duckdb.connect(str(tmp))
+    con = duckdb.connect(str(tmp), config=duckdb_config())
     try:
         con.execute(f"IMPORT DATABASE '{_quoted(snapshot)}'")
         con.close()
