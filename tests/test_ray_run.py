@@ -309,6 +309,17 @@ def test_more_than_the_cluster_has_is_exit_2_not_a_wait(tmp_path, capsys, ray_cl
         assert error in capsys.readouterr().err and not store.exists()
 
 
+def test_a_second_driver_on_a_held_store_is_exit_2_before_a_model_loads(tmp_path, capsys, ray_cluster):
+    from harness.store.db import Store
+
+    suite, models, log = _workspace(tmp_path)
+    store = tmp_path / "h.duckdb"
+    with Store(store, hold=False):  # the first driver's writer session
+        assert main(["run", str(suite), "--models", str(models), "--store", str(store), "--ray"]) == 2
+    assert "another harness run or build" in capsys.readouterr().err
+    assert not log.exists()  # no replica was started, no model asked
+
+
 def test_shard_items_needs_ray(tmp_path, capsys):
     suite, models, _ = _workspace(tmp_path)
     assert main(["run", str(suite), "--models", str(models), "--store", str(tmp_path / "h.duckdb"), "--shard-items", "4"]) == 2
