@@ -49,6 +49,16 @@ tasks:
 """
 
 
+JUDGED = SUITE.split("  - name: mc")[0] + """
+  - name: rate
+    type: judge
+    grading: single
+    of: gen
+    judge: {backend: local, mode: choice}
+"""
+"""The generation task and a local judge rating its outputs."""
+
+
 def _workspace(tmp_path: Path, delay: float = 0.0, replicas: int = 2, suite: str = SUITE) -> tuple[Path, Path, Path]:
     items = [{"id": f"i{k:02d}", "topic": f"topic {k} " + "word " * (k % 5), "options": ["yes", "no", "maybe"],
               "gold": k % 3, "label": ["good", "bad", "meh"][k % 3]} for k in range(N)]
@@ -207,13 +217,7 @@ def test_a_killed_driver_resumes_from_the_store(tmp_path, ray_cluster):
 
 
 def test_a_local_judge_spread_over_replicas_gives_the_same_judgments(tmp_path, ray_cluster):
-    suite = SUITE.split("  - name: mc")[0] + """
-  - name: rate
-    type: judge
-    grading: single
-    of: gen
-    judge: {backend: local, mode: choice}
-"""
+    suite = JUDGED
     suite, models, log = _workspace(tmp_path, suite=suite)
     plain, spread = tmp_path / "plain.duckdb", tmp_path / "ray.duckdb"
     assert main(["run", str(suite), "--models", str(models), "--store", str(plain)]) == 0
@@ -267,13 +271,7 @@ def test_a_local_judge_asking_for_a_gpu_is_exit_2_before_anything_runs(tmp_path,
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
-    suite = SUITE.split("  - name: mc")[0] + """
-  - name: rate
-    type: judge
-    grading: single
-    of: gen
-    judge: {backend: local, mode: choice}
-"""
+    suite = JUDGED
     suite, _, log = _workspace(tmp_path, suite=suite)
     write(tmp_path / "a.jsonl", "".join(json.dumps({"id": f"i{k:02d}", "output": "x"}) + "\n" for k in range(N)))
     models = write(tmp_path / "j.yaml", f"base: {{name: grader, source: fake, options: {{call_log: '{log}'}}, "
