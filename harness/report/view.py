@@ -224,8 +224,8 @@ def build_view(store: Store, spec: ReportSpec, where: str = "report") -> ReportV
             if headline in table[v]:
                 leaderboard[v][(task, headline)] = table[v][headline]
     tradeoff = _tradeoff(store, spec, leaderboard_columns, leaderboard, tasks)
-    lineage = _lineage(store, spec.variants + _reward_models(store, spec.variants))
-    deltas = _lineage_deltas(store, spec, lineage, leaderboard_columns)
+    lineage = lineage_rows(store, spec.variants + _reward_models(store, spec.variants))
+    deltas = lineage_deltas(store, spec, lineage, leaderboard_columns)
     contamination = _contamination(store, spec, tasks)
     fidelity = _fidelity(store, spec, tasks)
     forest = _forest(spec, tasks)
@@ -474,7 +474,7 @@ def _with_noise_band(store: Store, c: Comparison, base: str | None, task: str) -
     return replace(c, noise_band=max(bands)) if bands else c
 
 
-def _lineage_deltas(store: Store, spec: ReportSpec, lineage: list[dict], columns: list[tuple[str, str]]) -> dict:
+def lineage_deltas(store: Store, spec: ReportSpec, lineage: list[dict], columns: list[tuple[str, str]]) -> dict:
     """Each build step's effect: every variant against its parent (both in the report) on each
     leaderboard headline, paired, Holm-adjusted across all of them; and the tree drawn as SVG
     with each edge labelled by its deltas."""
@@ -688,7 +688,7 @@ def _reward_models(store: Store, variants: list[str]) -> list[str]:
     return [r["model"] for r in rows if r["model"] not in variants]
 
 
-def _lineage(store: Store, names: list[str]) -> list[dict]:
+def lineage_rows(store: Store, names: list[str]) -> list[dict]:
     rows = store.query(
         """SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY name ORDER BY created_at DESC) AS rn FROM variants)
            WHERE rn = 1 AND list_contains(?, name)""", [names])

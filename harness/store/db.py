@@ -323,7 +323,7 @@ class Store:
     readers can open the store while a run is in progress; when one holds it at the instant of a
     commit, the commit waits for it (up to wait_seconds())."""
 
-    def __init__(self, path: Path, read_only: bool = False, hold: bool = True):
+    def __init__(self, path: Path, read_only: bool = False, hold: bool = True, migrate: bool = True):
         self.path = path
         self.hold = hold
         self.read_only = read_only
@@ -354,6 +354,10 @@ class Store:
             if not read_only:
                 self._migrate()
             elif applied != known:
+                if not migrate:  # e.g. `harness view`, which never writes to the store
+                    raise StoreError(f"{path}: store schema is older than this harness ({len(known) - len(applied)} migration(s) to apply), "
+                                     "and this command only reads",
+                                     hint="run any writing command once (e.g. `harness list runs`), then read it again")
                 self._migrate_then_reopen()
         except BaseException:
             self.close()

@@ -1,0 +1,1 @@
+"""Results where teams already look: lm-eval's results files, experiment trackers, model cards."""

@@ -1,0 +1,111 @@
+"""Results where teams already look: lm-eval results files (read back with lm-eval's own code),
+experiment trackers and model cards."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from tests.conftest import REPO, write
+
+TWO_SUBJECTS = """
+name: mmlu2
+tasks:
+  - name: mmlu2_arithmetic
+    type: multiple_choice
+    data: {format: mmlu_csv, path: @DATA@, split: test, subjects: [arithmetic]}
+    fewshot: {k: 1, split: dev}
+    prompt:
+      template: "{{ question }}\\nA. {{ choices[0] }}\\nB. {{ choices[1] }}\\nC. {{ choices[2] }}\\nD. {{ choices[3] }}\\nAnswer:"
+    scorers: [acc, acc_norm]
+  - name: mmlu2_geography
+    type: multiple_choice
+    data: {format: mmlu_csv, path: @DATA@, split: test, subjects: [world_geography], limit: 7}
+    prompt:
+      template: "{{ question }}\\nA. {{ choices[0] }}\\nB. {{ choices[1] }}\\nC. {{ choices[2] }}\\nD. {{ choices[3] }}\\nAnswer:"
+    scorers: [acc]
+"""
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory) -> dict:
+    """Two fake variants on a two-subject MMLU suite and a generation suite."""
+    tmp = tmp_path_factory.mktemp("interop")
+    suite = write(tmp / "suites" / "mmlu2.yaml", TWO_SUBJECTS.replace("@DATA@", str(REPO / "data" / "mmlu_sample")))
+    gen = write(tmp / "suites" / "gen.yaml", f"""
+        name: gen
+        tasks:
+          - name: tweets
+            type: generation
+            data: {{format: jsonl, path: {REPO / "data" / "brand" / "test.jsonl"}, limit: 6}}
+            id_field: id
+            prompt: {{template: "Brief: {{{{ topic }}}}\\nTweet:", reference: "{{{{ tweet }}}}"}}
+            generation: {{max_new_tokens: 8, stop: ["\\n"]}}
+            scorers: [rouge, exact_match]
+        """)
+    store = tmp / "h.duckdb"
+    for models in (write(tmp / "a.yaml", "base: {name: fake-a, source: fake, options: {favour: [A]}}\n"),
+                   write(tmp / "b.yaml", "base: {name: fake-b, source: fake}\n")):
+        assert main(["run", str(suite), str(gen), "--models", str(models), "--store", str(store)]) == 0
+    return {"store": store, "tmp": tmp}
+
+
+def test_lm_eval_export_is_read_by_lm_eval(evaluated, tmp_path):
+    from lm_eval.utils import get_file_task_name, get_latest_filename, get_results_filenames, get_sample_results_filenames, make_table
+
+    out = tmp_path / "lm"
+    assert main(["export", str(out), "--format", "lm-eval", "--store", str(evaluated["store"])]) == 0
+    files = sorted(str(p) for p in out.rglob("*.json*"))
+    assert {Path(p).parent.name for p in files} == {"fake-a", "fake-b"}  # a folder per model, as lm-eval writes
+    results = get_results_filenames(files)
+    assert len(results) == 2
+    samples = get_sample_results_filenames(files)
+    assert {get_file_task_name(Path(p).name) for p in samples} == {"mmlu2_arithmetic", "mmlu2_geography", "tweets"}
+    doc = json.loads(Path(get_latest_filename([p for p in results if "fake-a" in p])).read_text())
+    for key in ("results", "groups", "group_subtasks", "configs", "versions", "n-shot", "n-samples", "higher_is_better", "config"):
+        assert key in doc, key
+    table = make_table(doc)
+    assert "mmlu2_arithmetic" in table and "acc_norm" in table and "±" in table
+    assert "mmlu2" in make_table(doc, "groups")
+    assert doc["n-shot"]["mmlu2_arithmetic"] == 1 and doc["n-shot"]["mmlu2_geography"] == 0
+    assert doc["group_subtasks"]["mmlu2"] == ["mmlu2_arithmetic", "mmlu2_geography"]
+    # per-sample lines carry what lm-eval's sample files carry, and the metric averages match
+    lines = [json.loads(x) for x in Path(next(p for p in samples if "fake-a" in p and "arithmetic" in p)).read_text().splitlines()]
+    assert {"doc_id", "doc", "target", "arguments", "resps", "filtered_resps", "doc_hash", "prompt_hash", "target_hash", "acc"} <= set(lines[0])
+    assert sum(x["acc"] for x in lines) / len(lines) == pytest.approx(doc["results"]["mmlu2_arithmetic"]["acc,none"])
+    assert doc["n-samples"]["mmlu2_arithmetic"]["effective"] == len(lines)
+
+
+def test_lm_eval_group_aggregate_equals_lm_evals(evaluated, tmp_path):
+    """The suite as a group: the size-weighted mean and pooled stderr lm-eval computes for mmlu."""
+    from lm_eval.api.metrics import aggregate_subtask_metrics, mean_stderr, pooled_sample_stderr
+
+    out = tmp_path / "lm"
+    assert main(["export", str(out), "--format", "lm-eval", "--variant", "fake-b", "--store", str(evaluated["store"])]) == 0
+    doc = json.loads(next(out.rglob("results_*.json")).read_text())
+    tasks = doc["group_subtasks"]["mmlu2"]
+    sizes = [doc["n-samples"][t]["effective"] for t in tasks]
+    assert sizes[0] != sizes[1]  # weighting by size matters
+    means = [doc["results"][t]["acc,none"] for t in tasks]
+    errors = [doc["results"][t]["acc_stderr,none"] for t in tasks]
+    assert doc["groups"]["mmlu2"]["acc,none"] == pytest.approx(aggregate_subtask_metrics(means, sizes, weight_by_size=True))
+    assert doc["groups"]["mmlu2"]["acc_stderr,none"] == pytest.approx(float(pooled_sample_stderr(errors, sizes)))
+    assert "acc_norm,none" not in doc["groups"]["mmlu2"]  # only metrics every task has
+    values = [json.loads(x)["acc"] for x in next(out.rglob("samples_mmlu2_geography_*.jsonl")).read_text().splitlines()]
+    assert doc["results"]["mmlu2_geography"]["acc_stderr,none"] == pytest.approx(mean_stderr(values))
+
+
+def test_lm_eval_export_errors_are_exit_2_and_leave_nothing(evaluated, tmp_path, capsys):
+    out = tmp_path / "lm"
+    assert main(["export", str(out), "--format", "lm-eval", "--variant", "ghost", "--store", str(evaluated["store"])]) == 2
+    assert "ghost" in capsys.readouterr().err and not out.exists() and not (tmp_path / "lm.tmp").exists()
+    assert main(["export", str(out), "--variant", "fake-a", "--store", str(evaluated["store"])]) == 2  # parquet takes no --variant
+    empty = tmp_path / "empty.duckdb"
+    from harness.store.db import Store
+
+    Store(empty).close()
+    assert main(["export", str(out), "--format", "lm-eval", "--store", str(empty)]) == 2
+    assert "no run" in capsys.readouterr().err and not out.exists()
