@@ -236,6 +236,22 @@ def build_parser() -> argparse.ArgumentParser:
     _store_arg(p)
     p.set_defaults(func=cmd_export)
 
+    p = sub.add_parser("card", help="write a Hugging Face model card for a variant from its stored results (--push uploads it)",
+                       description="Write README.md, a Hugging Face model card, for VARIANT from its latest runs: `model-index` "
+                                   "results (task, dataset, metric, value) that the Hub shows, each figure with its interval and "
+                                   "n in the body, the lineage and build facts, and with --report the gate's verdicts on the "
+                                   "variant. --push REPO uploads the card and the variant's built files to the Hub (private "
+                                   "unless --public; needs network, HF_HUB_OFFLINE=0 and a token); --dry-run lists them.")
+    p.add_argument("variant", help="a variant with runs in the store")
+    p.add_argument("--out", type=Path, help="directory for README.md (default: .harness/cards/VARIANT next to the store)")
+    p.add_argument("--report", type=Path, help="a report file whose gate rules on the variant are decided and listed")
+    p.add_argument("--base-model", metavar="HUB_ID", help="the Hub id of the base model (the card's base_model), e.g. google/gemma-3-270m")
+    p.add_argument("--push", metavar="REPO", help="upload the card and the variant's files to this Hub repository")
+    p.add_argument("--public", action="store_true", help="with --push: create the repository public (default: private)")
+    p.add_argument("--dry-run", action="store_true", help="with --push: list what would be uploaded, upload nothing")
+    _store_arg(p)
+    p.set_defaults(func=cmd_card)
+
     p = sub.add_parser("store", help="merge stores written on several machines, or rebuild one from a snapshot",
                        description="Combine results that several machines or CI jobs wrote into their own stores. Sources "
                                    "are only read (runs and readers on them go on); the target must be new.")
@@ -611,6 +627,39 @@ def cmd_view(args) -> int:
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port {args.port}: expected a port from 0 to 65535")
     serve(args.store, args.host, args.port, open_browser=not args.no_browser)
+    return 0
+
+
+def cmd_card(args) -> int:
+    from harness.errors import ConfigError
+    from harness.interop.model_card import build_card, describe, push, upload_plan, write_card
+    from harness.store.db import open_store
+
+    if (args.dry_run or args.public) and not args.push:
+        raise ConfigError("--dry-run and --public go with --push REPO")
+    spec = verdicts = None
+    if args.report:
+        from harness.config.report import load_report
+
+        spec = load_report(args.report)
+    with open_store(args.store, read_only=True) as store:
+        if spec is not None:
+            from harness.report.gate import evaluate_gate
+
+            verdicts = [v for v in evaluate_gate(store, spec).verdicts if v.rule.variant == args.variant] if spec.gate else []
+        card = build_card(store, args.variant, verdicts, spec.title if spec else None, args.base_model)
+    path = write_card(card, args.out or args.store.parent / "cards" / args.variant)
+    print(f"model card written to {path}")
+    if args.push:
+        plan = upload_plan(path, card)
+        if card.artifact is None:
+            print(f"note: {args.variant} has no built files on this machine; only the card would be uploaded")
+        if args.dry_run:
+            print(f"would upload to {args.push} ({'public' if args.public else 'private'}):")
+            for line in describe(plan):
+                print(f"  {line}")
+            return 0
+        print(f"uploaded to {push(plan, args.push, private=not args.public)}")
     return 0
 
 

@@ -109,3 +109,51 @@ def test_lm_eval_export_errors_are_exit_2_and_leave_nothing(evaluated, tmp_path,
     Store(empty).close()
     assert main(["export", str(out), "--format", "lm-eval", "--store", str(empty)]) == 2
     assert "no run" in capsys.readouterr().err and not out.exists()
+
+
+def test_model_card_model_index_parses_with_huggingface_hub(evaluated, tmp_path):
+    from huggingface_hub import ModelCard
+
+    report = write(tmp_path / "r.yaml", """
+        title: Card check
+        variants: [fake-b, fake-a]
+        gate:
+          - {variant: fake-a, task: mmlu2_arithmetic, metric: acc, min: 0.0}
+          - {variant: fake-b, task: tweets, metric: rougeL, min: 0.0}
+        """)
+    out = tmp_path / "card"
+    assert main(["card", "fake-a", "--report", str(report), "--out", str(out), "--base-model", "google/gemma-3-270m",
+                 "--store", str(evaluated["store"])]) == 0
+    card = ModelCard.load(out / "README.md")
+    assert card.data.base_model == "google/gemma-3-270m"
+    results = {(r.dataset_name, r.metric_type): r for r in card.data.eval_results}
+    acc = results[("mmlu2 / mmlu2_arithmetic", "acc")]
+    assert acc.task_type == "multiple-choice" and acc.dataset_type == "mmlu2" and acc.verified is False
+    from harness.store.db import Store
+
+    with Store(evaluated["store"], read_only=True) as store:
+        mean = store.query("""SELECT avg(value) AS m FROM scores JOIN latest_runs USING (run_id)
+                              WHERE variant = 'fake-a' AND task = 'mmlu2_arithmetic' AND metric = 'acc'""")[0]["m"]
+    assert acc.metric_value == pytest.approx(mean) and "95% CI" in acc.metric_name and "n=10" in acc.metric_name
+    text = (out / "README.md").read_text()
+    assert "## Gate (Card check)" in text and "fake-a mmlu2_arithmetic/acc >= 0" in text and "**pass**" in text
+    assert "fake-b" not in text.split("## Gate")[1]  # only the rules on this variant
+
+
+def test_model_card_push_dry_run_and_refusals(evaluated, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "card"
+    store = str(evaluated["store"])
+    assert main(["card", "fake-a", "--out", str(out), "--push", "me/fake-a", "--dry-run", "--store", store]) == 0
+    said = capsys.readouterr().out
+    assert "would upload to me/fake-a (private)" in said and "README.md" in said
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert main(["card", "fake-a", "--out", str(out), "--push", "me/fake-a", "--store", store]) == 2
+    assert "HF_HUB_OFFLINE" in capsys.readouterr().err
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # no stored login either
+    assert main(["card", "fake-a", "--out", str(out), "--push", "me/fake-a", "--store", store]) == 2
+    assert "token" in capsys.readouterr().err
+    assert main(["card", "ghost", "--out", str(tmp_path / "g"), "--store", store]) == 2
+    assert "no run of variant 'ghost'" in capsys.readouterr().err and not (tmp_path / "g").exists()
+    assert main(["card", "fake-a", "--dry-run", "--store", store]) == 2
