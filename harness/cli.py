@@ -44,6 +44,12 @@ def _store_arg(p: argparse.ArgumentParser) -> None:
                    help=f"DuckDB results file (default: $HARNESS_STORE or {DEFAULT_STORE})")
 
 
+def _log_arg(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--log", action="append", choices=["mlflow", "wandb"], metavar="TRACKER",
+                   help=f"also record {what} in an experiment tracker: mlflow or wandb (repeatable; needs "
+                        "harness[mlflow] / harness[wandb]; configured by MLFLOW_TRACKING_URI / WANDB_MODE, WANDB_PROJECT)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="harness", description="Build, evaluate, report on and gate fine-tuned LLM variants.")
     parser.add_argument("--version", action="version", version=f"harness {__version__}")
@@ -92,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard-items", type=_positive, metavar="N",
                    help="with --ray: items per shard (default 32, rounded up to whole generation batches); a killed "
                         "replica loses at most its shard in flight")
+    _log_arg(p, "each variant's metrics with intervals and every run's provenance")
     _store_arg(p)
     p.set_defaults(func=cmd_run)
 
@@ -99,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Render the report described by REPORT from the stored rows into one HTML file.")
     p.add_argument("report", type=Path, help="report file, e.g. reports/demo.yaml")
     p.add_argument("--out", type=Path, help="output HTML (default: .harness/reports/<report name>.html)")
+    _log_arg(p, "every variant's figures with intervals, the gate's verdicts and the HTML report (as an artifact)")
     _store_arg(p)
     p.set_defaults(func=cmd_report)
 
@@ -395,6 +403,11 @@ def cmd_run(args) -> int:
     ray = None
     if args.ray is not None:
         ray = RayOptions(None if args.ray == "local" else args.ray, args.shard_items or DEFAULT_SHARD_ITEMS)
+    trackers = list(dict.fromkeys(args.log or []))
+    if trackers:
+        from harness.interop.trackers import check
+
+        check(trackers)  # a missing client or login is exit 2 before anything is evaluated
     outcomes = run_suites(args.suites, args.models, args.store, args.variant, args.force, args.limit,
                           parse_answers_arg(args.answers), ray)
     variants = list(dict.fromkeys(o.variant for o in outcomes))
@@ -413,6 +426,14 @@ def cmd_run(args) -> int:
         for x in unhealthy:
             print(f"  {x['variant']} / {x['task']}: {x['warning']}")
     print(f"stored in {args.store}")
+    if trackers:
+        from harness.interop.trackers import log, run_entries
+
+        with open_store(args.store, read_only=True) as store:
+            entries = run_entries(store, run_ids)
+        for tracker in trackers:
+            for where in log(tracker, entries, args.store.parent):
+                print(f"logged to {where}")
     if args.limit is not None:
         print(f"--limit {args.limit}: a seeded random sample of each task, recorded as partial runs; "
               "reports and gates keep reading full runs where one is stored")
@@ -451,6 +472,11 @@ def cmd_report(args) -> int:
     from harness.store.db import open_store
 
     spec = load_report(args.report)
+    trackers = list(dict.fromkeys(args.log or []))
+    if trackers:
+        from harness.interop.trackers import check
+
+        check(trackers)
     with open_store(args.store, read_only=True) as store:
         view = build_view(store, spec, str(args.report))
     out = args.out or args.store.parent / "reports" / f"{args.report.stem}.html"
@@ -463,6 +489,15 @@ def cmd_report(args) -> int:
     for w in view.coverage:
         print(f"warning: {w}")
     print(f"report written to {out}")
+    if trackers:
+        from harness.interop.trackers import log, report_entry
+        from harness.report.gate import evaluate_gate
+
+        with open_store(args.store, read_only=True) as store:
+            entry = report_entry(store, spec, args.report, out, evaluate_gate(store, spec) if spec.gate else None)
+        for tracker in trackers:
+            for where in log(tracker, [entry], args.store.parent):
+                print(f"logged to {where}")
     return 0
 
 

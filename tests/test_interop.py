@@ -54,7 +54,13 @@ def evaluated(tmp_path_factory) -> dict:
 
 
 def test_lm_eval_export_is_read_by_lm_eval(evaluated, tmp_path):
-    from lm_eval.utils import get_file_task_name, get_latest_filename, get_results_filenames, get_sample_results_filenames, make_table
+    from lm_eval.utils import (
+        get_file_task_name,
+        get_latest_filename,
+        get_results_filenames,
+        get_sample_results_filenames,
+        make_table,
+    )
 
     out = tmp_path / "lm"
     assert main(["export", str(out), "--format", "lm-eval", "--store", str(evaluated["store"])]) == 0
@@ -157,3 +163,103 @@ def test_model_card_push_dry_run_and_refusals(evaluated, tmp_path, capsys, monke
     assert main(["card", "ghost", "--out", str(tmp_path / "g"), "--store", store]) == 2
     assert "no run of variant 'ghost'" in capsys.readouterr().err and not (tmp_path / "g").exists()
     assert main(["card", "fake-a", "--dry-run", "--store", store]) == 2
+
+
+# -- experiment trackers (offline: MLflow's local file store, W&B's offline mode) -------------------
+
+
+def _wandb_records(run_dir: Path) -> list:
+    """The records of an offline W&B run, parsed with W&B's own protobuf schema from its
+    transaction log (LevelDB log framing: 32 KiB blocks of checksum, length, type, data)."""
+    import struct
+
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    data = next(run_dir.glob("run-*.wandb")).read_bytes()
+    assert data[:4] == b":W&B"
+    block, pos, buf, records = 32768, 7, b"", []
+    while pos + 7 <= len(data):
+        left = block - pos % block
+        if left < 7:
+            pos += left
+            continue
+        _, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        pos += 7
+        if kind == 0 and length == 0:
+            pos += left - 7
+            continue
+        buf += data[pos:pos + length]
+        pos += length
+        if kind in (1, 4):  # a whole record, or the last piece of one
+            record = pb.Record()
+            record.ParseFromString(buf)
+            records.append(record)
+            buf = b""
+    return records
+
+
+GATED = """
+title: Tracked
+variants: [fake-b, fake-a]
+gate:
+  - {variant: fake-a, task: mmlu2_arithmetic, metric: acc, min: 0.0}
+"""
+
+
+def test_report_logged_to_mlflow_reads_back(evaluated, tmp_path, monkeypatch):
+    pytest.importorskip("mlflow", reason="mlflow is not installed (pip install 'harness[mlflow]')")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    store = tmp_path / "s" / "h.duckdb"
+    store.parent.mkdir()
+    store.write_bytes(evaluated["store"].read_bytes())
+    report = write(tmp_path / "r.yaml", GATED)
+    assert main(["report", str(report), "--store", str(store), "--out", str(tmp_path / "r.html"), "--log", "mlflow"]) == 0
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=(store.parent / "mlruns").as_uri())  # the default: beside the store
+    experiment = client.get_experiment_by_name("harness")
+    (run,) = client.search_runs([experiment.experiment_id])
+    m = run.data.metrics
+    assert m["fake-a/mmlu2_arithmetic/acc.ci_low"] <= m["fake-a/mmlu2_arithmetic/acc"] <= m["fake-a/mmlu2_arithmetic/acc.ci_high"]
+    assert m["fake-a/mmlu2_arithmetic/acc.n"] == 10 and "fake-b/tweets/rougeL" in m
+    assert m["gate/exit_code"] == 0 and m["gate/rule_1.passed"] == 1
+    assert run.data.tags["harness.gate"] == "pass" and run.data.tags["gate/rule_1"].startswith("pass: fake-a")
+    assert run.data.params["fake-a/mmlu2_arithmetic/run_id"] and run.data.params["title"] == "Tracked"
+    assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["r.html"]
+
+
+def test_run_logged_to_wandb_offline_reads_back(evaluated, tmp_path, monkeypatch):
+    pytest.importorskip("wandb", reason="wandb is not installed (pip install 'harness[wandb]')")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    store = tmp_path / "h.duckdb"
+    store.write_bytes(evaluated["store"].read_bytes())
+    suite = evaluated["tmp"] / "suites" / "mmlu2.yaml"
+    assert main(["run", str(suite), "--models", str(evaluated["tmp"] / "a.yaml"), "--store", str(store), "--log", "wandb"]) == 0
+    (run_dir,) = (tmp_path / "wandb").glob("offline-run-*")
+    records = _wandb_records(run_dir)
+    summary = {u.key: json.loads(u.value_json) for r in records if r.WhichOneof("record_type") == "summary" for u in r.summary.update}
+    assert summary["mmlu2_arithmetic/acc.n"] == 10 and summary["mmlu2_geography/acc.n"] == 7
+    assert summary["mmlu2_arithmetic/acc.ci_low"] <= summary["mmlu2_arithmetic/acc"] <= summary["mmlu2_arithmetic/acc.ci_high"]
+    (run,) = [r.run for r in records if r.WhichOneof("record_type") == "run"]
+    config = {u.key: json.loads(u.value_json) for u in run.config.update}
+    assert config["variant"] == "fake-a" and config["mmlu2_arithmetic/run_id"]
+    assert run.display_name.startswith("fake-a") and "harness" in run.tags
+
+
+def test_tracker_without_credentials_or_client_is_exit_2_before_evaluating(evaluated, tmp_path, monkeypatch, capsys):
+    pytest.importorskip("wandb", reason="wandb is not installed")
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc login
+    store = tmp_path / "new.duckdb"
+    suite = evaluated["tmp"] / "suites" / "mmlu2.yaml"
+    assert main(["run", str(suite), "--models", str(evaluated["tmp"] / "a.yaml"), "--store", str(store), "--log", "wandb"]) == 2
+    assert "WANDB_MODE=offline" in capsys.readouterr().err and not store.exists()
+    import sys
+
+    monkeypatch.setitem(sys.modules, "mlflow", None)  # as if not installed: importing it raises ImportError
+    assert main(["run", str(suite), "--models", str(evaluated["tmp"] / "a.yaml"), "--store", str(store), "--log", "mlflow"]) == 2
+    assert "harness[mlflow]" in capsys.readouterr().err and not store.exists()
