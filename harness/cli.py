@@ -39,6 +39,13 @@ def _non_negative(value: str) -> float:
     return x
 
 
+def _finite(x: float | None) -> float | None:
+    """A figure for JSON: NaN and infinities (undefined or unbounded) as null."""
+    import math
+
+    return x if x is not None and math.isfinite(x) else None
+
+
 def _store_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--store", type=Path, default=Path(os.environ.get("HARNESS_STORE", DEFAULT_STORE)),
                    help=f"DuckDB results file (default: $HARNESS_STORE or {DEFAULT_STORE})")
@@ -56,6 +63,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-v: debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+
+    p = sub.add_parser("init", help="write a working starter workspace (suite, models, report, data, JSON Schemas) for a model",
+                       description="Write a starter workspace into DIR for the model --model names (default: the embedded "
+                                   "Gemma 3 270M): suites/starter.yaml (a multiple-choice and a generation task over small data "
+                                   "in data/), models/model.yaml, reports/starter.yaml with a gate rule, and schemas/*.schema.json "
+                                   "that the YAML files reference, so editors complete and check their keys. Existing files are "
+                                   "left alone (exit 2) unless --force.")
+    p.add_argument("dir", type=Path, nargs="?", default=Path("."), help="the workspace folder (default: the current one)")
+    p.add_argument("--model", default="embedded", metavar="SPEC", help="the model, as `harness run --model` takes it "
+                   "(hf:ORG/NAME, hf:DIR, gguf:FILE, endpoint:URL,model=NAME, embedded, fake; default embedded)")
+    p.add_argument("--force", action="store_true", help="overwrite existing starter files")
+    p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("validate", help="check suite, model and report files without loading a model",
                        description="Validate declarative files: structure, names, data files, templates. "
@@ -82,6 +101,18 @@ def build_parser() -> argparse.ArgumentParser:
                                    "unjudged; running the command again asks exactly those calls), 2 invalid input.")
     p.add_argument("suites", nargs="+", type=Path, help="suite files, e.g. suites/mmlu_sample.yaml")
     p.add_argument("--models", type=Path, help="models file naming the base and variants (and any local judge)")
+    p.add_argument("--model", metavar="SPEC",
+                   help="a one-off model instead of --models: hf:ORG/NAME or hf:DIR, gguf:FILE, endpoint:URL,model=NAME, "
+                        "embedded or fake, with ,name=, ,peft=ADAPTER_DIR, ,dtype=, ,chat_template= or backend options "
+                        "(,batch_size=auto); written as a models file beside the store")
+    p.add_argument("--seed", type=int, help="override every suite's seed (sampling, --limit draws)")
+    p.add_argument("--num-fewshot", type=int, metavar="K", help="override the few-shot count of every task that has examples")
+    p.add_argument("--gen-kwargs", metavar="K=V,...",
+                   help="override generation settings of every generation task, e.g. temperature=0.7,top_p=0.9,max_new_tokens=64 "
+                        "(stop: strings separated by |)")
+    p.add_argument("--batch-size", metavar="N|auto",
+                   help="override every generation task's batch size; auto (with --model): the hf backend's largest batch that fits")
+    p.add_argument("--json", action="store_true", help="print the results as JSON (one object per figure) instead of a table")
     p.add_argument("--answers", action="append", metavar="NAME=FILE",
                    help="also evaluate pre-generated answers (MT-Bench model_answer JSONL, or {id, output} lines) "
                         "as if NAME were a variant; repeatable. Without --variant, only the answer sets are evaluated")
@@ -285,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="List what the store holds (variants with lineage, runs) or what is registered "
                                    "(scorers with their metrics, every declared metric, backends, recipes, loaders, task kinds).")
     p.add_argument("what", choices=["variants", "runs", "scorers", "metrics", "backends", "recipes", "loaders", "task_kinds"])
+    p.add_argument("--json", action="store_true", help="print JSON (variants and runs: their stored rows; components: name and target)")
     _store_arg(p)
     p.set_defaults(func=cmd_list)
 
@@ -294,6 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "file differs from what would be written (CI keeps docs/reference.md current with it).")
     p.add_argument("--out", type=Path, help="write to this file (e.g. docs/reference.md) instead of printing")
     p.add_argument("--check", action="store_true", help="with --out: compare instead of writing; exit 1 when out of date")
+    p.add_argument("--json-schema", type=Path, metavar="DIR", help="instead: write suite/models/report.schema.json (JSON Schema, "
+                   "for editors) into DIR")
     p.set_defaults(func=cmd_schema)
     return parser
 
@@ -302,6 +336,14 @@ def cmd_schema(args) -> int:
     from harness.config.schema import render
     from harness.errors import ConfigError
 
+    if args.json_schema is not None:
+        from harness.config.starter import write_schemas
+
+        if args.out or args.check:
+            raise ConfigError("--json-schema writes its own files: leave out --out and --check")
+        for path in write_schemas(args.json_schema):
+            print(f"wrote {path}")
+        return 0
     text = render()
     if args.check:
         if args.out is None:
@@ -363,6 +405,22 @@ def main(argv: list[str] | None = None) -> int:
 
 # -- commands ---------------------------------------------------------------------------------
 
+def cmd_init(args) -> int:
+    from harness.config.starter import init_workspace
+    from harness.run.oneoff import parse_model
+
+    oneoff = parse_model(args.model)
+    written = init_workspace(args.dir, oneoff.evaluate, oneoff.models, args.force)
+    for path in written:
+        print(f"wrote {path}")
+    models = "models/model.yaml"
+    print(f"next, in {args.dir}:\n  harness validate\n"
+          + (f"  harness build {models}\n" if oneoff.needs_build else "")
+          + f"  harness run suites/starter.yaml --models {models}\n  harness report reports/starter.yaml\n"
+            "  harness gate reports/starter.yaml")
+    return 0
+
+
 def cmd_validate(args) -> int:
     from harness.run.validate import validate_paths
 
@@ -390,6 +448,54 @@ def cmd_build(args) -> int:
     return 0
 
 
+def _log_to(trackers: list[str], entries, store_path: Path, say) -> None:
+    """Record `entries(store)` in each tracker (after the results are stored)."""
+    from harness.interop.trackers import log as log_entries
+    from harness.store.db import open_store
+
+    with open_store(store_path, read_only=True) as store:
+        made = entries(store)
+    for tracker in trackers:
+        for where in log_entries(tracker, made, store_path.parent):
+            say(f"logged to {where}")
+
+
+def _run_models(args) -> tuple[Path | None, list[str] | None, object]:
+    """--models, or the one-off --model written as a models file (its adapter built first), and
+    the run-time overrides; every check before anything is evaluated."""
+    from harness.errors import ConfigError
+    from harness.run.oneoff import Overrides, parse_gen_kwargs, parse_model, write_models
+
+    batch: int | None = None
+    if args.batch_size is not None and args.batch_size != "auto":
+        batch = int(args.batch_size) if args.batch_size.isdigit() else 0
+        if batch < 1:
+            raise ConfigError(f"--batch-size {args.batch_size}: expected a whole number >= 1 or auto")
+    if args.num_fewshot is not None and args.num_fewshot < 0:
+        raise ConfigError(f"--num-fewshot {args.num_fewshot}: must be at least 0")
+    overrides = Overrides(args.seed, args.num_fewshot, parse_gen_kwargs(args.gen_kwargs or ""), batch)
+    if overrides:
+        log.info("overrides for every suite: %s (stored with each run's task config)", overrides.words())
+    if args.model is None:
+        if args.batch_size == "auto":
+            raise ConfigError("--batch-size auto goes with --model; in a models file, set the model's options: {batch_size: auto}")
+        return args.models, args.variant, overrides
+    if args.models is not None or args.variant:
+        raise ConfigError("--model names one model to evaluate: leave out --models and --variant")
+    spec = args.model + (",batch_size=auto" if args.batch_size == "auto" else "")
+    oneoff = parse_model(spec)
+    path = write_models(oneoff, args.store)
+    log.info("--model %s: written as %s", args.model, path)
+    if oneoff.needs_build:  # the adapter is copied into the store's artifacts: only once the suites are known good
+        from harness.config.suite import load_suite
+        from harness.run.build import build_models
+
+        for suite in args.suites:
+            overrides.apply(load_suite(suite), str(suite))
+        build_models(path, args.store, [oneoff.evaluate])
+    return path, [oneoff.evaluate], overrides
+
+
 def cmd_run(args) -> int:
     from harness.analysis.metrics import summarize
     from harness.data.answers import parse_answers_arg
@@ -408,8 +514,9 @@ def cmd_run(args) -> int:
         from harness.interop.trackers import check
 
         check(trackers)  # a missing client or login is exit 2 before anything is evaluated
-    outcomes = run_suites(args.suites, args.models, args.store, args.variant, args.force, args.limit,
-                          parse_answers_arg(args.answers), ray)
+    models, variants, overrides = _run_models(args)
+    outcomes = run_suites(args.suites, models, args.store, variants, args.force, args.limit,
+                          parse_answers_arg(args.answers), ray, overrides)
     variants = list(dict.fromkeys(o.variant for o in outcomes))
     run_ids = [o.run_id for o in outcomes]
     with open_store(args.store, read_only=True) as store:
@@ -417,26 +524,32 @@ def cmd_run(args) -> int:
         unhealthy = store.query("""SELECT r.run_id, r.variant, r.task, s.warning FROM run_stats s JOIN runs r USING (run_id)
                                    WHERE list_contains(?, r.run_id) AND s.warning IS NOT NULL ORDER BY r.variant, r.task""", [run_ids])
     flagged = {x["run_id"] for x in unhealthy}
-    print(f"{'variant':24} {'task':22} {'metric':12} mean [95% CI] (n)")
-    for r in rows:
-        print(f"{r.variant:24} {r.task:22} {r.metric:12} {r.estimate.fmt()}"
-              + ("  ! judge health (below)" if r.run_id in flagged and r.metric not in ("unjudged", "inconsistent") else ""))
-    if unhealthy:
-        print("judge health: the judged figures marked ! may not mean what they say:")
-        for x in unhealthy:
-            print(f"  {x['variant']} / {x['task']}: {x['warning']}")
-    print(f"stored in {args.store}")
+    # with --json, stdout is one JSON document; what is said besides it goes to stderr
+    say = (lambda text: print(text, file=sys.stderr)) if args.json else print
+    if args.json:
+        print(json.dumps({"store": str(args.store), "partial": args.limit is not None,
+                          "figures": [{"variant": r.variant, "suite": r.suite, "task": r.task, "metric": r.metric,
+                                       "mean": _finite(r.estimate.mean), "low": _finite(r.estimate.low), "high": _finite(r.estimate.high),
+                                       "n": r.estimate.n, "confidence": 0.95, "run_id": r.run_id,
+                                       "judge_health_warning": r.run_id in flagged} for r in rows],
+                          "judge_health": unhealthy}, indent=2))
+    else:
+        print(f"{'variant':24} {'task':22} {'metric':12} mean [95% CI] (n)")
+        for r in rows:
+            print(f"{r.variant:24} {r.task:22} {r.metric:12} {r.estimate.fmt()}"
+                  + ("  ! judge health (below)" if r.run_id in flagged and r.metric not in ("unjudged", "inconsistent") else ""))
+        if unhealthy:
+            print("judge health: the judged figures marked ! may not mean what they say:")
+            for x in unhealthy:
+                print(f"  {x['variant']} / {x['task']}: {x['warning']}")
+    say(f"stored in {args.store}")
     if trackers:
-        from harness.interop.trackers import log, run_entries
+        from harness.interop.trackers import run_entries
 
-        with open_store(args.store, read_only=True) as store:
-            entries = run_entries(store, run_ids)
-        for tracker in trackers:
-            for where in log(tracker, entries, args.store.parent):
-                print(f"logged to {where}")
+        _log_to(trackers, lambda store: run_entries(store, run_ids), args.store, say)
     if args.limit is not None:
-        print(f"--limit {args.limit}: a seeded random sample of each task, recorded as partial runs; "
-              "reports and gates keep reading full runs where one is stored")
+        say(f"--limit {args.limit}: a seeded random sample of each task, recorded as partial runs; "
+            "reports and gates keep reading full runs where one is stored")
     failed: dict[str, int] = {}
     for o in outcomes:
         for kind, n in o.failed_calls.items():
@@ -490,14 +603,11 @@ def cmd_report(args) -> int:
         print(f"warning: {w}")
     print(f"report written to {out}")
     if trackers:
-        from harness.interop.trackers import log, report_entry
+        from harness.interop.trackers import report_entry
         from harness.report.gate import evaluate_gate
 
-        with open_store(args.store, read_only=True) as store:
-            entry = report_entry(store, spec, args.report, out, evaluate_gate(store, spec) if spec.gate else None)
-        for tracker in trackers:
-            for where in log(tracker, [entry], args.store.parent):
-                print(f"logged to {where}")
+        _log_to(trackers, lambda store: [report_entry(store, spec, args.report, out, evaluate_gate(store, spec) if spec.gate else None)],
+                args.store, print)
     return 0
 
 
@@ -505,7 +615,7 @@ def cmd_gate(args) -> int:
     from harness.config.report import load_report
     from harness.errors import ConfigError
     from harness.report.gate import evaluate_gate
-    from harness.report.gate_output import to_json, to_junit, to_markdown
+    from harness.report.gate_output import paint, terminal_line, to_json, to_junit, to_markdown, use_colour
     from harness.store.db import open_store
 
     spec = load_report(args.report)
@@ -514,14 +624,15 @@ def cmd_gate(args) -> int:
                           hint="add a `gate:` list, e.g. - {variant: my-sft, task: mmlu, metric: acc, baseline: base, max_drop: 0.02}")
     with open_store(args.store, read_only=True) as store:
         result = evaluate_gate(store, spec)
+    colour = use_colour(sys.stdout)
     for v in result.verdicts:
-        print(v.line())
+        print(terminal_line(v, colour))
     for w in result.warnings:
         print(f"warning: {w}")
     code = result.exit_code(args.inconclusive)
     counts = {s: sum(v.status == s for v in result.verdicts) for s in ("pass", "fail", "inconclusive", "error")}
     st = spec.statistics
-    print(f"gate: {result.status.upper()} ({', '.join(f'{n} {s}' for s, n in counts.items() if n)}; "
+    print(f"gate: {paint(result.status.upper(), result.status, colour)} ({', '.join(f'{n} {s}' for s, n in counts.items() if n)}; "
           f"alpha {st.alpha}, {'Holm-adjusted' if st.multiplicity == 'holm' else 'no multiplicity correction'}); exit code {code}")
     title = f"Gate: {spec.title}"
     outputs = [(args.junit, lambda: to_junit(result, spec.title), False),
@@ -737,8 +848,44 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _list_json(args) -> int:
+    """`harness list WHAT --json`: stored rows (variants, runs) or registered components."""
+    from harness import registry
+
+    if args.what in ("variants", "runs"):
+        from harness.store.db import open_store
+
+        sql = {"variants": "SELECT * EXCLUDE (train_curve, config) FROM variants ORDER BY created_at, name",
+               "runs": "SELECT * EXCLUDE (task_config, suite_tasks) FROM latest_runs ORDER BY suite, task, variant"}[args.what]
+        with open_store(args.store, read_only=True) as store:
+            rows = store.query(sql)
+        for r in rows:  # JSON columns as JSON, not as strings holding JSON
+            for k, v in r.items():
+                if isinstance(v, str) and v[:1] in "[{":
+                    try:
+                        r[k] = json.loads(v)
+                    except ValueError:
+                        pass
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
+    kind = {"scorers": "scorer", "backends": "backend", "recipes": "recipe", "loaders": "loader", "task_kinds": "task_kind"}.get(args.what)
+    if kind is None:  # metrics
+        from harness.stats.metricspec import declarations
+
+        print(json.dumps([{"name": d.metric.name, "display": d.metric.display, "direction": d.metric.direction,
+                           "values": d.metric.values, "level": d.metric.level, "low": d.metric.low, "high": d.metric.high,
+                           "declared_by": d.provider} for d in declarations()], indent=2))
+        return 0
+    print(json.dumps([{"name": n, "target": registry.target(kind, n), "description": getattr(registry.resolve(kind, n), "description", "")}
+                      for n in registry.names(kind)], indent=2))
+    return 0
+
+
 def cmd_list(args) -> int:
     from harness import registry
+
+    if args.json:
+        return _list_json(args)
 
     if args.what in ("scorers", "metrics", "recipes", "task_kinds"):
         from harness.report.listing import metric_lines, recipe_lines, scorer_lines, task_kind_lines

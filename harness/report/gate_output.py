@@ -94,3 +94,30 @@ def write_text(path: Path, text: str, append: bool = False) -> None:
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(path)
+
+
+COLOURS = {"pass": "\033[32m", "fail": "\033[31m", "inconclusive": "\033[33m", "error": "\033[35m"}
+"""ANSI colours of the verdict words on a terminal: green, red, yellow, magenta."""
+
+
+def use_colour(stream) -> bool:
+    """Colour only on a terminal, and never with NO_COLOR set (no-color.org); FORCE_COLOR forces it."""
+    import os
+
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    return bool(getattr(stream, "isatty", lambda: False)()) and os.environ.get("TERM") != "dumb"
+
+
+def paint(word: str, status: str, colour: bool) -> str:
+    """`word` in its verdict's colour (bold), or as it is."""
+    return f"\033[1m{COLOURS[status]}{word}\033[0m" if colour and status in COLOURS else word
+
+
+def terminal_line(v: Verdict, colour: bool) -> str:
+    """A verdict's line as `harness gate` prints it, its status word coloured when `colour`."""
+    line = v.line()
+    head = f"{v.status.upper():13}"
+    return paint(head.rstrip(), v.status, colour) + line[len(head.rstrip()):] if line.startswith(head) else line

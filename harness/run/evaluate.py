@@ -29,6 +29,7 @@ from harness.judge.task import run_judge_task
 from harness.models.catalogue import Catalogue
 from harness.models.chat_plan import OFF, ChatPlan
 from harness.run import distributed
+from harness.run.oneoff import Overrides
 from harness.run.plan import PlannedJudge, PlannedTask, RunPlan, check_capabilities, check_plan, plan_run
 from harness.stats.metricspec import KindRows, TaskRun
 from harness.store.db import RunRow, Store
@@ -64,12 +65,12 @@ class TaskOutcome:
 
 def run_suites(suite_paths: list[Path], models_path: Path | None, store_path: Path, variants: list[str] | None = None,
                force: bool = False, limit: int | None = None, answers: dict[str, Path] | None = None,
-               ray: distributed.RayOptions | None = None) -> list[TaskOutcome]:
+               ray: distributed.RayOptions | None = None, overrides: Overrides | None = None) -> list[TaskOutcome]:
     """Evaluate `variants` (default: every model in the file, unless answer sets are given) and
     the pre-generated `answers` sets on every task of the suites; then run the suites' judge
     tasks over the stored outputs. With `ray`, each model's tasks are evaluated by its replicas on
     a Ray cluster (harness.run.distributed); this process stays the store's only writer."""
-    plan = plan_run(suite_paths, models_path, variants, limit, answers, force)
+    plan = plan_run(suite_paths, models_path, variants, limit, answers, force, overrides)
     # The cluster (or this machine) must have what the models ask for: checked before the store
     # is opened or a model loaded
     joined = ray is not None and not distributed.joined()

@@ -23,6 +23,7 @@ from harness.judge.open import check_judge_task
 from harness.judge.task import prepare_judge_task
 from harness.models.catalogue import Catalogue
 from harness.models.variants import hash_files
+from harness.run.oneoff import Overrides
 from harness.scorers import reward as reward_scorer
 from harness.stats.metricspec import TaskKind
 from harness.store.db import Store
@@ -97,13 +98,16 @@ class RunPlan:
 
 
 def plan_run(suite_paths: list[Path], models_path: Path | None, variants: list[str] | None = None,
-             limit: int | None = None, answers: dict[str, Path] | None = None, force: bool = False) -> RunPlan:
+             limit: int | None = None, answers: dict[str, Path] | None = None, force: bool = False,
+             overrides: Overrides | None = None) -> RunPlan:
     """Load and check the suites, the models file and the answer files; render every task.
     ConfigError on anything wrong; nothing is loaded or written."""
     tasks: list[PlannedTask] = []
     judges: list[PlannedJudge] = []
     for path in suite_paths:
         suite = load_suite(path)
+        if overrides:  # --seed, --num-fewshot, --gen-kwargs, --batch-size: part of the suite as run
+            suite = overrides.apply(suite, str(path))
         suite_hash = stable_hash(suite.model_dump())
         corpora = tuple(suite_corpora(suite.contamination, path))
         check = Contamination(suite.contamination, corpora,
