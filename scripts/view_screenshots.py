@@ -16,6 +16,7 @@ sys.path.insert(0, str(REPO))
 
 from harness.report.browser import Tab, session  # noqa: E402
 from harness.store.db import Store  # noqa: E402
+from harness.viewer import queries  # noqa: E402
 from harness.viewer.app import item_url, items_url, run_url, task_url  # noqa: E402
 from harness.viewer.serve import make_server  # noqa: E402
 
@@ -23,20 +24,24 @@ WIDTHS = {"desktop": (1280, 1400), "phone": (390, 1800)}
 
 
 def pages(store: Path) -> dict[str, str]:
-    """One URL per page kind, picked from the store: the first generation task with two variants
-    and a flip between them, its first flipped item."""
+    """One URL per page kind, picked from the store: the first generation task with two or more
+    variants, the flips from the lineage's root to its last fine-tune, the first flipped item."""
     with Store(store, read_only=True, migrate=False) as s:
-        runs = s.query("SELECT suite, task, variant, run_id, metrics FROM latest_runs WHERE task_type = 'generation' "
-                       "ORDER BY suite, task, variant")
+        runs = s.query("SELECT suite, task, variant, run_id FROM latest_runs WHERE task_type = 'generation' ORDER BY suite, task, variant")
         if not runs:
             raise SystemExit(f"{store}: no generation run; run `make demo` first")
         suite, task = runs[0]["suite"], runs[0]["task"]
         variants = [r["variant"] for r in runs if (r["suite"], r["task"]) == (suite, task)]
-        first = s.query("SELECT sample_id FROM samples WHERE run_id = ? ORDER BY sample_id LIMIT 1", [runs[0]["run_id"]])
-    before, after = variants[0], variants[-1]
+        before = queries.default_baseline(s, variants)
+        after = next(v for v in reversed(variants) if v != before)
+        flips = queries.items(s, suite, task, queries.ItemFilter(flip_from=before, flip_to=after))
+        if not flips.rows:  # the fine-tune is better on every item: show where the base was worse instead
+            before, after = after, before
+            flips = queries.items(s, suite, task, queries.ItemFilter(flip_from=before, flip_to=after))
+        item = flips.rows[0]["sample_id"] if flips.rows else queries.items(s, suite, task, queries.ItemFilter()).rows[0]["sample_id"]
     return {"runs": "/runs", "run": run_url(runs[0]["run_id"]), "task": task_url(suite, task),
             "items": items_url(suite, task, flip_from=before, flip_to=after),
-            "item": item_url(suite, task, first[0]["sample_id"], baseline=before), "lineage": "/lineage"}
+            "item": item_url(suite, task, item, baseline=before), "lineage": "/lineage"}
 
 
 def main() -> int:
