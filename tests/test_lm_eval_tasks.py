@@ -129,3 +129,69 @@ def test_unknown_tasks_and_uncached_datasets_are_clear_errors(tasks_dir, capsys)
     err = capsys.readouterr().err
     assert "could not load task 'hub_only'" in err and "someone/not_cached_anywhere" in err
     assert not (tasks_dir / "h.duckdb").exists()
+
+
+MMLU_SUBJECT = """
+task: mini_mmlu_{subject}
+dataset_path: csv
+dataset_kwargs:
+  data_files:
+    test: {data}
+  column_names: [question, A, B, C, D, answer]
+test_split: test
+output_type: multiple_choice
+doc_to_text: "{{{{question.strip()}}}}\\nA. {{{{A}}}}\\nB. {{{{B}}}}\\nC. {{{{C}}}}\\nD. {{{{D}}}}\\nAnswer:"
+doc_to_choice: ["A", "B", "C", "D"]
+doc_to_target: "{{{{['A', 'B', 'C', 'D'].index(answer)}}}}"
+metric_list:
+  - metric: acc
+"""
+
+MMLU_GROUP = """
+group: mini_mmlu
+task: [mini_mmlu_arithmetic, mini_mmlu_world_geography]
+aggregate_metric_list:
+  - metric: acc
+    weight_by_size: true
+"""
+
+
+def test_an_lm_eval_group_is_one_task_whose_aggregate_equals_lm_evals(tmp_path, tiny_model_dir):
+    """Two MMLU subjects as an lm-eval group: every subject's documents are samples of one harness
+    task (categorised by subject), the per-item mean equals lm-eval's size-weighted group acc, and
+    lm-eval's own group figure and version are stored with the run."""
+    import importlib.metadata
+
+    from lm_eval import simple_evaluate
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    from tests.conftest import REPO
+
+    for subject in ("arithmetic", "world_geography"):
+        write(tmp_path / "tasks" / f"{subject}.yaml",
+              MMLU_SUBJECT.format(subject=subject, data=REPO / "data" / "mmlu_sample" / "test" / f"{subject}_test.csv"))
+    write(tmp_path / "tasks" / "group.yaml", MMLU_GROUP)
+    suite = write(tmp_path / "s.yaml", SUITE.format(name="mmlu", task="mini_mmlu", extra=""))
+    models = write(tmp_path / "m.yaml", f"base: {{name: tiny, source: hf_dir, path: {tiny_model_dir}, options: {{max_length: 256}}}}\n")
+    store = tmp_path / "h.duckdb"
+    assert main(["run", str(suite), "--models", str(models), "--store", str(store)]) == 0
+    con = duckdb.connect(str(store), read_only=True)
+    values = dict(con.execute("SELECT sample_id, value FROM scores WHERE metric = 'acc'").fetchall())
+    categories = dict(con.execute("SELECT sample_id, json_extract_string(details, '$.category') FROM samples").fetchall())
+    group = con.execute("SELECT value, n FROM run_stats WHERE metric = 'group_acc'").fetchone()
+    libraries = json.loads(con.execute("SELECT libraries FROM runs").fetchone()[0])
+    con.close()
+    ref = simple_evaluate(model=HFLM(pretrained=str(tiny_model_dir), max_length=256, batch_size=4, device="cpu"), tasks=["mini_mmlu"],
+                          task_manager=TaskManager(include_path=str(tmp_path / "tasks"), include_defaults=False), bootstrap_iters=0,
+                          log_samples=True)
+    sizes = {t: ref["n-samples"][t]["effective"] for t in ("mini_mmlu_arithmetic", "mini_mmlu_world_geography")}
+    assert len(values) == sum(sizes.values()) and sorted(set(categories.values())) == sorted(sizes)
+    assert all(sid.startswith(categories[sid] + "/") for sid in values)
+    expected = ref["groups"]["mini_mmlu"]["acc,none"]
+    assert sum(values.values()) / len(values) == pytest.approx(expected)  # size-weighted, as lm-eval aggregates
+    assert group == (pytest.approx(expected), sum(sizes.values()))
+    for task, n in sizes.items():  # and each subject equals lm-eval's, document by document
+        mine = [values[f"{task}/{s['doc_id']}"] for s in ref["samples"][task]]
+        assert mine == [s["acc"] for s in ref["samples"][task]] and len(mine) == n
+    assert libraries["lm-eval"] == importlib.metadata.version("lm-eval")

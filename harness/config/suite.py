@@ -206,7 +206,11 @@ class LmEvalSpec(Strict):
     """An lm-eval task run through the variant's harness backend (see harness.tasks.kinds.lm_eval)."""
 
     task: str
-    """lm-eval's task name (hellaswag, arc_easy, gsm8k, ... or a local YAML's `task:`); one task, not a group."""
+    """lm-eval's task or group name (hellaswag, arc_easy, gsm8k, mmlu, ... or a local YAML's `task:`
+    or `group:`). A group's subtasks are evaluated as one harness task: every document a sample
+    (`subtask/index`, its subtask as its category), so the per-item mean is the size-weighted
+    group aggregate (lm-eval's figure for groups that weight by size, as mmlu does); lm-eval's own
+    group figures are stored beside it as run figures `group_<metric>`."""
     include_path: str | None = None
     """A directory of lm-eval task YAML files, relative to the suite (local tasks over local files)."""
     include_defaults: bool = False

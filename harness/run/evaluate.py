@@ -23,7 +23,7 @@ from harness import __version__
 from harness.analysis import fidelity
 from harness.analysis.contamination import CONTAMINATION_METRICS, check_rows, index_for
 from harness.backends.replay import ReplayBackend
-from harness.hashing import eval_libraries, git_commit, stable_hash
+from harness.hashing import eval_libraries, git_commit, library_versions, stable_hash
 from harness.judge.open import local_judge_model, open_judge
 from harness.judge.task import run_judge_task
 from harness.models.catalogue import Catalogue
@@ -336,7 +336,8 @@ def _run_task(store: Store, backend, variant: str, variant_key: str, planned: Pl
                  harness_version=__version__, git_commit=git_commit(), started_at=started, last_used_at=started, wall_s=wall,
                  n_samples=len(task.samples), partial=task.partial, n_items_total=task.n_total,
                  task_config=json.dumps(spec.model_dump(), default=str), suite_tasks=task.suite_tasks,
-                 libraries=json.dumps(eval_libraries()), chat_template=json.dumps(chat.record()) if chat.on else None,
+                 libraries=json.dumps({**eval_libraries(), **(library_versions("lm-eval") if spec.type == "lm_eval" else {})}),
+                 chat_template=json.dumps(chat.record()) if chat.on else None,
                  backend_details=json.dumps(info.details, default=str) if info.details else None)
     declared = kind.metrics + kind.run_metrics + tuple(m for _, s in scorers for m in s.metrics)
     store.write_task_run(run, samples, scores, stats=stats, checkpoint_key=run_key, declared=declared)

@@ -18,7 +18,9 @@ from __future__ import annotations
 import json
 import math
 import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from harness.backends.base import GenerationConfig
 from harness.errors import ConfigError, HarnessError, require
@@ -28,19 +30,45 @@ from harness.store.db import SampleRow, ScoreRow, StatRow
 from harness.tasks.sample import PreparedTask, Sample, sample_items
 
 
+@dataclass(frozen=True)
+class LmEvalTasks:
+    """What lm-eval built for a harness task: its task dict (as lm-eval's evaluate takes it), the
+    tasks in it by name, and the group's name when the harness task names an lm-eval group."""
+
+    task_dict: dict
+    tasks: dict[str, Any]
+    group: str | None = None
+
+    def sample_id(self, task: str, doc_id: int) -> str:
+        """A document's sample id: its index (one task), or `task/index` (a group's subtasks)."""
+        return f"{task}/{doc_id}" if self.group else str(doc_id)
+
+    def split_id(self, sample_id: str) -> tuple[str, int]:
+        if not self.group:
+            return next(iter(self.tasks)), int(sample_id)
+        name, _, doc = sample_id.rpartition("/")
+        return name, int(doc)
+
+
 def prepare(task, suite_name: str, suite_path: Path, limit: int | None, seed: int, suite_tasks: str):
-    """A PreparedTask for an lm-eval task: lm-eval builds it (ConfigError when it can't: unknown
-    task, dataset not cached offline); one Sample per evaluated doc; `limit` (and `lm_eval.limit`)
-    draw a seeded random sample of docs, passed to lm-eval by doc id."""
+    """A PreparedTask for an lm-eval task or group: lm-eval builds it (ConfigError when it can't:
+    unknown task, dataset not cached offline); one Sample per evaluated doc (a group's: every
+    subtask's, each labelled with its subtask); `limit` (and `lm_eval.limit`) draw a seeded random
+    sample of docs, passed to lm-eval by doc id."""
 
     spec = task.lm_eval
     where = f"{suite_path}: task '{task.name}'"
     native = build_task(spec, suite_path.parent, where, seed)
-    docs = list(native.eval_docs)
-    if not docs:
-        raise ConfigError(f"{where}: lm-eval task '{spec.task}' has no documents in its evaluation split")
-    samples = [Sample(str(i), _text(native, doc), reference=_target(native, doc), fields=dict(doc) if isinstance(doc, dict) else {"doc": doc})
-               for i, doc in enumerate(docs)]
+    samples = []
+    for name, sub in native.tasks.items():
+        docs = list(sub.eval_docs)
+        if not docs:
+            raise ConfigError(f"{where}: lm-eval task '{name}' has no documents in its evaluation split")
+        for i, doc in enumerate(docs):
+            fields = dict(doc) if isinstance(doc, dict) else {"doc": doc}
+            if native.group:
+                fields = {**fields, "lm_eval_task": name}
+            samples.append(Sample(native.sample_id(name, i), _text(sub, doc), reference=_target(sub, doc), fields=fields))
     if task.category_field is not None and any(task.category_field not in s.fields for s in samples):
         raise ConfigError(f"{where}: category_field: the task's documents have no field '{task.category_field}'")
     n_total = len(samples)
@@ -52,12 +80,14 @@ def prepare(task, suite_name: str, suite_path: Path, limit: int | None, seed: in
     import lm_eval
 
     data_hash = stable_hash([[s.id, s.fields] for s in samples])
-    prompt_hash = stable_hash([native.dump_config(), spec.model_dump(), lm_eval.__version__])
+    prompt_hash = stable_hash([[sub.dump_config() for sub in native.tasks.values()] if native.group else native.tasks[spec.task].dump_config(),
+                               native.group, spec.model_dump(), lm_eval.__version__])
     return PreparedTask(task, suite_name, tuple(samples), data_hash, prompt_hash, (), n_total, suite_tasks, native=native)
 
 
-def build_task(spec, base_dir: Path, where: str, seed: int):
-    """lm-eval's Task object for `spec.task`, few-shot count and seed set as simple_evaluate sets them."""
+def build_task(spec, base_dir: Path, where: str, seed: int) -> LmEvalTasks:
+    """lm-eval's task (or group) `spec.task`, few-shot count and seed set on every task as
+    simple_evaluate sets them."""
     require("lm_eval", "lm-eval tasks (type: lm_eval)", "lm-eval")
     from lm_eval.tasks import TaskManager, get_task_dict
 
@@ -81,13 +111,30 @@ def build_task(spec, base_dir: Path, where: str, seed: int):
                           f"{offline or type(exc).__name__ + ': ' + str(exc).splitlines()[0]}",
                           hint="download it once online (HF_DATASETS_OFFLINE=0 HF_HUB_OFFLINE=0), or point a local task YAML "
                                "at local files (dataset_path: json, dataset_kwargs.data_files) through include_path") from None
-    if len(tasks) != 1 or isinstance(next(iter(tasks.values())), dict):
-        raise ConfigError(f"{where}: lm_eval.task '{spec.task}' is a group of tasks; name one task per harness task")
-    native = next(iter(tasks.values()))
-    if spec.num_fewshot is not None:
-        native.set_config(key="num_fewshot", value=spec.num_fewshot)
-    native.set_fewshot_seed(seed=seed)
-    return native
+    subtasks, groups = _flatten(tasks)
+    if not subtasks:
+        raise ConfigError(f"{where}: lm_eval.task '{spec.task}' holds no task")
+    for native in subtasks.values():
+        if spec.num_fewshot is not None:
+            native.set_config(key="num_fewshot", value=spec.num_fewshot)
+        native.set_fewshot_seed(seed=seed)
+    return LmEvalTasks(tasks, subtasks, groups[0] if groups else None)
+
+
+def _flatten(task_dict: dict) -> tuple[dict[str, Any], list[str]]:
+    """The tasks of an lm-eval task dict by name (a group's, its subgroups' too), and the groups
+    met on the way, outermost first."""
+    tasks: dict[str, Any] = {}
+    groups: list[str] = []
+    for key, value in task_dict.items():
+        if isinstance(value, dict):
+            groups.append(str(getattr(key, "group_name", None) or getattr(key, "group", None) or key))
+            inner, nested = _flatten(value)
+            tasks.update(inner)
+            groups += nested
+        else:
+            tasks[str(key)] = value
+    return tasks, groups
 
 
 def _yaml_config(manager, name: str) -> dict | None:
@@ -186,32 +233,30 @@ def metric_name(metric: str, filter_name: str) -> str:
 
 
 def rows(backend, task, run: TaskRun) -> KindRows:
-    """lm-eval's evaluation loop over the harness backend; a sample row and numeric score rows per doc."""
+    """lm-eval's evaluation loop over the harness backend; a sample row and numeric score rows per
+    doc. For a group, lm-eval's own group aggregate of each metric is kept as a run figure
+    `group_<metric>` beside the per-item rows (whose mean is the size-weighted aggregate)."""
     from lm_eval import evaluator
 
-    native = task.native
-    name = native.config.task
-    ids = [int(s.id) for s in task.samples]
-    results = evaluator.evaluate(lm=harness_lm(backend, task.chat), task_dict={name: native}, samples={name: ids}, log_samples=True,
+    native: LmEvalTasks = task.native
+    ids: dict[str, list[int]] = {name: [] for name in native.tasks}
+    for s in task.samples:
+        name, doc_id = native.split_id(s.id)
+        ids[name].append(doc_id)
+    results = evaluator.evaluate(lm=harness_lm(backend, task.chat), task_dict=native.task_dict, samples=ids, log_samples=True,
                                  bootstrap_iters=0, verbosity="WARNING", apply_chat_template=task.chat is not None,
                                  fewshot_as_multiturn=task.fewshot_as_multiturn)
-    by_doc: dict[int, dict] = {}
-    for entry in results["samples"][name]:
-        doc = by_doc.setdefault(int(entry["doc_id"]), {"arguments": [list(map(str, a)) for a in _args(entry)],
-                                                       "responses": _plain(entry.get("resps")), "metrics": {}, "filtered": {}})
-        filt = entry.get("filter", "none")
-        doc["filtered"][filt] = _plain(entry.get("filtered_resps"))
-        for metric in entry.get("metrics", []):
-            doc["metrics"][metric_name(metric, filt)] = entry.get(metric)
+    by_doc = _by_doc(results, native)
     samples, scores, corpus = [], [], set()
     for s in task.samples:
-        found = by_doc.get(int(s.id))
-        if found is None:
-            raise HarnessError(f"lm-eval returned no result for document {s.id} of task '{name}'")
-        doc = found
+        doc = by_doc.get(s.id)
+        if doc is None:
+            raise HarnessError(f"lm-eval returned no result for document {s.id} of task '{task.spec.lm_eval.task}'")
         output: object = doc["filtered"].get("none", next(iter(doc["filtered"].values()), None))
         details = {"arguments": doc["arguments"], "responses": doc["responses"], "filtered": doc["filtered"],
-                   "metrics": {k: v if _number(v) else str(v) for k, v in doc["metrics"].items()}, "lm_eval_task": name}
+                   "metrics": {k: v if _number(v) else str(v) for k, v in doc["metrics"].items()}, "lm_eval_task": doc["task"]}
+        if native.group:
+            details["category"] = doc["task"]  # the report and the viewer break a group down by subtask
         samples.append(SampleRow(run.run_id, s.id, s.prompt, s.reference, json.dumps(output, default=str)[:10000] if not isinstance(output, str) else output,
                                  json.dumps(details, default=str)))
         for metric, value in doc["metrics"].items():
@@ -219,15 +264,47 @@ def rows(backend, task, run: TaskRun) -> KindRows:
                 scores.append(ScoreRow(run.run_id, s.id, "lm_eval", metric, float(value)))
             else:
                 corpus.add(metric)
-    stats = []
-    for key, value in results["results"][name].items():
-        if "," not in key or "_stderr" in key or not _number(value):
-            continue
-        metric, filt = key.split(",", 1)
-        if metric_name(metric, filt) in corpus:  # aggregated over the corpus only: lm-eval's figure, no interval here
-            stats.append(StatRow(run.run_id, metric_name(metric, filt), float(value), None, None, len(task.samples),
-                                 "lm-eval's corpus aggregate (no per-item values to resample)"))
+    stats = _run_stats(run.run_id, results, native, ids, corpus, len(task.samples))
     return KindRows(samples, scores, stats)
+
+
+def _by_doc(results: dict, native: LmEvalTasks) -> dict[str, dict]:
+    """lm-eval's logged samples by harness sample id: arguments, responses, filtered responses and
+    per-filter metrics."""
+    by_doc: dict[str, dict] = {}
+    for name in native.tasks:
+        for entry in results["samples"].get(name, []):
+            doc = by_doc.setdefault(native.sample_id(name, int(entry["doc_id"])),
+                                    {"arguments": [list(map(str, a)) for a in _args(entry)], "responses": _plain(entry.get("resps")),
+                                     "metrics": {}, "filtered": {}, "task": name})
+            filt = entry.get("filter", "none")
+            doc["filtered"][filt] = _plain(entry.get("filtered_resps"))
+            for metric in entry.get("metrics", []):
+                doc["metrics"][metric_name(metric, filt)] = entry.get(metric)
+    return by_doc
+
+
+def _run_stats(run_id: str, results: dict, native: LmEvalTasks, ids: dict[str, list[int]], corpus: set[str], n: int) -> list:
+    """Run figures: lm-eval's corpus-only aggregates (no per-item values to resample), and for a
+    group its own aggregate of each metric as `group_<metric>`."""
+    stats = []
+    for name in native.tasks:
+        for key, value in results["results"].get(name, {}).items():
+            if "," not in key or "_stderr" in key or not _number(value):
+                continue
+            metric, filt = key.split(",", 1)
+            if metric_name(metric, filt) in corpus:
+                label = metric_name(metric, filt) if not native.group else f"{name}/{metric_name(metric, filt)}"
+                stats.append(StatRow(run_id, label, float(value), None, None, len(ids[name]),
+                                     "lm-eval's corpus aggregate (no per-item values to resample)"))
+    if native.group:
+        aggregate = results.get("groups", {}).get(native.group) or results["results"].get(native.group, {})
+        for key, value in aggregate.items():
+            if "," in key and "_stderr" not in key and _number(value):
+                metric, filt = key.split(",", 1)
+                stats.append(StatRow(run_id, f"group_{metric_name(metric, filt)}", float(value), None, None,
+                                     int(aggregate.get("sample_len") or n), None))
+    return stats
 
 
 def _args(entry) -> list:
