@@ -315,3 +315,11 @@ def test_in_chromium_stored_script_stays_inert_and_pages_fit(served, width, tmp_
         assert tab.evaluate("document.body.innerText.includes('<script>window.__pwned = 1</script>')")  # shown as text
         tab.screenshot(tmp_path / "item.png", max_height=1200)
         assert (tmp_path / "item.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_without_the_view_extra_the_command_names_it(store, monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # as if not installed
+    assert main(["view", "--store", str(store), "--no-browser", "--port", "0"]) == 2
+    assert "harness[view]" in capsys.readouterr().err

@@ -4,7 +4,6 @@ and, given a report file, the gate's verdicts on the variant. `--push` uploads c
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -167,10 +166,3 @@ def describe(plan: list[tuple[str, Path]]) -> list[str]:
     """What a push would upload, a line per file."""
     return [f"{name}  ({size(path.stat().st_size)})" for name, path in plan]
 
-
-def eval_results_json(card: Card) -> str:
-    """The card's model-index results as JSON (what `--json` prints)."""
-    import yaml
-
-    front = card.text.split("---\n")[1]
-    return json.dumps(yaml.safe_load(front)["model-index"], indent=2)

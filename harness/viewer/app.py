@@ -7,7 +7,6 @@ the file between requests: a run writing to the store is never blocked by a brow
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
@@ -16,8 +15,6 @@ from harness.report.formatting import figure, size
 from harness.store.db import Store
 from harness.viewer import queries
 from harness.viewer.diff import changed_words, word_diff
-
-log = logging.getLogger(__name__)
 
 CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; base-uri 'none'; "
        "frame-ancestors 'none'")

@@ -119,8 +119,8 @@ def run(store: Store, run_id: str) -> dict:
         raise NotFound(f"no run {run_id!r} in the store")
     out = _parsed(rows[0])
     out["stats"] = store.query("SELECT metric, value, low, high, n, warning FROM run_stats WHERE run_id = ? ORDER BY metric", [run_id])
-    summary = [s for s in summarize(store, [out["variant"]], run_ids=[run_id], resamples=1000)]
-    out["summary"] = [{"metric": s.metric, "estimate": s.estimate} for s in summary]
+    out["summary"] = [{"metric": s.metric, "estimate": s.estimate}
+                      for s in summarize(store, [out["variant"]], run_ids=[run_id], resamples=1000)]
     return out
 
 
