@@ -4,6 +4,9 @@ experiment trackers and model cards."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -263,3 +266,36 @@ def test_tracker_without_credentials_or_client_is_exit_2_before_evaluating(evalu
     monkeypatch.setitem(sys.modules, "mlflow", None)  # as if not installed: importing it raises ImportError
     assert main(["run", str(suite), "--models", str(evaluated["tmp"] / "a.yaml"), "--store", str(store), "--log", "mlflow"]) == 2
     assert "harness[mlflow]" in capsys.readouterr().err and not store.exists()
+
+
+def test_model_card_push_to_a_fake_hub_uploads_card_and_weights(evaluated, tmp_path):
+    """--push against a local fake Hub: the repository is created private, and one commit holds
+    the card and every file of the variant's built artifact, byte for byte."""
+    from datetime import datetime
+
+    from harness.store.db import Store, VariantRow
+    from tests.fake_hub_server import FakeHub
+
+    store = tmp_path / "h.duckdb"
+    store.write_bytes(evaluated["store"].read_bytes())
+    artifact = tmp_path / "artifact"
+    write(artifact / "adapter_config.json", '{"r": 4}\n')
+    (artifact / "adapter_model.safetensors").write_bytes(bytes(range(256)) * 8)
+    with Store(store) as s:  # fake-a's runs now point at a build record with weights
+        key = s.query("SELECT DISTINCT variant_key FROM latest_runs WHERE variant = 'fake-a'")[0]["variant_key"]
+        s.upsert_variant(VariantRow(key, "fake-a", None, None, "adapter", None, None, "adapter", str(artifact), 2057, 10, 100,
+                                    None, None, 1.0, None, "cpu", None, None, datetime(2026, 12, 1)))
+    with FakeHub() as hub:
+        # a fresh process, as a user runs it: huggingface_hub reads its endpoint and offline mode at import
+        env = {**os.environ, "HF_ENDPOINT": hub.url.removesuffix("/v1"), "HF_TOKEN": "hf_test_token", "HF_HUB_OFFLINE": "0",
+               "HF_HUB_DISABLE_XET": "1", "HF_HOME": str(tmp_path / "hf")}
+        done = subprocess.run([sys.executable, "-m", "harness", "card", "fake-a", "--out", str(tmp_path / "card"), "--push", "me/fake-a",
+                               "--store", str(store)], capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "uploaded to" in done.stdout
+    repo = hub.repos["me/fake-a"]
+    assert repo["private"] and len(repo["commits"]) == 1
+    assert repo["files"]["README.md"] == (tmp_path / "card" / "README.md").read_bytes()
+    assert repo["files"]["adapter_model.safetensors"] == (artifact / "adapter_model.safetensors").read_bytes()
+    assert set(repo["files"]) == {"README.md", "adapter_config.json", "adapter_model.safetensors"}
+    assert all(t == "Bearer hf_test_token" for t in hub.tokens if t)

@@ -32,12 +32,14 @@ class Card:
 
 
 def _variant(store: Store, name: str) -> dict:
-    rows = store.query("SELECT * FROM variants WHERE name = ? ORDER BY created_at DESC LIMIT 1", [name])
-    runs = store.query("SELECT count(*) AS n FROM latest_runs WHERE variant = ?", [name])[0]["n"]
+    """The variant's build record: the one whose weights produced its latest runs (by key)."""
+    runs = store.query("SELECT variant_key, count(*) AS n FROM latest_runs WHERE variant = ? GROUP BY 1 ORDER BY n DESC", [name])
     if not runs:
         known = [r["variant"] for r in store.query("SELECT DISTINCT variant FROM latest_runs ORDER BY 1")]
         raise StoreError(f"no run of variant '{name}' in the store, so there is nothing for its card to report "
                          f"(variants with runs: {', '.join(known) or 'none'})", hint=f"`harness run SUITE --variant {name}` first")
+    rows = store.query("SELECT * FROM variants WHERE variant_key = ?", [runs[0]["variant_key"]]) or \
+        store.query("SELECT * FROM variants WHERE name = ? ORDER BY created_at DESC LIMIT 1", [name])
     return rows[0] if rows else {"name": name, "parent_name": None, "method": "base", "artifact_kind": None, "artifact_path": None}
 
 
