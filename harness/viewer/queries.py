@@ -139,18 +139,40 @@ class TaskTable:
     """variant -> its latest run of the task."""
 
 
-def task_table(store: Store, suite: str, task: str) -> TaskTable:
-    """Every variant's latest run of the task: each metric's mean with its bootstrap interval."""
+@dataclass(frozen=True)
+class TaskRuns:
+    """Each variant's latest run of a task and the metrics they stored (no statistics)."""
+
+    task_type: str
+    metrics: list[str]
+    runs: dict[str, dict]
+
+    @property
+    def variants(self) -> list[str]:
+        return list(self.runs)
+
+
+def task_runs(store: Store, suite: str, task: str) -> TaskRuns:
+    """The runs reports read for the task, by variant, and its metrics in the order the runs
+    declare them (then any other stored metric): what the items pages need, read cheaply."""
     latest = store.query("SELECT * FROM latest_runs WHERE suite = ? AND task = ? ORDER BY variant", [suite, task])
     if not latest:
         raise NotFound(f"no run of task {task!r} in suite {suite!r}")
-    by_variant = {r["variant"]: _parsed(r) for r in latest}
-    summary = summarize(store, list(by_variant), run_ids=[r["run_id"] for r in latest], resamples=1000)
-    declared = [m for r in by_variant.values() for m in r["metrics"]]
-    metrics = list(dict.fromkeys(declared + sorted({s.metric for s in summary} - set(declared))))
+    runs = {r["variant"]: _parsed(r) for r in latest}
+    stored = [r["metric"] for r in store.query("SELECT DISTINCT metric FROM scores WHERE list_contains(?, run_id) ORDER BY metric",
+                                               [[r["run_id"] for r in latest]])]
+    declared = [m for r in runs.values() for m in r["metrics"]]
+    metrics = [m for m in dict.fromkeys(declared + stored) if m in stored]
+    return TaskRuns(latest[0]["task_type"], metrics, runs)
+
+
+def task_table(store: Store, suite: str, task: str) -> TaskTable:
+    """Every variant's latest run of the task: each metric's mean with its bootstrap interval."""
+    t = task_runs(store, suite, task)
+    summary = summarize(store, t.variants, run_ids=[r["run_id"] for r in t.runs.values()], resamples=1000)
     cells = {(s.variant, s.metric): s.estimate for s in summary}
-    present = {m for _, m in cells}
-    return TaskTable(suite, task, latest[0]["task_type"], [m for m in metrics if m in present], list(by_variant), cells, by_variant)
+    metrics = t.metrics + [m for m in dict.fromkeys(s.metric for s in summary) if m not in t.metrics]  # corpus-level ones too
+    return TaskTable(suite, task, t.task_type, metrics, t.variants, cells, t.runs)
 
 
 # -- items ---------------------------------------------------------------------------------
@@ -220,7 +242,7 @@ class ItemPage:
 
 def items(store: Store, suite: str, task: str, f: ItemFilter) -> ItemPage:
     """The task's items in every variant's latest run (or one variant's), filtered; one page."""
-    table = task_table(store, suite, task)
+    table = task_runs(store, suite, task)
     metric = f.metric or (table.metrics[0] if table.metrics else "")
     if f.metric and f.metric not in table.metrics:
         raise ValueError(f"metric={f.metric!r}: {task} has {', '.join(table.metrics)}")
@@ -293,7 +315,7 @@ order candidate-first and the order candidate-second."""
 def item(store: Store, suite: str, task: str, sample_id: str) -> list[dict]:
     """The item in each variant's latest run of the task: sample, scores, details, judge calls
     on it (by judge runs over that run, and by the run itself when it is a judge run), claims."""
-    table = task_table(store, suite, task)
+    table = task_runs(store, suite, task)
     run_ids = [r["run_id"] for r in table.runs.values()]
     samples = store.query("""SELECT r.variant, s.* FROM samples s JOIN runs r USING (run_id)
                              WHERE list_contains(?, s.run_id) AND s.sample_id = ? ORDER BY r.variant""", [run_ids, sample_id])
