@@ -323,3 +323,13 @@ def test_without_the_view_extra_the_command_names_it(store, monkeypatch, capsys)
     monkeypatch.setitem(sys.modules, "uvicorn", None)  # as if not installed
     assert main(["view", "--store", str(store), "--no-browser", "--port", "0"]) == 2
     assert "harness[view]" in capsys.readouterr().err
+
+
+def test_runs_list_headline_carries_an_interval(client):
+    """sft's exact_match on tweets: 4 of 6 right, mean 0.6667, 1.96 SE = 0.413: [0.2535, 1] (a 0/1
+    metric's interval ends at 1)."""
+    import math
+
+    page = client.get("/runs?variant=sft&task=tweets").text
+    half = 1.959964 * math.sqrt((4 * (1 / 3) ** 2 + 2 * (2 / 3) ** 2) / 5) / math.sqrt(6)
+    assert f"exact_match 0.6667 <span class=\"ci\">[{2 / 3 - half:.4g}, 1] n=6" in page

@@ -76,7 +76,9 @@ def facets(store: Store) -> dict[str, list[str]]:
 
 
 def runs(store: Store, f: RunFilter, limit: int = 500) -> list[dict]:
-    """Runs matching the filter, newest first, with their headline figure's mean."""
+    """Runs matching the filter, newest first, with their headline figure: the mean, n and a
+    normal-approximation 95% interval (mean +- 1.96 SE, clipped to the metric's range, computed in DuckDB: a list of hundreds of
+    runs can't bootstrap each; a run's own page has the bootstrap interval)."""
     where, params = ["true"], []
     for column in ("suite", "task", "variant"):
         if getattr(f, column):
@@ -102,12 +104,19 @@ def runs(store: Store, f: RunFilter, limit: int = 500) -> list[dict]:
     means = {}
     if heads:
         means = {(m["run_id"], m["metric"]): m for m in store.query(
-            """SELECT run_id, metric, avg(value) AS mean, count(value) AS n FROM scores
-               WHERE list_contains(?, run_id || chr(0) || metric) GROUP BY ALL""", [[f"{r}\x00{m}" for r, m in heads]])}
+            """SELECT run_id, metric, avg(value) AS mean, count(value) AS n,
+                      1.959964 * stddev_samp(value) / sqrt(count(value)) AS half
+               FROM scores WHERE list_contains(?, run_id || chr(0) || metric) GROUP BY ALL""", [[f"{r}\x00{m}" for r, m in heads]])}
     out = []
     for r in rows:
         head = (json.loads(r["metrics"] or "[]") or [None])[0]
-        out.append({**r, "headline": head, "headline_mean": means.get((r["run_id"], head))})
+        m = means.get((r["run_id"], head))
+        if m is not None and m["half"] is not None:
+            declared = lookup(head)  # clipped to the metric's range (a 0/1 metric's interval ends at 1)
+            low, high = m["mean"] - m["half"], m["mean"] + m["half"]
+            m = {**m, "low": max(low, declared.low) if declared and declared.low is not None else low,
+                 "high": min(high, declared.high) if declared and declared.high is not None else high}
+        out.append({**r, "headline": head, "headline_mean": m})
     return out
 
 
