@@ -231,3 +231,53 @@ def test_a_templated_prompt_is_tokenised_as_transformers_does(tiny_model_dir, tm
     config = GenerationConfig(max_new_tokens=6)
     got, want = lc.generate([prompt], config)[0], hf.generate([prompt], config)[0]
     assert (got.text, got.prompt_tokens) == (want.text, want.prompt_tokens)
+
+
+PARITY_MODELS = """
+base: {{name: tiny, source: hf_dir, path: {model}}}
+variants:
+  - {{name: tiny-f32, parent: tiny, method: gguf, config: {{quantization: f32, tokenizer_pre: gpt-2}}}}
+  - {{name: tiny-q4, parent: tiny, method: gguf, config: {{quantization: Q4_0, tokenizer_pre: gpt-2}}}}
+"""
+
+PARITY_REPORT = """
+title: runtime parity
+variants: [tiny, tiny-f32, tiny-q4, tiny-served]
+statistics: {{resamples: 500}}
+gate:
+  - {{variant: {v}, task: quiz, metric: parent_loglik_diff, max: 0.01, name: "{v} log-likelihoods within 0.01 of the reference runtime"}}
+"""
+
+
+def test_runtime_parity_f32_gguf_passes_and_a_4_bit_export_fails(workspace, tiny_model_dir, capsys):
+    """The same weights under llama.cpp (an f32 GGUF export, and that file served as a base with
+    `runtime_of:`) agree with transformers within 0.01 nats on every option; a 4-bit export does
+    not, and the gate says so."""
+    _converter_or_skip()
+    store = str(workspace / "h.duckdb")
+    models = write(workspace / "models" / "p.yaml", PARITY_MODELS.format(model=tiny_model_dir))
+    assert main(["build", str(models), "--store", store]) == 0
+    assert main(["run", str(workspace / "suites" / "mc.yaml"), "--models", str(models), "--store", store]) == 0
+    con = duckdb.connect(store, read_only=True)
+    gguf = con.execute("SELECT artifact_path FROM variants WHERE name = 'tiny-f32'").fetchone()[0]
+    con.close()
+    served = write(workspace / "models" / "served.yaml",
+                   f"base: {{name: tiny-served, source: gguf, path: {gguf}/model.gguf, backend: llama_cpp, runtime_of: tiny}}\n")
+    assert main(["run", str(workspace / "suites" / "mc.yaml"), "--models", str(served), "--store", store]) == 0
+    con = duckdb.connect(store, read_only=True)
+    assert con.execute("SELECT parent_name, method FROM variants WHERE name = 'tiny-served'").fetchone() == ("tiny", "runtime")
+    con.close()
+    codes = {}
+    for v in ("tiny-f32", "tiny-served", "tiny-q4"):
+        report = write(workspace / "reports" / f"{v}.yaml", PARITY_REPORT.format(v=v))
+        capsys.readouterr()
+        codes[v] = main(["gate", str(report), "--store", store])
+        assert ("PASS" if codes[v] == 0 else "FAIL") in capsys.readouterr().out
+    assert codes == {"tiny-f32": 0, "tiny-served": 0, "tiny-q4": 1}
+
+
+def test_runtime_of_names_a_variant_in_the_store(workspace, tmp_path, capsys):
+    models = write(workspace / "models" / "r.yaml", "base: {name: served, source: fake, runtime_of: nowhere}\n")
+    store = tmp_path / "h.duckdb"
+    assert main(["run", str(workspace / "suites" / "gen.yaml"), "--models", str(models), "--store", str(store)]) == 2
+    assert "base.runtime_of: 'nowhere' is not a variant in the store" in capsys.readouterr().err

@@ -3,7 +3,9 @@ same items, from the two runs' stored rows (no model is loaded).
 
 Multiple choice: top-1 agreement, flips (right under the parent and wrong here, and the
 reverse) and the mean KL(parent || variant) between the option distributions (a softmax over
-each item's option log-likelihoods, as stored with every sample). Generation: exact match with
+each item's option log-likelihoods, as stored with every sample) and the largest difference of an
+option's log-likelihood (runtime parity: a base with `runtime_of:` is the child of the variant whose
+weights it serves, so the same figures compare two runtimes). Generation: exact match with
 the parent's greedy output and ROUGE-L against it. The parent is the variant's parent in the
 lineage (`variants.parent_key`); its latest full run of the same task is the reference. Each
 figure is a run-level metric of the variant's run, so the gate tests it like any other
@@ -34,6 +36,9 @@ MULTIPLE_CHOICE_METRICS = (
            description="share of items the parent gets wrong and the variant right"),
     Metric("parent_kl", "KL(parent || variant) over the options", "lower", level="run", low=0, statistic=_STAT, unit="nats",
            description="mean over items of the KL divergence between the option distributions"),
+    Metric("parent_loglik_diff", "option log-likelihood difference vs the parent", "lower", level="run", low=0, statistic=_STAT,
+           unit="nats", description="mean over items of the largest absolute difference of an option's log-likelihood: "
+                                    "runtime parity (the same weights served another way) is near 0"),
 )
 GENERATION_METRICS = (
     Metric("parent_exact_match", "same output as the parent", "higher", level="run", low=0, high=1, statistic=_STAT,
@@ -133,7 +138,7 @@ def _item_values(store, run_id: str) -> tuple[str, dict[str, dict[str, float]]]:
         raise NoParentRun(f"'{run['variant']}' and its parent '{parent['variant']}' share no items of {run['task']}")
     first = json.loads(mine[shared[0]]["details"] or "{}")
     if "loglikelihoods" in first:
-        for metric in ("parent_agreement", "parent_flips_to_wrong", "parent_flips_to_right", "parent_kl"):
+        for metric in ("parent_agreement", "parent_flips_to_wrong", "parent_flips_to_right", "parent_kl", "parent_loglik_diff"):
             out[metric] = {}
         for sid in shared:
             dv, dp = json.loads(mine[sid]["details"]), json.loads(theirs[sid]["details"])
@@ -144,6 +149,7 @@ def _item_values(store, run_id: str) -> tuple[str, dict[str, dict[str, float]]]:
             out["parent_flips_to_wrong"][sid] = float(pp == gold and pv != gold)
             out["parent_flips_to_right"][sid] = float(pp != gold and pv == gold)
             out["parent_kl"][sid] = sum(a * (math.log(a) - math.log(max(b, 1e-300))) for a, b in zip(p, q) if a > 0)
+            out["parent_loglik_diff"][sid] = max(abs(a - b) for a, b in zip(lv, lp))
     else:
         from rouge_score import rouge_scorer
 

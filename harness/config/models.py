@@ -76,6 +76,12 @@ class BaseSpec(Strict):
     resources: ResourcesSpec = ResourcesSpec()
     """Replicas and per-replica CPUs/GPUs (`harness run --ray`); variants inherit them unless they
     set their own."""
+    runtime_of: str | None = Field(default=None, pattern=NAME)
+    """Runtime parity: this model serves the weights of that variant (already in the store) under
+    another runtime: an endpoint serving its export, its GGUF file on llama.cpp. It is recorded
+    as that variant's child in the lineage, so the fidelity figures compare the two runtimes on the
+    same items (parent_agreement, parent_flips_to_wrong, parent_loglik_diff, parent_exact_match,
+    ...) and gate rules on them decide parity, e.g. {metric: parent_agreement, min: 0.95}."""
 
     @model_validator(mode="after")
     def _path_when_needed(self):

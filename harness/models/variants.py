@@ -82,11 +82,22 @@ def prepare_base(base: BaseSpec, models_path: Path, spec: ModelsFile | None = No
 
 
 def record_base(store: Store, base: BaseSpec, model: ParentModel) -> None:
-    """The base's row in the lineage (`variants`), unless it is there already."""
-
-    if store.variant_by_key(model.key) is None:
+    """The base's row in the lineage (`variants`), unless it is there already; with `runtime_of`,
+    as the child of the variant whose weights it serves (method `runtime`)."""
+    parent_key = parent_name = None
+    if base.runtime_of is not None:
+        reference = store.variant(base.runtime_of)
+        if reference is None or base.runtime_of == base.name:
+            known = [r["name"] for r in store.query("SELECT DISTINCT name FROM variants ORDER BY name")]
+            raise ConfigError(f"base.runtime_of: '{base.runtime_of}' is not a variant in the store "
+                              f"(it has: {', '.join(known) or 'none'})",
+                              hint="build and run the reference variant into this store first (`harness run ... --store`)")
+        parent_key, parent_name = reference["variant_key"], reference["name"]
+    existing = store.variant_by_key(model.key)
+    if existing is None or (existing["parent_key"], existing["parent_name"]) != (parent_key, parent_name):
         store.upsert_variant(VariantRow(
-            variant_key=model.key, name=base.name, parent_key=None, parent_name=None, method="base",
+            variant_key=model.key, name=base.name, parent_key=parent_key, parent_name=parent_name,
+            method="runtime" if parent_key else "base",
             recipe_hash=None, data_hash=None, artifact_kind="base", artifact_path=str(model.base_dir),
             artifact_bytes=weights.dir_size(model.base_dir) if model.base_dir.is_dir() else None,
             trainable_params=None, total_params=None, train_curve=None, metrics=None, wall_s=None,
