@@ -133,6 +133,27 @@ def build_parser() -> argparse.ArgumentParser:
     _store_arg(p)
     p.set_defaults(func=cmd_run)
 
+    p = sub.add_parser("load", help="capacity at an SLO: a served model under open-loop Poisson load at increasing rates",
+                       description="Run the load tasks (type: load) of the suites against a served model (an OpenAI-compatible "
+                                   "endpoint: llama.cpp's server, vLLM, any API): at each rate, requests arrive on a seeded "
+                                   "Poisson schedule whether or not earlier ones finished; each one's latency and time to first "
+                                   "token are measured from its arrival. Prints each rate's percentiles with intervals, "
+                                   "throughput, failures and SLO verdict, and the highest rate that meets the SLO (with its cost "
+                                   "per 1K output tokens from the task's price_per_hour). Stored as runs, like `harness run`. "
+                                   "An unreachable server is exit 2 before any request.")
+    p.add_argument("suites", nargs="+", type=Path, help="suite files with load tasks")
+    p.add_argument("--models", type=Path, help="models file naming the served model(s) (source: endpoint)")
+    p.add_argument("--variant", action="append", help="only this model of --models; repeatable")
+    p.add_argument("--model", metavar="SPEC", help="the served model instead of --models: endpoint:URL,model=NAME[,name=...]")
+    p.add_argument("--rates", type=float, nargs="+", metavar="R", help="override the arrival rates (requests per second)")
+    p.add_argument("--requests", type=int, metavar="N", help="override the requests sent per rate")
+    p.add_argument("--slo-ms", type=float, metavar="MS", help="override the SLO's latency budget (milliseconds)")
+    p.add_argument("--percentile", type=float, metavar="Q", help="override the SLO's percentile (e.g. 95)")
+    p.add_argument("--seed", type=int, help="override the suites' seed (the arrival schedules)")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    _store_arg(p)
+    p.set_defaults(func=cmd_load, num_fewshot=None, gen_kwargs=None, batch_size=None)
+
     p = sub.add_parser("report", help="render a self-contained HTML report",
                        description="Render the report described by REPORT from the stored rows into one HTML file.")
     p.add_argument("report", type=Path, help="report file, e.g. reports/demo.yaml")
@@ -560,6 +581,35 @@ def cmd_run(args) -> int:
               "unjudged, the answered calls are cached", file=sys.stderr)
         print("Hint: run the same command again: it asks exactly the failed calls again", file=sys.stderr)
         return 1
+    return 0
+
+
+def cmd_load(args) -> int:
+    from dataclasses import replace
+
+    from harness.run.evaluate import run_suites
+    from harness.store.db import open_store
+
+    models, variants, overrides = _run_models(args)
+    slo = {k: v for k, v in (("latency_ms", args.slo_ms), ("percentile", args.percentile)) if v is not None}
+    load = {k: v for k, v in (("rates", args.rates), ("requests_per_rate", args.requests)) if v is not None}
+    overrides = replace(overrides, load={**load, **({"slo": slo} if slo else {})}, only_types=("load",))
+    outcomes = run_suites(args.suites, models, args.store, variants, overrides=overrides)
+    with open_store(args.store, read_only=True) as store:
+        rows = store.query("""SELECT r.variant, r.task, s.metric, s.value, s.low, s.high, s.warning FROM run_stats s JOIN runs r USING (run_id)
+                              WHERE list_contains(?, r.run_id) ORDER BY r.variant, r.task, s.metric""", [[o.run_id for o in outcomes]])
+    if args.json:
+        print(json.dumps({"store": str(args.store), "figures": [{**r, "value": _finite(r["value"]), "low": _finite(r["low"]),
+                                                                 "high": _finite(r["high"])} for r in rows]}, indent=2, default=str))
+        return 0
+    from harness.tasks.kinds.load import capacity_lines
+
+    for (variant, task) in dict.fromkeys((r["variant"], r["task"]) for r in rows):
+        print(f"{variant} / {task} (percentiles with two-sided 95% intervals from order statistics, +inf: too few requests "
+              "to bound that tail; the SLO is decided on one-sided 95% bounds, as the gate decides a percentile rule)")
+        for line in capacity_lines([r for r in rows if (r["variant"], r["task"]) == (variant, task)]):
+            print(f"  {line}")
+    print(f"stored in {args.store}")
     return 0
 
 

@@ -59,6 +59,7 @@ BUILTINS: dict[str, dict[str, str]] = {
         "generation": "harness.tasks.kinds.generation:KIND",
         "perplexity": "harness.tasks.kinds.perplexity:KIND",
         "latency": "harness.tasks.kinds.latency:KIND",
+        "load": "harness.tasks.kinds.load:KIND",
         "classification": "harness.tasks.kinds.classification:KIND",
         "lm_eval": "harness.tasks.kinds.lm_eval:KIND",
         "judge_pairwise": "harness.judge.kinds:PAIRWISE",

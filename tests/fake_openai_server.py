@@ -8,7 +8,8 @@
   server that can't return prompt logprobs;
 - `fail_first`: that many attempts of each distinct request get a 503 first; `fail_when(prompt)`:
   every attempt of the requests it is true for gets a 503;
-- counts requests in flight, so tests can see real concurrency."""
+- counts requests in flight, so tests can see real concurrency; `slots`: serves at most that many
+  at once (the rest wait), a server with a capacity for the load tests."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ def word_logprob(token: str) -> float:
 class FakeOpenAIServer(LoopbackServer):
     def __init__(self, reply=lambda prompt: "fresh coffee today", echo: bool = True, usage: bool = True,
                  first_delay_s: float = 0.0, token_delay_s: float = 0.0, fail_first: int = 0, fail_status: int = 503,
-                 fail_when=None):
+                 fail_when=None, slots: int | None = None):
         self.reply, self.echo, self.usage = reply, echo, usage
         self.first_delay_s, self.token_delay_s = first_delay_s, token_delay_s
         self.fail_first, self.fail_status, self.fail_when = fail_first, fail_status, fail_when
@@ -41,6 +42,8 @@ class FakeOpenAIServer(LoopbackServer):
         self.attempts: dict[str, int] = {}
         self.in_flight = self.max_in_flight = 0
         self.lock = threading.Lock()
+        self.slots = threading.Semaphore(slots) if slots else None
+        """At most this many requests are served at once (the rest queue): a server with a capacity."""
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -62,7 +65,11 @@ class FakeOpenAIServer(LoopbackServer):
                     if n <= server.fail_first or (server.fail_when is not None and server.fail_when(prompt)):
                         self._send(server.fail_status, {"error": "busy"})
                     elif self.path.endswith("/completions"):
-                        self._complete(body, chat=self.path.endswith("/chat/completions"))
+                        if server.slots is not None:
+                            with server.slots:
+                                self._complete(body, chat=self.path.endswith("/chat/completions"))
+                        else:
+                            self._complete(body, chat=self.path.endswith("/chat/completions"))
                     else:
                         self._send(404, {"error": f"no route {self.path}"})
                 finally:

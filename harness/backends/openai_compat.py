@@ -71,7 +71,14 @@ class OpenAIBackend:
             self.info.details["token_counts"] = self.token_counts
         return results  # type: ignore[return-value]
 
-    def _one(self, prompt: str, config: GenerationConfig, seed: int, call_start: float) -> Generation:
+    def send(self, prompt: str, config: GenerationConfig, seed: int, since: float) -> Generation:
+        """One streamed request without retries (a load test counts a refused request as failed,
+        not as a slower one), its time to first token and latency measured from `since` (a
+        time.perf_counter() instant: a load task's scheduled arrival). EndpointError when it fails."""
+        return self._one(prompt, config, seed, since, RetryPolicy(self.policy.timeout_s, 0, 0.0))
+
+    def _one(self, prompt: str, config: GenerationConfig, seed: int, call_start: float,
+             policy: RetryPolicy | None = None) -> Generation:
         body = {"model": self.model, "max_tokens": config.max_new_tokens, "temperature": config.temperature,
                 "top_p": config.top_p if config.temperature > 0 else 1.0, "seed": seed,
                 "stream_options": {"include_usage": True}}
@@ -87,7 +94,7 @@ class OpenAIBackend:
             body["messages"] = [{"role": "user", "content": prompt}]
         else:
             body["prompt"] = prompt
-        events, sent, _ = post_stream(self._url(), body, self.key, self.policy)
+        events, sent, _ = post_stream(self._url(), body, self.key, policy or self.policy)
         end = time.perf_counter()
         pieces, first, usage = [], None, None
         for ev in events:

@@ -189,6 +189,54 @@ class LatencySpec(Strict):
     """API pricing: cost per 1K output tokens."""
 
 
+class SLOSpec(Strict):
+    """A latency objective: this percentile of each request's latency stays within the budget."""
+
+    percentile: float = Field(default=95, gt=0, lt=100)
+    """Which percentile of the requests (95: p95)."""
+    latency_ms: float = Field(gt=0)
+    """The budget, in milliseconds."""
+    of: Literal["latency", "ttft"] = "latency"
+    """latency: end to end, from the request's arrival to its last token; ttft: to its first token."""
+
+
+class LoadSpec(Strict):
+    """Capacity (load tasks): open-loop Poisson arrivals at each rate against a served model."""
+
+    rates: list[Annotated[float, Field(gt=0)]] = Field(min_length=1)
+    """Arrival rates in requests per second, tested in increasing order. Each rate times 60 must
+    be a whole number (requests per minute names the figures: 0.5/s is `30rpm`)."""
+    requests_per_rate: int = Field(default=100, ge=5)
+    """Requests sent at each rate (the items, cycled in a seeded order). Enough to bound the SLO's
+    percentile: a p95 needs at least 59 (with fewer, nothing bounds it from above at 95%), a p99 299."""
+    slo: SLOSpec
+    """The objective each rate is tested against."""
+    price_per_hour: float | None = Field(default=None, ge=0)
+    """The serving instance's price (any currency): the cost per 1K output tokens at the highest
+    rate that meets the SLO."""
+    max_in_flight: int = Field(default=256, ge=1)
+    """Requests open at once at most (client threads). Arrivals beyond it wait in the client, and
+    their wait counts in their latency, as a user's would."""
+    stop_after_failure: bool = True
+    """Stop raising the rate after the first rate that decidedly misses the SLO."""
+
+    @model_validator(mode="after")
+    def _rates(self):
+        if sorted(self.rates) != self.rates or len(set(self.rates)) != len(self.rates):
+            raise ValueError("rates must increase (each tested once, lowest first)")
+        odd = [r for r in self.rates if abs(r * 60 - round(r * 60)) > 1e-9]
+        if odd:
+            raise ValueError(f"rates {odd}: each must be a whole number of requests per minute (e.g. 0.5, 1, 1.5, 2)")
+        import math
+
+        # the percentile's one-sided 95% upper bound exists only when q**n <= 0.05
+        needed = math.ceil(math.log(0.05) / math.log(self.slo.percentile / 100))
+        if self.requests_per_rate < needed:
+            raise ValueError(f"requests_per_rate {self.requests_per_rate} can't bound a p{self.slo.percentile:g} from above at 95%: "
+                             f"it needs at least {needed} requests per rate")
+        return self
+
+
 class SequenceKLSpec(Strict):
     """Sequence-level KL(variant || parent) on this task's prompts, estimated from samples: the
     drift and reward-hacking signal of a preference-trained variant (the KL penalty of RLHF)."""
@@ -339,6 +387,22 @@ class LatencyTask(_ItemTask):
         return self
 
 
+class LoadTask(_ItemTask):
+    """Capacity at an SLO: the items' prompts sent to a served model (an OpenAI-compatible
+    endpoint: llama.cpp's server, vLLM, any API) with open-loop Poisson arrivals at increasing
+    rates; the latency curve and the highest rate that meets the SLO."""
+
+    type: Literal["load"]
+    generation: GenerationSpec = GenerationSpec()
+    load: LoadSpec
+    """Rates, requests per rate, the SLO and the price."""
+
+    @model_validator(mode="after")
+    def _checks(self):
+        self._no_scorers(draws=self.generation.n)
+        return self
+
+
 class PerplexityTask(_ItemTask):
     """The log-likelihood of `prompt.template` (e.g. held-out brand texts) under the variant."""
 
@@ -431,12 +495,12 @@ def plugin_kind(name: str):
 
 
 BUILTIN_TASK_MODELS: dict[str, type[_TaskCommon]] = {
-    "multiple_choice": MultipleChoiceTask, "generation": GenerationTask, "latency": LatencyTask,
+    "multiple_choice": MultipleChoiceTask, "generation": GenerationTask, "latency": LatencyTask, "load": LoadTask,
     "perplexity": PerplexityTask, "classification": ClassificationTask, "lm_eval": LmEvalTask,
 }
 """The built-in task kinds' models; any other `type` is a plugin kind's (PluginTask)."""
 
-TaskSpec = MultipleChoiceTask | GenerationTask | LatencyTask | PerplexityTask | ClassificationTask | LmEvalTask | PluginTask
+TaskSpec = MultipleChoiceTask | GenerationTask | LatencyTask | LoadTask | PerplexityTask | ClassificationTask | LmEvalTask | PluginTask
 """An evaluation task of any kind (for annotations; files are parsed through SuiteSpec)."""
 
 
@@ -569,7 +633,7 @@ def _task_tag(value: Any) -> str:
 
 AnyTask = Annotated[
     Annotated[MultipleChoiceTask, Tag("multiple_choice")] | Annotated[GenerationTask, Tag("generation")]
-    | Annotated[LatencyTask, Tag("latency")] | Annotated[PerplexityTask, Tag("perplexity")]
+    | Annotated[LatencyTask, Tag("latency")] | Annotated[LoadTask, Tag("load")] | Annotated[PerplexityTask, Tag("perplexity")]
     | Annotated[ClassificationTask, Tag("classification")] | Annotated[LmEvalTask, Tag("lm_eval")]
     | Annotated[JudgeTaskSpec, Tag("judge")] | Annotated[PluginTask, Tag("plugin")],
     Discriminator(_task_tag),

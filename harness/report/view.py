@@ -38,6 +38,9 @@ from harness.tasks.kinds.classification import stored_predictions
 
 log = logging.getLogger(__name__)
 
+SERVING_KINDS = ("latency", "load")
+"""Task kinds whose per-request figures are timings: no leaderboard column, flips or forest row."""
+
 
 @dataclass(frozen=True)
 class Cell:
@@ -125,6 +128,7 @@ class TaskView:
     def stats_title(self) -> str:
         return {"judge_pairwise": "Judge health (measured on this run)", "judge_single": "Judge health (measured on this run)",
                 "latency": "Serving figures (latency percentiles at the first concurrency level)",
+                "load": "Capacity: each arrival rate's latency percentiles and throughput, and the highest rate that meets the SLO",
                 "classification": "Per-class figures (macro-F1, precision, recall, F1; 95% bootstrap intervals)"}.get(self.task_type, "Run-level figures")
 
     @property
@@ -217,8 +221,8 @@ def build_view(store: Store, spec: ReportSpec, where: str = "report") -> ReportV
         if headline not in metrics:
             raise ConfigError(f"{where}: headline: task '{task}' has no metric '{headline}' (stored: {', '.join(metrics)})")
         tasks.append(_task_view(store, spec, suite, task, metrics, headline, table))
-        if tasks[-1].task_type == "latency":
-            continue  # per-request means mix concurrency levels: serving figures go to the trade-off view
+        if tasks[-1].task_type in SERVING_KINDS:
+            continue  # per-request means mix concurrency levels or rates: serving figures go to their own views
         leaderboard_columns.append((task, headline))
         for v in spec.variants:
             if headline in table[v]:
@@ -295,7 +299,7 @@ def _task_view(store: Store, spec: ReportSpec, suite: str, task: str, metrics: l
         rows = store.query("SELECT metric, value, low, high, n, warning FROM run_stats WHERE run_id = ?", [r["run_id"]])
         if rows:
             health[r["variant"]] = sorted(rows, key=lambda h: (HEALTH_ORDER.index(h["metric"]) if h["metric"] in HEALTH_ORDER else 99,
-                                                               h["metric"] if task_type != "latency" else 0))
+                                                               h["metric"] if task_type not in SERVING_KINDS else 0))
     health = {v: health[v] for v in spec.variants if v in health}  # report order, not alphabetical
     if task_type.startswith("judge_"):
         judge = _judge_words(json.loads(runs[0]["judge"]) if runs[0]["judge"] else {})
@@ -620,7 +624,7 @@ def _flips(store: Store, spec: ReportSpec, task: str, headline: str, ran: list[s
 
     declared = lookup(headline)
     base = spec.baseline_name
-    if task_type == "latency" or base not in ran or (declared is not None and declared.level != "item"):
+    if task_type in SERVING_KINDS or base not in ran or (declared is not None and declared.level != "item"):
         return []
     # Runs over different data or prompts have no flips to show (the coverage notes say why)
     return [item_flips(store, task, base, v, headline, limit=FLIPS_SHOWN) for v in spec.variants
@@ -784,8 +788,8 @@ def _forest(spec: ReportSpec, tasks: list[TaskView]) -> dict:
     left, width, row_h = 8, 344, 34
     rows, y = [], 30
     for t in tasks:
-        if t.task_type == "latency":
-            continue  # per-request means mix concurrency levels (see the trade-off section)
+        if t.task_type in SERVING_KINDS:
+            continue  # per-request means mix concurrency levels or rates (see the serving sections)
         group = [c for c in t.comparisons if c.metric == t.headline and not math.isnan(c.diff)]
         finite = [abs(v) for c in group for v in (c.low, c.high, c.diff) if math.isfinite(v)]
         if not group:

@@ -140,14 +140,20 @@ class Overrides:
     num_fewshot: int | None = None
     gen_kwargs: dict[str, Any] = field(default_factory=dict)
     batch_size: int | None = None
+    load: dict[str, Any] = field(default_factory=dict)
+    """Keys of load tasks' `load:` block (rates, requests_per_rate, slo: {...}) (`harness load`)."""
+    only_types: tuple[str, ...] = ()
+    """Keep only the tasks of these types (`harness load`: the load tasks); empty: every task."""
 
     def __bool__(self) -> bool:
-        return self.seed is not None or self.num_fewshot is not None or bool(self.gen_kwargs) or self.batch_size is not None
+        return (self.seed is not None or self.num_fewshot is not None or bool(self.gen_kwargs) or self.batch_size is not None
+                or bool(self.load) or bool(self.only_types))
 
     def words(self) -> str:
         parts = [f"seed {self.seed}" if self.seed is not None else "", f"{self.num_fewshot}-shot" if self.num_fewshot is not None else "",
                  ", ".join(f"{k}={v!r}" for k, v in self.gen_kwargs.items()),
-                 f"batch size {self.batch_size}" if self.batch_size is not None else ""]
+                 f"batch size {self.batch_size}" if self.batch_size is not None else "",
+                 f"load {self.load}" if self.load else "", f"only {', '.join(self.only_types)} tasks" if self.only_types else ""]
         return "; ".join(p for p in parts if p)
 
     def apply(self, suite, where: str):
@@ -158,7 +164,15 @@ class Overrides:
         data = suite.model_dump()
         if self.seed is not None:
             data["seed"] = self.seed
+        if self.only_types:
+            data["tasks"] = [t for t in data["tasks"] if t["type"] in self.only_types]
+            if not data["tasks"]:
+                raise ConfigError(f"{where}: no task of type {' or '.join(self.only_types)}",
+                                  hint="a load task: type: load with a load: {rates: [...], slo: {latency_ms: ...}} block")
         for task in data["tasks"]:
+            if self.load and isinstance(task.get("load"), dict):
+                task["load"] = {**task["load"], **{k: v for k, v in self.load.items() if k != "slo"},
+                                "slo": {**task["load"]["slo"], **self.load.get("slo", {})}}
             if self.num_fewshot is not None and isinstance(task.get("fewshot"), dict):
                 shots = task["fewshot"]
                 if self.num_fewshot and not (shots.get("split") or shots.get("path")):
