@@ -57,7 +57,7 @@ def test_load_finds_the_rate_a_limited_server_sustains(capacity, tmp_path, capsy
         assert code == 0
         assert server.max_in_flight > 1  # open loop: arrivals do not wait for earlier requests
     out = capsys.readouterr().out
-    assert "load_max_rate_at_slo" in out
+    assert "capacity at the SLO: 20 requests/s" in out and "misses" in out
     con = duckdb.connect(str(store), read_only=True)
     stats = {m: (v, lo, hi, w) for m, v, lo, hi, w in con.execute("SELECT metric, value, low, high, warning FROM run_stats").fetchall()}
     n = con.execute("SELECT count(*) FROM samples").fetchone()[0]
