@@ -69,6 +69,11 @@ def test_load_finds_the_rate_a_limited_server_sustains(capacity, tmp_path, capsy
     assert 0.01 <= low <= stats["load_latency_s_p90_600rpm"][0] <= high <= 0.15
     assert stats["load_latency_s_p90_24000rpm"][1] > 0.15
     assert n == 120
+    report = write(tmp_path / "r.yaml", "title: capacity\nvariants: [served]\n")
+    assert main(["report", str(report), "--store", str(store), "--out", str(tmp_path / "r.html")]) == 0
+    html = (tmp_path / "r.html").read_text()
+    assert "Capacity at the SLO: p90 latency &le; 150 ms" in html and "<polyline" in html
+    assert html.count(">meets<br>") == 2 and html.count(">misses<br>") == 1 and "<b>20</b>/s" in html
     # cost at the capacity: 3.6 per hour = 0.001 per second, over the tokens per second measured at 20 req/s
     assert stats["load_cost_per_1k_output_tokens_at_slo"][0] == pytest.approx(0.001 / stats["load_output_tokens_per_s_1200rpm"][0] * 1000)
 

@@ -116,6 +116,9 @@ class TaskView:
     """Tasks whose items have a category (category_field): {categories, cells: variant -> category -> Estimate}
     of the headline metric."""
     ratings: list = field(default_factory=list)
+    capacity: dict | None = None
+    """Load tasks: each variant's curve (the SLO's percentile against the arrival rate), its
+    verdict per rate and its capacity (capacity_view)."""
     """Rubric tasks with imported human ratings of the judged dimensions: per dimension, the person
     against the LLM judge on the same outputs (harness.review.rubric.rating_agreement)."""
 
@@ -290,7 +293,7 @@ def _task_view(store: Store, spec: ReportSpec, suite: str, task: str, metrics: l
     comparisons = paired_comparisons(store, spec, task, metrics)
     runs = store.query(
         """SELECT variant, run_id, task_type, backend, device, dtype, data_hash, prompt_hash, suite_hash, variant_key,
-                  generation_config, seed, harness_version, git_commit, started_at, wall_s, n_samples, judge
+                  generation_config, seed, harness_version, git_commit, started_at, wall_s, n_samples, judge, backend_details
            FROM latest_runs WHERE suite = ? AND task = ? AND list_contains(?, variant) ORDER BY variant""",
         [suite, task, spec.variants])
     task_type = runs[0]["task_type"] if runs else ""
@@ -312,10 +315,69 @@ def _task_view(store: Store, spec: ReportSpec, suite: str, task: str, metrics: l
             labels, _, gold, predicted = stored_predictions(store, r["run_id"])
             matrices[r["variant"]] = counts(labels, gold, predicted)
         confusion = {"labels": labels, "matrices": matrices}
+    capacity = capacity_view(store, runs, health) if task_type == "load" else None
     return TaskView(suite, task, task_type, metrics, headline, table, comparisons, _samples(store, spec, task, headline), runs,
                     health, judge, audit, _flips(store, spec, task, headline, [r["variant"] for r in runs], task_type), confusion,
                     review_rows(store, spec, task, metrics), by_category(store, spec, runs, headline),
-                    rating_rows(store, spec, task, metrics))
+                    rating_rows(store, spec, task, metrics), capacity)
+
+
+def capacity_view(store: Store, runs: list[dict], health: dict[str, list[dict]]) -> dict | None:
+    """Load tasks: per variant (and the runtime serving it), the SLO's percentile at each rate
+    with its interval and verdict, the capacity and its cost; and an SVG of the curves with the
+    budget drawn across (x: rate, y: latency in ms)."""
+    import re
+
+    config = json.loads(store.query("SELECT task_config FROM runs WHERE run_id = ?", [runs[0]["run_id"]])[0]["task_config"] or "{}")
+    slo = (config.get("load") or {}).get("slo") or {}
+    q, budget, of = slo.get("percentile", 95), slo.get("latency_ms", float("nan")), slo.get("of", "latency")
+    source = "latency_s" if of == "latency" else "ttft_s"
+    rows_by_variant = {}
+    for r in runs:
+        figures = {h["metric"]: h for h in health.get(r["variant"], [])}
+        points = []
+        for name, h in figures.items():
+            m = re.fullmatch(rf"load_{source}_p{q:g}_(\d+)rpm", name)
+            if m:
+                rpm = int(m.group(1))
+                met = figures.get(f"load_slo_met_{rpm}rpm", {}).get("value")
+                points.append({"rate": rpm / 60, "ms": h["value"] * 1000 if h["value"] is not None else None,
+                               "low": h["low"] * 1000 if h["low"] is not None else None,
+                               "high": h["high"] * 1000 if h["high"] is not None else None,
+                               "verdict": {1.0: "meets", 0.0: "misses"}.get(met, "undecided"),
+                               "failed": figures.get(f"load_failed_{rpm}rpm", {}).get("value")})
+        cap = figures.get("load_max_rate_at_slo", {})
+        cost = figures.get("load_cost_per_1k_output_tokens_at_slo", {})
+        details = json.loads(r["backend_details"]) if r.get("backend_details") else {}
+        rows_by_variant[r["variant"]] = {"points": sorted(points, key=lambda x: x["rate"]), "capacity": cap.get("value"),
+                                         "note": cap.get("warning"), "cost": cost.get("value"),
+                                         "runtime": f"{r['backend']}" + (f" {details['base_url']}" if details.get("base_url") else "")}
+    if not any(v["points"] for v in rows_by_variant.values()):
+        return None
+    rates = sorted({pt["rate"] for v in rows_by_variant.values() for pt in v["points"]})
+    finite = [pt["ms"] for v in rows_by_variant.values() for pt in v["points"] if pt["ms"] is not None and math.isfinite(pt["ms"])]
+    top = max(finite + [budget if math.isfinite(budget) else 0]) * 1.15 or 1.0
+    width, height, pad = 480, 220, 44
+
+    def x(i: int) -> float:  # rates evenly spaced (they usually double)
+        return pad + (width - pad - 10) * (i / max(1, len(rates) - 1))
+
+    def y(ms: float) -> float:
+        return height - pad + 10 - (height - pad - 10) * min(ms, top) / top
+
+    lines = []
+    for k, (variant, v) in enumerate(rows_by_variant.items()):
+        pts = [(x(rates.index(pt["rate"])), y(pt["ms"])) for pt in v["points"] if pt["ms"] is not None]
+        lines.append({"variant": variant, "colour": PALETTE[k % len(PALETTE)], "points": " ".join(f"{a:.1f},{b:.1f}" for a, b in pts),
+                      "dots": [{"x": a, "y": b} for a, b in pts]})
+    svg = {"width": width, "height": height, "lines": lines, "budget_y": y(budget) if math.isfinite(budget) else None,
+           "x_ticks": [{"x": x(i), "label": f"{r:g}"} for i, r in enumerate(rates)],
+           "y_ticks": [{"y": y(t), "label": f"{t:g}"} for t in nice_ticks(0, top)], "bottom": height - pad + 10, "left": pad}
+    return {"variants": rows_by_variant, "rates": rates, "percentile": q, "budget_ms": budget, "of": of, "svg": svg}
+
+
+PALETTE = ("#6b8cff", "#e08a00", "#157a2c", "#b3261e", "#6b1d9b", "#0b7285")
+"""Line colours of the capacity curves, one per variant."""
 
 
 def review_rows(store: Store, spec: ReportSpec, task: str, metrics: list[str]) -> list:
