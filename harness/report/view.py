@@ -347,10 +347,11 @@ def capacity_view(store: Store, runs: list[dict], health: dict[str, list[dict]])
                                "verdict": {1.0: "meets", 0.0: "misses"}.get(met, "undecided"),
                                "failed": figures.get(f"load_failed_{rpm}rpm", {}).get("value")})
         cap = figures.get("load_max_rate_at_slo", {})
+        point = figures.get("load_max_rate_at_slo_point", {}).get("value")
         cost = figures.get("load_cost_per_1k_output_tokens_at_slo", {})
         details = json.loads(r["backend_details"]) if r.get("backend_details") else {}
         rows_by_variant[r["variant"]] = {"points": sorted(points, key=lambda x: x["rate"]), "capacity": cap.get("value"),
-                                         "note": cap.get("warning"), "cost": cost.get("value"),
+                                         "note": cap.get("warning"), "cost": cost.get("value"), "point": point,
                                          "runtime": f"{r['backend']}" + (f" {details['base_url']}" if details.get("base_url") else "")}
     if not any(v["points"] for v in rows_by_variant.values()):
         return None

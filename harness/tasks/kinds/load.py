@@ -154,6 +154,7 @@ def rows(backend, task, run: TaskRun) -> KindRows:
     requests: list[LoadRequest] = []
     stats: list[StatRow] = []
     capacity, decided = 0.0, True
+    point, below = 0.0, True  # the same on the percentiles' point estimates: what the data suggests, undecided or not
     for rate in load.rates:
         t0 = time.perf_counter()
         got = drive(backend, list(task.samples), rate, load.requests_per_rate, config, run.seed, load.max_in_flight)
@@ -167,6 +168,10 @@ def rows(backend, task, run: TaskRun) -> KindRows:
             capacity = rate
         else:
             decided = False
+        if below and figures["value"] <= budget:
+            point = rate
+        else:
+            below = False
         if load.stop_after_failure and figures["verdict"] == "misses":
             break
     note = None
@@ -176,6 +181,8 @@ def rows(backend, task, run: TaskRun) -> KindRows:
         note = "no tested rate decidedly meets the SLO"
     n = len(requests)
     stats.append(StatRow(run.run_id, "load_max_rate_at_slo", capacity, None, None, n, note))
+    stats.append(StatRow(run.run_id, "load_max_rate_at_slo_point", point, None, None, n,
+                         None if point == capacity else "from point estimates: the data can't decide the rates between"))
     if load.price_per_hour is not None and capacity > 0:
         at = [r for r in requests if r.rpm == round(capacity * 60) and r.error is None]
         tokens_per_s = sum(r.output_tokens for r in at) / max(1e-9, _window(at))
@@ -280,6 +287,9 @@ KIND = TaskKind(
                            "empty: undecided"),
         Metric("load_max_rate_at_slo", "highest rate that meets the SLO", "higher", level="run", low=0, unit="requests/s",
                description="the highest tested rate such that it and every lower rate decidedly meet the SLO"),
+        Metric("load_max_rate_at_slo_point", "highest rate whose SLO percentile estimate is within budget", "higher", level="run",
+               low=0, unit="requests/s", description="the same on point estimates: at least load_max_rate_at_slo; where they "
+                                                     "differ, the rates between are undecided"),
         Metric("load_cost_per_1k_output_tokens_at_slo", "cost per 1K output tokens at that rate", "lower", level="run", low=0,
                description="from the task's price_per_hour and the throughput measured at the capacity"),
     ), rows=rows, needs=frozenset({GENERATE}))
@@ -322,4 +332,8 @@ def capacity_lines(figures: list[dict]) -> list[str]:
         cost = named.get("load_cost_per_1k_output_tokens_at_slo")
         lines.append(f"capacity at the SLO: {figure(cap['value'])} requests/s" + (f" ({cap['warning']})" if cap["warning"] else "")
                      + (f"; cost per 1K output tokens there: {figure(cost['value'])}" if cost else ""))
+        point = named.get("load_max_rate_at_slo_point")
+        if point is not None and point["value"] != cap["value"]:
+            lines.append(f"on point estimates alone: {figure(point['value'])} requests/s (the rates between are undecided: more "
+                         "requests per rate would decide them)")
     return lines
