@@ -21,7 +21,7 @@ import random
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlparse
 
 from harness.backends.base import GENERATE, GenerationConfig
@@ -97,10 +97,9 @@ def drive(backend, items: list, rate: float, n: int, config: GenerationConfig, s
         try:
             out = backend.send(req.prompt, config, seed + req.k, since=due)
         except Exception as exc:  # the server's failure is a data point: kept with the request, never dropped
-            return LoadRequest(**{**req.__dict__, "error": f"{type(exc).__name__}: {exc}"[:500]})
-        return LoadRequest(**{**req.__dict__, "text": out.text, "output_tokens": out.output_tokens, "prompt_tokens": out.prompt_tokens,
-                              "ttft_s": out.ttft_s if out.ttft_s is not None else out.request_latency_s,
-                              "latency_s": out.request_latency_s})
+            return replace(req, error=f"{type(exc).__name__}: {exc}"[:500])
+        return replace(req, text=out.text, output_tokens=out.output_tokens, prompt_tokens=out.prompt_tokens,
+                       ttft_s=out.ttft_s if out.ttft_s is not None else out.request_latency_s, latency_s=out.request_latency_s)
 
     with ThreadPoolExecutor(max_workers=min(max_in_flight, n)) as pool:
         futures = []
