@@ -83,6 +83,8 @@ def test_identity_and_a_perturbed_variant_match_a_hand_computation(store_path):
     assert mean(pert["parent_agreement"]) == 0.5
     assert mean(pert["parent_flips_to_wrong"]) == 0.25 and mean(pert["parent_flips_to_right"]) == 0.25
     assert mean(pert["parent_kl"]) == pytest.approx((_kl(BASE[0], PERTURBED[0]) + _kl(BASE[1], PERTURBED[1])) / 4)
+    # the largest option log-likelihood difference per item: 1.0 and 1.5 on the perturbed items, 0 on the rest
+    assert mean(same["parent_loglik_diff"]) == 0.0 and mean(pert["parent_loglik_diff"]) == pytest.approx((1.0 + 1.5) / 4)
     assert mean(gen_same["parent_exact_match"]) == 1.0 and mean(gen_same["parent_rougeL"]) == 1.0
     assert mean(gen_pert["parent_exact_match"]) == pytest.approx(1 / 3)
     # "open at eight" vs "open at seven": LCS 2 of 3 words each way -> F = 2/3; "goodbye" vs "hello friends": 0
@@ -151,7 +153,7 @@ def test_per_item_fidelity_is_stored_as_rows(store_path):
     from harness.analysis.fidelity import store_rows
 
     with Store(store_path) as store:
-        assert store_rows(store, ["same-quiz", "pert-quiz", "pert-tweets", "base-quiz"]) == 4 * 4 + 4 * 4 + 2 * 3
+        assert store_rows(store, ["same-quiz", "pert-quiz", "pert-tweets", "base-quiz"]) == 5 * 4 + 5 * 4 + 2 * 3
         store_rows(store, ["pert-quiz"])  # again: replaced, not duplicated
         rows = store.query("""SELECT metric, avg(value) AS mean, count(*) AS n FROM fidelity
                               WHERE run_id = 'pert-quiz' AND parent_run_id = 'base-quiz' GROUP BY metric ORDER BY metric""")

@@ -26,6 +26,7 @@ from urllib.parse import urlparse
 
 from harness.backends.base import GENERATE, GenerationConfig
 from harness.errors import ConfigError
+from harness.report.formatting import figure
 from harness.stats.hypothesis import ItemStatistic, quantile_test
 from harness.stats.metricspec import KindRows, Metric, RunValues, TaskKind, TaskRun
 from harness.store.db import SampleRow, ScoreRow, StatRow, nan_to_null
@@ -266,8 +267,9 @@ def run_statistic(store, run_id: str, metric: str, params: dict) -> RunValues:
 KIND = TaskKind(
     "load", "capacity at an SLO: open-loop Poisson arrivals at increasing rates against a served model",
     metrics=(
-        Metric("latency_s", "request latency from its arrival", "lower", low=0, unit="s"),
-        Metric("ttft_s", "time to first token from its arrival", "lower", low=0, unit="s"),
+        # declared as the latency kind declares them (one metric, one meaning): here measured from each arrival
+        Metric("latency_s", "request latency", "lower", low=0, unit="s"),
+        Metric("ttft_s", "time to first token", "lower", low=0, unit="s"),
         Metric("output_tokens", "output tokens", "none", low=0, unit="tokens"),
         Metric("request_failed", "request failed", "lower", values="binary", low=0, high=1),
     ),
@@ -298,8 +300,6 @@ def capacity_lines(figures: list[dict]) -> list[str]:
     """A load run's stored figures (metric, value, low, high, warning rows) as a table, a row per
     rate, lowest first, then the capacity and its cost."""
     import re
-
-    from harness.report.formatting import figure
 
     by_rate: dict[int, dict[str, dict]] = {}
     for f in figures:
