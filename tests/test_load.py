@@ -124,3 +124,10 @@ def test_load_without_load_tasks_says_so(workspace, tmp_path, capsys):
     assert main(["load", str(workspace / "suites" / "gen.yaml"), "--model", "endpoint:http://127.0.0.1:9/v1,model=m",
                  "--store", str(tmp_path / "h.duckdb")]) == 2
     assert "no task of type load" in capsys.readouterr().err
+
+
+def test_an_override_the_load_spec_refuses_is_exit_2(capacity, tmp_path, capsys):
+    assert main(["load", str(capacity), "--model", "endpoint:http://127.0.0.1:9/v1,model=m", "--requests", "10",
+                 "--store", str(tmp_path / "h.duckdb")]) == 2
+    err = capsys.readouterr().err
+    assert "can't bound a p90" in err and "requests_per_rate" in err

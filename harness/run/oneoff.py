@@ -191,8 +191,10 @@ class Overrides:
         except ValidationError as exc:
             first = exc.errors()[0]
             at = ".".join(str(p) for p in first["loc"])
-            raise ConfigError(f"{where}: with --gen-kwargs/--num-fewshot/--batch-size: {at}: {first['msg']}",
-                              hint="generation keys: max_new_tokens, temperature, top_p, top_k, repetition_penalty, stop, n") from None
+            generation = "generation" in at
+            raise ConfigError(f"{where}: with this command's overrides ({self.words()}): {at}: {first['msg']}",
+                              hint="generation keys: max_new_tokens, temperature, top_p, top_k, repetition_penalty, stop, n"
+                              if generation else "change or leave out the override") from None
 
 
 def parse_gen_kwargs(text: str) -> dict[str, Any]:
