@@ -50,6 +50,7 @@ BUILTINS: dict[str, dict[str, str]] = {
         "shrink": "harness.recipes.shrink:RECIPE",
         "adapter": "harness.recipes.adapter:RECIPE",
         "gguf": "harness.recipes.gguf_export:RECIPE",
+        "gguf_lora": "harness.recipes.gguf_lora:RECIPE",
         "reward_model": "harness.recipes.reward_model:RECIPE",
         "rloo": "harness.recipes.rloo:RECIPE",
     },

@@ -3,7 +3,8 @@
 llama-cpp-python installs llama.cpp's library and quantizer but not its Python converter; the
 converter ships in the same sdist (vendor/llama.cpp). This fetches the sdist of the installed
 llama-cpp-python version through pip (its cache makes a second run free) and extracts
-convert_hf_to_gguf.py, its `conversion` package and its `gguf-py` into
+convert_hf_to_gguf.py, convert_lora_to_gguf.py (PEFT adapters as GGUF LoRA files), its
+`conversion` package and its `gguf-py` into
 <sys.prefix>/share/harness/llama.cpp, where harness.models.gguf looks for them.
 
     python scripts/install_llama_cpp_converter.py
@@ -18,7 +19,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-WANTED = ("convert_hf_to_gguf.py", "conversion/", "gguf-py/")
+WANTED = ("convert_hf_to_gguf.py", "convert_lora_to_gguf.py", "conversion/", "gguf-py/")
 
 
 def main() -> int:
@@ -30,7 +31,7 @@ def main() -> int:
     version = llama_cpp.__version__
     dest = Path(sys.prefix) / "share" / "harness" / "llama.cpp"
     stamp = dest / "VERSION"
-    if stamp.is_file() and stamp.read_text().strip() == version and (dest / "convert_hf_to_gguf.py").is_file():
+    if stamp.is_file() and stamp.read_text().strip() == version and all((dest / f).is_file() for f in WANTED if f.endswith(".py")):
         print(f"llama.cpp converter {version} already installed in {dest}")
         return 0
     with tempfile.TemporaryDirectory() as tmp:

@@ -281,3 +281,50 @@ def test_runtime_of_names_a_variant_in_the_store(workspace, tmp_path, capsys):
     store = tmp_path / "h.duckdb"
     assert main(["run", str(workspace / "suites" / "gen.yaml"), "--models", str(models), "--store", str(store)]) == 2
     assert "base.runtime_of: 'nowhere' is not a variant in the store" in capsys.readouterr().err
+
+
+LORA_MODELS = """
+base: {{name: tiny, source: hf_dir, path: {model}}}
+variants:
+  - {{name: tuned, parent: tiny, method: adapter, config: {{path: {adapter}}}}}
+  - {{name: tuned2, parent: tuned, method: adapter, config: {{path: {adapter2}}}}}
+  - {{name: tuned2-lora, parent: tuned2, method: gguf_lora, config: {{quantization: f32, adapter_type: f32, tokenizer_pre: gpt-2}}}}
+  - {{name: tuned-lora-f32, parent: tuned, method: gguf_lora, config: {{quantization: f32, adapter_type: f32, tokenizer_pre: gpt-2}}}}
+  - {{name: tuned-lora-q8, parent: tuned, method: gguf_lora, config: {{quantization: Q8_0, tokenizer_pre: gpt-2}}}}
+  - {{name: tiny-gguf, parent: tiny, method: gguf, config: {{quantization: f32, tokenizer_pre: gpt-2}}}}
+"""
+
+
+def test_a_lora_adapter_shipped_as_a_gguf_lora_on_a_gguf_base(workspace, tiny_model_dir, tmp_path):
+    """The adapter as a GGUF LoRA applied by llama.cpp at load: over an f32 base it computes what
+    transformers + PEFT compute (option log-likelihoods within 0.001); over a Q8_0 base it stays
+    close; a chain of two adapters ships as one stacked LoRA with the same parity; and the adapter
+    is really applied (the base alone scores differently)."""
+    _converter_or_skip()
+    pytest.importorskip("peft")
+    from tests.test_vllm import _adapter
+
+    adapter, adapter2 = _adapter(tiny_model_dir, tmp_path / "lora", 3), _adapter(tiny_model_dir, tmp_path / "lora2", 4)
+    models = write(workspace / "models" / "l.yaml", LORA_MODELS.format(model=tiny_model_dir, adapter=adapter, adapter2=adapter2))
+    store = str(workspace / "h.duckdb")
+    assert main(["build", str(models), "--store", store]) == 0
+    assert main(["run", str(workspace / "suites" / "mc.yaml"), "--models", str(models), "--store", store]) == 0
+    con = duckdb.connect(store, read_only=True)
+    built = {r[0]: (r[1], json.loads(r[2])) for r in con.execute("SELECT name, artifact_kind, metrics FROM variants "
+                                                                  "WHERE method = 'gguf_lora'").fetchall()}
+    diff = dict(con.execute("""SELECT r.variant, avg(f.value) FROM fidelity f JOIN runs r USING (run_id)
+                               WHERE f.metric = 'parent_loglik_diff' GROUP BY 1""").fetchall())
+    details = dict(con.execute("SELECT variant, backend_details FROM runs WHERE task = 'quiz'").fetchall())
+    lls = {v: [json.loads(d)["loglikelihoods"] for (d,) in con.execute(
+        "SELECT s.details FROM samples s JOIN runs r USING (run_id) WHERE r.variant = ? AND r.task = 'quiz' ORDER BY s.sample_id",
+        [v]).fetchall()] for v in ("tuned-lora-f32", "tiny-gguf")}
+    con.close()
+    assert built["tuned-lora-f32"][0] == "gguf_lora" and built["tuned-lora-q8"][1]["quantization"] == "Q8_0"
+    assert built["tuned-lora-q8"][1]["lora_bytes"] > 0 and built["tuned-lora-q8"][1]["gguf_bytes"] < built["tuned-lora-f32"][1]["gguf_bytes"]
+    assert "adapter.gguf" in json.loads(details["tuned-lora-f32"])["lora"]
+    assert diff["tuned-lora-f32"] < 1e-3  # parity with transformers + PEFT (measured: 4e-5)
+    assert diff["tuned-lora-q8"] < 0.05  # measured: 4e-3
+    assert diff["tuned2-lora"] < 1e-3 and built["tuned2-lora"][1]["adapters_stacked"] == 2  # two stacked adapters as one LoRA
+    assert diff["tiny-gguf"] < 0.01  # the plain export agrees with its own parent, the base
+    gap = max(abs(a - b) for x, y in zip(lls["tuned-lora-f32"], lls["tiny-gguf"]) for a, b in zip(x, y))
+    assert gap > 0.05  # the adapter changes what the model computes: it was applied

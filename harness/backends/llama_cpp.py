@@ -41,20 +41,23 @@ class LlamaCppBackend:
     """A GGUF file in llama.cpp (CPU; `n_gpu_layers` offloads when llama.cpp was built with CUDA/Metal)."""
 
     def __init__(self, gguf: str | Path, n_ctx: int = 2048, n_threads: int | None = None, n_batch: int = 512,
-                 n_gpu_layers: int = 0):
+                 n_gpu_layers: int = 0, lora: str | Path | None = None):
         llama_cpp = require("llama_cpp", "the llama_cpp backend", "llama-cpp")
         start = time.perf_counter()
         self.llm = llama_cpp.Llama(str(gguf), n_ctx=n_ctx, n_batch=n_batch, n_ubatch=n_batch,
                                    n_threads=n_threads or os.cpu_count(), n_gpu_layers=n_gpu_layers,
                                    # A full-size sliding-window cache, so a shared prefix can be kept
                                    # while the rest is dropped (Gemma 3 has sliding-window layers).
-                                   swa_full=True, verbose=False)
+                                   swa_full=True, verbose=False,
+                                   # a GGUF LoRA applied at load, over the (quantized) base
+                                   **({"lora_path": str(lora)} if lora else {}))
         self.n_ctx, self.n_batch = n_ctx, n_batch
         self._cached: list[int] = []  # the tokens whose keys and values the cache holds now
         file_type = gguf_file_type(self.llm.metadata)
         log.info("loaded %s (%s) in llama.cpp in %.1fs", Path(gguf).name, file_type, time.perf_counter() - start)
         self.info = BackendInfo(name="llama_cpp", device="cuda" if n_gpu_layers else "cpu", dtype=file_type,
-                                details={"gguf": str(gguf), "n_ctx": n_ctx, "llama_cpp": llama_cpp.__version__})
+                                details={"gguf": str(gguf), "n_ctx": n_ctx, "llama_cpp": llama_cpp.__version__,
+                                         **({"lora": str(lora)} if lora else {})})
 
     # -- tokenisation, as lm-eval's HFLM does it -------------------------------------------
     def _encode(self, text: str, bos: bool = True) -> list[int]:
@@ -192,7 +195,7 @@ def can_serve(model) -> None:
 def open_model(model, options: dict | None = None) -> LlamaCppBackend:
     """A resolved model whose GGUF file llama.cpp serves (a GGUF base, or a `gguf` export)."""
     can_serve(model)
-    return LlamaCppBackend(model.gguf, **(options or {}))
+    return LlamaCppBackend(model.gguf, lora=model.gguf_lora, **(options or {}))
 
 
 FACTORY = BackendFactory(open_model, frozenset({"n_ctx", "n_threads", "n_batch", "n_gpu_layers"}),

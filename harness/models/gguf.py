@@ -51,6 +51,25 @@ def convert_hf(model_dir: Path, out: Path, outtype: str = "f16", tokenizer_pre: 
     return time.perf_counter() - start
 
 
+def convert_lora(adapter_dir: Path, base_dir: Path, out: Path, outtype: str = "f16") -> float:
+    """Convert a PEFT LoRA adapter to a GGUF LoRA file with llama.cpp's convert_lora_to_gguf.py
+    (in a child process), for the model in `base_dir` (only its config is read). llama.cpp applies
+    it at load time over a GGUF of that model, quantized or not, so the adapter's deltas are not
+    rounded into the base's quantization grid. Returns the seconds it took."""
+    lora = converter_path().with_name("convert_lora_to_gguf.py")
+    if not lora.is_file():
+        raise ConfigError(f"llama.cpp's LoRA converter is not installed ({lora})",
+                          hint="make llama-cpp (or: python scripts/install_llama_cpp_converter.py)")
+    cmd = [sys.executable, str(lora), "--base", str(base_dir), "--outfile", str(out), "--outtype", outtype, str(adapter_dir)]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=lora.parent,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join([str(lora.parent / "gguf-py"), str(lora.parent)])})
+    if proc.returncode != 0 or not out.is_file():
+        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-6:])
+        raise HarnessError(f"llama.cpp's LoRA converter failed on {adapter_dir} (exit {proc.returncode}):\n{tail}")
+    return time.perf_counter() - start
+
+
 def quantize(src: Path, dst: Path, qtype: str, threads: int | None = None) -> float:
     """Quantize a GGUF with llama.cpp's quantizer (`llama_model_quantize`). Returns seconds."""
     llama_cpp = require("llama_cpp", "quantizing GGUF files", "llama-cpp")

@@ -21,6 +21,8 @@ class ParentModel:
     gguf: Path | None = None
     """The GGUF file that serves exactly this model with llama.cpp: a GGUF base as it ships, or a
     `gguf` export. None for models that exist only as transformers weights (and adapters)."""
+    gguf_lora: Path | None = None
+    """A GGUF LoRA file llama.cpp applies over `gguf` at load (a `gguf_lora` variant)."""
     reward_head: Path | None = None
     """Set for reward models: the sequence-classification adapter (LoRA plus the scalar `score`
     head) applied over the chain above (harness.models.reward_model). Such a model scores outputs; it is

@@ -23,6 +23,7 @@ from harness.models.serving import backend_name, check_backends, open_model
 from harness.models.weights import check_gguf, check_model_dir, hub_snapshot
 from harness.recipes import Recipe, recipe_for
 from harness.recipes.gguf_export import GGUF_FILE
+from harness.recipes.gguf_lora import LORA_FILE
 from harness.recipes.quantize import QUANT_FILE
 from harness.store.db import Store, VariantRow
 
@@ -192,6 +193,8 @@ def child_model(parent: ParentModel, name: str, key: str, artifact_kind: str, ar
     loads its recorded source checkpoint with its bitsandbytes settings; a GGUF export is its file."""
     if artifact_kind == "gguf":
         return ParentModel(name, key, artifact, (), parent.dtype, gguf=artifact / GGUF_FILE)
+    if artifact_kind == "gguf_lora":
+        return ParentModel(name, key, artifact, (), parent.dtype, gguf=artifact / GGUF_FILE, gguf_lora=artifact / LORA_FILE)
     if artifact_kind == "adapter":
         return ParentModel(name, key, parent.base_dir, parent.adapters + (artifact,), parent.dtype)
     if artifact_kind == "reward_model":

@@ -40,31 +40,37 @@ def data_files(config: GGUFConfig, models_path: Path) -> list[Path]:
 
 def build(ctx: BuildContext) -> BuildResult:
     cfg: GGUFConfig = ctx.config
-    source, merged_bytes, params = _merged(ctx)
-    out = ctx.output_dir
-    unquantized = cfg.quantization in ("f32", "f16")
-    first = out / (GGUF_FILE if unquantized else "model-f16.gguf")
-    log.info("%s: converting %s to GGUF (%s) with llama.cpp's converter", ctx.variant, ctx.parent.name, "f32" if cfg.quantization == "f32" else "f16")
-    convert_s = convert_hf(source, first, "f32" if cfg.quantization == "f32" else "f16", cfg.tokenizer_pre)
-    metrics = {"quantization": cfg.quantization, "source_bytes": merged_bytes, "gguf_f16_bytes" if not unquantized else "gguf_bytes":
-               first.stat().st_size, "convert_s": round(convert_s, 2)}
-    if not unquantized:
-        log.info("%s: quantizing to %s with llama.cpp's quantizer", ctx.variant, cfg.quantization)
-        metrics["quantize_s"] = round(quantize(first, out / GGUF_FILE, cfg.quantization), 2)
-        metrics["gguf_bytes"] = (out / GGUF_FILE).stat().st_size
-        first.unlink()
-    metrics["bits_per_weight"] = round(8 * metrics["gguf_bytes"] / params, 3) if params else None
-    shutil.rmtree(out / "merged", ignore_errors=True)
-    log.info("%s: %s, %.1f MB (source %.1f MB)", ctx.variant, cfg.quantization, metrics["gguf_bytes"] / 1e6, merged_bytes / 1e6)
+    source, merged_bytes, params = merged(ctx, ctx.parent)
+    metrics = export(ctx, source, merged_bytes, params, cfg.quantization, cfg.tokenizer_pre)
+    shutil.rmtree(ctx.output_dir / "merged", ignore_errors=True)
     return BuildResult("gguf", total_params=params, metrics=metrics)
 
 
-def _merged(ctx: BuildContext) -> tuple[Path, int, int]:
-    """A transformers directory with what the parent computes: its own checkpoint when it has no
-    adapters, else the base with every adapter merged (saved under the output, removed after).
-    Returns (directory, bytes of its weights, parameter count)."""
+def export(ctx: BuildContext, source: Path, merged_bytes: int, params: int, quantization: str, tokenizer_pre: str | None) -> dict:
+    """`source` (a transformers directory) as ctx.output_dir/model.gguf at `quantization`; the
+    sizes at each step, the seconds each took and the bits per weight."""
+    out = ctx.output_dir
+    unquantized = quantization in ("f32", "f16")
+    first = out / (GGUF_FILE if unquantized else "model-f16.gguf")
+    log.info("%s: converting %s to GGUF (%s) with llama.cpp's converter", ctx.variant, source.name, "f32" if quantization == "f32" else "f16")
+    convert_s = convert_hf(source, first, "f32" if quantization == "f32" else "f16", tokenizer_pre)
+    metrics = {"quantization": quantization, "source_bytes": merged_bytes, "gguf_f16_bytes" if not unquantized else "gguf_bytes":
+               first.stat().st_size, "convert_s": round(convert_s, 2)}
+    if not unquantized:
+        log.info("%s: quantizing to %s with llama.cpp's quantizer", ctx.variant, quantization)
+        metrics["quantize_s"] = round(quantize(first, out / GGUF_FILE, quantization), 2)
+        metrics["gguf_bytes"] = (out / GGUF_FILE).stat().st_size
+        first.unlink()
+    metrics["bits_per_weight"] = round(8 * metrics["gguf_bytes"] / params, 3) if params else None
+    log.info("%s: %s, %.1f MB (source %.1f MB)", ctx.variant, quantization, metrics["gguf_bytes"] / 1e6, merged_bytes / 1e6)
+    return metrics
 
-    parent = ctx.parent
+
+def merged(ctx: BuildContext, parent) -> tuple[Path, int, int]:
+    """A transformers directory with what `parent` (a ParentModel) computes: its own checkpoint
+    when it has no adapters, else the base with every adapter merged (saved under the output,
+    removed after). Returns (directory, bytes of its weights, parameter count)."""
+
     if not parent.adapters:
         source = parent.base_dir
     else:
