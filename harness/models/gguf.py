@@ -60,7 +60,9 @@ def convert_lora(adapter_dir: Path, base_dir: Path, out: Path, outtype: str = "f
     if not lora.is_file():
         raise ConfigError(f"llama.cpp's LoRA converter is not installed ({lora})",
                           hint="make llama-cpp (or: python scripts/install_llama_cpp_converter.py)")
-    cmd = [sys.executable, str(lora), "--base", str(base_dir), "--outfile", str(out), "--outtype", outtype, str(adapter_dir)]
+    # absolute paths: the converter runs beside its own modules
+    cmd = [sys.executable, str(lora), "--base", str(base_dir.resolve()), "--outfile", str(out.resolve()), "--outtype", outtype,
+           str(adapter_dir.resolve())]
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=lora.parent,
                           env={**os.environ, "PYTHONPATH": os.pathsep.join([str(lora.parent / "gguf-py"), str(lora.parent)])})
