@@ -62,7 +62,7 @@ def test_models_unknown_recipe_suggests(tmp_path):
         """)
     with pytest.raises(UnknownNameError) as err:
         load_models(path)
-    assert "Did you mean 'sft_lora'?" in str(err.value)
+    assert "Did you mean 'sft_lora'" in str(err.value)  # the closest first
     assert "variants[0].method" in str(err.value)
 
 
