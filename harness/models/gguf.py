@@ -51,15 +51,21 @@ def convert_hf(model_dir: Path, out: Path, outtype: str = "f16", tokenizer_pre: 
     return time.perf_counter() - start
 
 
+def lora_converter_path() -> Path:
+    """llama.cpp's convert_lora_to_gguf.py, beside its convert_hf_to_gguf.py."""
+    lora = converter_path().with_name("convert_lora_to_gguf.py")
+    if not lora.is_file():
+        raise ConfigError(f"llama.cpp's LoRA converter is not installed ({lora})",
+                          hint="make llama-cpp (or: python scripts/install_llama_cpp_converter.py)")
+    return lora
+
+
 def convert_lora(adapter_dir: Path, base_dir: Path, out: Path, outtype: str = "f16") -> float:
     """Convert a PEFT LoRA adapter to a GGUF LoRA file with llama.cpp's convert_lora_to_gguf.py
     (in a child process), for the model in `base_dir` (only its config is read). llama.cpp applies
     it at load time over a GGUF of that model, quantized or not, so the adapter's deltas are not
     rounded into the base's quantization grid. Returns the seconds it took."""
-    lora = converter_path().with_name("convert_lora_to_gguf.py")
-    if not lora.is_file():
-        raise ConfigError(f"llama.cpp's LoRA converter is not installed ({lora})",
-                          hint="make llama-cpp (or: python scripts/install_llama_cpp_converter.py)")
+    lora = lora_converter_path()
     # absolute paths: the converter runs beside its own modules
     cmd = [sys.executable, str(lora), "--base", str(base_dir.resolve()), "--outfile", str(out.resolve()), "--outtype", outtype,
            str(adapter_dir.resolve())]

@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Literal
 
 from harness.config.loader import Strict
-from harness.errors import ConfigError, require
-from harness.models.gguf import convert_lora, converter_path
+from harness.errors import ConfigError
+from harness.models.gguf import convert_lora, lora_converter_path
 from harness.models.parent import ParentModel
 from harness.recipes import BuildContext, BuildResult, Recipe
+from harness.recipes.gguf_export import check as check_export
 from harness.recipes.gguf_export import export, merged
 
 log = logging.getLogger(__name__)
@@ -107,10 +108,9 @@ def stack_adapters(adapters: tuple[Path, ...], out: Path) -> Path:
 
 
 def check(config: GGUFLoraConfig) -> None:
-    """llama.cpp's converters, and its quantizer unless the base stays unquantized."""
-    converter_path()
-    if config.quantization not in ("f32", "f16"):
-        require("llama_cpp", "quantizing GGUF files", "llama-cpp")
+    """What the `gguf` export needs (its converter and quantizer), and the LoRA converter."""
+    check_export(config)  # duck-typed: the same quantization key
+    lora_converter_path()
 
 
 RECIPE = Recipe("gguf_lora", GGUFLoraConfig, build, data_files, default_backend="llama_cpp", check=check)
