@@ -154,6 +154,19 @@ def build_parser() -> argparse.ArgumentParser:
     _store_arg(p)
     p.set_defaults(func=cmd_load, num_fewshot=None, gen_kwargs=None, batch_size=None)
 
+    p = sub.add_parser("ship", help="build a parent's export candidates, gate each against it, recommend one",
+                       description="Build the candidates a sweep file names (GGUF exports, gguf_lora, quantized variants), "
+                                   "evaluate them and the parent on its suites, decide each candidate's rules against the "
+                                   "parent, and print a table (size, tokens/s and p95 latency on the latency task, each "
+                                   "rule's verdict) with the smallest (or fastest) candidate that passes every rule marked. "
+                                   "Exit 0 a candidate is chosen, 1 none passes, 3 none passes yet but some rules are "
+                                   "inconclusive, 2 an input error.")
+    p.add_argument("sweep", type=Path, help="the sweep file (models, parent, candidates, suites, rules)")
+    p.add_argument("--budget-mb", type=float, metavar="MB", help="override the sweep's size budget")
+    p.add_argument("--min-tokens-per-s", type=float, metavar="T", help="override the sweep's minimum throughput")
+    _store_arg(p)
+    p.set_defaults(func=cmd_ship)
+
     p = sub.add_parser("report", help="render a self-contained HTML report",
                        description="Render the report described by REPORT from the stored rows into one HTML file.")
     p.add_argument("report", type=Path, help="report file, e.g. reports/demo.yaml")
@@ -611,6 +624,19 @@ def cmd_load(args) -> int:
             print(f"  {line}")
     print(f"stored in {args.store}")
     return 0
+
+
+def cmd_ship(args) -> int:
+    from harness.config.sweep import load_sweep
+    from harness.run.ship import exit_code, ship, table
+
+    sweep = load_sweep(args.sweep)
+    candidates, choice = ship(sweep, args.sweep, args.store, args.budget_mb, args.min_tokens_per_s)
+    for line in table(sweep, candidates, choice):
+        print(line)
+    code = exit_code(candidates, choice)
+    print(f"ship: {choice.name if choice else 'nothing'}; exit code {code}")
+    return code
 
 
 def cmd_noise(args) -> int:

@@ -166,3 +166,27 @@ def test_verdict_colour_only_on_a_terminal(monkeypatch):
     monkeypatch.setenv("FORCE_COLOR", "1")
     assert use_colour(io.StringIO())
     assert paint("PASS", "pass", True) == "\033[1m\033[32mPASS\033[0m" and paint("PASS", "pass", False) == "PASS"
+
+
+@pytest.mark.parametrize("change, said", [
+    ({"candidates": ["a"]}, "also a candidate"),
+    ({"rules": [{"variant": "b", "task": "t", "metric": "acc", "min": 0.5}]}, "leave out variant"),
+    ({"rules": [{"task": "t", "metric": "acc"}]}, "say what the rule checks"),
+    ({"rules": []}, "rules"),
+])
+def test_bad_sweep_files_are_exit_2(tmp_path, capsys, change, said):
+    sweep = {"models": "m.yaml", "parent": "a", "candidates": ["b"], "suites": ["s.yaml"],
+             "rules": [{"task": "t", "metric": "acc", "min": 0.5}], **change}
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(sweep))
+    assert main(["ship", str(path), "--store", str(tmp_path / "h.duckdb")]) == 2
+    assert said in capsys.readouterr().err
+    assert not (tmp_path / "h.duckdb").exists()
+
+
+def test_a_sweep_whose_models_file_is_missing_is_exit_2(tmp_path, capsys):
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump({"models": "nowhere.yaml", "parent": "a", "candidates": ["b"], "suites": ["s.yaml"],
+                                    "rules": [{"task": "t", "metric": "acc", "min": 0.5}]}))
+    assert main(["ship", str(path), "--store", str(tmp_path / "h.duckdb")]) == 2
+    assert "nowhere.yaml not found" in capsys.readouterr().err

@@ -328,3 +328,51 @@ def test_a_lora_adapter_shipped_as_a_gguf_lora_on_a_gguf_base(workspace, tiny_mo
     assert diff["tiny-gguf"] < 0.01  # the plain export agrees with its own parent, the base
     gap = max(abs(a - b) for x, y in zip(lls["tuned-lora-f32"], lls["tiny-gguf"]) for a, b in zip(x, y))
     assert gap > 0.05  # the adapter changes what the model computes: it was applied
+
+
+SHIP_MODELS = """
+base: {{name: tiny, source: hf_dir, path: {model}}}
+variants:
+  - {{name: tiny-f32, parent: tiny, method: gguf, config: {{quantization: f32, tokenizer_pre: gpt-2}}}}
+  - {{name: tiny-q4, parent: tiny, method: gguf, config: {{quantization: Q4_0, tokenizer_pre: gpt-2}}}}
+"""
+
+
+def test_ship_recommends_the_smallest_candidate_that_keeps_the_parent(workspace, tiny_model_dir, capsys):
+    """f32 keeps the parent's log-likelihoods and Q4_0 does not: the f32 file is the one to ship;
+    with a budget it does not fit, nothing ships (exit 1), and the table says why."""
+    _converter_or_skip()
+    write(workspace / "models" / "s.yaml", SHIP_MODELS.format(model=tiny_model_dir))
+    write(workspace / "suites" / "serve.yaml", """
+        name: serve
+        tasks:
+          - name: serving
+            type: latency
+            data: {format: jsonl, path: ../d.jsonl}
+            id_field: id
+            prompt: {template: "{{ topic }}"}
+            generation: {max_new_tokens: 4}
+            latency: {concurrency: [1], warmup: 0}
+        """)
+    write(workspace / "d.jsonl", '{"id": "a", "topic": "the cat sat"}\n{"id": "b", "topic": "a dog ran"}\n')
+    sweep = write(workspace / "sweep.yaml", """
+        models: models/s.yaml
+        parent: tiny
+        candidates: [tiny-q4, tiny-f32]
+        suites: [suites/mc.yaml, suites/serve.yaml]
+        rules:
+          - {task: quiz, metric: parent_loglik_diff, max: 0.01}
+        statistics: {resamples: 300}
+        """)
+    store = str(workspace / "h.duckdb")
+    assert main(["ship", str(sweep), "--store", store]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line for line in out.splitlines() if line.startswith("tiny-")}
+    assert "<- ship this" in rows["tiny-f32"] and "fail" in rows["tiny-q4"] and "pass" in rows["tiny-f32"]
+    assert "ship: tiny-f32; exit code 0" in out
+    size = float(rows["tiny-f32"].split()[1])
+    assert 0.3 < size < 1.0 and rows["tiny-f32"].split()[2] != "n/a"  # MB, and tokens/s from the latency task
+    assert main(["ship", str(sweep), "--store", store, "--budget-mb", "0.1"]) == 1
+    out = capsys.readouterr().out
+    assert "over the 0.1 MB budget" in out and "nothing to ship" in out
+
