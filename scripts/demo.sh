@@ -19,6 +19,12 @@ harness gate reports/demo.yaml --markdown .harness/reports/demo-gate.md --junit 
     --json .harness/reports/demo-gate.json
 code=$?
 set -e
+# Which export of the DPO variant ships: each candidate gated against it (0 chosen, 1 none, 3 undecided)
+set +e
+harness ship sweeps/demo.yaml
+ship=$?
+set -e
+[ "${ship}" -ne 2 ] || { echo "harness ship could not be evaluated" >&2; exit 2; }
 verdict=$(case "${code}" in 0) echo pass;; 1) echo fail;; 3) echo inconclusive;; *) echo "could not be evaluated";; esac)
 echo "demo finished in $(( $(date +%s) - start ))s; gate verdict: ${verdict} (exit code ${code})"
 [ "${code}" -ne 2 ]

@@ -100,7 +100,7 @@ def exit_code(candidates: list[Candidate], choice: Candidate | None) -> int:
 
 def table(sweep: SweepSpec, candidates: list[Candidate], choice: Candidate | None) -> list[str]:
     """The recommendation table: a row per candidate with its size, speed and verdicts."""
-    labels = [v.label for v in candidates[0].verdicts] if candidates else []
+    labels = [v.label.replace(candidates[0].name, "candidate", 1) for v in candidates[0].verdicts] if candidates else []
     lines = [f"candidates of {sweep.parent} (choose: {sweep.choose}); rules against the parent:"]
     lines += [f"  R{i + 1}: {label}" for i, label in enumerate(labels)]
     head = f"{'candidate':28} {'size MB':>9} {'tokens/s':>9} {'p95 s':>7}  " + "  ".join(f"{'R' + str(i + 1):>12}" for i in range(len(labels)))
