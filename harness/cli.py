@@ -518,14 +518,15 @@ def _run_models(args) -> tuple[Path | None, list[str] | None, object]:
         raise ConfigError("--model names one model to evaluate: leave out --models and --variant")
     spec = args.model + (",batch_size=auto" if args.batch_size == "auto" else "")
     oneoff = parse_model(spec)
+    from harness.config.suite import load_suite
+
+    for suite in args.suites:  # the suites are known good before the models file is written or an adapter built
+        overrides.apply(load_suite(suite), str(suite))
     path = write_models(oneoff, args.store)
     log.info("--model %s: written as %s", args.model, path)
-    if oneoff.needs_build:  # the adapter is copied into the store's artifacts: only once the suites are known good
-        from harness.config.suite import load_suite
+    if oneoff.needs_build:  # the adapter is copied into the store's artifacts
         from harness.run.build import build_models
 
-        for suite in args.suites:
-            overrides.apply(load_suite(suite), str(suite))
         build_models(path, args.store, [oneoff.evaluate])
     return path, [oneoff.evaluate], overrides
 
