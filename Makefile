@@ -19,8 +19,9 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # llama.cpp (the llama_cpp backend and the gguf export): llama-cpp-python builds from source
-# (about 5 minutes the first time; pip caches the wheel), then llama.cpp's HF -> GGUF converter
-# is extracted from the same version's sdist beside the venv.
+# (about 5 minutes the first time; pip caches the wheel), then llama.cpp's converters are extracted
+# from the same version's sdist beside the venv and its llama-imatrix and llama-quantize tools are
+# built from it (about 3 minutes the first time; kept in ~/.cache/harness/llama.cpp-tools).
 llama-cpp: $(VENV)/.llama-cpp
 
 $(VENV)/.llama-cpp: $(VENV)/.installed

@@ -100,6 +100,11 @@ def main() -> int:
         same = sum(texts[n][k] == texts["hf-fp32"][k] for k in texts[n])
         print(f"  {n:15} {tokens:>10} {seconds:>8.1f} {rate[n]:>9.1f} {rate[n] / rate['hf-fp32']:>6.2f} {same:>13}/{len(rows)}")
 
+    gguf = Path(con.execute("SELECT artifact_path FROM variants WHERE name = 'llamacpp-q4km'").fetchone()[0]) / "model.gguf"
+    prompts = [p for (p,) in con.execute(
+        "SELECT prompt FROM samples WHERE run_id = ? ORDER BY sample_id", [runs[("llamacpp-q4km", "brand_tweets")][0]]).fetchall()]
+    _batching(gguf, prompts)
+
     print("\nmultiple choice: mmlu_sample, 40 items x 4 options, 3-shot")
     print(f"  {'model':15} {'acc':>6} {'run s':>7} {'max |dLL|':>10} {'mean |dLL|':>11} {'same answer':>12}")
     ref = _mc(con, runs[("hf-fp32", "mmlu_sample")][0])
@@ -112,6 +117,30 @@ def main() -> int:
               f"{agree:>9}/{len(ref)}")
     con.close()
     return 0
+
+
+def _batching(gguf: Path, prompts: list[str]) -> None:
+    """The Q4_K_M file's generation throughput one sequence at a time and in batches (the
+    backend's n_parallel), same prompts and settings as the suite, each after a warm-up call."""
+    from harness.backends.base import GenerationConfig
+    from harness.backends.llama_cpp import LlamaCppBackend
+
+    print(f"\nllama.cpp batching, {gguf.parent.name}: the same {len(prompts)} briefs, greedy, <= 40 new tokens, stop at a newline")
+    print(f"  {'sequences per batch':20} {'out tokens':>10} {'wall s':>7} {'tokens/s':>9} {'same text as 1':>15}")
+    serial = None
+    for n in (1, 8, 16):
+        backend = LlamaCppBackend(gguf, n_parallel=n)
+        config = GenerationConfig(max_new_tokens=40, stop=("\n",), batch_size=n)
+        backend.generate(prompts[:n], config)  # warm-up
+        start = time.perf_counter()
+        outs = backend.generate(prompts, config)
+        wall = time.perf_counter() - start
+        backend.close()
+        texts = [o.text for o in outs]
+        serial = serial or texts
+        tokens = sum(o.output_tokens for o in outs)
+        same = sum(a == b for a, b in zip(texts, serial))
+        print(f"  {n:<20} {tokens:>10} {wall:>7.2f} {tokens / wall:>9.1f} {same:>12}/{len(texts)}")
 
 
 def _mc(con, run_id: str) -> dict:

@@ -81,6 +81,50 @@ def body(row: dict) -> str:
     return f"{row['question'].strip()}\nA. {c[0]}\nB. {c[1]}\nC. {c[2]}\nD. {c[3]}\nAnswer:"
 
 
+def flop_floor(model_dir: Path, prompts: list[str]) -> tuple[float, float]:
+    """(TFLOP, GFLOP/s): the matmul work of scoring `prompts` once their longest shared token
+    prefix is computed once (2 x non-embedding parameters per token, plus the vocabulary
+    projection of each prompt's last position; attention scores are under 1% at these lengths),
+    and this CPU's float32 matmul rate on the model's projection shapes at a batch's token count."""
+    import torch
+    from safetensors import safe_open
+    from transformers import AutoConfig, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    ids = [tok(p)["input_ids"] for p in prompts]
+    shared = 0
+    while all(len(x) > shared and x[shared] == ids[0][shared] for x in ids):
+        shared += 1
+    tokens = shared + sum(len(x) - shared for x in ids)
+    params = embed = 0
+    for f in Path(model_dir).glob("*.safetensors"):
+        with safe_open(str(f), "pt") as st:
+            for name in st.keys():
+                n = st.get_slice(name).get_shape()
+                size = 1
+                for d in n:
+                    size *= d
+                params += size
+                embed += size if "embed_tokens" in name else 0
+    cfg = AutoConfig.from_pretrained(model_dir)
+    cfg = getattr(cfg, "text_config", cfg)
+    flop = 2 * (params - embed) * tokens + 2 * embed * len(prompts)
+    h, inter = cfg.hidden_size, cfg.intermediate_size
+    q, kv = cfg.num_attention_heads * cfg.head_dim, cfg.num_key_value_heads * cfg.head_dim
+    m = 8 * max(1, (tokens - shared) // len(prompts))  # a batch of 8 suffixes
+    shapes = [(h, q), (h, kv), (h, kv), (q, h), (h, inter), (h, inter), (inter, h)]
+    x = {k: torch.randn(m, k) for k, _ in shapes}
+    w = [torch.randn(k, n) for k, n in shapes]
+    for _ in range(3):
+        [x[k] @ wi for (k, _), wi in zip(shapes, w)]
+    reps, start = 20, time.perf_counter()
+    for _ in range(reps):
+        [x[k] @ wi for (k, _), wi in zip(shapes, w)]
+    seconds = time.perf_counter() - start
+    rate = reps * sum(2 * m * k * n for k, n in shapes) / seconds / 1e9
+    return flop / 1e12, rate
+
+
 def rows(path: Path) -> list[dict]:
     with path.open(encoding="utf-8", newline="") as fh:
         return [{"question": r[0], "choices": r[1:5], "answer": "ABCD".index(r[5].strip())} for r in csv.reader(fh)]
@@ -131,6 +175,7 @@ def main() -> int:
         con = duckdb.connect(str(store), read_only=True)
         got = con.execute("SELECT prompt, details FROM samples").fetchall()
         acc = con.execute("SELECT avg(value) FROM scores WHERE metric = 'acc'").fetchone()[0]
+        scoring_s = con.execute("SELECT sum(wall_s) FROM runs").fetchone()[0]
         con.close()
         # harness ids are content hashes; lm-eval's doc_id is the row: match on the item's own text,
         # which ends each prompt.
@@ -141,6 +186,11 @@ def main() -> int:
         ratio = f"ratio {theirs_s / ours_s:4.2f}x" if at_parity else f"ratio withheld: not at parity (> {PARITY:g})"
         print(f"  {k}-shot: max |dLL| {max(diffs):.2e} over {len(diffs)} options   harness {ours_s:6.1f} s (acc {acc:.3f})   "
               f"lm-eval HFLM batch 8 {theirs_s:6.1f} s (acc {ref['acc']:.3f})   {ratio}")
+        tflop, rate = flop_floor(model_dir, [prompt for prompt, _ in got])
+        print(f"          floor: {tflop:.2f} TFLOP of matmul (non-embedding weights x tokens computed once the shared head is "
+              f"reused) at {rate:.0f} GFLOP/s (this CPU's float32 matmul at the model's shapes) = {1000 * tflop / rate:.1f} s; "
+              f"harness scoring {scoring_s:.1f} s = {scoring_s / (1000 * tflop / rate):.2f}x the floor, the rest of its process "
+              f"{ours_s - scoring_s:.1f} s; 4x lm-eval needs {theirs_s / 4:.1f} s in all")
     return 0
 
 

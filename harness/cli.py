@@ -121,6 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="evaluate a seeded random sample of N items of each task (a smoke test: the run is recorded as "
                         "partial, and reports and gates keep reading full runs)")
     p.add_argument("--force", action="store_true", help="recompute even when an identical run is stored")
+    p.add_argument("--until-decided", type=Path, metavar="REPORT",
+                   help="evaluate a growing seeded random sample of each task (20, 30, 45, ... items) and stop as soon as "
+                        "every gate rule of REPORT is decided, re-testing them after each step with anytime-valid bounds; "
+                        "exit codes as `harness gate`")
+    p.add_argument("--budget-items", type=int, metavar="N",
+                   help="with --until-decided: at most N items per task (default: all); then undecided rules are "
+                        "inconclusive, with the items they would need")
     p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                    help="evaluate on a Ray cluster: each model's replicas (models file `resources:`) evaluate shards of "
                         "its items, and this process alone writes the store. No ADDRESS: a local Ray instance with this "
@@ -189,8 +196,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the verdicts as JSON")
     p.add_argument("--inconclusive", choices=["inconclusive", "pass", "fail"], default="inconclusive",
                    help="exit code for an inconclusive gate: 3 (default), or as pass (0) or fail (1) for two-state CI")
+    p.add_argument("--tag", metavar="TAG",
+                   help="when every rule passes, tag the latest runs of the report's variants as TAG (a release: later "
+                        "rules `since: TAG` compare with them); an existing tag is an error")
     _store_arg(p)
     p.set_defaults(func=cmd_gate)
+
+    p = sub.add_parser("tag", help="name the latest runs of a report's variants (a release), or list the tags",
+                       description="Tag the latest runs of REPORT's variants (on its tasks, or --task) as TAG, so a gate rule "
+                                   "`since: TAG` can compare a later run with them and report trends can be read per tag. "
+                                   "A tag names releases: moving an existing tag needs --force. Without arguments: list "
+                                   "the tags.")
+    p.add_argument("report", type=Path, nargs="?", help="report file whose variants' latest runs are tagged")
+    p.add_argument("tag", nargs="?", help="the tag: 1-64 letters, digits and . _ + -")
+    p.add_argument("--variant", action="append", metavar="V", help="only this variant of the report (repeatable)")
+    p.add_argument("--task", action="append", metavar="T", help="only this task (repeatable; default: the report's tasks, or all)")
+    p.add_argument("--force", action="store_true", help="move an existing tag to these runs")
+    _store_arg(p)
+    p.set_defaults(func=cmd_tag)
 
     p = sub.add_parser("noise", help="how far a variant's figures move under serving settings that should not matter",
                        description="Re-run a seeded slice of the suites' tasks for one variant under changed batch size, thread "
@@ -550,6 +573,10 @@ def cmd_run(args) -> int:
 
         check(trackers)  # a missing client or login is exit 2 before anything is evaluated
     models, variants, overrides = _run_models(args)
+    if args.budget_items is not None and args.until_decided is None:
+        raise ConfigError("--budget-items: only with --until-decided REPORT")
+    if args.until_decided is not None:
+        return _run_until_decided(args, models, overrides)
     outcomes = run_suites(args.suites, models, args.store, variants, args.force, args.limit,
                           parse_answers_arg(args.answers), ray, overrides)
     variants = list(dict.fromkeys(o.variant for o in outcomes))
@@ -596,6 +623,36 @@ def cmd_run(args) -> int:
         print("Hint: run the same command again: it asks exactly the failed calls again", file=sys.stderr)
         return 1
     return 0
+
+
+def _run_until_decided(args, models, overrides) -> int:
+    from harness.config.report import load_report
+    from harness.errors import ConfigError
+    from harness.run.sequential import FIRST, run_until_decided
+    from harness.run.sequential import exit_code as sequential_exit
+
+    for flag, value in (("--limit", args.limit), ("--ray", args.ray), ("--answers", args.answers), ("--variant", args.variant),
+                        ("--json", args.json or None), ("--log", args.log)):
+        if value:
+            raise ConfigError(f"--until-decided: {flag} does not apply (the report's rules name the variants; the sample grows by itself)")
+    if args.budget_items is not None and args.budget_items < 1:
+        raise ConfigError(f"--budget-items must be at least 1 (got {args.budget_items})")
+    spec = load_report(args.until_decided)
+    steps = run_until_decided(args.suites, models, args.store, spec, str(args.until_decided),
+                              args.budget_items or 10 ** 9, FIRST, args.force, overrides)
+    last = steps[-1]
+    print(f"\nsequential gate ({len(steps)} steps, anytime-valid one-sided {1 - spec.statistics.alpha:.0%} bounds):")
+    for v in last.verdicts:
+        b = v.bound
+        where = (f"mean {b.mean:.4g}, bounds [{b.low:.4g}, {b.high:.4g}] vs {v.threshold:g} after {b.n} items"
+                 if b is not None else v.reason)
+        more = f"; {v.reason}" if v.status == "inconclusive" else ""
+        if v.status == "inconclusive":
+            more += f"; about {v.needed} items would decide a gap this size" if v.needed else "; no practical number of items decides it"
+        print(f"  {v.status.upper():13} {v.label}: {where}{more}")
+    code = sequential_exit(last.verdicts)
+    print(f"stored in {args.store} (the last step's runs: {last.n} items per task); exit code {code}")
+    return code
 
 
 def cmd_load(args) -> int:
@@ -720,7 +777,46 @@ def cmd_gate(args) -> int:
     for path, text, append in outputs:
         if path is not None:
             _write(path, text(), append)
+    if args.tag:
+        if code == 0:
+            _tag_report(args.store, spec, args.tag, None, None, False)
+        else:
+            print(f"not tagged {args.tag}: the gate did not pass")
     return code
+
+
+def cmd_tag(args) -> int:
+    from harness.config.report import load_report
+    from harness.errors import ConfigError
+    from harness.store.db import open_store
+    from harness.store.tags import tags
+
+    if args.report is None:
+        with open_store(args.store, read_only=True) as store:
+            found = tags(store)
+        for t in found:
+            print(f"{t['tag']:24} {t['runs']:>5} runs  tagged {t['tagged_at']:%Y-%m-%d %H:%M}")
+        if not found:
+            print("no tags yet: harness tag REPORT TAG")
+        return 0
+    if args.tag is None:
+        raise ConfigError("harness tag REPORT TAG: give the tag too")
+    spec = load_report(args.report)
+    unknown = sorted(set(args.variant or []) - set(spec.variants))
+    if unknown:
+        raise ConfigError(f"--variant {', '.join(unknown)}: not a variant of {args.report} ({', '.join(spec.variants)})")
+    _tag_report(args.store, spec, args.tag, args.variant, args.task, args.force)
+    return 0
+
+
+def _tag_report(store_path: Path, spec, tag: str, variants: list[str] | None, tasks: list[str] | None, force: bool) -> None:
+    from harness.store.db import open_store
+    from harness.store.tags import tag_runs
+
+    with open_store(store_path) as store:
+        runs = tag_runs(store, tag, variants or spec.variants, tasks or spec.tasks, force)
+    names = sorted({r["variant"] for r in runs})
+    print(f"tagged {tag}: {len(runs)} runs of {', '.join(names)}")
 
 
 def _write(path: Path, text: str, append: bool = False) -> None:

@@ -13,12 +13,27 @@ harness run suites/mmlu_sample.yaml suites/brand_voice.yaml suites/production.ya
 # int8's answers move with the batch they are scored in: measure how far, so the gate can say when
 # a margin lies inside that band
 harness noise suites/mmlu_sample.yaml --models models/demo.yaml --variant brand-dpo-int8
+# People rate a random slice of the DPO variant's tweets on the judged dimensions, and the gate's
+# calibrated rule corrects the judge with them. The demo has no people: scripts/demo_reviewer.py
+# is a stand-in that rates from the rubric checks each tweet passes (fill the sheet by hand instead)
+harness review export --task brand_tweets --variant brand-dpo -n 8 --out .harness/reports/demo-review.csv
+python scripts/demo_reviewer.py .harness/reports/demo-review.csv
+harness review import .harness/reports/demo-review.csv
+# This demo run's results as a release: the report's trend reads the demo's tagged runs
+harness tag reports/demo.yaml "demo-$(date -u +%Y%m%dT%H%M%S)"
 harness report reports/demo.yaml
 set +e
 harness gate reports/demo.yaml --markdown .harness/reports/demo-gate.md --junit .harness/reports/demo-gate.xml \
     --json .harness/reports/demo-gate.json
 code=$?
 set -e
+# A sequential gate on one suite: MMLU items in a seeded random order (20, 30, then all 40) until its rule
+# is decided (0 pass, 1 fail, 3 undecided when the items run out)
+set +e
+harness run suites/mmlu_sample.yaml --models models/demo.yaml --until-decided reports/demo-sequential.yaml
+sequential=$?
+set -e
+[ "${sequential}" -ne 2 ] || { echo "the sequential gate could not be evaluated" >&2; exit 2; }
 # Which export of the DPO variant ships: each candidate gated against it (0 chosen, 1 none, 3 undecided)
 set +e
 harness ship sweeps/demo.yaml

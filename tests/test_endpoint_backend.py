@@ -120,10 +120,14 @@ def test_an_endpoint_is_a_candidate_end_to_end_and_resumes_after_a_failure(works
         assert main(["run", *suites, "--models", str(models), "--store", store]) == 0
         assert all(r["auth"] == "Bearer sk-secret-123" for r in server.requests)
         resent = [r["prompt"] for r in server.requests[n_first:] if r.get("stream")]
-        assert resent[0] == seen[3] and len(resent) == 3 and not set(resent) & set(seen[:3])
+        assert resent[0] == seen[3] and len(resent) == 3
     con = duckdb.connect(store, read_only=True)
     runs = con.execute("SELECT task, backend, n_samples FROM runs ORDER BY task").fetchall()
     assert runs == [("quiz", "openai", 20), ("tweets", "openai", 6)]
+    # the rerun asked exactly the items not finished before: with the first three, each item once
+    # (compared as multisets: two items of the sample share a brief)
+    stored = [p for (p,) in con.execute("SELECT s.prompt FROM samples s JOIN runs r USING (run_id) WHERE r.task = 'tweets'").fetchall()]
+    assert sorted(seen[:3] + resent) == sorted(stored)
     for table in ("runs", "samples", "variants"):
         assert "sk-secret" not in json.dumps(con.execute(f"SELECT * FROM {table}").fetchall(), default=str)
     con.close()

@@ -5,6 +5,7 @@ llama.cpp's own converter. Skipped, saying why, without the `llama-cpp` extra (C
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -12,6 +13,8 @@ import pytest
 from harness.backends.base import GenerationConfig
 from harness.cli import main
 from tests.conftest import write
+
+REPO_DATA = Path(__file__).resolve().parent.parent / "data"
 
 llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (make llama-cpp)")
 
@@ -77,13 +80,24 @@ def test_generation_greedy_matches_transformers_and_stops(tiny_gguf, tiny_model_
     assert [g.text for g in got] == [g.text for g in hf.generate(prompts, config)]
     for g in got:
         assert 0 < g.ttft_s <= g.request_latency_s and g.output_tokens > 0 and g.prompt_tokens > 1
-    # the second request waited behind the first (single stream): its request latency includes that
-    assert got[1].request_latency_s >= got[0].request_latency_s
+    # decoded together (n_parallel) or one at a time: on unquantized weights the same greedy text,
+    # and a sequence sees only its own cache cells (identical prompts in one batch, identical outputs)
+    serial, batched = lc, LlamaCppBackend(tiny_gguf, n_ctx=512, n_parallel=8)
+    alone = serial.generate(prompts, config)
+    assert [g.text for g in batched.generate(prompts, config)] == [g.text for g in alone]
+    briefs = [f"Write a tweet for Lumen Coffee.\nBrief: {b}\nTweet:" for b in
+              ("rain", "a new roast", "open late", "latte art", "cold brew", "a quiet corner", "rain", "friends")]
+    together = [g.text for g in batched.generate(briefs, GenerationConfig(max_new_tokens=12, batch_size=8))]
+    assert together == [g.text for g in serial.generate(briefs, GenerationConfig(max_new_tokens=12))]
+    assert together[0] == together[6]
+    assert alone[1].request_latency_s >= alone[0].request_latency_s  # one at a time: the second waited
     stop = got[0].text.strip()[:2]
     cut = lc.generate(prompts[:1], GenerationConfig(max_new_tokens=10, stop=(stop,)))[0].text
     assert stop not in cut
-    sampled = GenerationConfig(max_new_tokens=10, temperature=1.0, seed=7)
-    assert lc.generate(prompts, sampled)[0].text == lc.generate(prompts, sampled)[0].text
+    sampled = GenerationConfig(max_new_tokens=10, temperature=1.0, seed=7, top_k=50, top_p=0.9, repetition_penalty=1.3)
+    draws = [g.text for g in batched.generate(prompts * 3, sampled)]
+    assert draws[:2] == [g.text for g in batched.generate(prompts, sampled)]  # seeded: its batch does not matter
+    assert len(set(draws[0::2])) > 1  # each prompt position draws with its own seed
 
 
 def test_a_prompt_beyond_the_context_window_is_a_clear_error(tiny_gguf):
@@ -189,14 +203,13 @@ def test_scoring_between_generations_leaves_no_stale_cache(tiny_gguf):
 
     lc = LlamaCppBackend(tiny_gguf, n_ctx=512)
     prompt = "Write a tweet for Lumen Coffee.\nBrief: a rainy morning\nTweet:"
+    request = [(prompt, " A rainy morning calls for a warm cup.")]
     config = GenerationConfig(max_new_tokens=12)
+    before = lc.loglikelihood(request)[0].logprob
     first = lc.generate([prompt], config)[0].text
-    assert lc.llm.n_tokens > 0  # llama-cpp-python now trusts its cache for this prompt's prefix
     lc.loglikelihood([("Write something else entirely, about tea and biscuits and nothing else at all", " today")])
-    # The random tiny model's text hardly depends on context, so check the state as well as the text:
-    # after scoring, llama-cpp-python must not reuse the (overwritten) cache.
-    assert lc.llm.n_tokens == 0
     assert lc.generate([prompt], config)[0].text == first
+    assert lc.loglikelihood(request)[0].logprob == pytest.approx(before, abs=1e-6)
 
 
 def test_a_templated_prompt_is_tokenised_as_transformers_does(tiny_model_dir, tmp_path):
@@ -328,6 +341,16 @@ def test_a_lora_adapter_shipped_as_a_gguf_lora_on_a_gguf_base(workspace, tiny_mo
     assert diff["tiny-gguf"] < 0.01  # the plain export agrees with its own parent, the base
     gap = max(abs(a - b) for x, y in zip(lls["tuned-lora-f32"], lls["tiny-gguf"]) for a, b in zip(x, y))
     assert gap > 0.05  # the adapter changes what the model computes: it was applied
+    # Generation (a second llama.cpp context, for batches) applies the adapter too: each greedy
+    # output is what the adapted model scores as greedy, and differs from the base's output.
+    from harness.backends.llama_cpp import LlamaCppBackend
+
+    files = json.loads(details["tuned-lora-f32"])
+    tuned, base = LlamaCppBackend(files["gguf"], n_ctx=512, lora=files["lora"]), LlamaCppBackend(files["gguf"], n_ctx=512)
+    prompts = ["Question: what is two plus two?\nAnswer:", "Write a tweet for Lumen Coffee.\nBrief: rain\nTweet:"]
+    outs = tuned.generate(prompts, GenerationConfig(max_new_tokens=6))
+    assert all(r.is_greedy for r in tuned.loglikelihood([(p, o.text) for p, o in zip(prompts, outs) if o.text]))
+    assert [o.text for o in outs] != [o.text for o in base.generate(prompts, GenerationConfig(max_new_tokens=6))]
 
 
 SHIP_MODELS = """
@@ -376,3 +399,83 @@ def test_ship_recommends_the_smallest_candidate_that_keeps_the_parent(workspace,
     out = capsys.readouterr().out
     assert "over the 0.1 MB budget" in out and "nothing to ship" in out
 
+
+
+IMATRIX_MODELS = """
+base: {{name: tiny, source: hf_dir, path: {model}}}
+variants:
+  - {{name: tiny-q4, parent: tiny, method: gguf, config: {{quantization: Q4_0, tokenizer_pre: gpt-2}}}}
+  - name: tiny-q4-imatrix
+    parent: tiny
+    method: gguf
+    config:
+      quantization: Q4_0
+      tokenizer_pre: gpt-2
+      imatrix: {{path: {data}, text: "Write a tweet for Lumen Coffee.\\nBrief: {{{{ topic }}}}\\nTweet: {{{{ tweet }}}}", ctx: 32}}
+"""
+
+
+def _tools_or_skip():
+    from harness.errors import ConfigError
+    from harness.models.gguf_imatrix import tool_path
+
+    try:
+        tool_path("llama-imatrix")
+    except ConfigError as exc:
+        pytest.skip(str(exc))
+
+
+def test_an_importance_matrix_from_the_variants_own_data_steers_the_quantization(workspace, tiny_model_dir, capsys):
+    """llama-imatrix over the brand tweets, then llama-quantize --imatrix: the build records what
+    calibrated it, the file differs from the plain Q4_0 one and is served; calibration text shorter
+    than one chunk is refused."""
+    _converter_or_skip()
+    _tools_or_skip()
+    from harness.backends.llama_cpp import LlamaCppBackend
+
+    data = REPO_DATA / "brand" / "train.jsonl"
+    models = write(workspace / "models" / "i.yaml", IMATRIX_MODELS.format(model=tiny_model_dir, data=data))
+    store = str(workspace / "h.duckdb")
+    assert main(["build", str(models), "--store", store]) == 0
+    con = duckdb.connect(store, read_only=True)
+    built = {r[0]: (json.loads(r[1]), r[2]) for r in con.execute("SELECT name, metrics, artifact_path FROM variants "
+                                                                  "WHERE method = 'gguf'").fetchall()}
+    con.close()
+    used = built["tiny-q4-imatrix"][0]["imatrix"]
+    assert used["rows"] == 187 and used["tokens"] > 4000 and used["chunks"] == used["tokens"] // 32
+    assert len(used["imatrix_sha256"]) == 64 and used["seconds"] > 0
+    files = {v: Path(built[v][1]) / "model.gguf" for v in ("tiny-q4", "tiny-q4-imatrix")}
+    assert files["tiny-q4"].read_bytes() != files["tiny-q4-imatrix"].read_bytes()
+    # served like any export (whether it is closer to its parent is measured on real models: on this
+    # random 2-layer model at Q4_0 it is not, 9.5 against 8.7 summed |dLL| over 150 tweets)
+    assert LlamaCppBackend(files["tiny-q4-imatrix"], n_ctx=512).loglikelihood([("Tweet:", " coffee")])[0].n_tokens >= 1
+    short = write(workspace / "models" / "short.yaml", IMATRIX_MODELS.format(model=tiny_model_dir, data=data)
+                  .replace("ctx: 32", "ctx: 128, limit: 1"))
+    capsys.readouterr()
+    assert main(["build", str(short), "--store", store]) == 2
+    err = capsys.readouterr().err
+    assert "1 rows of" in err and "less than one chunk of 128" in err and "config.imatrix" in err
+
+
+def test_imatrix_needs_a_quantized_type_its_tools_and_enough_text(workspace, tiny_model_dir, tmp_path, capsys, monkeypatch):
+    models = write(workspace / "models" / "bad.yaml", f"""
+        base: {{name: tiny, source: hf_dir, path: {tiny_model_dir}}}
+        variants:
+          - {{name: t, parent: tiny, method: gguf, config: {{quantization: f16, imatrix: {{path: x.jsonl, text: "{{{{ a }}}}"}}}}}}
+        """)
+    assert main(["build", str(models), "--store", str(tmp_path / "h.duckdb")]) == 2
+    assert "imatrix applies to a quantized export; quantization is f16" in capsys.readouterr().err
+    monkeypatch.setenv("HARNESS_LLAMA_CPP_TOOLS", str(tmp_path / "nowhere"))
+    data = REPO_DATA / "brand" / "train.jsonl"
+    models = write(workspace / "models" / "bad.yaml", f"""
+        base: {{name: tiny, source: hf_dir, path: {tiny_model_dir}}}
+        variants:
+          - {{name: t, parent: tiny, method: gguf, config: {{quantization: Q4_0, imatrix: {{path: {data}, text: "{{{{ topic }}}}"}}}}}}
+        """)
+    assert main(["build", str(models), "--store", str(tmp_path / "h.duckdb")]) == 2
+    err = capsys.readouterr().err
+    assert "llama-imatrix is not installed" in err and "make llama-cpp" in err
+    if (tmp_path / "h.duckdb").exists():  # nothing was built
+        con = duckdb.connect(str(tmp_path / "h.duckdb"), read_only=True)
+        assert con.execute("SELECT count(*) FROM variants WHERE name = 't'").fetchone() == (0,)
+        con.close()

@@ -93,3 +93,25 @@ def test_printing_opens_every_folded_section(report):
     printed = check(report, media="print", expressions={"shown": f"{folded}.filter(e => e.checkVisibility()).length"})
     assert screen.evaluated["all"] > 0 and screen.evaluated["shown"] == 0
     assert printed.evaluated["shown"] == screen.evaluated["all"] and printed.console_errors == []
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_the_trend_chart_draws_every_run_and_the_change_in_the_browser(tmp_path, width):
+    """Six monthly runs with a step at month 4: in Chromium the chart has six points, one flagged,
+    a dashed change line, fits the screen, and the page has no console error or request."""
+    from harness.report.browser import check
+    from tests.test_tags import TREND_REPORT, _monthly_runs
+
+    store = _monthly_runs(tmp_path, [0.30, 0.32, 0.29, 0.75, 0.74, 0.76])
+    report = write(tmp_path / "t.yaml", TREND_REPORT.format(by="run"))
+    out = tmp_path / "t.html"
+    assert main(["report", str(report), "--store", store, "--out", str(out)]) == 0
+    result = check(out, width=width, expressions={
+        "points": "document.querySelectorAll('svg.trend-chart circle').length",
+        "flagged": "document.querySelectorAll('svg.trend-chart circle.flagged').length",
+        "dashed": "document.querySelectorAll('svg.trend-chart line[stroke-dasharray]').length",
+        "inside": "(() => { const r = document.querySelector('svg.trend-chart').getBoundingClientRect(); return r.left >= 0 && r.right <= "
+                  f"{width} && r.height > 50; }})()"})
+    assert result.console_errors == [] and result.requests == []
+    assert result.evaluated == {"points": 6, "flagged": 1, "dashed": 1, "inside": True}
+    assert result.fits

@@ -109,37 +109,7 @@ def test_judged_dimensions_are_rated_by_the_person_and_compared_with_the_judge(t
     person's ratings beside an LLM judge's ratings of the same outputs."""
     import re
 
-    from tests.fake_judge_server import FakeJudgeServer
-
-    items = [{"id": f"b{k}", "topic": f"topic {k}", "tweet": "ref"} for k in range(8)]
-    write(tmp_path / "d.jsonl", "".join(json.dumps(i) + "\n" for i in items))
-    write(tmp_path / "rubric.yaml", RUBRIC + "judged: [tone]\n")
-    replies = {f"topic {k}\n": "warm " * (k + 1) + "#tag" for k in range(8)}
-
-    def rate_by_warmth(user: str) -> str:  # the judge's tone rating: one point per "warm"
-        answer = re.search(r"### Assistant's answer\n(.*?)\n###", user, re.DOTALL | re.IGNORECASE)
-        return f"tone: [[{min(10, (answer.group(1) if answer else '').count('warm') + 1)}]]"
-
-    models = write(tmp_path / "m.yaml", f"base: {{name: f, source: fake, options: {{responses: {json.dumps(replies)}}}}}\n")
-    store = tmp_path / "h.duckdb"
-    with FakeJudgeServer(rate_by_warmth) as srv:
-        suite = write(tmp_path / "s.yaml", f"""
-            name: brand
-            tasks:
-              - name: tweets
-                type: generation
-                data: {{format: jsonl, path: d.jsonl}}
-                id_field: id
-                prompt: {{template: "{{{{ topic }}}}\\n", reference: "{{{{ tweet }}}}"}}
-                scorers:
-                  - rubric: {{path: rubric.yaml}}
-              - name: tone
-                type: judge
-                grading: single
-                of: tweets
-                judge: {{backend: openai, base_url: "{srv.url}", model: fake, dimensions: [tone], backoff_s: 0.01}}
-        """)
-        assert main(["run", str(suite), "--models", str(models), "--store", str(store)]) == 0
+    store = _judged(tmp_path, 8)
     sheet = tmp_path / "review.csv"
     assert main(["review", "export", "--task", "tweets", "-n", "6", "--out", str(sheet), "--store", str(store)]) == 0
     rows = read_sheet(sheet)
@@ -159,3 +129,102 @@ def test_judged_dimensions_are_rated_by_the_person_and_compared_with_the_judge(t
     assert "<td>tone</td>" in section
     assert "1.00 <span" in section  # |person - judge| is exactly one point, and Spearman's rho is 1
     assert re.search(r"1\.00 <span class=\"ci\">\[1\.00, 1\.00\]</span></td>\s*</tr>", section), section
+
+
+def _judged(tmp_path, n_items: int):
+    """A fake model's tweets ("warm" 1-8 times) scored by the rubric, and a judge task that rates
+    their tone one point above the number of "warm"s. Returns the store."""
+    import re
+
+    from tests.fake_judge_server import FakeJudgeServer
+
+    items = [{"id": f"b{k}", "topic": f"topic {k}", "tweet": "ref"} for k in range(n_items)]
+    write(tmp_path / "d.jsonl", "".join(json.dumps(i) + "\n" for i in items))
+    write(tmp_path / "rubric.yaml", RUBRIC + "judged: [tone]\n")
+    replies = {f"topic {k}\n": "warm " * (k % 8 + 1) + "#tag" for k in range(n_items)}
+
+    def rate(user: str) -> str:
+        answer = re.search(r"### Assistant's answer\n(.*?)\n###", user, re.DOTALL | re.IGNORECASE)
+        return f"tone: [[{min(10, (answer.group(1) if answer else '').count('warm') + 1)}]]"
+
+    models = write(tmp_path / "m.yaml", f"base: {{name: f, source: fake, options: {{responses: {json.dumps(replies)}}}}}\n")
+    store = tmp_path / "h.duckdb"
+    with FakeJudgeServer(rate) as srv:
+        suite = write(tmp_path / "s.yaml", f"""
+            name: brand
+            tasks:
+              - name: tweets
+                type: generation
+                data: {{format: jsonl, path: d.jsonl}}
+                id_field: id
+                prompt: {{template: "{{{{ topic }}}}\\n", reference: "{{{{ tweet }}}}"}}
+                scorers:
+                  - rubric: {{path: rubric.yaml}}
+              - name: tone
+                type: judge
+                grading: single
+                of: tweets
+                judge: {{backend: openai, base_url: "{srv.url}", model: fake, dimensions: [tone], backoff_s: 0.01}}
+        """)
+        assert main(["run", str(suite), "--models", str(models), "--store", str(store)]) == 0
+    return store
+
+
+def _judged_and_reviewed(tmp_path, n_items: int, n_rated: int):
+    """_judged, and a person who rates tone exactly the number of "warm"s (the judge is a point
+    high) on `n_rated` sampled outputs, in a sheet not yet imported. Returns (store, sheet, the
+    person's mean over all outputs)."""
+    store = _judged(tmp_path, n_items)
+    sheet = tmp_path / "review.csv"
+    assert main(["review", "export", "--task", "tweets", "-n", str(n_rated), "--out", str(sheet), "--store", str(store)]) == 0
+    rows = read_sheet(sheet)
+    for r in rows:
+        r["rating_tone"] = str(r["output"].count("warm"))
+    write_sheet(sheet, rows)
+    return store, sheet, sum(k % 8 + 1 for k in range(n_items)) / n_items
+
+
+GATE = """
+title: t
+variants: [f]
+statistics: {{resamples: 300}}
+gate:
+  - {{name: raw, variant: f, task: tone, metric: judge_tone, max: {limit}, require_healthy_judge: false}}
+  - {{name: corrected, variant: f, task: tone, metric: judge_tone, max: {limit}, calibrated: true}}
+"""
+
+
+def test_a_calibrated_rule_decides_on_the_judge_corrected_by_people(tmp_path, capsys):
+    """The judge rates a point high. People rated 80 of 160 outputs: the corrected mean is the
+    people's scale (4.5), so "tone at most 5.0" passes calibrated while the raw judge (5.5) fails
+    it; the report shows both. Before any rating is imported the calibrated rule is an error and
+    `harness plan` says how many outputs people should rate."""
+    import re
+
+    store, sheet, truth = _judged_and_reviewed(tmp_path, 160, 80)
+    report = write(tmp_path / "r.yaml", GATE.format(limit=5.0))
+    assert main(["gate", str(report), "--store", str(store)]) == 2
+    out = capsys.readouterr().out
+    assert "no person rated tone on f's outputs judged in tone" in out and "harness review import" in out
+    assert main(["plan", str(report), "--store", str(store)]) == 0
+    plan = capsys.readouterr().out
+    planned = re.search(r"people's ratings: about (\d+) of the 160 judged outputs rated on tone \(now 0\)", plan)
+    assert planned, plan
+    assert 2 < int(planned.group(1)) < 160
+    assert main(["review", "import", str(sheet), "--store", str(store)]) == 0
+    capsys.readouterr()
+    assert main(["gate", str(report), "--store", str(store), "--json", str(tmp_path / "g.json")]) == 1
+    verdicts = {v["rule"]: v for v in json.loads((tmp_path / "g.json").read_text())["rules"]}
+    assert verdicts["raw"]["status"] == "fail" and verdicts["corrected"]["status"] == "pass"
+    assert abs(verdicts["corrected"]["estimate"] - truth) < 0.3 and abs(verdicts["raw"]["estimate"] - truth - 1) < 0.01
+    assert main(["report", str(report), "--store", str(store), "--out", str(tmp_path / "r.html")]) in (0, 1)
+    section = (tmp_path / "r.html").read_text().split("corrected by people's ratings")[1].split("</table>")[0]
+    assert "80 / 160" in section and "5.50" in section and "+1.00" in section  # raw mean, and the bias on the slice
+
+
+def test_a_calibrated_rule_on_a_metric_no_judge_rates_is_an_error(rubric_run, capsys):
+    tmp_path, store = rubric_run
+    report = write(tmp_path / "r.yaml", "title: t\nvariants: [f]\ngate:\n"
+                   "  - {variant: f, task: tweets, metric: rubric, min: 0.5, calibrated: true}\n")
+    assert main(["gate", str(report), "--store", str(store)]) == 2
+    assert "calibrated: true applies to a judge's rating of a dimension (judge_<dimension>); 'rubric' is not one" in capsys.readouterr().out

@@ -9,9 +9,15 @@ backend within float error (tests/test_llama_cpp.py). Inputs are decoded in lexi
 and the KV cache keeps the longest shared prefix, so options that share their question (and
 few-shot examples that share a prompt head) are not recomputed.
 
-Generation is one sequence at a time (llama-cpp-python has no batched decoding): each output's
-latency is its own, its request latency and time to first token count the wait behind the
-requests sent with it, as a single-stream server would serve them."""
+Generation decodes in a second, unified-cache context over the same weights
+(llama_cpp_batch.py), one sequence at a time by default. With the option `n_parallel: N`, up to N
+prompts (and at most the task's `batch_size`) are decoded together, each its own sequence: one
+pass over the weights advances every unfinished output, for 1.2-1.6x the throughput on a CPU. On
+quantized files llama.cpp picks its matrix kernels by batch shape, so a batched output can differ
+from the one-at-a-time output (measured on the demo's Q4_K_M fine-tune: 5-12 of 16 greedy texts
+the same; identical on f16/f32 files), which is why batching is opt-in. An output's latency is its
+batch's wall time divided by its size (as the hf backend counts it); its request latency and time
+to first token are its own, from the call's start."""
 
 from __future__ import annotations
 
@@ -31,6 +37,7 @@ from harness.backends.base import (
     plan_scoring,
     split_pair,
 )
+from harness.backends.llama_cpp_batch import BatchedDecoder
 from harness.errors import ConfigError, require
 from harness.progress import progress
 
@@ -41,7 +48,7 @@ class LlamaCppBackend:
     """A GGUF file in llama.cpp (CPU; `n_gpu_layers` offloads when llama.cpp was built with CUDA/Metal)."""
 
     def __init__(self, gguf: str | Path, n_ctx: int = 2048, n_threads: int | None = None, n_batch: int = 512,
-                 n_gpu_layers: int = 0, lora: str | Path | None = None):
+                 n_gpu_layers: int = 0, lora: str | Path | None = None, n_parallel: int = 1):
         llama_cpp = require("llama_cpp", "the llama_cpp backend", "llama-cpp")
         start = time.perf_counter()
         self.llm = llama_cpp.Llama(str(gguf), n_ctx=n_ctx, n_batch=n_batch, n_ubatch=n_batch,
@@ -51,12 +58,16 @@ class LlamaCppBackend:
                                    swa_full=True, verbose=False,
                                    # a GGUF LoRA applied at load, over the (quantized) base
                                    **({"lora_path": str(lora)} if lora else {}))
-        self.n_ctx, self.n_batch = n_ctx, n_batch
+        if n_parallel < 1:
+            raise ConfigError(f"llama_cpp option n_parallel must be at least 1, got {n_parallel}")
+        self.n_ctx, self.n_batch, self.n_parallel = n_ctx, n_batch, n_parallel
+        self._decoder: BatchedDecoder | None = None  # the batched-generation context, made on first use
         self._cached: list[int] = []  # the tokens whose keys and values the cache holds now
         file_type = gguf_file_type(self.llm.metadata)
         log.info("loaded %s (%s) in llama.cpp in %.1fs", Path(gguf).name, file_type, time.perf_counter() - start)
         self.info = BackendInfo(name="llama_cpp", device="cuda" if n_gpu_layers else "cpu", dtype=file_type,
-                                details={"gguf": str(gguf), "n_ctx": n_ctx, "llama_cpp": llama_cpp.__version__,
+                                details={"gguf": str(gguf), "n_ctx": n_ctx, "n_parallel": n_parallel,
+                                         "llama_cpp": llama_cpp.__version__,
                                          **({"lora": str(lora)} if lora else {})})
 
     # -- tokenisation, as lm-eval's HFLM does it -------------------------------------------
@@ -142,32 +153,48 @@ class LlamaCppBackend:
 
     # -- generation ----------------------------------------------------------------------------
     def generate(self, prompts: list[str], config: GenerationConfig) -> list[Generation]:
-        results = []
-        call_start = time.perf_counter()
-        self._cached = []  # create_completion manages the cache its own way
-        for k, prompt in enumerate(progress(prompts, desc="generate", unit="output")):
-            n_prompt = len(self._encode(prompt))
-            if n_prompt + config.max_new_tokens > self.n_ctx:
-                raise ConfigError(f"a prompt of {n_prompt} tokens plus {config.max_new_tokens} new ones exceeds the llama_cpp "
+        encoded = [self._encode(p) for p in prompts]
+        for ids in encoded:
+            if len(ids) + config.max_new_tokens > self.n_ctx:
+                raise ConfigError(f"a prompt of {len(ids)} tokens plus {config.max_new_tokens} new ones exceeds the llama_cpp "
                                   f"context window ({self.n_ctx} tokens)", hint="raise the backend option n_ctx")
-            sampling = dict(temperature=config.temperature, top_p=config.top_p, top_k=config.top_k, min_p=0.0) \
-                if config.temperature > 0 else dict(temperature=0.0)
-            start = time.perf_counter()
-            first = None
-            pieces = []
-            for chunk in self.llm.create_completion(self._encode(prompt), max_tokens=config.max_new_tokens, stop=list(config.stop) or None,
-                                                    repeat_penalty=config.repetition_penalty, seed=config.seed + k, stream=True,
-                                                    **sampling):
-                if first is None:
-                    first = time.perf_counter()
-                pieces.append(chunk["choices"][0]["text"])
-            end = time.perf_counter()
-            text = apply_stop("".join(pieces), config.stop)
-            n_out = len(self._encode(text, bos=False)) if text else 0
-            results.append(Generation(text, n_prompt, n_out, end - start, (first or end) - call_start, end - call_start))
-        return results
+        if self._decoder is None:
+            self._decoder = BatchedDecoder(self.llm, self.n_ctx, self.n_batch, self.n_parallel)
+        decoder = self._decoder
+        results: dict[int, Generation] = {}
+        call_start = time.perf_counter()
+        for group in progress(self._groups(encoded, config), desc="generate", unit="batch"):
+            offset = time.perf_counter() - call_start
+            seqs = decoder.run([encoded[i] for i in group], [config.seed + i for i in group], config,
+                                     lambda text: any(s in text for s in config.stop))
+            wall = max(s.end_s or 0.0 for s in seqs)
+            for i, s in zip(group, seqs):
+                text = apply_stop(self.llm.detokenize(s.out).decode("utf-8", "replace"), config.stop)
+                n_out = len(self._encode(text, bos=False)) if text else 0
+                results[i] = Generation(text, len(encoded[i]), n_out, wall / len(group),
+                                        offset + (s.first_s or wall), offset + (s.end_s or wall))
+        return [results[i] for i in range(len(prompts))]
+
+    def _groups(self, encoded: list[list[int]], config: GenerationConfig) -> list[list[int]]:
+        """Prompt indices in batches of at most min(batch_size, n_parallel) sequences whose
+        prompts plus new tokens fit the context's cells together, longest prompts first."""
+        size = max(1, min(config.batch_size, self.n_parallel))
+        groups: list[list[int]] = []
+        cells = 0
+        for i in sorted(range(len(encoded)), key=lambda i: -len(encoded[i])):
+            need = len(encoded[i]) + config.max_new_tokens
+            if not groups or len(groups[-1]) >= size or cells + need > self.n_ctx:
+                groups.append([])
+                cells = 0
+            groups[-1].append(i)
+            cells += need
+        return groups
 
     def close(self) -> None:
+        decoder = getattr(self, "_decoder", None)  # absent when __init__ failed
+        if decoder is not None:
+            decoder.close()
+            self._decoder = None
         if getattr(self, "llm", None) is not None:
             self.llm.close()
             self.llm = None
@@ -198,6 +225,6 @@ def open_model(model, options: dict | None = None) -> LlamaCppBackend:
     return LlamaCppBackend(model.gguf, lora=model.gguf_lora, **(options or {}))
 
 
-FACTORY = BackendFactory(open_model, frozenset({"n_ctx", "n_threads", "n_batch", "n_gpu_layers"}),
+FACTORY = BackendFactory(open_model, frozenset({"n_ctx", "n_threads", "n_batch", "n_gpu_layers", "n_parallel"}),
                          "llama.cpp on a GGUF file, as it ships (extra: llama-cpp)",
-                         integer_options=frozenset({"n_ctx", "n_threads", "n_batch"}), can_serve=can_serve)
+                         integer_options=frozenset({"n_ctx", "n_threads", "n_batch", "n_parallel"}), can_serve=can_serve)

@@ -54,6 +54,16 @@ class GateRule(Strict):
     require_healthy_judge: bool = True
     """Rules on judged metrics (win_rate, judge_rating, lc_win_rate, ...) are inconclusive while
     the judge's health checks fail (order-swap consistency, position bias, anchor agreement)."""
+    since: str | None = None
+    """non_inferiority / superiority against a release: the baseline's run tagged with this tag
+    (`harness tag`, `harness gate --tag`) instead of its latest run, paired on items. Without a
+    `baseline`, the variant is compared with its own tagged run (this release against the last)."""
+    calibrated: bool = False
+    """On a judge's per-dimension rating (judge_<dimension>): decide on the judge's mean corrected
+    by people's ratings of a random slice of the same outputs (`harness review import`), by
+    prediction-powered inference, instead of the judge's raw mean. The people's ratings stand in
+    for the judge's health: such a rule decides even when the judge's health checks fail. Without
+    people's ratings of the variant's judged outputs it is an error."""
     clean_only: bool = False
     """Decide on the items clear of the variant's training data only (the run's contamination
     check: `contaminated` = 0 in both runs). A bound on contamination itself is a rule on the
@@ -70,6 +80,14 @@ class GateRule(Strict):
     name: str | None = None
     """Optional label printed with the verdict."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _since_defaults_baseline(cls, data):
+        # `since:` without a baseline compares the variant with its own tagged run
+        if isinstance(data, dict) and data.get("since") is not None and data.get("baseline") is None and "variant" in data:
+            data = {**data, "baseline": data["variant"]}
+        return data
+
     @model_validator(mode="after")
     def _kind(self):
         bounds = self.min is not None or self.max is not None
@@ -77,6 +95,10 @@ class GateRule(Strict):
             raise ValueError("say what the rule checks: max_drop (or kind: non_inferiority with a margin), "
                              "kind: superiority with a baseline, or min/max")
         kind = self.rule_kind
+        if self.since is not None and kind == "bound":
+            raise ValueError("since: compares with a tagged run: use kind non_inferiority (with a margin) or superiority")
+        if self.since is not None and self.calibrated:
+            raise ValueError("calibrated rules compare the current runs; since: is not supported with calibrated: true")
         if kind == "bound":
             if not bounds:
                 raise ValueError("a bound rule needs min and/or max")
@@ -143,6 +165,24 @@ class TradeoffSpec(Strict):
     """The latency task; default the first latency task with runs."""
 
 
+class TrendSpec(Strict):
+    """A metric tracked across runs: each variant's value per dated run (or per tagged release),
+    with control limits from the runs before it and the change point marked."""
+
+    task: str
+    """The task whose runs are tracked."""
+    metric: str
+    """A per-item metric of the task (e.g. hallucination_rate, rougeL)."""
+    variants: list[str] | None = None
+    """Default: the report's variants."""
+    by: Literal["run", "tag"] = "run"
+    """run: every complete run, by date; tag: the runs tagged as releases (`harness tag`), in tag order."""
+    last: int = Field(default=12, ge=2)
+    """Show the most recent N points."""
+    sigma: float = Field(default=3.0, gt=0)
+    """Control limits at this many standard errors (3: about 0.3% false flags per point)."""
+
+
 class ReportSpec(Strict):
     """A report file: which variants to compare, on which tasks, and the gate."""
 
@@ -165,6 +205,8 @@ class ReportSpec(Strict):
     tradeoff: TradeoffSpec | None = None
     """Quality vs latency vs cost across variants; default: the first leaderboard column against
     the first latency task, when there is one."""
+    trends: list[TrendSpec] = []
+    """Metrics tracked across runs or releases, shown as control charts."""
     gate: list[GateRule] = []
     """The deployment rules `harness gate` decides (exit 0 pass, 1 fail, 3 inconclusive, 2 error)."""
 

@@ -11,16 +11,37 @@ import shutil
 from pathlib import Path
 from typing import Literal
 
+from pydantic import Field, model_validator
+
 from harness.config.loader import Strict
-from harness.errors import require
+from harness.data.loaders import read_jsonl_objects
+from harness.errors import ConfigError, require
 from harness.models.gguf import convert_hf, converter_path, quantize
+from harness.models.gguf_imatrix import compute_imatrix, quantize_with_imatrix, tool_path
 from harness.models.tokenizers import load_tokenizer
-from harness.recipes import BuildContext, BuildResult, Recipe
+from harness.models.weights import sha256_file
+from harness.recipes import BuildContext, BuildResult, Recipe, resolve_data_path
 from harness.recipes.common import load_parent_for_training
+from harness.tasks.prompts import render
 
 log = logging.getLogger(__name__)
 
 GGUF_FILE = "model.gguf"
+
+
+class ImatrixSpec(Strict):
+    """Calibration text for importance-matrix quantization (llama.cpp's imatrix): best taken from
+    the variant's own training or validation data, so the weights the fine-tune moved are the ones
+    the quantization grid keeps."""
+
+    path: str
+    """JSONL file, relative to the models file."""
+    text: str
+    """jinja2 template turning a row into calibration text (e.g. a prompt and its completion)."""
+    limit: int | None = Field(default=None, ge=1)
+    """Use the first N rows (default: all)."""
+    ctx: int = Field(default=128, ge=16)
+    """Tokens per chunk the imatrix pass reads (llama-imatrix -c); the text must hold at least one chunk."""
 
 
 class GGUFConfig(Strict):
@@ -32,23 +53,33 @@ class GGUFConfig(Strict):
     tokenizer_pre: str | None = None
     """llama.cpp's name for the tokenizer's pre-tokenizer, for a BPE tokenizer the converter does
     not recognise (e.g. gpt-2 for a GPT-2 byte-level BPE); published models need none."""
+    imatrix: ImatrixSpec | None = None
+    """Quantize with an importance matrix computed on this calibration text (needs a quantized type)."""
+
+    @model_validator(mode="after")
+    def _imatrix_needs_quantization(self):
+        if self.imatrix is not None and self.quantization in ("f32", "f16"):
+            raise ValueError(f"imatrix applies to a quantized export; quantization is {self.quantization}")
+        return self
 
 
 def data_files(config: GGUFConfig, models_path: Path) -> list[Path]:
-    return []
+    return [resolve_data_path(config.imatrix.path, models_path)] if config.imatrix else []
 
 
 def build(ctx: BuildContext) -> BuildResult:
     cfg: GGUFConfig = ctx.config
     source, merged_bytes, params = merged(ctx, ctx.parent)
-    metrics = export(ctx, source, merged_bytes, params, cfg.quantization, cfg.tokenizer_pre)
+    metrics = export(ctx, source, merged_bytes, params, cfg.quantization, cfg.tokenizer_pre, cfg.imatrix)
     shutil.rmtree(ctx.output_dir / "merged", ignore_errors=True)
     return BuildResult("gguf", total_params=params, metrics=metrics)
 
 
-def export(ctx: BuildContext, source: Path, merged_bytes: int, params: int, quantization: str, tokenizer_pre: str | None) -> dict:
-    """`source` (a transformers directory) as ctx.output_dir/model.gguf at `quantization`; the
-    sizes at each step, the seconds each took and the bits per weight."""
+def export(ctx: BuildContext, source: Path, merged_bytes: int, params: int, quantization: str, tokenizer_pre: str | None,
+           imatrix: ImatrixSpec | None = None) -> dict:
+    """`source` (a transformers directory) as ctx.output_dir/model.gguf at `quantization` (with an
+    importance matrix from `imatrix`'s text, when given); the sizes at each step, the seconds each
+    took and the bits per weight."""
     out = ctx.output_dir
     unquantized = quantization in ("f32", "f16")
     first = out / (GGUF_FILE if unquantized else "model-f16.gguf")
@@ -56,14 +87,43 @@ def export(ctx: BuildContext, source: Path, merged_bytes: int, params: int, quan
     convert_s = convert_hf(source, first, "f32" if quantization == "f32" else "f16", tokenizer_pre)
     metrics = {"quantization": quantization, "source_bytes": merged_bytes, "gguf_f16_bytes" if not unquantized else "gguf_bytes":
                first.stat().st_size, "convert_s": round(convert_s, 2)}
-    if not unquantized:
+    if imatrix is not None:
+        matrix = out / "imatrix.gguf"
+        metrics["imatrix"] = calibrate(ctx, first, imatrix, matrix)
+        log.info("%s: quantizing to %s with llama.cpp's quantizer and the importance matrix", ctx.variant, quantization)
+        metrics["quantize_s"] = round(quantize_with_imatrix(first, out / GGUF_FILE, quantization, matrix), 2)
+    elif not unquantized:
         log.info("%s: quantizing to %s with llama.cpp's quantizer", ctx.variant, quantization)
         metrics["quantize_s"] = round(quantize(first, out / GGUF_FILE, quantization), 2)
+    if not unquantized:
         metrics["gguf_bytes"] = (out / GGUF_FILE).stat().st_size
         first.unlink()
     metrics["bits_per_weight"] = round(8 * metrics["gguf_bytes"] / params, 3) if params else None
     log.info("%s: %s, %.1f MB (source %.1f MB)", ctx.variant, quantization, metrics["gguf_bytes"] / 1e6, merged_bytes / 1e6)
     return metrics
+
+
+def calibrate(ctx: BuildContext, model: Path, spec: ImatrixSpec, out: Path) -> dict:
+    """Render the calibration rows into ctx.output_dir/calibration.txt and compute the importance
+    matrix of `model` over it into `out`; what was used, for the variant's metrics."""
+    path = resolve_data_path(spec.path, ctx.models_path)
+    where = f"{ctx.models_path}: variant {ctx.variant}: config.imatrix"
+    if not path.is_file():
+        raise ConfigError(f"{where}.path: {path} does not exist")
+    rows = read_jsonl_objects(path)[:spec.limit]
+    texts = [render(spec.text, row, f"{where}.text (line {line})") for line, row in rows]
+    text = "\n\n".join(t for t in texts if t.strip())
+    tokens = len(load_tokenizer(ctx.parent.base_dir)(text, add_special_tokens=False)["input_ids"])
+    if tokens < spec.ctx:
+        raise ConfigError(f"{where}: {len(rows)} rows of {path} render to {tokens} tokens, less than one chunk of "
+                          f"{spec.ctx}", hint="use more rows, or a smaller imatrix.ctx")
+    calibration = ctx.output_dir / "calibration.txt"
+    calibration.write_text(text, encoding="utf-8")
+    log.info("%s: importance matrix over %d rows (%d tokens, chunks of %d) with llama-imatrix", ctx.variant, len(rows),
+             tokens, spec.ctx)
+    seconds = compute_imatrix(model, calibration, out, spec.ctx)
+    return {"rows": len(rows), "tokens": tokens, "chunks": tokens // spec.ctx, "ctx": spec.ctx, "seconds": round(seconds, 2),
+            "data_sha256": sha256_file(path), "imatrix_sha256": sha256_file(out)}
 
 
 def merged(ctx: BuildContext, parent) -> tuple[Path, int, int]:
@@ -103,7 +163,10 @@ def check(config: GGUFConfig) -> None:
     """llama.cpp's converter, and its quantizer (llama-cpp-python) unless the export stays unquantized."""
 
     converter_path()
-    if config.quantization not in ("f32", "f16"):
+    if getattr(config, "imatrix", None) is not None:  # gguf_lora's config shares this check and has none
+        tool_path("llama-imatrix")
+        tool_path("llama-quantize")
+    elif config.quantization not in ("f32", "f16"):
         require("llama_cpp", "quantizing GGUF files", "llama-cpp")
 
 

@@ -32,3 +32,17 @@ def size(n_bytes: int | None) -> str:
             value = n_bytes / scale
             return f"{value:.2f} {unit}" if unit == "GB" else f"{value:.1f} {unit}"
     return f"{n_bytes} B"
+
+
+def nice_ticks(low: float, high: float, count: int = 4) -> list[float]:
+    """About `count` round tick values (1, 2 or 5 x a power of ten apart) covering [low, high]."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return [0.0, 1.0]
+    if high <= low:
+        high = low + (abs(low) or 1.0) * 0.1
+    raw = (high - low) / count
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    first = math.floor(low / step) * step
+    ticks = [round(first + k * step, 12) for k in range(int(math.ceil((high - first) / step)) + 1)]
+    return ticks if len(ticks) > 1 else [ticks[0], ticks[0] + step]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from statistics import NormalDist
 
 from harness.analysis.coverage import missing_tasks, partial_runs
 from harness.analysis.metrics import discordant, paired_counts, run_clusters, run_values, unclustered_runs, value_counts
@@ -25,6 +26,7 @@ from harness.analysis.pairing import identical_items, mismatch
 from harness.config.report import GateRule, ReportSpec
 from harness.registry import import_target
 from harness.report.formatting import figure, p_value
+from harness.review.calibration import calibrated
 from harness.stats.clusters import clustered_mean_test, clustered_paired_test, is_clustered
 from harness.stats.hypothesis import (
     SHAPE_MIN_N,
@@ -42,6 +44,7 @@ from harness.stats.hypothesis import (
 )
 from harness.stats.metricspec import Metric, RunValues, Unavailable, resolve
 from harness.store.db import Store
+from harness.store.tags import tag_exists, tagged_run, tags
 
 PASS, FAIL, ERROR, INCONCLUSIVE = 0, 1, 2, 3
 NAN = float("nan")
@@ -137,11 +140,12 @@ def describe(rule: GateRule) -> str:
     """A rule in words, used when it has no name."""
     where = f"{rule.task}/{rule.metric}" + (" (clean items)" if rule.clean_only else "")
     kind = rule.rule_kind
+    baseline = f"{rule.baseline} at {rule.since}" if rule.since else rule.baseline
     if kind == "non_inferiority":
-        return f"{rule.variant} vs {rule.baseline} on {where}: worse by at most {rule.effective_margin:g}"
+        return f"{rule.variant} vs {baseline} on {where}: worse by at most {rule.effective_margin:g}"
     if kind == "superiority":
         by = f" by more than {rule.effective_margin:g}" if rule.effective_margin else ""
-        return f"{rule.variant} beats {rule.baseline} on {where}{by}"
+        return f"{rule.variant} beats {baseline} on {where}{by}"
     bounds = [f">= {rule.min:g}" if rule.min is not None else "", f"<= {rule.max:g}" if rule.max is not None else ""]
     return f"{rule.variant} {where} {' and '.join(b for b in bounds if b)}"
 
@@ -161,6 +165,19 @@ def _run(store: Store, variant: str, task: str) -> dict:
                          + (" (it is built, but was never evaluated: `harness run ... --variant " + variant + "`)" if built else ""))
     tasks = [r["task"] for r in store.query("SELECT DISTINCT task FROM latest_runs WHERE variant = ? ORDER BY task", [variant])]
     raise _RuleError(f"variant '{variant}' has no run of task '{task}' (it has: {', '.join(tasks)})")
+
+
+def _tagged(store: Store, rule: GateRule) -> dict:
+    """The baseline's run under the rule's `since:` tag."""
+    assert rule.since is not None and rule.baseline is not None
+    run = tagged_run(store, rule.since, rule.baseline, rule.task)
+    if run is not None:
+        return run
+    if not tag_exists(store, rule.since):
+        known = [t["tag"] for t in tags(store)]
+        raise _RuleError(f"since: no tag '{rule.since}' in the store (tags: {', '.join(known) or 'none yet'}); "
+                         "tag a release's runs with `harness tag REPORT TAG` or `harness gate REPORT --tag TAG`")
+    raise _RuleError(f"since: tag '{rule.since}' has no run of {rule.baseline} on {rule.task}")
 
 
 def _item_values(store: Store, run: dict, metric: str, clean_only: bool = False) -> dict[str, float]:
@@ -249,6 +266,8 @@ def _pairing(store: Store, rule: GateRule, spec: ReportSpec, cand: dict, base: d
 
 def _test(store: Store, rule: GateRule, metric: Metric, params: dict, cand: dict, base: dict | None, threshold: float,
           alpha: float, spec: ReportSpec, shared: frozenset[str] | None = None) -> tuple[TestOutcome, list[str]]:
+    if rule.calibrated:
+        return _test_calibrated(store, rule, metric, params, base is not None, threshold, alpha)
     if rule.clean_only and metric.level != "item":
         raise _RuleError(f"clean_only applies to per-item metrics; '{metric.name}' is a run-level figure")
     if metric.level == "item":
@@ -292,6 +311,34 @@ def _test_items(store: Store, rule: GateRule, metric: Metric, cand: dict, base: 
                                      support), notes
     cs, bs = [c[k] for k in shared], [b[k] for k in shared]
     return paired_test(metric.values, cs, bs, threshold, alpha, st.resamples, st.seed, support=support), notes
+
+
+def _test_calibrated(store: Store, rule: GateRule, metric: Metric, params: dict, paired: bool, threshold: float,
+                     alpha: float) -> tuple[TestOutcome, list[str]]:
+    """A judge's rating corrected by people's ratings (harness.review.calibration): the variant's
+    calibrated mean (or its difference from the baseline's, their errors added) against the
+    threshold, normal one-sided bounds."""
+    if not (metric.judged and "dimension" in params):
+        raise _RuleError(f"calibrated: true applies to a judge's rating of a dimension (judge_<dimension>); '{rule.metric}' is not one")
+    dim = params["dimension"]
+    estimates = []
+    for variant in [rule.variant] + ([rule.baseline] if paired and rule.baseline else []):
+        est = calibrated(store, variant, dim, 1 - 2 * alpha, rule.task)
+        if est is None:
+            raise _RuleError(f"calibrated: no person rated {dim} on {variant}'s outputs judged in {rule.task} (2 or more needed): "
+                             f"`harness review export --task <the judged task> --out sheet.csv`, fill rating_{dim}, then "
+                             "`harness review import sheet.csv`")
+        estimates.append(est)
+    value = estimates[0].estimate - (estimates[1].estimate if len(estimates) > 1 else 0.0)
+    se = math.sqrt(sum(e.se ** 2 for e in estimates))
+    z = NormalDist().inv_cdf(1 - alpha)
+    to = NormalDist().cdf((value - threshold) / se) if se > 0 else float(value > threshold)
+    notes = [f"{e.n_rated} of {e.n_rated + e.n_unrated} outputs rated by people: judge {e.judge_mean:.2f} corrected to "
+             f"{e.estimate:.2f} (judge bias {e.judge_bias:+.2f}, weight {e.weight:.2f})" for e in estimates]
+    outcome = TestOutcome(value, value - z * se, value + z * se, 1 - to, to, sum(e.n_rated + e.n_unrated for e in estimates),
+                          "prediction-powered inference (judge corrected by people's ratings)",
+                          ("difference in " if paired else "") + f"calibrated {metric.display}", se)
+    return outcome, notes
 
 
 def _binary_from_counts(store: Store, metric: Metric, cand: dict, base: dict | None, threshold: float,
@@ -362,7 +409,7 @@ def evaluate_rule(store: Store, rule: GateRule, spec: ReportSpec) -> Verdict:
             raise _RuleError(f"'{rule.metric}' is not a metric any scorer or task kind declares (`harness list metrics`)")
         metric, params = found
         cand = _run(store, rule.variant, rule.task)
-        base = _run(store, rule.baseline, rule.task) if rule.baseline else None
+        base = _tagged(store, rule) if rule.since else _run(store, rule.baseline, rule.task) if rule.baseline else None
         for run in (cand, base):
             if run is not None and run.get("partial") and not rule.allow_partial:
                 of = f" of {run['n_items_total']}" if run.get("n_items_total") else ""
@@ -398,7 +445,7 @@ def evaluate_rule(store: Store, rule: GateRule, spec: ReportSpec) -> Verdict:
                       mde=mde(outcome.se, alpha, st.power), n_needed=needed, unbounded_percentile=unbounded,
                       notes=tuple(notes), decided=True)
     verdict = _with_noise(store, rule, verdict)
-    if metric.judged and rule.require_healthy_judge:
+    if metric.judged and rule.require_healthy_judge and not rule.calibrated:
         failures = _health_failures(store, cand) + (_health_failures(store, base) if base else [])
         if failures:
             return replace(verdict, status="inconclusive", decided=False,

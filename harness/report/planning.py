@@ -13,6 +13,9 @@ from harness.config.report import ReportSpec
 from harness.report.formatting import figure
 from harness.report.gate import TOO_MANY, evaluate_gate, needed_words
 from harness.report.view import check_names, paired_comparisons
+from harness.review.calibration import judge_ratings, rated_needed
+from harness.stats.metricspec import resolve
+from harness.stats.sequential import items_to_decide
 from harness.store.db import Store
 
 
@@ -65,6 +68,71 @@ def _duration(secs: float) -> str:
     return f"{secs / 3600:.1f} h"
 
 
+def _people_needed(store: Store, v) -> list[str]:
+    """For a calibrated rule not yet decided: how many outputs people should rate so the
+    calibrated interval decides a gap the size of the judge's raw distance from the threshold."""
+    found = resolve(v.rule.metric)
+    if found is None or "dimension" not in found[1]:
+        return []
+    dim = found[1]["dimension"]
+    raw = judge_ratings(store, v.rule.variant, dim, v.rule.task)
+    if not raw:
+        return []
+    thresholds = v.thresholds or tuple(t for t in (v.rule.min, v.rule.max) if t is not None)
+    if not thresholds:
+        return []
+    mean = sum(raw.values()) / len(raw)
+    gap = min(abs(mean - t) for t in thresholds)
+    alpha = v.alpha or 0.05
+    need = rated_needed(store, v.rule.variant, dim, gap, 1 - 2 * alpha, v.rule.task) if gap > 0 else None
+    if need is None:
+        return []
+    n, judged, rated = need
+    if n > judged:
+        return [f"      people's ratings: rating every one of the {judged} judged outputs would not decide a gap of {gap:.3g}"]
+    return [f"      people's ratings: about {n} of the {judged} judged outputs rated on {dim} (now {rated}) give a calibrated "
+            f"interval of +-{gap:.3g}, the judge's distance from the threshold"]
+
+
+def _sequential_words(v) -> list[str]:
+    """For a rule `harness run --until-decided` can decide (a per-item metric with a declared
+    range, a single threshold): about how many items its anytime-valid bounds need if the
+    observed gap is real."""
+    o, m = v.outcome, v.metric
+    if (o is None or m is None or m.level != "item" or m.low is None or m.high is None or len(v.thresholds) != 1
+            or v.rule.since or v.rule.calibrated or not o.n or math.isnan(o.se)):
+        return []
+    gap = abs(o.estimate - v.thresholds[0])
+    n = items_to_decide(gap, o.se * math.sqrt(o.n), v.alpha or 0.05)
+    if n is None:
+        return ["      --until-decided: no practical number of items decides a gap this small"]
+    return [f"      --until-decided: about {n} items to a decision if the gap of {gap:.4g} is real (anytime-valid bounds)"]
+
+
+def _rule_lines(store: Store, v, price: float | None) -> list[str]:
+    """One gate rule's plan: its verdict, n, estimate and MDE, and what would decide it."""
+    lines = [f"  {v.status.upper():13} {v.label}"]
+    o = v.outcome
+    if v.rule.calibrated and v.status in ("error", "inconclusive"):
+        lines += _people_needed(store, v)
+    if o is None or v.status == "error":
+        return lines + [f"      {v.reason}"]
+    lines.append(f"      n={o.n}; estimate {o.estimate:.4g}, threshold {', '.join(f'{t:g}' for t in v.thresholds)}; "
+                 f"MDE {figure(v.mde)} at this n")
+    lines += _sequential_words(v)
+    if v.status == "inconclusive" and not v.decided:
+        lines.append("      held back by the judge's failed health checks, not by n: more items won't decide it")
+    elif v.status == "inconclusive":
+        words = needed_words(v)
+        if words.startswith("about"):
+            variants = [v.rule.variant] + ([v.rule.baseline] if v.rule.baseline else [])
+            lines.append(f"      to decide a gap of {abs(o.estimate - min(v.thresholds, key=lambda t: abs(o.estimate - t))):.4g}: "
+                         f"about {int(v.n_needed)} items; {_cost_words(store, variants, v.rule.task, o.n, int(v.n_needed), price)}")
+        else:
+            lines.append(f"      {words}")
+    return lines
+
+
 def plan_lines(store: Store, spec: ReportSpec, price: float | None, where: str) -> list[str]:
     """The plan, as lines to print."""
 
@@ -76,23 +144,7 @@ def plan_lines(store: Store, spec: ReportSpec, price: float | None, where: str) 
     if spec.gate:
         lines += ["", "Gate rules (one-sided tests; MDE = the smallest true gap from the threshold detected with that power)"]
         for v in evaluate_gate(store, spec).verdicts:
-            lines.append(f"  {v.status.upper():13} {v.label}")
-            o = v.outcome
-            if o is None or v.status == "error":
-                lines.append(f"      {v.reason}")
-                continue
-            lines.append(f"      n={o.n}; estimate {o.estimate:.4g}, threshold {', '.join(f'{t:g}' for t in v.thresholds)}; "
-                         f"MDE {figure(v.mde)} at this n")
-            if v.status == "inconclusive" and not v.decided:
-                lines.append("      held back by the judge's failed health checks, not by n: more items won't decide it")
-            elif v.status == "inconclusive":
-                words = needed_words(v)
-                if words.startswith("about"):
-                    variants = [v.rule.variant] + ([v.rule.baseline] if v.rule.baseline else [])
-                    lines.append(f"      to decide a gap of {abs(o.estimate - min(v.thresholds, key=lambda t: abs(o.estimate - t))):.4g}: "
-                                 f"about {int(v.n_needed)} items; {_cost_words(store, variants, v.rule.task, o.n, int(v.n_needed), price)}")
-                else:
-                    lines.append(f"      {words}")
+            lines += _rule_lines(store, v, price)
     lines += ["", f"Comparisons with {spec.baseline_name} (two-sided, Holm across each task's table)"]
     tasks = dict.fromkeys((t for _, t, _ in metric_names(store, spec.variants, spec.tasks)))
     for task in tasks:

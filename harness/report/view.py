@@ -25,8 +25,11 @@ from harness.analysis.metrics import (
 from harness.analysis.pairing import identical_items, mismatch
 from harness.config.report import ReportSpec
 from harness.errors import ConfigError
+from harness.report.formatting import nice_ticks
 from harness.report.gate import Verdict, evaluate_gate, needed_words
+from harness.report.trends import trend_view
 from harness.review.audit import agreement
+from harness.review.calibration import calibrated
 from harness.review.rubric import rating_agreement, review_agreement
 from harness.stats.clusters import clustered_paired_test, is_clustered
 from harness.stats.hypothesis import holm, mde, paired_binary_counts, paired_test, two_sided
@@ -116,11 +119,14 @@ class TaskView:
     """Tasks whose items have a category (category_field): {categories, cells: variant -> category -> Estimate}
     of the headline metric."""
     ratings: list = field(default_factory=list)
+    """Rubric tasks with imported human ratings of the judged dimensions: per dimension, the person
+    against the LLM judge on the same outputs (harness.review.rubric.rating_agreement)."""
     capacity: dict | None = None
     """Load tasks: each variant's curve (the SLO's percentile against the arrival rate), its
     verdict per rate and its capacity (capacity_view)."""
-    """Rubric tasks with imported human ratings of the judged dimensions: per dimension, the person
-    against the LLM judge on the same outputs (harness.review.rubric.rating_agreement)."""
+    calibrated: list = field(default_factory=list)
+    """Single-grading judge tasks with people's ratings of some judged outputs: per variant and
+    dimension, the judge's mean corrected by them (harness.review.calibration)."""
 
     @property
     def has_rubric(self) -> bool:
@@ -174,6 +180,9 @@ class ReportView:
     fidelity: list[dict] = field(default_factory=list)
     """Per variant and task: how far it drifted from its parent (agreement, flips, KL; exact
     match and ROUGE-L against the parent's outputs)."""
+    trends: list[dict] = field(default_factory=list)
+    """The report's `trends:`: a metric per variant over dated runs or tags, with control limits
+    and change points (harness.report.trends)."""
     contamination: list[dict] = field(default_factory=list)
     """Per checked task and variant: items overlapping the variant's training data, the main
     source, and the headline metric on all items and on the clean ones."""
@@ -191,7 +200,7 @@ def check_names(store: Store, spec: ReportSpec, where: str) -> None:
                           hint="run the suites for them first (`harness run ... --variant NAME`), or fix the name")
     tasks = {r["task"] for r in store.query("SELECT DISTINCT task FROM latest_runs WHERE list_contains(?, variant)", [spec.variants])}
     named = list(spec.tasks or []) + list(spec.headline) + ([spec.tradeoff.task] if spec.tradeoff else []) + (
-        [spec.tradeoff.latency_task] if spec.tradeoff and spec.tradeoff.latency_task else [])
+        [spec.tradeoff.latency_task] if spec.tradeoff and spec.tradeoff.latency_task else []) + [t.task for t in spec.trends]
     unknown = sorted({t for t in named if t not in tasks})
     if unknown:
         raise ConfigError(f"{where}: no task {', '.join(repr(t) for t in unknown)} has runs for these variants "
@@ -246,7 +255,8 @@ def build_view(store: Store, spec: ReportSpec, where: str = "report") -> ReportV
         coverage=[g.words() for g in missing_tasks(store, spec.variants)] + [p.words() for p in partial_runs(store, spec.variants, spec.tasks)]
         + unpaired(store, spec, [t.task for t in tasks]),
         verdicts=gate.verdicts if gate else [], gate_status=gate.status if gate else None, contamination=contamination,
-        fidelity=fidelity, deltas=deltas, summary=summary, forest=forest)
+        fidelity=fidelity, deltas=deltas, summary=summary, forest=forest,
+        trends=[trend_view(store, spec, t) for t in spec.trends])
 
 
 def _contamination(store: Store, spec: ReportSpec, tasks: list[TaskView]) -> list[dict]:
@@ -319,7 +329,22 @@ def _task_view(store: Store, spec: ReportSpec, suite: str, task: str, metrics: l
     return TaskView(suite, task, task_type, metrics, headline, table, comparisons, _samples(store, spec, task, headline), runs,
                     health, judge, audit, _flips(store, spec, task, headline, [r["variant"] for r in runs], task_type), confusion,
                     review_rows(store, spec, task, metrics), by_category(store, spec, runs, headline),
-                    rating_rows(store, spec, task, metrics), capacity)
+                    rating_rows(store, spec, task, metrics), capacity, calibrated_view(store, spec, task, task_type, metrics))
+
+
+def calibrated_view(store: Store, spec: ReportSpec, task: str, task_type: str, metrics: list[str]) -> list[dict]:
+    """{variant, dimension, estimate: CalibratedMean} for each judged dimension of a single-grading
+    judge task that people rated on 2 or more of the variant's judged outputs."""
+    if task_type != "judge_single":
+        return []
+    dims = [m[len("judge_"):] for m in metrics if m.startswith("judge_") and m != "judge_rating"]
+    rows = []
+    for variant in spec.variants:
+        for dim in dims:
+            est = calibrated(store, variant, dim, spec.statistics.confidence, task)
+            if est is not None:
+                rows.append({"variant": variant, "dimension": dim, "estimate": est})
+    return rows
 
 
 def capacity_view(store: Store, runs: list[dict], health: dict[str, list[dict]]) -> dict | None:
@@ -662,20 +687,6 @@ def _scatter(rows: list[dict], width: int = 420, height: int = 220, pad: int = 4
                        "dx": -7 if x > width / 2 else 7})
     return {"points": points, "xticks": [(sx(t), f"{t:g}") for t in xticks], "yticks": [(sy(t), f"{t:g}") for t in yticks],
             "left": pad, "right": width - pad, "top": pad, "bottom": height - pad}
-
-
-def nice_ticks(low: float, high: float, count: int = 4) -> list[float]:
-    """About `count` round tick values (1, 2 or 5 x a power of ten apart) covering [low, high]."""
-    if not (math.isfinite(low) and math.isfinite(high)):
-        return [0.0, 1.0]
-    if high <= low:
-        high = low + (abs(low) or 1.0) * 0.1
-    raw = (high - low) / count
-    power = 10 ** math.floor(math.log10(raw))
-    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
-    first = math.floor(low / step) * step
-    ticks = [round(first + k * step, 12) for k in range(int(math.ceil((high - first) / step)) + 1)]
-    return ticks if len(ticks) > 1 else [ticks[0], ticks[0] + step]
 
 
 HEALTH_ORDER = ["win_rate", "lc_win_rate", "mean_rating", "rating_sd", "consistency", "first_position_win_rate", "longer_wins", "length_slope",

@@ -49,6 +49,19 @@ def run_key(task: PreparedTask, seed: int, **identity) -> str:
                         "n": len(task.samples), "seed": seed, "harness": __version__, "libraries": eval_libraries(), **identity})
 
 
+POOLED_KINDS = frozenset({"generation", "multiple_choice"})
+"""Task kinds whose checkpoint units are items with prompts that do not depend on which other
+items are evaluated (few-shot examples never come from the evaluated items): a --limit run of
+them keeps its finished items for a larger --limit run of the same task and model."""
+
+
+def pool_key(task: PreparedTask, seed: int, **identity) -> str:
+    """The key under which --limit runs of one task and model share their finished items: the
+    run key without the item set."""
+    return stable_hash({"pool": "limit-samples", "task": task.spec.model_dump(), "data": task.data_hash, "prompt": task.prompt_hash,
+                        "scorers": task.scorers_hash, "seed": seed, "harness": __version__, "libraries": eval_libraries(), **identity})
+
+
 @dataclass(frozen=True)
 class TaskOutcome:
     variant: str
@@ -157,15 +170,16 @@ def _evaluate_variant(store: Store, plan: RunPlan, name: str, ray: distributed.R
     templated = {"chat_template": chat.identity()} if chat.on else {}
     try:
         for t in plan.tasks:
-            key = run_key(t.task, t.seed, variant=model.key, backend=backend_name, dtype=model.dtype,
-                          base_options=options, quantization=model.quantization, contamination=t.contamination.identity,
-                          **templated)
+            identity = dict(variant=model.key, backend=backend_name, dtype=model.dtype, base_options=options,
+                            quantization=model.quantization, contamination=t.contamination.identity, **templated)
+            key = run_key(t.task, t.seed, **identity)
             if isinstance(opened, distributed.Replicas):
                 out.append(reuse_or_run(store, key, plan.force, name, t.task, lambda t=t, key=key: _run_on_replicas(
                     store, opened, name, model.key, t, key, plan.force, _checker(t, trained_on), chat)))
             else:
-                out.append(reuse_or_run(store, key, plan.force, name, t.task, lambda t=t, key=key: _run_task(
-                    store, opened.for_task(t), name, model.key, t, key, plan.force, _checker(t, trained_on), chat)))
+                pool = pool_key(t.task, t.seed, **identity) if t.task.partial and t.task.spec.type in POOLED_KINDS else None
+                out.append(reuse_or_run(store, key, plan.force, name, t.task, lambda t=t, key=key, pool=pool: _run_task(
+                    store, opened.for_task(t), name, model.key, t, key, plan.force, _checker(t, trained_on), chat, pool=pool)))
     finally:
         opened.close()
     return out
@@ -300,15 +314,16 @@ def _run_on_replicas(store: Store, replicas: distributed.Replicas, variant: str,
 
 def _run_task(store: Store, backend, variant: str, variant_key: str, planned: PlannedTask, run_key: str,
               force: bool = False, checker=None, chat: ChatPlan = OFF, run_id: str | None = None,
-              computed: KindRows | None = None) -> TaskOutcome:
+              computed: KindRows | None = None, pool: str | None = None) -> TaskOutcome:
     """Run one task on an opened backend and store it in one transaction. With a chat template,
     the model is served the templated prompts (stored as each sample's prompt); the items'
     identity (content, data and prompt hashes) stays the plain task's. `computed`: the kind's
-    rows, computed elsewhere (a Ray replica) under `run_id`."""
+    rows, computed elsewhere (a Ray replica) under `run_id`. `pool`: a --limit run's shared
+    item pool (pool_key): its finished items are taken from it and its new ones added to it."""
     task, seed, suite_hash, kind = planned.task, planned.seed, planned.suite_hash, planned.kind
     spec = task.spec
     log.info("%s / %s: %d samples (%s)", variant, spec.name, len(task.samples), spec.type)
-    ckpt = Checkpoint(store, run_key, fresh=force)
+    ckpt = Checkpoint(store, run_key, fresh=force, pool=pool)
     if run_id is None:  # (a Ray run's checkpoint is its replicas' work, said when they started)
         ckpt.said_resumed(f"{variant} / {spec.name}")
     started = datetime.now(timezone.utc).replace(tzinfo=None)
@@ -323,6 +338,8 @@ def _run_task(store: Store, backend, variant: str, variant_key: str, planned: Pl
         samples, extra = check_rows(run_id, samples, task.samples, checker)
         scores += extra
     wall = ckpt.wall_s()
+    if pool is not None:
+        ckpt.flush()  # every unit this run computed is a checkpoint row, so the pool can keep it
     info = backend.info
     last = {m.name for m in CONTAMINATION_METRICS}  # listed after the task's own metrics
     metric_order = ([m.name for m in kind.metrics if m.name not in last] + [m.name for _, s in scorers for m in s.metrics
@@ -340,6 +357,6 @@ def _run_task(store: Store, backend, variant: str, variant_key: str, planned: Pl
                  chat_template=json.dumps(chat.record()) if chat.on else None,
                  backend_details=json.dumps(info.details, default=str) if info.details else None)
     declared = kind.metrics + kind.run_metrics + tuple(m for _, s in scorers for m in s.metrics)
-    store.write_task_run(run, samples, scores, stats=stats, checkpoint_key=run_key, declared=declared)
+    store.write_task_run(run, samples, scores, stats=stats, checkpoint_key=run_key, declared=declared, pool_key=pool)
     log.info("%s / %s: done in %.1fs", variant, spec.name, wall)
     return TaskOutcome(variant, task.suite, spec.name, run_id, False, len(task.samples), wall)

@@ -459,10 +459,10 @@ class Store:
     # -- writes -----------------------------------------------------------------------------
     def write_task_run(self, run: RunRow, samples: list[SampleRow], scores: list[ScoreRow],
                        judgments: Sequence[JudgmentRow] = (), stats: Sequence[StatRow] = (), checkpoint_key: str | None = None,
-                       declared: Sequence[Metric] = ()) -> None:
+                       declared: Sequence[Metric] = (), pool_key: str | None = None) -> None:
         """One transaction per task: the run, its samples, scores (and judge calls and judge
         health) land together or not at all; so does removing the run's checkpoint, when
-        `checkpoint_key` names one. `declared`: the metrics the run's kind and scorers declare,
+        `checkpoint_key` names one (its units copied to `pool_key` first, when given). `declared`: the metrics the run's kind and scorers declare,
         from which each run figure's family and name parts are stored as columns."""
         with self.transaction() as con:
             self._insert("runs", [run])
@@ -473,6 +473,9 @@ class Store:
             self._insert("judgments", list(judgments))
             self._insert("run_stats", [with_name_parts(s, declared) for s in stats])
             if checkpoint_key is not None:
+                if pool_key is not None:  # a --limit run's finished items stay for a larger --limit run
+                    con.execute("""INSERT OR IGNORE INTO checkpoints SELECT ?, unit, payload, created_at FROM checkpoints
+                                   WHERE run_key = ? AND unit <> '__wall_s__'""", [pool_key, checkpoint_key])
                 con.execute("DELETE FROM checkpoints WHERE run_key = ?", [checkpoint_key])
 
     def write_noise(self, rows: list[NoiseRow]) -> None:

@@ -17,7 +17,8 @@ from pathlib import Path
 from harness.errors import StoreError
 from harness.store.db import Store, duckdb_config
 
-RUN_TABLES = ("samples", "scores", "judgments", "run_stats", "audit_labels", "fidelity", "review_labels", "review_ratings")
+RUN_TABLES = ("samples", "scores", "judgments", "run_stats", "audit_labels", "fidelity", "review_labels", "review_ratings",
+              "run_tags")
 """Tables whose rows belong to a run (by run_id): copied with the run."""
 KEYED_TABLES = {"variants": "variant_key", "judge_cache": "cache_key"}
 """Tables merged by their key: a key already in the target keeps the target's row."""

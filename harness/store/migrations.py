@@ -322,4 +322,20 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE runs ADD COLUMN backend_details JSON;
         """,
     ),
+    (
+        "017_run_tags",
+        r"""
+        -- Named sets of runs (`harness tag`, `harness gate --tag`): a release's runs, so a later
+        -- gate rule `since: <tag>` compares a variant with the run that shipped under the tag and
+        -- the report's trends can be read per tag.
+        CREATE TABLE run_tags (
+            tag        VARCHAR NOT NULL,
+            run_id     VARCHAR NOT NULL,
+            variant    VARCHAR NOT NULL,
+            task       VARCHAR NOT NULL,
+            tagged_at  TIMESTAMP NOT NULL,
+            PRIMARY KEY (tag, run_id)
+        );
+        """,
+    ),
 ]

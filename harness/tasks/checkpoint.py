@@ -59,16 +59,21 @@ def min_seconds() -> float:
 class Checkpoint:
     """The stored units of one task run (keyed by its run key), and the ones still to commit."""
 
-    def __init__(self, store, run_key: str, fresh: bool = False):
+    def __init__(self, store, run_key: str, fresh: bool = False, pool: str | None = None):
         self.store, self.run_key = store, run_key
         self.every_items, self.every_s, self.min_s = every_items(), every_seconds(), min_seconds()
+        self.pooled = 0
         if fresh:  # --force: start over
             store.checkpoint_clear(run_key)
             self.done: dict[str, object] = {}
         else:
             self.done = {unit: json.loads(payload) for unit, payload in store.checkpoint_get(run_key).items()}
+            if pool is not None:  # items a smaller --limit run of the same task and model finished
+                shared = {u: json.loads(p) for u, p in store.checkpoint_get(pool).items() if u != WALL_UNIT and u not in self.done}
+                self.pooled = len(shared)
+                self.done.update(shared)
         self.earlier_s = float(self.done.pop(WALL_UNIT, 0.0))
-        self.resumed = len(self.done)
+        self.resumed = len(self.done) - self.pooled
         self._pending: list[tuple[str, str]] = []
         self._start = self._last = time.monotonic()
 
@@ -110,3 +115,5 @@ class Checkpoint:
         if self.resumed:
             log.info("%s: resuming from a checkpoint: %d unit(s) (%.0fs of work) stored by an interrupted run",
                      what, self.resumed, self.earlier_s)
+        if self.pooled:
+            log.info("%s: %d item(s) already evaluated by a smaller --limit run of the same task and model", what, self.pooled)

@@ -124,5 +124,9 @@ def sample_items(samples: list, limit: int, seed: int, task_name: str) -> list:
         raise ConfigError(f"--limit must be at least 1 (got {limit})")
     if limit >= len(samples):
         return list(samples)
-    keep = set(random.Random(f"{seed}:{task_name}").sample(range(len(samples)), limit))
+    # the first `limit` of one seeded order: a larger limit keeps every item of a smaller one, so
+    # a sequential run (--until-decided) grows its sample instead of drawing a new one
+    order = list(range(len(samples)))
+    random.Random(f"{seed}:{task_name}").shuffle(order)
+    keep = set(order[:limit])
     return [s for i, s in enumerate(samples) if i in keep]
