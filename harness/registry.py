@@ -37,6 +37,8 @@ BUILTINS: dict[str, dict[str, str]] = {
         "brand_similarity": "harness.scorers.similarity:brand_similarity",
         "answer_match": "harness.scorers.answer_match:answer_match_scorer",
         "reward": "harness.scorers.reward:reward",
+        "toxicity": "harness.scorers.safety:toxicity",
+        "refusal": "harness.scorers.safety:refusal",
     },
     "recipe": {
         "sft_lora": "harness.recipes.sft_lora:RECIPE",
@@ -53,6 +55,7 @@ BUILTINS: dict[str, dict[str, str]] = {
         "gguf_lora": "harness.recipes.gguf_lora:RECIPE",
         "reward_model": "harness.recipes.reward_model:RECIPE",
         "rloo": "harness.recipes.rloo:RECIPE",
+        "grpo": "harness.recipes.grpo:RECIPE",
     },
     "task_kind": {
         # What each kind of task stores besides its scorers' metrics (harness.stats.metricspec.TaskKind).

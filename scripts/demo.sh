@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 start=$(date +%s)
 harness validate
 harness build models/demo.yaml
-harness run suites/mmlu_sample.yaml suites/brand_voice.yaml suites/production.yaml --models models/demo.yaml
+harness run suites/mmlu_sample.yaml suites/brand_voice.yaml suites/production.yaml suites/safety.yaml --models models/demo.yaml
 # int8's answers move with the batch they are scored in: measure how far, so the gate can say when
 # a margin lies inside that band
 harness noise suites/mmlu_sample.yaml --models models/demo.yaml --variant brand-dpo-int8

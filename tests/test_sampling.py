@@ -111,3 +111,34 @@ def test_a_judge_of_a_several_draw_task_is_refused():
     judge = {"name": "j", "type": "judge", "grading": "single", "of": "g"}
     with pytest.raises(ValidationError, match="a judge grades one output per item"):
         SuiteSpec.model_validate({"name": "s", "tasks": [gen, judge]})
+
+
+def test_draft_diversity_is_scored_and_a_collapsed_variant_is_caught(tmp_path, capsys):
+    """Three drafts per brief: a variant that returns one draft three times scores distinct-2
+    near a third of a variant with three different drafts, self-BLEU 1.0, and fails a rule
+    holding it to its parent."""
+    from harness.analysis.diversity import distinct, self_bleu
+
+    suite = _draw_suite(tmp_path, "{max_new_tokens: 12, temperature: 0.8, n: 3}")
+    write(tmp_path / "d.jsonl", "".join(json.dumps({"id": f"i{k}", "topic": f"t{k}", "tweet": "yes"}) + "\n" for k in range(30)))
+    store = str(tmp_path / "h.duckdb")
+    drafts = {"base": ["fresh roast on the bar today", "come in from the rain for a warm cup",
+                       "our new pastry pairs with a flat white"],
+              "tuned": ["come in from the rain for a warm cup"] * 3}
+    for name, outputs in drafts.items():
+        models = write(tmp_path / f"{name}.yaml", f"base: {{name: {name}, source: fake, options: {{outputs: {json.dumps(outputs)}}}}}\n")
+        assert main(["run", str(suite), "--models", str(models), "--store", store]) == 0
+    con = duckdb.connect(store, read_only=True)
+    means = dict(con.execute("""SELECT r.variant || '/' || s.metric, avg(s.value) FROM scores s JOIN runs r USING (run_id)
+                                WHERE s.scorer = 'diversity' GROUP BY 1""").fetchall())
+    con.close()
+    assert means["base/distinct_2"] == pytest.approx(1.0) and means["tuned/distinct_2"] == pytest.approx(1 / 3)
+    assert means["tuned/self_bleu"] == pytest.approx(1.0) and means["base/self_bleu"] < 0.2
+    assert distinct(["a b", "a b"], 1) == 0.5 and self_bleu(["only one"]) is None
+    report = write(tmp_path / "r.yaml", "title: t\nvariants: [base, tuned]\nstatistics: {resamples: 300}\ngate:\n"
+                   "  - {name: drafts stay diverse, kind: non_inferiority, variant: tuned, baseline: base, task: t, metric: distinct_2,"
+                   " margin: 0.1}\n")
+    capsys.readouterr()
+    code = main(["gate", str(report), "--store", store])
+    out = capsys.readouterr().out
+    assert code == 1 and "FAIL         drafts stay diverse" in out, out

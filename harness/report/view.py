@@ -30,6 +30,7 @@ from harness.report.gate import Verdict, evaluate_gate, needed_words
 from harness.report.trends import trend_view
 from harness.review.audit import agreement
 from harness.review.calibration import calibrated
+from harness.review.outcomes import outcome_view
 from harness.review.rubric import rating_agreement, review_agreement
 from harness.stats.clusters import clustered_paired_test, is_clustered
 from harness.stats.hypothesis import holm, mde, paired_binary_counts, paired_test, two_sided
@@ -180,6 +181,8 @@ class ReportView:
     fidelity: list[dict] = field(default_factory=list)
     """Per variant and task: how far it drifted from its parent (agreement, flips, KL; exact
     match and ROUGE-L against the parent's outputs)."""
+    outcomes: dict | None = None
+    """Online outcomes of published drafts (harness.review.outcomes), when any were imported."""
     trends: list[dict] = field(default_factory=list)
     """The report's `trends:`: a metric per variant over dated runs or tags, with control limits
     and change points (harness.report.trends)."""
@@ -256,7 +259,7 @@ def build_view(store: Store, spec: ReportSpec, where: str = "report") -> ReportV
         + unpaired(store, spec, [t.task for t in tasks]),
         verdicts=gate.verdicts if gate else [], gate_status=gate.status if gate else None, contamination=contamination,
         fidelity=fidelity, deltas=deltas, summary=summary, forest=forest,
-        trends=[trend_view(store, spec, t) for t in spec.trends])
+        trends=[trend_view(store, spec, t) for t in spec.trends], outcomes=outcome_view(store, spec.variants, st.confidence))
 
 
 def _contamination(store: Store, spec: ReportSpec, tasks: list[TaskView]) -> list[dict]:

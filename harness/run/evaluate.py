@@ -22,6 +22,8 @@ from pathlib import Path
 from harness import __version__
 from harness.analysis import fidelity
 from harness.analysis.contamination import CONTAMINATION_METRICS, check_rows, index_for
+from harness.analysis.diversity import DIVERSITY_METRICS
+from harness.analysis.recitation import RECITATION_METRICS, RecitationIndex, recitation_index, recitation_rows
 from harness.backends.replay import ReplayBackend
 from harness.hashing import eval_libraries, git_commit, library_versions, stable_hash
 from harness.judge.open import local_judge_model, open_judge
@@ -175,11 +177,12 @@ def _evaluate_variant(store: Store, plan: RunPlan, name: str, ray: distributed.R
             key = run_key(t.task, t.seed, **identity)
             if isinstance(opened, distributed.Replicas):
                 out.append(reuse_or_run(store, key, plan.force, name, t.task, lambda t=t, key=key: _run_on_replicas(
-                    store, opened, name, model.key, t, key, plan.force, _checker(t, trained_on), chat)))
+                    store, opened, name, model.key, t, key, plan.force, _checker(t, trained_on), chat, _reciter(t, trained_on))))
             else:
                 pool = pool_key(t.task, t.seed, **identity) if t.task.partial and t.task.spec.type in POOLED_KINDS else None
                 out.append(reuse_or_run(store, key, plan.force, name, t.task, lambda t=t, key=key, pool=pool: _run_task(
-                    store, opened.for_task(t), name, model.key, t, key, plan.force, _checker(t, trained_on), chat, pool=pool)))
+                    store, opened.for_task(t), name, model.key, t, key, plan.force, _checker(t, trained_on), chat, pool=pool,
+                    reciter=_reciter(t, trained_on))))
     finally:
         opened.close()
     return out
@@ -195,6 +198,15 @@ def _evaluate_answer_set(store: Store, plan: RunPlan, answer_set) -> list[TaskOu
             store, backend, answer_set.name, backend.key, t, key, plan.force, _checker(t, []))))
     log.info("answer set %s (%s): %d task(s)", answer_set.name, answer_set.path, len(out))
     return out
+
+
+def _reciter(task: PlannedTask, trained_on: list) -> RecitationIndex | None:
+    """The training data a generation task's outputs are checked against for repeated text and
+    leaked identifiers (the variant's lineage; none for a base model), unless the task's
+    contamination check is off."""
+    if task.task.spec.type != "generation" or not task.contamination.spec.enabled:
+        return None
+    return recitation_index(trained_on)
 
 
 def _checker(task: PlannedTask, trained_on: list):
@@ -296,7 +308,8 @@ def _served(task: PreparedTask, chat: ChatPlan) -> PreparedTask:
 
 
 def _run_on_replicas(store: Store, replicas: distributed.Replicas, variant: str, variant_key: str, planned: PlannedTask,
-                     run_key: str, force: bool = False, checker=None, chat: ChatPlan = OFF) -> TaskOutcome:
+                     run_key: str, force: bool = False, checker=None, chat: ChatPlan = OFF,
+                     reciter: RecitationIndex | None = None) -> TaskOutcome:
     """Run one task on a model's Ray replicas: its items in shards, committed to the checkpoint
     as each returns, then the run written from them exactly as a single process writes it (or,
     for a kind whose units are not items, the whole task on one replica)."""
@@ -306,15 +319,15 @@ def _run_on_replicas(store: Store, replicas: distributed.Replicas, variant: str,
     if distributed.sharded(planned.task.spec.type):
         info, stats = replicas.fill(store, served, planned.seed, run_id, run_key, force)
         backend = distributed.FromReplicas(replace(info, details={**info.details, "ray": stats.record()}))
-        return _run_task(store, backend, variant, variant_key, planned, run_key, False, checker, chat, run_id)
+        return _run_task(store, backend, variant, variant_key, planned, run_key, False, checker, chat, run_id, reciter=reciter)
     info, rows = replicas.whole(store, served, planned.seed, run_id, run_key, force)
     return _run_task(store, distributed.FromReplicas(info), variant, variant_key, planned, run_key, False, checker, chat,
-                     run_id, rows)
+                     run_id, rows, reciter=reciter)
 
 
 def _run_task(store: Store, backend, variant: str, variant_key: str, planned: PlannedTask, run_key: str,
               force: bool = False, checker=None, chat: ChatPlan = OFF, run_id: str | None = None,
-              computed: KindRows | None = None, pool: str | None = None) -> TaskOutcome:
+              computed: KindRows | None = None, pool: str | None = None, reciter: RecitationIndex | None = None) -> TaskOutcome:
     """Run one task on an opened backend and store it in one transaction. With a chat template,
     the model is served the templated prompts (stored as each sample's prompt); the items'
     identity (content, data and prompt hashes) stays the plain task's. `computed`: the kind's
@@ -337,14 +350,20 @@ def _run_task(store: Store, backend, variant: str, variant_key: str, planned: Pl
     if checker is not None:
         samples, extra = check_rows(run_id, samples, task.samples, checker)
         scores += extra
+    if reciter is not None:
+        samples, extra = recitation_rows(run_id, samples, reciter)
+        scores += extra
     wall = ckpt.wall_s()
     if pool is not None:
         ckpt.flush()  # every unit this run computed is a checkpoint row, so the pool can keep it
     info = backend.info
-    last = {m.name for m in CONTAMINATION_METRICS}  # listed after the task's own metrics
+    last = {m.name for m in CONTAMINATION_METRICS + RECITATION_METRICS + DIVERSITY_METRICS}  # after the task's own metrics
+    drafts = getattr(getattr(spec, "generation", None), "n", 1) > 1
     metric_order = ([m.name for m in kind.metrics if m.name not in last] + [m.name for _, s in scorers for m in s.metrics
                                                                             if m.level == "item"]
-                    + ([m.name for m in CONTAMINATION_METRICS] if checker is not None else []))
+                    + ([m.name for m in CONTAMINATION_METRICS] if checker is not None else [])
+                    + ([m.name for m in RECITATION_METRICS] if reciter is not None else [])
+                    + ([m.name for m in DIVERSITY_METRICS] if drafts else []))
     run = RunRow(run_id=run_id, run_key=run_key, suite=task.suite, suite_hash=suite_hash, task=spec.name, task_type=spec.type,
                  metrics=json.dumps(metric_order),
                  variant=variant, variant_key=variant_key, backend=info.name, device=info.device, dtype=info.dtype,

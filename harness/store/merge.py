@@ -22,7 +22,7 @@ RUN_TABLES = ("samples", "scores", "judgments", "run_stats", "audit_labels", "fi
 """Tables whose rows belong to a run (by run_id): copied with the run."""
 KEYED_TABLES = {"variants": "variant_key", "judge_cache": "cache_key"}
 """Tables merged by their key: a key already in the target keeps the target's row."""
-ROW_TABLES = ("noise_bands",)
+ROW_TABLES = ("noise_bands", "outcomes")
 """Tables merged row by row: identical rows once."""
 
 

@@ -338,4 +338,27 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "018_outcomes",
+        r"""
+        -- Online outcomes of published drafts (`harness outcomes import`): one row per post, keyed
+        -- by the file it came from and its line; a re-import of the same file replaces its rows.
+        CREATE TABLE outcomes (
+            source         VARCHAR NOT NULL,
+            line           INTEGER NOT NULL,
+            variant        VARCHAR NOT NULL,
+            item_id        VARCHAR,
+            impressions    DOUBLE NOT NULL,
+            likes          DOUBLE,
+            reposts        DOUBLE,
+            replies        DOUBLE,
+            used           BOOLEAN,            -- used without heavy edits
+            edit_seconds   DOUBLE,
+            draft          VARCHAR,
+            published      VARCHAR,
+            imported_at    TIMESTAMP NOT NULL,
+            PRIMARY KEY (source, line)
+        );
+        """,
+    ),
 ]

@@ -11,6 +11,8 @@ from typing import cast
 
 from harness.analysis import fidelity
 from harness.analysis.contamination import CONTAMINATION_METRICS
+from harness.analysis.diversity import DIVERSITY_METRICS, diversity_rows
+from harness.analysis.recitation import RECITATION_METRICS
 from harness.analysis.sequence_kl import store_sequence_kl
 from harness.backends.base import REPLAY, Generation, GenerationConfig, token_count_note
 from harness.config.suite import GenerationTask
@@ -28,7 +30,7 @@ from harness.tasks.scoring import score_sample
 def rows(backend, task, run: TaskRun) -> KindRows:
     """A sample row per output (per turn for multi-turn items) with its accounting, and its scores.
     With `generation.n` > 1, each item's draws are scored one by one and kept in its details; the
-    item's score is their aggregate (mean, max, min)."""
+    item's score is their aggregate (mean, max, min), and the draws' diversity is scored too."""
 
     g = task.spec.generation
     config = GenerationConfig(g.max_new_tokens, g.temperature, g.top_p, tuple(g.stop), g.batch_size, run.seed, g.top_k,
@@ -39,6 +41,7 @@ def rows(backend, task, run: TaskRun) -> KindRows:
     for s, out, extra in generated:
         if g.n > 1:
             score_rows, scored, extra = score_draws(run.run_id, s, out, run.scorers, g.aggregate)
+            score_rows += diversity_rows(run.run_id, s.id, [o.text for o in out])
             out = out[0]
         else:
             score_rows, scored = score_sample(run.run_id, s, out, run.scorers)
@@ -159,6 +162,6 @@ def _render_turns(task: GenerationTask, rec: Record, sid: str, where: str) -> Sa
     return Sample(sid, rendered[0], turns=rendered, references=references, fields=dict(rec.fields))
 
 
-KIND = TaskKind("generation", "outputs generated and scored by the task's scorers", metrics=CONTAMINATION_METRICS,
+KIND = TaskKind("generation", "outputs generated and scored by the task's scorers", metrics=CONTAMINATION_METRICS + RECITATION_METRICS + DIVERSITY_METRICS,
                 run_metrics=(*fidelity.GENERATION_METRICS, fidelity.SEQUENCE_KL), rows=rows, contamination=True,
                 after_run=(store_sequence_kl,), render=render, shardable=True)
