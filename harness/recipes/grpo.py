@@ -20,11 +20,8 @@ from harness.config.loader import Strict
 from harness.diagnostics.lora_rank import adapter_rank_report
 from harness.errors import ConfigError
 from harness.models.reward_model import load_reward_model
-from harness.models.tokenizers import load_tokenizer
-from harness.progress import progress_enabled
 from harness.recipes import BuildContext, BuildResult, Recipe, resolve_data_path
-from harness.recipes.common import LossLogger, load_parent_for_training
-from harness.recipes.rloo import RlooDataSpec, RlooTrainingSpec, _prompts
+from harness.recipes.rloo import RlooDataSpec, RlooTrainingSpec, _device, _prompts, train_online
 from harness.recipes.sft_lora import LoraSpec
 from harness.scorers.rubric import load_rubric, run_check
 
@@ -64,13 +61,6 @@ def _rubric_checks(cfg: GrpoConfig, ctx: BuildContext, where: str):
 
 
 def _build(ctx: BuildContext) -> BuildResult:
-    import torch
-    from datasets import Dataset
-    from peft import LoraConfig
-    from transformers import PrinterCallback
-    from trl import GRPOConfig as TrlGRPOConfig
-    from trl import GRPOTrainer
-
     cfg: GrpoConfig = ctx.config
     tcfg = cfg.training
     where = f"{ctx.models_path}: {ctx.variant}.config"
@@ -96,26 +86,8 @@ def _build(ctx: BuildContext) -> BuildResult:
 
         model_reward.__name__ = f"reward_{cfg.reward.reward_model}"
         rewards.append(model_reward)
-    tokenizer = load_tokenizer(ctx.parent.base_dir)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    use_cpu = not torch.cuda.is_available()
-    args = TrlGRPOConfig(
-        output_dir=str(ctx.output_dir / "trainer"), max_steps=tcfg.max_steps, per_device_train_batch_size=tcfg.batch_size,
-        gradient_accumulation_steps=tcfg.gradient_accumulation_steps, learning_rate=tcfg.learning_rate,
-        logging_steps=tcfg.logging_steps, seed=tcfg.seed, data_seed=tcfg.seed, beta=tcfg.beta,
-        num_generations=tcfg.num_generations, max_completion_length=tcfg.max_completion_length,
-        temperature=tcfg.temperature, top_p=1.0, top_k=0, use_cpu=use_cpu, bf16=False, report_to="none",
-        save_strategy="no", disable_tqdm=not progress_enabled(), dataloader_num_workers=0, max_grad_norm=cfg.max_grad_norm)
-    lora = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
-                      target_modules=cfg.lora.target_modules, task_type="CAUSAL_LM")
-    logger = LossLogger(tcfg.max_steps, ctx.variant)
     try:
-        trainer = GRPOTrainer(model=load_parent_for_training(ctx.parent), reward_funcs=rewards, args=args,
-                              train_dataset=Dataset.from_list([{"prompt": p} for p in prompts]), processing_class=tokenizer,
-                              peft_config=lora, callbacks=[logger])
-        trainer.remove_callback(PrinterCallback)
-        out = trainer.train()
+        trainer, out, logger = train_online(ctx, cfg.lora, tcfg, rewards, prompts, "grpo", max_grad_norm=cfg.max_grad_norm)
     finally:
         if rm is not None:
             rm.close()
@@ -130,7 +102,7 @@ def _build(ctx: BuildContext) -> BuildResult:
                "kl_last": kls[-1] if kls else None}
     metrics["lora_rank"] = adapter_rank_report(ctx.output_dir)
     return BuildResult(artifact="adapter", trainable_params=int(trainable), total_params=int(total),
-                       train_curve=logger.curve, metrics=metrics, device="cpu" if use_cpu else "cuda")
+                       train_curve=logger.curve, metrics=metrics, device=_device())
 
 
 RECIPE = Recipe(name="grpo", config_model=GrpoConfig, build=_build,

@@ -91,12 +91,6 @@ def _prompts(cfg: RlooConfig, ctx: BuildContext, where: str) -> list[str]:
 
 
 def _build(ctx: BuildContext) -> BuildResult:
-    import torch
-    from datasets import Dataset
-    from peft import LoraConfig
-    from transformers import PrinterCallback
-    from trl import RLOOConfig, RLOOTrainer
-
     cfg: RlooConfig = ctx.config
     tcfg = cfg.training
     where = f"{ctx.models_path}: {ctx.variant}.config"
@@ -113,26 +107,8 @@ def _build(ctx: BuildContext) -> BuildResult:
         return rm.score([p + c for p, c in zip(prompts, completions)])
 
     brand_reward.__name__ = f"reward_{cfg.reward.model}"
-    tokenizer = load_tokenizer(ctx.parent.base_dir)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    use_cpu = not torch.cuda.is_available()
-    args = RLOOConfig(
-        output_dir=str(ctx.output_dir / "trainer"), max_steps=tcfg.max_steps, per_device_train_batch_size=tcfg.batch_size,
-        gradient_accumulation_steps=tcfg.gradient_accumulation_steps, learning_rate=tcfg.learning_rate,
-        logging_steps=tcfg.logging_steps, seed=tcfg.seed, data_seed=tcfg.seed, beta=tcfg.beta,
-        num_generations=tcfg.num_generations, max_completion_length=tcfg.max_completion_length,
-        temperature=tcfg.temperature, top_p=1.0, top_k=0, use_cpu=use_cpu, bf16=False, report_to="none",
-        save_strategy="no", disable_tqdm=not progress_enabled(), dataloader_num_workers=0)
-    lora = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
-                      target_modules=cfg.lora.target_modules, task_type="CAUSAL_LM")
-    logger = LossLogger(tcfg.max_steps, ctx.variant)
     try:
-        trainer = RLOOTrainer(model=load_parent_for_training(ctx.parent), reward_funcs=brand_reward, args=args,
-                              train_dataset=Dataset.from_list([{"prompt": p} for p in prompts]), processing_class=tokenizer,
-                              peft_config=lora, callbacks=[logger])
-        trainer.remove_callback(PrinterCallback)
-        out = trainer.train()
+        trainer, out, logger = train_online(ctx, cfg.lora, tcfg, [brand_reward], prompts, "rloo")
     finally:
         rm.close()
     trainer.model.save_pretrained(str(ctx.output_dir))
@@ -147,7 +123,49 @@ def _build(ctx: BuildContext) -> BuildResult:
 
     metrics["lora_rank"] = adapter_rank_report(ctx.output_dir)
     return BuildResult(artifact="adapter", trainable_params=int(trainable), total_params=int(total),
-                       train_curve=logger.curve, metrics=metrics, device="cpu" if use_cpu else "cuda")
+                       train_curve=logger.curve, metrics=metrics, device=_device())
+
+
+def _device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def train_online(ctx: BuildContext, lora_spec: LoraSpec, tcfg: RlooTrainingSpec, rewards: list, prompts: list[str], kind: str,
+                 **extra):
+    """Train a LoRA on the parent with trl's online trainer `kind` (rloo or grpo): sample
+    `num_generations` completions per prompt, reward them with `rewards`, penalise beta x KL to
+    the parent. Returns (trainer, train output, the loss logger with the curve)."""
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import PrinterCallback
+
+    if kind == "rloo":
+        from trl import RLOOConfig as TrainerConfig
+        from trl import RLOOTrainer as Trainer
+    else:
+        from trl import GRPOConfig as TrainerConfig  # type: ignore[assignment]
+        from trl import GRPOTrainer as Trainer  # type: ignore[assignment]
+    tokenizer = load_tokenizer(ctx.parent.base_dir)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    args = TrainerConfig(
+        output_dir=str(ctx.output_dir / "trainer"), max_steps=tcfg.max_steps, per_device_train_batch_size=tcfg.batch_size,
+        gradient_accumulation_steps=tcfg.gradient_accumulation_steps, learning_rate=tcfg.learning_rate,
+        logging_steps=tcfg.logging_steps, seed=tcfg.seed, data_seed=tcfg.seed, beta=tcfg.beta,
+        num_generations=tcfg.num_generations, max_completion_length=tcfg.max_completion_length,
+        temperature=tcfg.temperature, top_p=1.0, top_k=0, use_cpu=not torch.cuda.is_available(), bf16=False, report_to="none",
+        save_strategy="no", disable_tqdm=not progress_enabled(), dataloader_num_workers=0, **extra)
+    lora = LoraConfig(r=lora_spec.r, lora_alpha=lora_spec.alpha, lora_dropout=lora_spec.dropout,
+                      target_modules=lora_spec.target_modules, task_type="CAUSAL_LM")
+    logger = LossLogger(tcfg.max_steps, ctx.variant)
+    trainer = Trainer(model=load_parent_for_training(ctx.parent), reward_funcs=rewards, args=args,
+                      train_dataset=Dataset.from_list([{"prompt": p} for p in prompts]), processing_class=tokenizer,
+                      peft_config=lora, callbacks=[logger])
+    trainer.remove_callback(PrinterCallback)
+    return trainer, trainer.train(), logger
 
 
 RECIPE = Recipe(name="rloo", config_model=RlooConfig, build=_build,
