@@ -773,6 +773,10 @@ def cmd_gate(args) -> int:
         raise ConfigError(f"{args.report}: no gate rules",
                           hint="add a `gate:` list, e.g. - {variant: my-sft, task: mmlu, metric: acc, baseline: base, max_drop: 0.02}")
     with open_store(args.store, read_only=True) as store:
+        if args.tag:  # a tag that can't be set is exit 2 before any verdict or file is written
+            from harness.store.tags import check_new_tag
+
+            check_new_tag(store, args.tag)
         result = evaluate_gate(store, spec)
     colour = use_colour(sys.stdout)
     for v in result.verdicts:

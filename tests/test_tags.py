@@ -80,6 +80,10 @@ def test_the_gate_tags_what_it_passed_and_bad_tags_are_refused(tmp_path, capsys)
                   "gate:\n  - {variant: f, task: tweets, metric: rougeL, min: 0.5}\n")
     assert main(["gate", str(bound), "--store", store, "--tag", "v1.0"]) == 0
     assert "tagged v1.0: 1 runs of f" in capsys.readouterr().out
+    capsys.readouterr()
+    junit = tmp_path / "g.xml"
+    assert main(["gate", str(bound), "--store", store, "--tag", "v1.0", "--junit", str(junit)]) == 2  # taken: nothing written
+    assert "tag v1.0 already names 1 runs" in capsys.readouterr().err and not junit.exists()
     assert main(["tag", str(bound), "bad tag!", "--store", store]) == 2
     assert "use 1-64 letters" in capsys.readouterr().err
     other = write(tmp_path / "o.yaml", "title: t\nvariants: [g]\n")

@@ -19,9 +19,8 @@ from pydantic import Field
 from harness.config.loader import Strict
 from harness.diagnostics.lora_rank import adapter_rank_report
 from harness.errors import ConfigError
-from harness.models.reward_model import load_reward_model
 from harness.recipes import BuildContext, BuildResult, Recipe, resolve_data_path
-from harness.recipes.rloo import RlooDataSpec, RlooTrainingSpec, _device, _prompts, train_online
+from harness.recipes.rloo import RlooDataSpec, RlooTrainingSpec, _device, _prompts, reward_model_reward, train_online
 from harness.recipes.sft_lora import LoraSpec
 from harness.scorers.rubric import load_rubric, run_check
 
@@ -76,15 +75,7 @@ def _build(ctx: BuildContext) -> BuildResult:
     rewards = [rubric_reward]
     rm = None
     if cfg.reward.reward_model:
-        rm_model = ctx.dependencies[cfg.reward.reward_model]
-        if rm_model.reward_head is None:
-            raise ConfigError(f"{where}.reward.reward_model: '{cfg.reward.reward_model}' is not a reward model (method: reward_model)")
-        rm = load_reward_model(rm_model)
-
-        def model_reward(prompts, completions, **_):
-            return rm.score([p + c for p, c in zip(prompts, completions)])
-
-        model_reward.__name__ = f"reward_{cfg.reward.reward_model}"
+        rm, model_reward = reward_model_reward(ctx, cfg.reward.reward_model, f"{where}.reward.reward_model")
         rewards.append(model_reward)
     try:
         trainer, out, logger = train_online(ctx, cfg.lora, tcfg, rewards, prompts, "grpo", max_grad_norm=cfg.max_grad_norm)

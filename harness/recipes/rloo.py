@@ -94,19 +94,10 @@ def _build(ctx: BuildContext) -> BuildResult:
     cfg: RlooConfig = ctx.config
     tcfg = cfg.training
     where = f"{ctx.models_path}: {ctx.variant}.config"
-    rm_model = ctx.dependencies[cfg.reward.model]
-    if rm_model.reward_head is None:
-        raise ConfigError(f"{where}.reward.model: '{cfg.reward.model}' is not a reward model (method: reward_model)")
     prompts = _prompts(cfg, ctx, where)
     if not prompts:
         raise ConfigError(f"{where}.data.path: no prompts")
-    rm = load_reward_model(rm_model)
-
-    def brand_reward(prompts, completions, **_):
-        # The reward scorer's own tokenisation (prompt + completion, cut from the left).
-        return rm.score([p + c for p, c in zip(prompts, completions)])
-
-    brand_reward.__name__ = f"reward_{cfg.reward.model}"
+    rm, brand_reward = reward_model_reward(ctx, cfg.reward.model, f"{where}.reward.model")
     try:
         trainer, out, logger = train_online(ctx, cfg.lora, tcfg, [brand_reward], prompts, "rloo")
     finally:
@@ -124,6 +115,21 @@ def _build(ctx: BuildContext) -> BuildResult:
     metrics["lora_rank"] = adapter_rank_report(ctx.output_dir)
     return BuildResult(artifact="adapter", trainable_params=int(trainable), total_params=int(total),
                        train_curve=logger.curve, metrics=metrics, device=_device())
+
+
+def reward_model_reward(ctx: BuildContext, name: str, where: str):
+    """(the loaded reward model, a trl reward function scoring prompt + completion with it, as
+    the `reward` scorer tokenises them); a ConfigError when `name` is not a reward model."""
+    model = ctx.dependencies[name]
+    if model.reward_head is None:
+        raise ConfigError(f"{where}: '{name}' is not a reward model (method: reward_model)")
+    rm = load_reward_model(model)
+
+    def reward(prompts, completions, **_):
+        return rm.score([p + c for p, c in zip(prompts, completions)])
+
+    reward.__name__ = f"reward_{name}"
+    return rm, reward
 
 
 def _device() -> str:

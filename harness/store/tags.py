@@ -21,6 +21,14 @@ def check_tag(tag: str) -> str:
     return tag
 
 
+def check_new_tag(store: Store, tag: str) -> None:
+    """A ConfigError unless `tag` is a valid name that names no runs yet."""
+    check_tag(tag)
+    existing = store.query("SELECT count(*) AS n FROM run_tags WHERE tag = ?", [tag])[0]["n"]
+    if existing:
+        raise ConfigError(f"tag {tag} already names {existing} runs", hint="pick a new tag, or --force to move it to these runs")
+
+
 def tag_runs(store: Store, tag: str, variants: list[str], tasks: list[str] | None = None, force: bool = False) -> list[dict]:
     """Tag the latest runs of `variants` (on `tasks`, default all) as `tag`; returns the tagged
     runs. A tag that names no run, or an existing tag without `force` (tags name releases:
@@ -32,9 +40,8 @@ def tag_runs(store: Store, tag: str, variants: list[str], tasks: list[str] | Non
     if not runs:
         raise ConfigError(f"tag {tag}: no runs of {', '.join(variants)}" + (f" on {', '.join(tasks)}" if tasks else "")
                           + " in the store", hint="evaluate them first (`harness run`)")
-    existing = store.query("SELECT count(*) AS n FROM run_tags WHERE tag = ?", [tag])[0]["n"]
-    if existing and not force:
-        raise ConfigError(f"tag {tag} already names {existing} runs", hint="pick a new tag, or --force to move it to these runs")
+    if not force:
+        check_new_tag(store, tag)
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     with store.transaction() as con:
         con.execute("DELETE FROM run_tags WHERE tag = ?", [tag])
