@@ -65,6 +65,30 @@ def make_tiny_model(path: Path, seed: int = 0, layers: int = 2) -> Path:
     return path
 
 
+def make_tiny_tweeter(path: Path, steps: int = 300, seed: int = 0) -> Path:
+    """The tiny model trained `steps` steps (batch 16, ~6 s) on the brand's training briefs and
+    tweets, so it samples tweet-like text (openers, hashtags, emoji) instead of near-uniform tokens:
+    a policy that RL can move in seconds."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    make_tiny_model(path, seed=seed)
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path)
+    rows = [json.loads(line) for line in (REPO / "data" / "brand" / "train.jsonl").read_text(encoding="utf-8").splitlines()]
+    texts = [f"Brief: {r['topic']}\nTweet: {r['tweet']}{tok.eos_token}" for r in rows]
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    draw = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        enc = tok([texts[i] for i in torch.randint(len(texts), (16,), generator=draw)], return_tensors="pt", padding=True)
+        labels = enc.input_ids.masked_fill(enc.attention_mask == 0, -100)
+        model(**enc, labels=labels).loss.backward()
+        opt.step()
+        opt.zero_grad()
+    model.save_pretrained(path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     return make_tiny_model(tmp_path_factory.mktemp("tiny") / "model")

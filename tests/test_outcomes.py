@@ -10,7 +10,7 @@ import random
 import duckdb
 
 from harness.cli import main
-from harness.review.outcomes import clopper_pearson, detectable_lift, edit_distance
+from harness.review.outcomes import clopper_pearson, compare_rates, compare_used, detectable_lift, edit_distance
 from tests.conftest import write
 
 SUITE = """
@@ -83,6 +83,10 @@ def test_outcomes_show_a_planted_lift_and_which_offline_metric_predicts_them(tmp
     a, b = view["variants"]
     assert b["rate"] > 1.8 * a["rate"] and b["rate_ci"][0] > a["rate_ci"][1]  # the lift, outside the noise
     assert 0 < a["detectable_lift"] < 1 and a["used"][0] == 26 / 40
+    assert a["vs_baseline"] is None and b["vs_baseline"]["baseline"] == "a"
+    assert b["vs_baseline"]["rate"]["verdict"] == "higher" and b["vs_baseline"]["rate"]["low"] > 0
+    assert b["vs_baseline"]["used"]["verdict"] == "cannot decide"  # the same 26 of 40 used on both sides
+    assert "higher than a" in html and "cannot decide" in html
     top = view["predictors"][0]
     assert top["metric"] in ("rougeL", "rouge1", "rouge2") and top["rho"].low > 0.3  # pooled over both variants, b lifted
     rubric = next(p for p in view["predictors"] if p["metric"] == "rubric")
@@ -118,3 +122,32 @@ def test_the_helpers():
     # 20 posts per arm with a per-post rate of 5% +- 1%: (1.96 + 0.84) x 0.0103 x sqrt(2/20) / 0.05, an 18% relative lift
     rates = [0.05 + 0.01 * (1 if i % 2 else -1) for i in range(20)]
     assert 0.17 < detectable_lift(rates, 20) < 0.19
+
+
+def test_the_online_comparison_holds_its_error_rate_where_a_pooled_test_would_not():
+    """Simulated A/B tests with no true difference: posts whose rates vary far more than their
+    impressions do (beta-distributed rates, 20 posts per arm, 2,000 impressions each). Welch's test
+    on per-post rates rejects about 5% of them; the pooled binomial test on summed counts, which
+    treats every impression as independent, rejects far more: the reason the report uses the
+    former. With a true 50% lift it decides most of the time."""
+    import numpy as np
+    from scipy.stats import norm
+
+    rng = np.random.default_rng(11)
+    sims, n, shown = 1000, 20, 2000
+
+    def arm(mean):
+        return rng.binomial(shown, rng.beta(4, 4 / mean - 4, size=n)) / shown
+
+    welch = pooled = power = 0
+    for _ in range(sims):
+        a, b = arm(0.04), arm(0.04)
+        welch += compare_rates(list(a), list(b))["verdict"] != "cannot decide"
+        p0, p1, p = a.mean(), b.mean(), (a.mean() + b.mean()) / 2
+        pooled += abs(p1 - p0) / np.sqrt(p * (1 - p) * 2 / (n * shown)) > norm.ppf(0.975)
+        power += compare_rates(list(a), list(arm(0.06)))["verdict"] == "higher"
+    assert 0.03 < welch / sims < 0.07, welch / sims
+    assert pooled / sims > 0.3, pooled / sims
+    assert power / sims > 0.6, power / sims
+    assert compare_rates([0.1], [0.2, 0.3]) is None
+    assert compare_used((5, 40), (30, 40))["verdict"] == "higher" and compare_used((5, 40), (6, 40))["verdict"] == "cannot decide"

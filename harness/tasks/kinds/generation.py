@@ -41,7 +41,7 @@ def rows(backend, task, run: TaskRun) -> KindRows:
     for s, out, extra in generated:
         if g.n > 1:
             score_rows, scored, extra = score_draws(run.run_id, s, out, run.scorers, g.aggregate)
-            score_rows += diversity_rows(run.run_id, s.id, [o.text for o in out])
+            score_rows += diversity_rows(run.run_id, s.id, [o.text for o in out], g.draft_similarity)
             out = out[0]
         else:
             score_rows, scored = score_sample(run.run_id, s, out, run.scorers)
