@@ -2,10 +2,10 @@
 reader during a run cost, measured on the fake backend so only the harness's own work counts.
 
 - resume: `harness run` on a generation task is SIGKILLed at random points; per kill, the units
-  committed before it, the work the rerun asks of the backend, and the work lost (asked again
-  although it had finished: at most the units since the last commit).
-- checkpoint cost: the same task with one commit at the end, with the default policy (every 16
-  units, at most one commit a second) and with a commit every 16 units, side by side.
+  committed and journaled before it, the work the rerun asks of the backend, and the work redone
+  (asked twice: at most the batch in flight, since every finished unit is journaled at once).
+- checkpoint cost: the same task with one commit at the end, with the default policy (each unit
+  journaled, at most one commit a second) and with a commit every 16 units, side by side.
 - readers during a run: `harness list runs` and `harness gate`, run while a run writes.
 - flaky endpoint: a pairwise judge task against a loopback endpoint failing 30% of attempts with
   HTTP 503, 10% by stalling past the timeout and 5% with malformed bodies; plain reruns until
@@ -72,7 +72,7 @@ def _query(store: Path, sql: str):
 def resume(kills: int, n: int, seed: int) -> None:
     rng = random.Random(seed)
     print(f"\n## Resume after kill -9 (generation, {n} items, fake backend 50 ms/output, batch 8, default checkpoints)\n")
-    print("| kill | committed before | asked on resume | work not done | lost (redone) | rows after | duplicates |")
+    print("| kill | committed before | journaled before | asked on resume | redone (asked twice) | rows after | duplicates |")
     print("|---:|---:|---:|---:|---:|---:|---:|")
     for k in range(kills):
         with tempfile.TemporaryDirectory() as tmp:
@@ -86,19 +86,22 @@ def resume(kills: int, n: int, seed: int) -> None:
             proc.wait()
             asked_before = _asked(root)
             committed = _query(root / "h.duckdb", "SELECT count(*) FROM checkpoints WHERE unit <> '__wall_s__'")[0][0]
+            journal = root / "h.duckdb.journal"
+            journaled = len({json.loads(line)["unit"] for line in journal.read_text().splitlines()
+                             if line.endswith("}") and '"unit"' in line}) if journal.exists() else 0
             subprocess.run(args, env=ENV, check=True, capture_output=True)
             asked_resume = _asked(root) - asked_before
             rows = _query(root / "h.duckdb", "SELECT count(*), count(DISTINCT sample_id) FROM samples")[0]
-            lost = asked_before - committed
-            print(f"| {k + 1} | {committed} | {asked_resume} | {n - committed} | {lost} | {rows[0]} | {rows[0] - rows[1]} |")
+            redone = asked_before + asked_resume - n
+            print(f"| {k + 1} | {committed} | {journaled} | {asked_resume} | {redone} | {rows[0]} | {rows[0] - rows[1]} |")
 
 
 def checkpoint_cost(n: int, repeats: int) -> None:
     print(f"\n## Checkpoint cost (generation, {n} items, fake backend with no delay: only the harness's work)\n")
     print(f"| commits | wall (median of {repeats}) | commits made | cost per commit |")
     print("|---|---:|---:|---:|")
-    policies = (("one at the end", {"HARNESS_CHECKPOINT_ITEMS": str(10**9)}),
-                ("default: every 16 outputs, at most one a second", {}),
+    policies = (("one at the end", {"HARNESS_CHECKPOINT_ITEMS": str(10**9), "HARNESS_CHECKPOINT_SECONDS": str(10**9)}),
+                ("default: each output journaled, a commit at most once a second", {}),
                 ("every 16 outputs, no floor", {"HARNESS_CHECKPOINT_MIN_SECONDS": "0"}))
     base = None
     for label, env in policies:

@@ -1,3 +1,3 @@
 """harness: an evaluation-first benchmarking harness for fine-tuned language models."""
 
-__version__ = "0.9.0"
+__version__ = "0.10.0"

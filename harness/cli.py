@@ -364,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     _store_arg(p)
     p.set_defaults(func=cmd_card)
 
-    p = sub.add_parser("store", help="merge stores written on several machines, or rebuild one from a snapshot",
+    p = sub.add_parser("store", help="check, back up or merge stores, or rebuild one from a snapshot",
                        description="Combine results that several machines or CI jobs wrote into their own stores. Sources "
                                    "are only read (runs and readers on them go on); the target must be new.")
     store_sub = p.add_subparsers(dest="store_command", metavar="ACTION")
@@ -383,7 +383,31 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("snapshot", type=Path, help="the directory `harness export` wrote")
     i.add_argument("--into", type=Path, required=True, help="the new store to write (must not exist)")
     i.set_defaults(func=cmd_store_import)
+    c = store_sub.add_parser("check", help="read every row of every table; exit 2 'store is damaged' when one fails",
+                             description="Read the store in full (every table, every row, every block's checksum) and "
+                                         "compare the file's length with what its header declares. Exit 0 when it is "
+                                         "whole, 2 when it is damaged, naming the tables that no longer read.")
+    _store_arg(c)
+    c.set_defaults(func=cmd_store_check)
+    b = store_sub.add_parser("backup", help="write a consistent copy of the store to a new file while readers go on",
+                             description="Copy the store from one read-only snapshot into a new DuckDB file (written "
+                                         "under a temporary name, read back in full, then renamed). Readers go on "
+                                         "meanwhile; a run's next commit waits for the copy. A damaged store is refused.")
+    b.add_argument("out", type=Path, help="the new file to write (must not exist)")
+    _store_arg(b)
+    b.set_defaults(func=cmd_store_backup)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+    p = sub.add_parser("sql", help="your own read-only SQL on the store; waits out a run's commit instead of failing",
+                       description="Run one SQL query on a read-only connection to the store and print the rows. "
+                                   "While a run commits (well under a second at a time) the query waits for it "
+                                   "instead of failing with a lock conflict, as a plain duckdb.connect(read_only=True) "
+                                   "can; HARNESS_STORE_WAIT_S bounds the wait. Tables: runs, samples, scores, "
+                                   "judgments, variants, run_stats, ... (`harness sql \"SHOW TABLES\"`).")
+    p.add_argument("query", help="one SQL statement (reads only: the connection is read-only)")
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table", help="how to print the rows (default table)")
+    _store_arg(p)
+    p.set_defaults(func=cmd_sql)
 
     p = sub.add_parser("list", help="list variants, runs or registered components",
                        description="List what the store holds (variants with lineage, runs) or what is registered "
@@ -474,6 +498,11 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and closed: not an error of ours
         sys.stderr.close()
         return 0
+    except OSError as exc:  # after BrokenPipeError (an OSError too): a path the system refuses (too long, no permission)
+        # that no check caught is still the user's to fix, with its name, not a traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"Error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
 
 
 # -- commands ---------------------------------------------------------------------------------
@@ -875,7 +904,7 @@ def cmd_audit_import(args) -> int:
     from harness.review.audit import import_sheet
     from harness.store.db import open_store
 
-    with open_store(args.store) as store:
+    with open_store(args.store, create=False) as store:  # labels belong to stored runs: never a new store
         labelled, skipped = import_sheet(store, args.sheet)
     print(f"{labelled} human labels stored ({skipped} blank rows skipped)")
     return 0
@@ -885,7 +914,7 @@ def cmd_outcomes_import(args) -> int:
     from harness.review.outcomes import import_outcomes
     from harness.store.db import open_store
 
-    with open_store(args.store) as store:
+    with open_store(args.store, create=False) as store:  # labels belong to stored runs: never a new store
         n = import_outcomes(store, args.file)
     print(f"{n} posts' outcomes stored from {args.file}; `harness report` shows them per variant")
     return 0
@@ -906,7 +935,7 @@ def cmd_review_import(args) -> int:
     from harness.review.rubric import import_review
     from harness.store.db import open_store
 
-    with open_store(args.store) as store:
+    with open_store(args.store, create=False) as store:  # labels belong to stored runs: never a new store
         labelled, skipped = import_review(store, args.sheet)
     print(f"{labelled} human verdicts and ratings stored ({skipped} blank cells skipped)")
     return 0
@@ -969,6 +998,66 @@ def cmd_store_import(args) -> int:
     return 0
 
 
+def cmd_store_check(args) -> int:
+    from harness.store.db import duckdb_config, wait_seconds
+    from harness.store.integrity import DAMAGED_HINT, check_store
+    from harness.store.journal import Journal, journal_path
+
+    result = check_store(args.store, wait_seconds(), duckdb_config())
+    journal = journal_path(args.store)
+    if journal.is_file():
+        print(f"note: {journal.name} holds work an interrupted run finished but never committed "
+              f"({len(Journal(args.store).records())} records); the next run or build on this store takes it in")
+    for t in result.tables:
+        print(f"{'ok     ' if t.error is None else 'DAMAGED'} {t.table:22} " + (f"{t.rows:,} rows" if t.error is None else t.error))
+    if result.ok:
+        print(f"{args.store}: whole ({len(result.tables)} tables, {sum(t.rows or 0 for t in result.tables):,} rows read)")
+        return 0
+    bad = [t.table for t in result.tables if t.error]
+    print(f"Error: {args.store}: store is damaged ({result.problem or 'tables that no longer read: ' + ', '.join(bad)})", file=sys.stderr)
+    print(f"Hint: {DAMAGED_HINT}", file=sys.stderr)
+    return 2
+
+
+def cmd_store_backup(args) -> int:
+    from harness.store.db import duckdb_config, wait_seconds
+    from harness.store.integrity import backup_store
+
+    copy = backup_store(args.store, args.out, wait_seconds(), duckdb_config())
+    print(f"{args.out}: backup of {args.store} ({len(copy.tables)} tables, {sum(t.rows or 0 for t in copy.tables):,} rows, read back whole)")
+    return 0
+
+
+def cmd_sql(args) -> int:
+    import csv
+    import json
+
+    import duckdb
+
+    from harness.errors import ConfigError
+    from harness.store.db import open_store
+
+    with open_store(args.store, read_only=True) as store:
+        try:
+            cols, rows = store.read_sql(args.query)
+        except duckdb.Error as exc:  # the user's SQL: DuckDB's parser and binder errors are input errors
+            raise ConfigError(f"query: {str(exc).splitlines()[0]}", hint="check the SQL; `harness sql \"SHOW TABLES\"` lists the tables") from None
+    if args.format == "json":
+        print(json.dumps([dict(zip(cols, r)) for r in rows], default=str, indent=1))
+    elif args.format == "csv":
+        w = csv.writer(sys.stdout)
+        w.writerow(cols)
+        w.writerows(rows)
+    else:
+        shown = [[("" if v is None else str(v)) for v in r] for r in rows]
+        widths = [min(40, max([len(c)] + [len(r[i]) for r in shown])) for i, c in enumerate(cols)]
+        print("  ".join(c.ljust(w) for c, w in zip(cols, widths)))
+        for r in shown:
+            print("  ".join(v[:40].ljust(w) for v, w in zip(r, widths)))
+        print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    return 0
+
+
 def cmd_view(args) -> int:
     from harness.errors import ConfigError
     from harness.viewer.serve import serve
@@ -1013,8 +1102,7 @@ def cmd_card(args) -> int:
 
 
 def cmd_export(args) -> int:
-    import shutil
-
+    from harness.atomicfile import atomic_target
     from harness.errors import ConfigError
     from harness.store.db import open_store
 
@@ -1024,24 +1112,14 @@ def cmd_export(args) -> int:
                           hint="pass a new directory for the export")
     if args.variant and args.format != "lm-eval":
         raise ConfigError("--variant applies to --format lm-eval only (a Parquet snapshot holds the whole store)")
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        tmp.parent.mkdir(parents=True, exist_ok=True)
-        with open_store(args.store, read_only=True) as store:
+    with atomic_target(out, "export", hint="pass another directory", directory=True) as tmp:
+        with open_store(args.store, read_only=True) as store:  # a failed export leaves no half snapshot behind
             if args.format == "lm-eval":
                 from harness.interop.lm_eval_results import export
 
                 written = export(store, tmp, args.variant)
             else:
                 tables = store.export_parquet(tmp)
-        out.mkdir(parents=True, exist_ok=True)
-        for f in tmp.iterdir():  # whole files only: a failed export leaves no half snapshot behind
-            f.rename(out / f.name)
-    except OSError as exc:
-        raise ConfigError(f"{out}: cannot write the export: {exc.strerror or exc}", hint="pass another directory") from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     if args.format == "lm-eval":
         for w in written:
             print(f"{w.variant}: {out / w.results.relative_to(tmp)} and {len(w.samples)} samples file(s)")

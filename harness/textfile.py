@@ -7,10 +7,47 @@ from pathlib import Path
 
 from harness.errors import ConfigError
 
+MAX_DEPTH = 100
+"""Lists and mappings nested deeper than this in a user's file (YAML or JSON) are refused: no file
+harness reads nests past ten levels, and parsing, validating and hashing recurse, so a few thousand
+levels would exhaust Python's stack."""
+
+
+def nesting_depth(value: object) -> int:
+    """How deep lists and mappings nest in a parsed JSON value (a scalar: 0), without recursing."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list)):
+            deepest = max(deepest, depth)
+            stack.extend((c, depth + 1) for c in (node.values() if isinstance(node, dict) else node))
+    return deepest
+
+
+def is_file(path: Path) -> bool:
+    """path.is_file(), except that a path the system can't look up (a name longer than the file
+    system allows, a folder that can't be searched) is no file instead of an OSError."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # ValueError: a NUL in the path
+        return False
+
+
+def is_dir(path: Path) -> bool:
+    """path.is_dir(), with is_file's leniency."""
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):
+        return False
+
 
 def read_text(path: Path) -> str:
-    """The file's text. Not UTF-8 is a ConfigError with the byte offset, line and column."""
-    data = path.read_bytes()
+    """The file's text. Not UTF-8 is a ConfigError with the byte offset, line and column; a file
+    that can't be read (permissions, a name too long) a ConfigError saying why."""
+    try:
+        data = path.read_bytes()
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: cannot read the file ({getattr(exc, 'strerror', None) or exc})") from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -29,8 +66,22 @@ def read_csv_rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]
     import io
 
     reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
-    header = list(reader.fieldnames or [])
-    rows = []
+    try:
+        header = list(reader.fieldnames or [])
+        rows = list(_dict_rows(path, reader, header))
+    except csv.Error as exc:  # the DictReader's own line_num is updated after a row, the reader's as it reads
+        raise csv_error(path, reader.reader.line_num, exc) from None
+    return header, rows
+
+
+def csv_error(path: Path, line: int, exc: Exception) -> ConfigError:
+    """The ConfigError for what Python's csv reader refuses (a value over its size limit)."""
+    return ConfigError(f"{path}: line {line}: not readable as CSV ({exc})",
+                       hint="a quote that opens a value and is never closed makes the rest of the file one value; "
+                            "a quote inside a quoted value is written twice (\"\")")
+
+
+def _dict_rows(path: Path, reader, header: list[str]):
     for row in reader:
         if None in row:
             raise ConfigError(f"{path}: line {reader.line_num}, column {len(header) + 1}: more values than header columns ({len(header)})")
@@ -40,5 +91,4 @@ def read_csv_rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]
             raise ConfigError(f"{path}: line {reader.line_num}, column {i + 1} ({header[i]}): missing value "
                               f"(the header has {len(header)} columns, this row {i})",
                               hint="an empty value is written as an empty field between commas")
-        rows.append((reader.line_num, row))
-    return header, rows
+        yield reader.line_num, row

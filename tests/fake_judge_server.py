@@ -47,6 +47,8 @@ class FakeJudgeServer(LoopbackServer):
         self.flaky = flaky or {}
         self.rng = random.Random(self.flaky.get("seed", 0))
         self.requests: list[dict] = []
+        self.answered: list[tuple[float, str]] = []
+        """(time.time() when the reply was written, the call's user message) per successful reply."""
         self.attempts: dict[str, int] = {}
         self.lock = threading.Lock()
         server = self
@@ -98,6 +100,8 @@ class FakeJudgeServer(LoopbackServer):
                     self.send_header("Content-Length", str(len(data)))
                     self.end_headers()
                     self.wfile.write(data)
+                    self.wfile.flush()
+                    server.answered.append((time.time(), user))
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client timed out and left
 

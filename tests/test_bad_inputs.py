@@ -141,6 +141,11 @@ def populated(tmp_path_factory) -> Path:
     return root
 
 
+def _zero_middle(data: bytes) -> bytes:
+    """The store with every block after its headers zeroed (its rows' checksums no longer match)."""
+    return data[:12288] + bytes(len(data) - 12288)
+
+
 def _counts(store: Path) -> dict[str, int]:
     con = duckdb.connect(str(store), read_only=True)
     try:
@@ -342,9 +347,19 @@ CASES = [
     ("store-is-sqlite", lambda w: (sqlite3.connect(w.root / "lite.db").execute("CREATE TABLE t (x)"),
                                    w.run()[:-1] + [str(w.root / "lite.db")])[1], ["lite.db: is an SQLite database, not a DuckDB store"], True),
     ("store-is-truncated", lambda w: ((w.root / "cut.duckdb").write_bytes(w.store.read_bytes()[:5000]),
-                                      ["list", "runs", "--store", str(w.root / "cut.duckdb")])[1], ["cut.duckdb: not a DuckDB database"], True),
+                                      ["list", "runs", "--store", str(w.root / "cut.duckdb")])[1], ["cut.duckdb: store is damaged"], True),
+    ("store-is-truncated-to-half", lambda w: ((w.root / "half.duckdb").write_bytes(w.store.read_bytes()[:w.store.stat().st_size // 2]),
+                                              ["report", str(w.report), "--store", str(w.root / "half.duckdb"), "--out",
+                                               str(w.root / "r.html")])[1], ["half.duckdb: store is damaged", "truncated"], True),
+    ("store-run-on-a-half-store", lambda w: ((w.root / "half.duckdb").write_bytes(w.store.read_bytes()[:w.store.stat().st_size // 2]),
+                                             w.run()[:-1] + [str(w.root / "half.duckdb")])[1], ["half.duckdb: store is damaged"], True),
+    ("store-is-zero-filled", lambda w: ((w.root / "z.duckdb").write_bytes(bytes(w.store.stat().st_size)),
+                                        ["gate", str(w.report), "--store", str(w.root / "z.duckdb")])[1], ["z.duckdb: store is damaged"], True),
+    ("store-has-a-zeroed-block", lambda w: ((w.root / "zb.duckdb").write_bytes(_zero_middle(w.store.read_bytes())),
+                                            ["list", "runs", "--store", str(w.root / "zb.duckdb")])[1],
+     ["zb.duckdb: store is damaged", "checksum"], True),
     ("store-is-a-text-file", lambda w: (w.put("notes.txt", "hello\n"), ["gate", str(w.report), "--store", str(w.root / "notes.txt")])[1],
-     ["notes.txt: not a DuckDB database"], True),
+     ["notes.txt: store is damaged", "not a DuckDB database file"], True),
     ("store-below-a-file", lambda w: (w.put("afile", "x"), w.run()[:-1] + [str(w.root / "afile" / "h.duckdb")])[1],
      ["afile is a file, so no store can be created below it"], True),
     ("store-remote", lambda w: ["list", "runs", "--store", "md:shared_db"], ["md:shared_db: remote stores are refused"], True),

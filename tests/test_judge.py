@@ -15,6 +15,7 @@ from harness.judge.health import PairCall, cohen_kappa, logistic_fit, pairwise_h
 from harness.judge.parse import parse_dimensions, parse_rating, parse_verdict
 from harness.judge.prompts import load_judge_prompts
 from harness.judge.task import combine_orders, majority
+from harness.store.journal import Journal
 from tests.conftest import write
 from tests.fake_judge_server import FakeJudgeServer, always_first, prefers_marker
 
@@ -263,13 +264,58 @@ def test_kill_9_during_a_judge_batch_loses_only_the_calls_in_flight(judged):
         runs = con.execute("SELECT count(*) FROM runs WHERE task = 'vs_bad'").fetchone()[0]
         con.close()
         assert 0 < committed < 18 and runs == 0  # paid-for calls kept; no half-written judge run
+        journal = store.with_name(store.name + ".journal")  # replies in, not committed yet, at the kill
+        journaled = {r["judge"] for r in Journal(store).records() if "judge" in r}
+        assert len(journaled) >= committed
         srv.requests = []
         judged(srv.url, rc=0)
-        assert len(srv.requests) == 18 - committed
+        assert len(srv.requests) == 18 - len(journaled)  # every reply that arrived is kept, committed or not
+        assert not journal.exists()  # settled into the store
     con = duckdb.connect(str(store), read_only=True)
     n = con.execute("SELECT count(*) FROM judgments JOIN latest_runs USING (run_id) WHERE task = 'vs_bad'").fetchone()[0]
     con.close()
     assert n == 18
+
+
+def test_kills_at_random_moments_of_a_judge_batch_never_repeat_an_answered_call(judged, tmp_path):
+    """Kill -9 probes at seeded random moments of a judge batch (18 calls, 4 at a time, 0.25 s
+    each): every reply the server had written more than 50 ms before the kill is in the store or
+    its journal, and the rerun asks exactly the calls with no reply kept: 0 answered calls repeated."""
+    import os
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import REPO
+
+    rng = random.Random(30)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HARNESS_PROGRESS": "0"}
+    repeated, kept_total = [], 0
+    with FakeJudgeServer(prefers_marker(), delay_s=0.25) as srv:
+        for _ in range(4):
+            store = judged(srv.url, execute=False)
+            for leftover in (store, store.with_name(store.name + ".journal")):
+                leftover.unlink(missing_ok=True)
+            srv.requests, srv.answered = [], []
+            proc = subprocess.Popen([sys.executable, "-m", "harness", *judged.args], env=env,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            deadline = time.time() + 60
+            while not srv.requests and time.time() < deadline and proc.poll() is None:
+                time.sleep(0.005)
+            time.sleep(rng.uniform(0.05, 1.1))  # somewhere in the batch's ~1.25 s
+            os.kill(proc.pid, signal.SIGKILL)
+            killed_at = time.time()
+            proc.wait()
+            answered = {user for t, user in srv.answered if t < killed_at - 0.05}
+            srv.requests = []
+            judged(srv.url, rc=0)
+            asked_again = {r["messages"][-1]["content"] for r in srv.requests}
+            repeated.append(len(answered & asked_again))
+            kept_total += len(answered)
+    assert repeated == [0] * 4, repeated
+    assert kept_total > 0  # the kills landed after some replies
 
 
 def test_swap_item_with_one_failed_order_is_unjudged_not_decided_from_the_other(judged):

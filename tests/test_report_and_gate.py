@@ -95,8 +95,8 @@ def test_gate_four_verdicts_and_exit_codes(two_variants, capsys):
     assert main(["gate", unknown, "--store", store]) == 2
     assert "no runs of variant 'fake-typo'" in capsys.readouterr().out
     undeclared = report_file(ws, "  - {variant: fake-good, task: quiz, metric: accuracy, min: 0.1}")
-    assert main(["gate", undeclared, "--store", store]) == 2
-    assert "not a metric any scorer or task kind declares" in capsys.readouterr().out
+    assert main(["gate", undeclared, "--store", store]) == 2  # the one report-file check validate makes too
+    assert "gate[0].metric: unknown metric 'accuracy'" in capsys.readouterr().err
 
 
 def test_old_statistic_key_still_loads_and_is_reported_as_ignored(two_variants, capsys):
@@ -130,8 +130,10 @@ def gate_file(tmp_path, rules: str, variants="[base, cand]", stats="") -> str:
 
 
 def gate(tmp_path, rules: str, capsys, *extra, stats="") -> tuple[int, str]:
+    """Exit code and what the gate printed (stdout, then any error on stderr)."""
     code = main(["gate", gate_file(tmp_path, rules, stats=stats), "--store", str(tmp_path / "g.duckdb"), *extra])
-    return code, capsys.readouterr().out
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
 
 
 def test_worse_hallucination_rate_fails_non_inferiority_and_an_improvement_passes(tmp_path, capsys):
@@ -478,3 +480,21 @@ def test_a_p100_or_p0_rule_says_it_can_never_be_bounded():
     metric, params = resolve("latency_s_p10")
     both = TestOutcome(1.0, -m.inf, m.inf, m.nan, m.nan, 2, "exact binomial (order statistics)", "p10", m.nan)
     assert _items_needed(metric, params, both, 0.1, "between", 0.05, 0.8) == (29.0, True)  # the lower side needs 0.9^29 <= 0.05
+
+
+def test_every_command_that_reads_a_report_file_says_the_same_about_a_misspelt_metric(tmp_path, capsys):
+    """One check of report files: `validate`, `gate`, `report`, `plan` and `tag` give the same
+    error (file, field, suggestion) for a misspelt metric, exit 2, and write nothing."""
+    report = write(tmp_path / "r.yaml", "title: t\nvariants: [a]\ngate:\n  - {name: r, variant: a, task: t, metric: rougel, min: 0.1}\n")
+    store = tmp_path / "h.duckdb"
+    said = {}
+    for argv in (["validate", str(report)], ["gate", str(report), "--store", str(store)],
+                 ["report", str(report), "--store", str(store), "--out", str(tmp_path / "r.html")],
+                 ["plan", str(report), "--store", str(store)], ["tag", str(report), "v1", "--store", str(store)]):
+        assert main(argv) == 2, argv
+        captured = capsys.readouterr()
+        line = next(x for x in (captured.out + captured.err).splitlines() if "gate[0].metric" in x)
+        said[argv[0]] = line.split(f"{report}: ", 1)[1]
+    assert len(set(said.values())) == 1, said
+    assert "unknown metric 'rougel'. Did you mean 'rougeL'" in said["gate"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.yaml"]  # no store, no report, no temporary file

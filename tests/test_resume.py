@@ -72,6 +72,16 @@ def _units_asked(log: Path) -> int:
     return sum(int(line.split()[1]) for line in log.read_text().splitlines())
 
 
+def _journaled(store: Path) -> set[str]:
+    """The units a killed run journaled (whole lines only: a line cut short was in flight)."""
+    journal = store.with_name(store.name + ".journal")
+    if not journal.exists():
+        return set()
+    from harness.store.journal import Journal
+
+    return {r["unit"] for r in Journal(store).records() if "unit" in r}
+
+
 def _table_counts(store: Path) -> dict[str, int]:
     con = duckdb.connect(str(store), read_only=True)
     try:
@@ -110,8 +120,10 @@ def test_kill_9_mid_task_then_resume_asks_only_the_rest(tmp_path, kind):
     counts = _table_counts(store)
     assert counts["runs"] == counts["samples"] == counts["scores"] == 0  # no report sees a half task
     con = duckdb.connect(str(store), read_only=True)
-    stored = [u for (u,) in con.execute("SELECT unit FROM checkpoints WHERE unit <> '__wall_s__'").fetchall()]
+    committed = {u for (u,) in con.execute("SELECT unit FROM checkpoints WHERE unit <> '__wall_s__'").fetchall()}
     con.close()
+    stored = sorted(committed | _journaled(store))  # committed, or journaled and not committed yet
+    assert committed <= set(stored)
     assert 0 < len(stored) < UNITS[kind], "the kill was not mid-task"
 
     done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
@@ -282,3 +294,44 @@ def test_list_runs_names_interrupted_runs(tmp_path, capsys):
         store.checkpoint_put("somekey", [("i1", "{}"), ("i2", "{}"), ("__wall_s__", "3.0")])
     assert main(["list", "runs", "--store", str(tmp_path / "h.duckdb")]) == 0
     assert "1 task run(s) in progress or interrupted: 2 finished unit(s) checkpointed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("kind", ["generation", "multiple_choice"])
+def test_kills_at_random_moments_redo_at_most_the_items_in_flight(tmp_path, kind):
+    """Kill -9 probes at seeded random moments, with the default commit settings: of the work the
+    backend finished before the kill, at most what was in flight is done again (one batch of 2
+    prompts; one item's 3 options), because every finished item was journaled the moment it
+    finished; the rerun asks for exactly the items not kept, and the run has every item once."""
+    import random
+
+    rng = random.Random(31 if kind == "generation" else 32)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HARNESS_PROGRESS": "0"}
+    per_item, in_flight = {"generation": (1, 2), "multiple_choice": (3, 3)}[kind]
+    redone = []
+    for probe in range(4):
+        root = tmp_path / f"p{probe}"
+        suite, models, log = _workspace(root, kind, delay=0.03)
+        finished = root / "finished.log"
+        models.write_text(models.read_text().replace("call_log:", f"progress_log: '{finished}', call_log:"))
+        store = root / "h.duckdb"
+        args = [sys.executable, "-m", "harness", "run", str(suite), "--models", str(models), "--store", str(store)]
+        proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 60
+        while _units_asked(log) == 0 and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.005)
+        time.sleep(rng.uniform(0.05, 0.03 * WORK[kind] * 0.8))
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert proc.returncode == -signal.SIGKILL
+        done_before = len(finished.read_text().splitlines()) if finished.exists() else 0
+        journal = store.with_name(store.name + ".journal")
+        kept = _journaled(store)
+        asked_before = _units_asked(log)
+        rerun = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
+        assert rerun.returncode == 0, rerun.stderr
+        assert _units_asked(log) - asked_before == WORK[kind] - per_item * len(kept)  # every kept item reused
+        redone.append(done_before - per_item * len(kept))
+        counts = _table_counts(store)
+        assert counts["runs"] == 1 and counts["checkpoints"] == 0 and not journal.exists()
+        assert counts["samples"] == N_ITEMS
+    assert all(0 <= r <= in_flight for r in redone), redone

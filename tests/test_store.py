@@ -66,8 +66,8 @@ def _sqlite(path):
 @pytest.mark.parametrize("make, message, hint", [
     (lambda p: p.mkdir(), "is a directory, not a store file", "pass a file path"),
     (lambda p: _sqlite(p), "is an SQLite database, not a DuckDB store", "--store"),
-    (lambda p: p.write_bytes(b"\x00" * 4096), "not a DuckDB database (or a truncated one)", "move this file away"),
-    (lambda p: p.write_bytes(b"DUCK"), "not a DuckDB database (or a truncated one)", "move this file away"),
+    (lambda p: p.write_bytes(b"\x00" * 4096), "store is damaged (not a DuckDB database file", "start a new store"),
+    (lambda p: p.write_bytes(b"DUCK"), "store is damaged (not a DuckDB database file", "start a new store"),
 ])
 def test_store_paths_that_are_not_stores(tmp_path, capsys, make, message, hint):
     from harness.cli import main

@@ -34,7 +34,9 @@ class FakeBackend:
     - latencies: scripted per-output latencies in seconds, cycling (reported, not slept, so
       latency statistics are exact in tests); time to first token is reported as 10% of it;
     - call_log: a file each generate/loglikelihood call appends a line to (`generate 8`), so the
-      backend work of several processes (a killed run and its resume) can be counted.
+      backend work of several processes (a killed run and its resume) can be counted;
+    - progress_log: a file each finished output or scored continuation appends a line to, so a
+      test can count the work finished before a kill (not just asked for).
     """
 
     outputs: list[str] | None = None
@@ -44,6 +46,7 @@ class FakeBackend:
     delay_s: float = 0.0
     latencies: list[float] | None = None
     call_log: str | None = None
+    progress_log: str | None = None
     name: str = "fake"
 
     def __post_init__(self):
@@ -67,6 +70,7 @@ class FakeBackend:
             else:
                 latency = time.perf_counter() - start
             results.append(Generation(text, len(prompt.split()), len(words), latency, 0.1 * latency, latency))
+            self._finished()
         if self.latencies:
             # A batch is served together: each caller waits for the slowest output of the batch.
             wait = max(r.request_latency_s or 0.0 for r in results) if results else 0.0
@@ -78,6 +82,11 @@ class FakeBackend:
         if self.call_log:
             with open(self.call_log, "a") as f:
                 f.write(f"{kind} {n}\n")
+
+    def _finished(self) -> None:
+        if self.progress_log:
+            with open(self.progress_log, "a") as f:
+                f.write("1\n")
 
     def _output_for(self, prompt: str) -> str:
         if self.responses:
@@ -105,6 +114,7 @@ class FakeBackend:
             if continuation.strip() in favour or continuation in favour:
                 lp += 10.0
             out.append(Loglikelihood(lp, lp > -1.5, max(1, len(continuation.split()))))
+            self._finished()
             if on_done is not None:
                 on_done({k: out[-1]})
         return out
@@ -117,5 +127,5 @@ def _open(model, options: dict) -> FakeBackend:
     return FakeBackend(name=model.name, **options)
 
 
-FACTORY = BackendFactory(_open, frozenset({"outputs", "responses", "default_output", "favour", "delay_s", "latencies", "call_log"}),
+FACTORY = BackendFactory(_open, frozenset({"outputs", "responses", "default_output", "favour", "delay_s", "latencies", "call_log", "progress_log"}),
                          "deterministic fake model (tests, dry runs)")

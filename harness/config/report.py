@@ -222,8 +222,11 @@ class ReportSpec(Strict):
 
 
 def load_report(path: Path | str) -> ReportSpec:
-    """Parse a report file."""
-    return load_model_file(ReportSpec, path)
+    """Parse and check a report file: the one check `validate`, `gate`, `report`, `plan`, `tag`
+    and `run --until-decided` all make, so each says the same thing about the same mistake."""
+    spec = load_model_file(ReportSpec, path)
+    check_rule_metrics(spec, path)
+    return spec
 
 
 def check_rule_metrics(spec: ReportSpec, path: Path | str) -> None:

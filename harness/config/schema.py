@@ -31,7 +31,8 @@ ENVIRONMENT = [
     ("HARNESS_PROGRESS", "1", "0 turns progress bars off (CI logs)."),
     ("HARNESS_CHECKPOINT_ITEMS", "16", "A running task commits finished items every this many..."),
     ("HARNESS_CHECKPOINT_MIN_SECONDS", "1", "...at most this often..."),
-    ("HARNESS_CHECKPOINT_SECONDS", "30", "...and at least this often (seconds)."),
+    ("HARNESS_CHECKPOINT_SECONDS", "1", "...and at least this often (seconds). Each finished item is also "
+     "journaled (`<store>.journal`) the moment it finishes, so a kill loses only the items in flight."),
     ("HARNESS_LLAMA_CPP_CONVERTER", "<venv>/share/harness/llama.cpp", "Where llama.cpp's `convert_hf_to_gguf.py` is (the `gguf` recipe)."),
     ("HF_HUB_OFFLINE, HF_DATASETS_OFFLINE", "1 (forced)", "Every harness command sets both to 1 unless they are set: nothing is "
      "downloaded at run time unless you allow it explicitly (e.g. `source: hub` with HF_HUB_OFFLINE=0)."),

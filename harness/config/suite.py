@@ -634,7 +634,8 @@ class JudgeTaskSpec(Strict):
 
 def _task_tag(value: Any) -> str:
     kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
-    return kind if kind in BUILTIN_TASK_MODELS or kind == "judge" else "plugin"
+    # Not a string (a list, a mapping): the plugin member reports it as an unknown task type
+    return kind if isinstance(kind, str) and (kind in BUILTIN_TASK_MODELS or kind == "judge") else "plugin"
 
 
 AnyTask = Annotated[

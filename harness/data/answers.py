@@ -10,12 +10,13 @@ from pathlib import Path
 
 from harness.data.loaders import read_jsonl_objects
 from harness.errors import ConfigError
+from harness.textfile import is_file
 
 
 def load_answer_file(path: Path, reference: bool = False) -> dict[str, tuple[str, ...]]:
     """item id (as a string) -> the answer of each turn. `reference`: a suite's reference-answer
     file (multi_turn.reference_answers), not an --answers file."""
-    if not path.is_file():
+    if not is_file(path):
         if reference:
             raise ConfigError(f"{path}: reference answers file not found (multi_turn.reference_answers)",
                               hint="the path is relative to the suite file")

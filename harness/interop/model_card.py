@@ -11,6 +11,7 @@ from pathlib import Path
 
 from harness import __version__
 from harness.analysis.metrics import summarize
+from harness.atomicfile import write_atomic
 from harness.errors import ConfigError, StoreError, require
 from harness.report.formatting import figure, size
 from harness.store.db import Store
@@ -124,14 +125,9 @@ def _cell(text: str) -> str:
 
 def write_card(card: Card, out: Path) -> Path:
     """README.md in `out` (a directory), written whole or not at all."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        tmp = out / "README.md.tmp"
-        tmp.write_text(card.text, encoding="utf-8")
-        tmp.replace(out / "README.md")
-    except OSError as exc:
-        raise ConfigError(f"{out}: cannot write the card: {exc.strerror or exc}", hint="pass another --out directory") from None
-    return out / "README.md"
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out}: is a file; the card is written into a directory", hint="pass another --out directory")
+    return write_atomic(out / "README.md", card.text, "card", hint="pass another --out directory")
 
 
 def upload_plan(card_path: Path, card: Card) -> list[tuple[str, Path]]:

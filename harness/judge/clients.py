@@ -74,14 +74,24 @@ class OpenAIJudge:
                    j.max_retries, j.backoff_s, seed)
 
     def judge_many(self, calls: list[JudgeCall], desc: str = "judge",
-                   on_reply: Callable[[int, JudgeReply], None] | None = None) -> list[JudgeReply]:
+                   on_reply: Callable[[int, JudgeReply], None] | None = None,
+                   on_arrival: Callable[[int, JudgeReply], None] | None = None) -> list[JudgeReply]:
         """One reply per call, in order. `on_reply(index, reply)` is called in this thread as each
-        call completes (the cache commits it there)."""
+        call completes (the cache commits it there); `on_arrival(index, reply)` in the worker
+        thread the moment the reply is in (the cache journals it there, so a reply that waits for
+        the commit of an earlier one is durable already)."""
         if not calls:
             return []
         replies: list[JudgeReply | None] = [None] * len(calls)
+
+        def one(i: int, call: JudgeCall) -> JudgeReply:
+            reply = self._one(call)
+            if on_arrival is not None:
+                on_arrival(i, reply)
+            return reply
+
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            futures = {pool.submit(self._one, call): i for i, call in enumerate(calls)}
+            futures = {pool.submit(one, i, call): i for i, call in enumerate(calls)}
             for future in progress(as_completed(futures), desc=desc, unit="call", total=len(calls)):
                 i = futures[future]
                 replies[i] = future.result()
@@ -132,12 +142,16 @@ class LocalJudge:
     most one chunk's work."""
 
     def judge_many(self, calls: list[JudgeCall], desc: str = "judge",
-                   on_reply: Callable[[int, JudgeReply], None] | None = None) -> list[JudgeReply]:
+                   on_reply: Callable[[int, JudgeReply], None] | None = None,
+                   on_arrival: Callable[[int, JudgeReply], None] | None = None) -> list[JudgeReply]:
+        """One reply per call, in order; `on_arrival` then `on_reply` as each chunk's replies are in."""
         replies: list[JudgeReply] = []
         for start in progress(range(0, len(calls), self.CHUNK), desc=desc, unit="chunk"):
             chunk = calls[start:start + self.CHUNK]
             got = self._generate(chunk) if self.mode == "generate" else self._choice(chunk)
             for offset, reply in enumerate(got):
+                if on_arrival is not None:
+                    on_arrival(start + offset, reply)
                 if on_reply is not None:
                     on_reply(start + offset, reply)
             replies += got
@@ -222,13 +236,17 @@ class CachedJudge:
         todo = sorted({k: i for i, k in enumerate(keys) if k not in hits}.values())
         judge_hash = stable_hash(self.identity)
 
+        def journal(j: int, reply: JudgeReply) -> None:
+            # Durable the moment it arrives (the store's journal, any thread); failures are not
+            # cached, so the next run asks again.
+            if reply.error is None:
+                self.store.journal_judge(keys[todo[j]], judge_hash, reply.text)
+
         def commit(j: int, reply: JudgeReply) -> None:
-            # Each answered (paid-for) call is committed as it arrives; failures are not cached,
-            # so the next run asks again.
             if reply.error is None:
                 self.store.judge_cache_put([(keys[todo[j]], judge_hash, reply.text)])
 
-        fresh = self.inner.judge_many([calls[i] for i in todo], desc=desc, on_reply=commit) if todo else []
+        fresh = self.inner.judge_many([calls[i] for i in todo], desc=desc, on_reply=commit, on_arrival=journal) if todo else []
         self.calls_made += len(todo)
         by_key = {keys[i]: r for i, r in zip(todo, fresh)}
         log.info("%s: %d judge calls made, %d answered from the cache (or by an identical prompt in this batch)",

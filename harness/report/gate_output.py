@@ -7,6 +7,7 @@ import json
 import math
 from pathlib import Path
 
+from harness.atomicfile import write_atomic
 from harness.report.formatting import figure, p_value
 from harness.report.gate import GateResult, Verdict
 
@@ -91,9 +92,7 @@ def write_text(path: Path, text: str, append: bool = False) -> None:
         with path.open("a", encoding="utf-8") as f:
             f.write(text)
     else:
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
+        write_atomic(path, text, "file")
 
 
 COLOURS = {"pass": "\033[32m", "fail": "\033[31m", "inconclusive": "\033[33m", "error": "\033[35m"}

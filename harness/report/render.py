@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness.atomicfile import write_atomic
 from harness.report.formatting import figure, p_value, size
 from harness.report.view import ReportView
 from harness.stats.metricspec import arrow
@@ -20,9 +21,5 @@ def render_html(view: ReportView, power: float = 0.8) -> str:
 
 
 def write_report(view: ReportView, out: Path) -> Path:
-    """Write atomically: a reader never sees half a report."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(render_html(view, view.power), encoding="utf-8")
-    tmp.replace(out)
-    return out
+    """Write atomically: a reader never sees half a report, and a failure leaves nothing behind."""
+    return write_atomic(out, render_html(view, view.power), "report", hint="--out takes a file path")

@@ -9,11 +9,12 @@ import random
 from datetime import datetime, timezone
 from pathlib import Path
 
+from harness.atomicfile import atomic_target
 from harness.errors import ConfigError, StoreError
 from harness.judge.health import cohen_kappa
 from harness.stats.intervals import bootstrap_statistic
 from harness.store.db import Store
-from harness.textfile import read_csv_rows
+from harness.textfile import is_file, read_csv_rows
 
 COLUMNS = ["run_id", "sample_id", "claim_index", "variant", "task", "source", "claim", "evidence", "support",
            "verifier_supported", "human_supported"]
@@ -70,19 +71,16 @@ def export_sheet(store: Store, task: str, out: Path, n: int = 100, seed: int = 0
 def write_sheet(out: Path, columns: list[str], rows: list[dict]) -> None:
     """A CSV sheet for people to fill in: every text cell spreadsheet-safe, written to a temp file
     and renamed, so a reader never sees half a sheet."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as f:
+    with atomic_target(out, "sheet", hint="pass another --out path") as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=columns)
         w.writeheader()
         w.writerows({k: spreadsheet_safe(v) for k, v in row.items()} for row in rows)
-    tmp.replace(out)
 
 
 def import_sheet(store: Store, path: Path) -> tuple[int, int]:
     """Read human labels (human_supported: yes/no) back; rows left blank are skipped. Returns
     (labelled, skipped). Every row is checked before anything is written."""
-    if not path.is_file():
+    if not is_file(path):
         raise ConfigError(f"{path}: file not found")
 
     header, rows = read_csv_rows(path)
@@ -101,10 +99,12 @@ def import_sheet(store: Store, path: Path) -> tuple[int, int]:
             index = int(row["claim_index"])
         except ValueError:
             raise ConfigError(f"{path}: line {line}: claim_index must be an integer (got {row['claim_index']!r})") from None
-        known = store.query("SELECT 1 FROM samples WHERE run_id = ? AND sample_id = ?", [row["run_id"], row["sample_id"]])
+        # the export wrote ids spreadsheet-safe: an id starting with - or = came back with an apostrophe
+        run_id, sample_id = from_sheet(row["run_id"]), from_sheet(row["sample_id"])
+        known = store.query("SELECT 1 FROM samples WHERE run_id = ? AND sample_id = ?", [run_id, sample_id])
         if not known:
-            raise ConfigError(f"{path}: line {line}: run {row['run_id']} has no sample {row['sample_id']} in {store.path}")
-        labels.append((row["run_id"], row["sample_id"], index, from_sheet(row["claim"]),
+            raise ConfigError(f"{path}: line {line}: run {run_id} has no sample {sample_id} in {store.path}")
+        labels.append((run_id, sample_id, index, from_sheet(row["claim"]),
                        row["verifier_supported"].strip().lower() in TRUE, value in TRUE))
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     with store.transaction() as con:

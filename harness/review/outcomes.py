@@ -29,12 +29,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from statistics import NormalDist, fmean, stdev
 
+from harness.config.loader import short_repr
 from harness.data.loaders import read_jsonl_objects
 from harness.errors import ConfigError
 from harness.review.audit import FALSE, TRUE
 from harness.stats.intervals import bootstrap_mean, bootstrap_statistic
 from harness.store.db import Store
-from harness.textfile import read_csv_rows
+from harness.textfile import is_file, read_csv_rows
 
 COUNTS = ("impressions", "likes", "reposts", "replies")
 COLUMNS = ("variant", "item_id", *COUNTS, "used", "edit_seconds", "draft", "published")
@@ -49,9 +50,28 @@ def _rows(path: Path) -> list[tuple[int, dict]]:
     return rows
 
 
+def _number(path: Path, line: int, field: str, value) -> float | None:
+    """A count (or edit_seconds) of one row: None when blank, ConfigError naming the line and field
+    when it is not a whole number >= 0 (edit_seconds: any number >= 0)."""
+    if value is None or str(value).strip() == "":
+        if field == "impressions":
+            raise ConfigError(f"{path}: line {line}, field impressions: required (a count >= 1)")
+        return None
+    try:
+        if isinstance(value, bool):  # JSON true/false: float() would read it as 1/0
+            raise TypeError
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{path}: line {line}, field {field}: expected a number, got {short_repr(value)}") from None
+    if not math.isfinite(number) or number < 0 or (field != "edit_seconds" and number != int(number)):
+        raise ConfigError(f"{path}: line {line}, field {field}: expected a "
+                          f"{'count (a whole number >= 0)' if field != 'edit_seconds' else 'number of seconds >= 0'}, got {short_repr(value)}")
+    return number
+
+
 def import_outcomes(store: Store, path: Path) -> int:
     """Check every row of `path`, then store them all (or nothing). Returns the rows stored."""
-    if not path.is_file():
+    if not is_file(path):
         raise ConfigError(f"{path}: file not found")
     known = {r["name"] for r in store.query("SELECT DISTINCT variant AS name FROM runs")}
     parsed = []
@@ -59,31 +79,23 @@ def import_outcomes(store: Store, path: Path) -> int:
         unknown = sorted(set(row) - set(COLUMNS))
         if unknown:
             raise ConfigError(f"{path}: line {line}: unknown field {unknown[0]!r} (fields: {', '.join(COLUMNS)})")
+        for field in ("variant", "item_id", "used", "draft", "published"):
+            # JSONL can hold any JSON type: text fields take text (an id or a yes/no also a number or true/false)
+            value = row.get(field)
+            if value is not None and not isinstance(value, (str, int, float) if field in ("item_id", "used") else str):
+                raise ConfigError(f"{path}: line {line}, field {field}: expected text, got {type(value).__name__} {short_repr(value)}")
         variant = str(row.get("variant") or "").strip()
         if variant not in known:
             raise ConfigError(f"{path}: line {line}, field variant: {variant!r} is not a variant with runs in {store.path}"
                               + (f" (variants: {', '.join(sorted(known))})" if known else ""))
         rec: dict = {"line": line, "variant": variant, "item_id": str(row.get("item_id") or "").strip() or None}
         for field in (*COUNTS, "edit_seconds"):
-            value = row.get(field)
-            if value is None or str(value).strip() == "":
-                if field == "impressions":
-                    raise ConfigError(f"{path}: line {line}, field impressions: required (a count >= 1)")
-                rec[field] = None
-                continue
-            try:
-                number = float(value)
-            except (TypeError, ValueError):
-                raise ConfigError(f"{path}: line {line}, field {field}: expected a number, got {value!r}") from None
-            if not math.isfinite(number) or number < 0 or (field != "edit_seconds" and number != int(number)):
-                raise ConfigError(f"{path}: line {line}, field {field}: expected a "
-                                  f"{'count (a whole number >= 0)' if field != 'edit_seconds' else 'number of seconds >= 0'}, got {value!r}")
-            rec[field] = number
+            rec[field] = _number(path, line, field, row.get(field))
         if rec["impressions"] < 1:
-            raise ConfigError(f"{path}: line {line}, field impressions: a post with no impressions has no rate (got {row['impressions']!r})")
+            raise ConfigError(f"{path}: line {line}, field impressions: a post with no impressions has no rate (got {short_repr(row['impressions'])})")
         used = str(row.get("used") if row.get("used") is not None else "").strip().lower()
         if used and used not in TRUE | FALSE:
-            raise ConfigError(f"{path}: line {line}, field used: expected yes or no, got {row.get('used')!r}")
+            raise ConfigError(f"{path}: line {line}, field used: expected yes or no, got {short_repr(row.get('used'))}")
         rec["used"] = None if not used else used in TRUE
         rec["draft"], rec["published"] = row.get("draft"), row.get("published")
         parsed.append(rec)

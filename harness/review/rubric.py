@@ -20,7 +20,7 @@ from harness.judge.health import cohen_kappa
 from harness.review.audit import FALSE, TRUE, from_sheet, write_sheet
 from harness.stats.intervals import bootstrap_mean, bootstrap_statistic
 from harness.store.db import Store
-from harness.textfile import read_csv_rows
+from harness.textfile import is_file, read_csv_rows
 
 BASE_COLUMNS = ["run_id", "sample_id", "variant", "task", "prompt", "output"]
 
@@ -83,7 +83,7 @@ def export_review(store: Store, task: str, out: Path, n: int = 50, seed: int = 0
 def import_review(store: Store, path: Path) -> tuple[int, int]:
     """Read the human verdicts back; returns (labels stored, blank cells skipped). Every row is
     checked (known run and sample, yes/no values) before anything is written."""
-    if not path.is_file():
+    if not is_file(path):
         raise ConfigError(f"{path}: file not found")
 
     header, rows = read_csv_rows(path)
@@ -95,9 +95,11 @@ def import_review(store: Store, path: Path) -> tuple[int, int]:
                           hint="export one with `harness review export`")
     labels, ratings, skipped = [], [], 0
     for line, row in rows:
-        known = store.query("SELECT 1 FROM samples WHERE run_id = ? AND sample_id = ?", [row["run_id"], row["sample_id"]])
+        # the export wrote ids spreadsheet-safe: an id starting with - or = came back with an apostrophe
+        run_id, sample_id = from_sheet(row["run_id"]), from_sheet(row["sample_id"])
+        known = store.query("SELECT 1 FROM samples WHERE run_id = ? AND sample_id = ?", [run_id, sample_id])
         if not known:
-            raise ConfigError(f"{path}: line {line}: run {row['run_id']} has no sample {from_sheet(row['sample_id'])} in {store.path}")
+            raise ConfigError(f"{path}: line {line}: run {run_id} has no sample {sample_id} in {store.path}")
         for check in checks:
             value = (row.get(f"human_{check}") or "").strip().lower()
             if not value:
@@ -106,7 +108,7 @@ def import_review(store: Store, path: Path) -> tuple[int, int]:
             if value not in TRUE | FALSE:
                 raise ConfigError(f"{path}: line {line}, column human_{check}: expected yes or no, got {row[f'human_{check}']!r}")
             auto = (row.get(f"auto_{check}") or "").strip().lower()
-            labels.append((row["run_id"], row["sample_id"], check, None if not auto else auto in TRUE, value in TRUE))
+            labels.append((run_id, sample_id, check, None if not auto else auto in TRUE, value in TRUE))
         for dim in dimensions:
             value = (row.get(f"rating_{dim}") or "").strip()
             if not value:
@@ -119,7 +121,7 @@ def import_review(store: Store, path: Path) -> tuple[int, int]:
             if not RATING_RANGE[0] <= rating <= RATING_RANGE[1]:
                 raise ConfigError(f"{path}: line {line}, column rating_{dim}: expected a rating from {RATING_RANGE[0]} to "
                                   f"{RATING_RANGE[1]}, got {row[f'rating_{dim}']!r}")
-            ratings.append((row["run_id"], row["sample_id"], dim, rating))
+            ratings.append((run_id, sample_id, dim, rating))
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     with store.transaction() as con:
         for run_id, sample_id, check, automatic, human in labels:

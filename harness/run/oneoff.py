@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from harness.atomicfile import write_atomic
 from harness.config.models import load_models
 from harness.errors import ConfigError
 
@@ -116,14 +117,8 @@ def write_models(oneoff: OneOff, store_path: Path) -> Path:
     path = folder / f"{oneoff.models['base']['name']}.yaml"
     text = ("# Written by `harness run --model`: the model as a models file (pass --models with it to name it again).\n"
             + yaml.safe_dump(oneoff.models, sort_keys=False))
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        if not path.exists() or path.read_text(encoding="utf-8") != text:
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(text, encoding="utf-8")
-            tmp.replace(path)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot write the one-off models file: {exc.strerror}", hint="pass another --store") from None
+    if not path.is_file() or path.read_text(encoding="utf-8") != text:
+        write_atomic(path, text, "one-off models file", hint="pass another --store")
     load_models(path)
     return path
 

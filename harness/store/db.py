@@ -16,6 +16,8 @@ from typing import Any
 from harness import __version__
 from harness.errors import StoreError
 from harness.stats.metricspec import Metric, builtin_metrics, name_parts
+from harness.store.integrity import damage_reason, damaged, is_full, is_lock_conflict, length_problem
+from harness.store.journal import Journal
 from harness.store.migrations import MIGRATIONS
 
 log = logging.getLogger(__name__)
@@ -221,7 +223,7 @@ LOCKED = "in use by another process"
 
 
 def _is_lock_error(exc: Exception) -> bool:
-    return "lock" in str(exc).lower()
+    return is_lock_conflict(exc)
 
 
 def _take_session_lock(path: Path):
@@ -257,8 +259,10 @@ def _open_error(path: Path, exc: Exception) -> StoreError:
     import re
 
     msg = str(exc)
-    if "not a valid DuckDB database file" in msg or "Could not read enough bytes" in msg:
-        return StoreError(f"{path}: not a DuckDB database (or a truncated one)", hint="point --store at a harness store, or move this file away")
+    if "not a valid DuckDB database file" in msg:
+        return damaged(path, "not a DuckDB database file: another format, a file of zeros, or one cut short")
+    if damage_reason(exc):
+        return damaged(path, damage_reason(exc) or msg)
     if _is_lock_error(exc):
         pid = re.search(r"PID (\d+)", msg)
         who = f" (process {pid.group(1)})" if pid else ""
@@ -267,7 +271,7 @@ def _open_error(path: Path, exc: Exception) -> StoreError:
                                "closes, so query a snapshot instead (`harness export DIR`)")
     if "Permission denied" in msg:
         return StoreError(f"{path}: permission denied", hint="check the file's and its folder's permissions, or pass another --store")
-    if "No space left" in msg:
+    if is_full(exc):
         return StoreError(f"{path}: the disk is full", hint="free some space and run the command again")
     return StoreError(f"{path}: cannot open the store: {msg}")
 
@@ -333,6 +337,8 @@ class Store:
         self.con: Any = None
         """The open duckdb.DuckDBPyConnection (duckdb imports lazily), or None while none is open."""
         self._session_lock = None
+        self.journal: Journal | None = None
+        """A writer session's journal of finished units and judge replies (see store/journal.py)."""
         _check_path(path, read_only)
         if not read_only:
             try:
@@ -345,6 +351,9 @@ class Store:
             self._session_lock = _take_session_lock(path)
         try:
             self.con = self._connect(read_only)
+            short = length_problem(self.con, path)
+            if short:  # DuckDB itself would fail only at the first read of a lost block
+                raise damaged(path, short)
             applied = self._applied()
             known = [name for name, _ in MIGRATIONS]
             unknown = [name for name in applied if name not in known]
@@ -359,6 +368,9 @@ class Store:
                                      "and this command only reads",
                                      hint="run any writing command once (e.g. `harness list runs`), then read it again")
                 self._migrate_then_reopen()
+            if not hold:
+                self.journal = Journal(path)
+                self.settle_journal()  # what a killed session journaled but never committed
         except BaseException:
             self.close()
             raise
@@ -387,18 +399,29 @@ class Store:
     @contextmanager
     def _connected(self):
         """The connection for one read or one commit: the held one (or one an enclosing call
-        opened), or in a writer session one opened now and closed when this call is done."""
-        if self.con is not None:
-            yield self.con
-            return
-        if self.hold:
-            raise StoreError(f"{self.path}: the store is closed")
-        self.con = self._connect(False)
+        opened), or in a writer session one opened now and closed when this call is done. DuckDB's
+        errors that mean a damaged file or a full disk become the store's own errors."""
+        import duckdb
+
+        opened = self.con is None
+        if opened:
+            if self.hold:
+                raise StoreError(f"{self.path}: the store is closed")
+            self.con = self._connect(False)
         try:
             yield self.con
+        except duckdb.Error as exc:
+            reason = damage_reason(exc, self.path)
+            if reason:
+                raise damaged(self.path, reason) from exc
+            if is_full(exc):
+                raise StoreError(f"{self.path}: the disk is full; the store is as it was before this write",
+                                 hint="free some space (or raise the file-size limit) and run the command again") from exc
+            raise
         finally:
-            con, self.con = self.con, None
-            con.close()
+            if opened and self.con is not None:
+                con, self.con = self.con, None
+                con.close()
 
     def _migrate_then_reopen(self) -> None:
         """An older store opened for reading: migrate it (a short write), then read."""
@@ -522,9 +545,9 @@ class Store:
             self.con.execute("ROLLBACK")
         except duckdb.Error:
             pass  # the transaction is already gone; `exc` (raised by the caller) says why
-        if "No space left" in str(exc):
+        if is_full(exc):
             raise StoreError(f"{self.path}: the disk is full; nothing of this task was stored",
-                             hint="free some space and run the command again") from exc
+                             hint="free some space (or raise the file-size limit) and run the command again") from exc
 
     def _insert(self, table: str, rows: list) -> None:
         if not rows:
@@ -582,12 +605,60 @@ class Store:
         with self._connected() as con:
             con.execute("INSERT OR REPLACE INTO fidelity BY NAME SELECT * FROM incoming")
 
+    def journal_unit(self, run_key: str, unit: str, payload: str) -> None:
+        """A finished unit of a running task, durable at once (committed later with its checkpoint)."""
+        if self.journal is not None:
+            self.journal.append({"unit": unit, "run_key": run_key, "payload": payload})
+
+    def journal_judge(self, cache_key: str, judge_hash: str, reply: str) -> None:
+        """An answered judge call, durable at once, fsync'ed (it was paid for). Any thread."""
+        if self.journal is not None:
+            self.journal.append({"judge": cache_key, "judge_hash": judge_hash, "reply": reply}, sync=True)
+
+    def settle_journal(self) -> tuple[int, int]:
+        """Copy the journal's records into the store and remove it: judge replies into the cache,
+        finished units into the checkpoints of runs not finished since (a finished run removed its
+        checkpoint, and must not get it back). Returns (replies, units) taken."""
+        if self.journal is None:
+            return 0, 0
+        records = self.journal.records()
+        if not records:
+            self.journal.remove()
+            return 0, 0
+        import pyarrow as pa
+
+        now = _now()
+        judged = [{"cache_key": r["judge"], "judge_hash": r["judge_hash"], "reply": r["reply"], "created_at": now}
+                  for r in records if "judge" in r]
+        kept: dict[tuple[str, str], str] = {}
+        for r in records:  # in order: a checkpoint cleared after its units were journaled stays cleared
+            if "unit" in r:
+                kept[(r["run_key"], r["unit"])] = r["payload"]
+            elif "clear" in r:
+                kept = {k: v for k, v in kept.items() if k[0] != r["clear"]}
+        units = [{"run_key": k, "unit": u, "payload": p, "created_at": now} for (k, u), p in kept.items()]
+        with self.transaction() as con:
+            if judged:
+                replies = pa.Table.from_pylist(judged)  # noqa: F841 (read by DuckDB)
+                con.execute("INSERT OR IGNORE INTO judge_cache BY NAME SELECT * FROM replies")
+            if units:
+                finished = pa.Table.from_pylist(units)  # noqa: F841 (read by DuckDB)
+                con.execute("""INSERT OR REPLACE INTO checkpoints BY NAME
+                               SELECT * FROM finished WHERE run_key NOT IN (SELECT run_key FROM runs)""")
+        self.journal.remove()
+        taken = (len(judged), len(units))
+        log.debug("%s: journal settled: %d judge replies, %d finished units", self.path, *taken)
+        return taken
+
     def checkpoint_get(self, run_key: str) -> dict[str, str]:
         """The units an unfinished run with this key has stored: unit -> JSON payload."""
         with self._connected() as con:
             return dict(con.execute("SELECT unit, payload FROM checkpoints WHERE run_key = ?", [run_key]).fetchall())
 
     def checkpoint_clear(self, run_key: str) -> None:
+        """Forget an unfinished run's units (`--force`, or scratch work such as `harness noise`)."""
+        if self.journal is not None:
+            self.journal.append({"clear": run_key})
         with self._connected() as con:
             con.execute("DELETE FROM checkpoints WHERE run_key = ?", [run_key])
 
@@ -613,6 +684,17 @@ class Store:
             cur = con.execute(sql, params or [])
             cols = [d[0] for d in cur.description]
             return [dict(zip(cols, row)) for row in cur.fetchall()]
+
+    def read_sql(self, sql: str) -> tuple[list[str], list[tuple]]:
+        """A person's own SQL (`harness sql`): column names and rows. Only on a read-only store, so
+        the statement can't change it."""
+        if not self.read_only:
+            raise StoreError(f"{self.path}: people's own SQL runs on a read-only store only")
+        with self._connected() as con:
+            cur = con.execute(sql)
+            if cur.description is None:
+                return [], []
+            return [d[0] for d in cur.description], cur.fetchall()
 
     def pairs(self, sql: str, params: list[Any] | None = None) -> dict:
         """Run a two-column query; rows as {first: second} (no dict per row: campaign-sized reads)."""
@@ -657,6 +739,14 @@ class Store:
         return rows[0] if rows else None
 
     def close(self) -> None:
+        if self.journal is not None:
+            try:
+                self.settle_journal()
+            except Exception as exc:  # a full disk, say: the journal stays for the next session
+                log.warning("%s: the journal's records stay in %s for the next run (%s)", self.path, self.journal.path, exc)
+            finally:
+                self.journal.close()
+                self.journal = None
         if self.con is not None:
             self.con.close()
             self.con = None
@@ -671,7 +761,11 @@ class Store:
         self.close()
 
 
-def open_store(path: Path | str, read_only: bool = False) -> Store:
+def open_store(path: Path | str, read_only: bool = False, create: bool = True) -> Store:
+    """The store at `path`; with `create=False` a missing one is an error instead of a new, empty
+    store (imports of people's labels and outcomes attach them to runs that must exist)."""
+    if not create and not read_only and not Path(path).is_file():
+        _check_path(Path(path), read_only=True)  # says what the path is instead, or that no store is here
     return Store(Path(path), read_only=read_only)
 
 

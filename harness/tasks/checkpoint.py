@@ -2,7 +2,8 @@
 log-likelihoods, a timed group of latency requests) are committed to the store's `checkpoints`
 table as they finish: every `every_items` units (but not more often than every `min_s` seconds,
 so a fast backend doesn't spend its time committing; a commit costs about 30 ms) and at least
-every `every_s` seconds. So a crash loses at most the units of the last batch or two. A rerun with the
+every `every_s` seconds (default 1). Before that, each unit is appended to the store's journal the
+moment it finishes (store/journal.py), so a kill loses only the units in flight. A rerun with the
 same run key asks the backend only for the units not stored yet. The run itself (and so what
 reports and gates read) is written only when every unit is done, in the transaction that
 removes its checkpoint."""
@@ -24,7 +25,7 @@ WALL_UNIT = "__wall_s__"
 interrupted process's work too (not the time between the crash and the rerun)."""
 
 DEFAULT_EVERY_ITEMS = 16
-DEFAULT_EVERY_S = 30.0
+DEFAULT_EVERY_S = 1.0
 DEFAULT_MIN_S = 1.0
 
 
@@ -86,9 +87,12 @@ class Checkpoint:
         return self.done.get(unit)
 
     def add(self, unit: str, payload) -> None:
-        """Record a finished unit; commits when enough units or time have gone by."""
+        """Record a finished unit: durable at once in the store's journal, committed when enough
+        units or time have gone by."""
         self.done[unit] = payload
-        self._pending.append((unit, json.dumps(payload)))
+        text = json.dumps(payload)
+        self.store.journal_unit(self.run_key, unit, text)
+        self._pending.append((unit, text))
         since = time.monotonic() - self._last
         if (len(self._pending) >= self.every_items and since >= self.min_s) or since >= self.every_s:
             self.flush()

@@ -140,7 +140,7 @@ def _load(task: TaskSpec, suite_path: Path, split: str | None, where: str, path:
     loader = registry.resolve("loader", data.format, where=f"{where}: data.format")
     rel = path or data.path
     resolved = (suite_path.parent / rel) if rel and not Path(rel).is_absolute() else (Path(rel) if rel else None)
-    req = LoadRequest(resolved, split, tuple(data.subjects) if data.subjects else None, data.dataset, data.name)
+    req = LoadRequest(resolved, split, tuple(data.subjects) if data.subjects else None, data.dataset, data.name, where=where)
     return loader(req)
 
 
