@@ -365,8 +365,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_card)
 
     p = sub.add_parser("store", help="check, back up or merge stores, or rebuild one from a snapshot",
-                       description="Combine results that several machines or CI jobs wrote into their own stores. Sources "
-                                   "are only read (runs and readers on them go on); the target must be new.")
+                       description="The store's file itself: check that it reads whole, back it up while readers go "
+                                   "on, combine results that several machines or CI jobs wrote into their own stores, "
+                                   "or rebuild one from a snapshot. Sources are only read (runs and readers on them go "
+                                   "on); a target must be new.")
     store_sub = p.add_subparsers(dest="store_command", metavar="ACTION")
     m = store_sub.add_parser("merge", help="merge stores into a new one: runs deduplicated by key, conflicts reported",
                              description="Copy every run of the sources into a new store, in the order given. A run with "
