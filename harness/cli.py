@@ -1104,9 +1104,9 @@ def cmd_card(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from harness.atomicfile import atomic_target
     from harness.errors import ConfigError
     from harness.store.db import open_store
+    from harness.textfile import atomic_target
 
     out: Path = args.dir
     if out.exists() and (not out.is_dir() or any(out.iterdir())):

@@ -9,7 +9,7 @@ from pathlib import Path
 from tests.conftest import REPO
 
 PACKAGE = REPO / "harness"
-KERNEL = {"__init__", "__main__", "cli", "errors", "registry", "hashing", "progress", "textfile", "atomicfile"}
+KERNEL = {"__init__", "__main__", "cli", "errors", "registry", "hashing", "progress", "textfile"}
 """The only modules allowed directly in harness/: everything else lives in a domain package."""
 
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 from harness import __version__
 from harness.analysis.metrics import summarize
-from harness.atomicfile import write_atomic
 from harness.errors import ConfigError, StoreError, require
 from harness.report.formatting import figure, size
 from harness.store.db import Store
+from harness.textfile import write_atomic
 
 TASK_TYPES = {"multiple_choice": ("multiple-choice", "Multiple Choice"), "classification": ("text-classification", "Text Classification"),
               "generation": ("text-generation", "Text Generation"), "perplexity": ("text-generation", "Language Modeling"),

@@ -7,9 +7,9 @@ import json
 import math
 from pathlib import Path
 
-from harness.atomicfile import write_atomic
 from harness.report.formatting import figure, p_value
 from harness.report.gate import GateResult, Verdict
+from harness.textfile import write_atomic
 
 
 def _num(x: float) -> float | None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.atomicfile import write_atomic
 from harness.report.formatting import figure, p_value, size
 from harness.report.view import ReportView
 from harness.stats.metricspec import arrow
+from harness.textfile import write_atomic
 
 
 def render_html(view: ReportView, power: float = 0.8) -> str:

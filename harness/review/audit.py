@@ -9,12 +9,11 @@ import random
 from datetime import datetime, timezone
 from pathlib import Path
 
-from harness.atomicfile import atomic_target
 from harness.errors import ConfigError, StoreError
 from harness.judge.health import cohen_kappa
 from harness.stats.intervals import bootstrap_statistic
 from harness.store.db import Store
-from harness.textfile import is_file, read_csv_rows
+from harness.textfile import atomic_target, is_file, read_csv_rows
 
 COLUMNS = ["run_id", "sample_id", "claim_index", "variant", "task", "source", "claim", "evidence", "support",
            "verifier_supported", "human_supported"]

@@ -25,9 +25,9 @@ from typing import Any
 
 import yaml
 
-from harness.atomicfile import write_atomic
 from harness.config.models import load_models
 from harness.errors import ConfigError
+from harness.textfile import write_atomic
 
 KINDS = ("hf", "gguf", "endpoint", "embedded", "fake")
 

@@ -16,8 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.atomicfile import temporary_name
 from harness.errors import StoreError
+from harness.textfile import temporary_name
 
 DAMAGED_HINT = ("restore it from a backup (`harness store backup`) or a Parquet snapshot "
                 "(`harness store import SNAPSHOT --into NEW`), or start a new store (pass another --store); "
